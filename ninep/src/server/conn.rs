@@ -1,0 +1,248 @@
+//! One client connection: framing, the tag table, Tversion and Tflush, and
+//! running requests concurrently. Replies go out in completion order.
+//!
+//! Ordering of a flush: a request's task takes its tag out of the table and
+//! queues its reply under one lock; Tflush takes the tag out under the same
+//! lock and aborts the task. Whichever wins, the old request is answered
+//! before the Rflush or not at all.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
+use tracing::{debug, warn};
+
+use crate::codec::{frame_size, split_header, HEADER_LEN};
+use crate::dialect::{negotiate_msize, Dialect};
+use crate::error::{errno, reason, Error};
+use crate::fcall::{ty, Rmsg, Tmsg};
+use crate::fs::Filesystem;
+use crate::server::dispatch::Session;
+use crate::server::fids::lock;
+use crate::server::Config;
+use crate::trace::Traced;
+use crate::wire::DecodeError;
+
+/// An encoded reply and the queue slot it occupies until written.
+type Outgoing = (Vec<u8>, OwnedSemaphorePermit);
+
+struct InFlight {
+    id: u64,
+    task: JoinHandle<()>,
+}
+
+type Tags = Arc<Mutex<HashMap<u16, InFlight>>>;
+
+struct Conn<F: Filesystem> {
+    fs: Arc<F>,
+    config: Arc<Config>,
+    session: Option<Arc<Session<F>>>,
+    tags: Tags,
+    next_id: u64,
+    out: mpsc::UnboundedSender<Outgoing>,
+    /// Bounds requests read but not yet answered (including error replies),
+    /// so a client that sends without reading cannot grow our memory.
+    slots: Arc<Semaphore>,
+}
+
+/// The error reply for `dialect`: Rlerror in .L, Rerror (with errno in .u) otherwise.
+pub fn error_reply(e: &Error, dialect: Dialect) -> Rmsg {
+    match dialect {
+        Dialect::P2000L => Rmsg::Lerror { ecode: e.errno },
+        _ => Rmsg::Error { ename: e.reason.to_string(), errno: e.errno },
+    }
+}
+
+fn decode_error(e: DecodeError) -> Error {
+    match e {
+        DecodeError::UnknownType(_) => Error::new(errno::EOPNOTSUPP, e.to_string()),
+        _ => Error::new(errno::EINVAL, e.to_string()),
+    }
+}
+
+/// Reads one frame; `Ok(None)` at a clean end of stream. A size outside
+/// `[7, msize]` cannot be resynchronised, so it ends the connection.
+async fn read_frame<R: AsyncRead + Unpin>(rd: &mut R, msize: u32) -> std::io::Result<Option<Vec<u8>>> {
+    let mut head = [0u8; 4];
+    match rd.read_exact(&mut head).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let size = frame_size(head);
+    if (size as usize) < HEADER_LEN || size > msize {
+        let msg = format!("frame size {size} outside [{HEADER_LEN}, {msize}]");
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, msg));
+    }
+    let mut buf = vec![0u8; size as usize];
+    buf[..4].copy_from_slice(&head);
+    rd.read_exact(&mut buf[4..]).await?;
+    Ok(Some(buf))
+}
+
+async fn write_loop<W: AsyncWrite + Unpin>(wr: W, mut rx: mpsc::UnboundedReceiver<Outgoing>) {
+    let mut w = BufWriter::new(wr);
+    while let Some((bytes, _slot)) = rx.recv().await {
+        if w.write_all(&bytes).await.is_err() {
+            return;
+        }
+        // Coalesce what is already queued into one flush.
+        while let Ok((bytes, _slot)) = rx.try_recv() {
+            if w.write_all(&bytes).await.is_err() {
+                return;
+            }
+        }
+        if w.flush().await.is_err() {
+            return;
+        }
+    }
+}
+
+pub(crate) async fn run<F, S>(fs: Arc<F>, stream: S, config: Arc<Config>, mut shutdown: watch::Receiver<bool>)
+where
+    F: Filesystem,
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut rd, wr) = tokio::io::split(stream);
+    let (out, rx) = mpsc::unbounded_channel();
+    let writer = tokio::spawn(write_loop(wr, rx));
+    let slots = Arc::new(Semaphore::new(config.max_outstanding * 2 + 2));
+    let mut conn = Conn { fs, config, session: None, tags: Tags::default(), next_id: 0, out, slots };
+    loop {
+        let msize = conn.session.as_ref().map_or(conn.config.max_msize, |s| s.msize);
+        let frame = tokio::select! {
+            f = read_frame(&mut rd, msize) => f,
+            _ = shutdown.changed() => break,
+        };
+        let slot = tokio::select! {
+            s = conn.slots.clone().acquire_owned() => s,
+            _ = shutdown.changed() => break,
+        };
+        match (frame, slot) {
+            (Ok(Some(buf)), Ok(slot)) => conn.on_frame(&buf, slot).await,
+            (Ok(None), _) => break,
+            (Err(e), _) => {
+                warn!("closing connection: {e}");
+                break;
+            }
+            (_, Err(_)) => break, // the semaphore is never closed
+        }
+    }
+    conn.reset().await;
+    drop(conn);
+    let _ = writer.await;
+}
+
+impl<F: Filesystem> Conn<F> {
+    fn dialect(&self) -> Dialect {
+        self.session.as_ref().map_or(Dialect::P2000, |s| s.dialect)
+    }
+
+    fn send(&self, tag: u16, reply: Rmsg, dialect: Dialect, slot: OwnedSemaphorePermit) {
+        debug!("-> {}", Traced(tag, &reply));
+        // A send fails only when the writer is gone, i.e. the connection is closing.
+        let _ = self.out.send((reply.encode(tag, dialect), slot));
+    }
+
+    fn send_error(&self, tag: u16, e: &Error, slot: OwnedSemaphorePermit) {
+        debug!("error tag {tag}: {}", e.reason);
+        self.send(tag, error_reply(e, self.dialect()), self.dialect(), slot);
+    }
+
+    async fn on_frame(&mut self, buf: &[u8], slot: OwnedSemaphorePermit) {
+        let (type_byte, tag, body) = match split_header(buf) {
+            Ok(h) => h,
+            Err(_) => return, // read_frame guarantees a whole header
+        };
+        let dialect = self.dialect();
+        let msg = match Tmsg::decode(type_byte, body, dialect) {
+            Ok(m) => m,
+            Err(e) => return self.send_error(tag, &decode_error(e), slot),
+        };
+        debug!("<- {}", Traced(tag, &msg));
+        if type_byte == ty::TVERSION {
+            if let Tmsg::Version { msize, version } = msg {
+                return self.version(tag, msize, &version, slot).await;
+            }
+        }
+        let Some(session) = self.session.clone() else {
+            return self.send_error(tag, &Error::new(errno::EPROTO, reason::NO_VERSION), slot);
+        };
+        if let Tmsg::Flush { oldtag } = msg {
+            return self.flush(tag, oldtag, slot);
+        }
+        let mut tags = lock(&self.tags);
+        if tags.contains_key(&tag) {
+            drop(tags);
+            return self.send_error(tag, &Error::new(errno::EINVAL, reason::DUPLICATE_TAG), slot);
+        }
+        if tags.len() >= self.config.max_outstanding {
+            drop(tags);
+            return self.send_error(tag, &Error::new(errno::EAGAIN, reason::TOO_MANY_REQUESTS), slot);
+        }
+        self.next_id += 1;
+        let id = self.next_id;
+        let (out, tags_ref) = (self.out.clone(), self.tags.clone());
+        let task = tokio::spawn(async move {
+            let reply = match session.handle(msg).await {
+                Ok(r) => r,
+                Err(e) => {
+                    debug!("error tag {tag}: {}", e.reason);
+                    error_reply(&e, session.dialect)
+                }
+            };
+            let bytes = reply.encode(tag, session.dialect);
+            let mut tags = lock(&tags_ref);
+            // Still ours? Otherwise it was flushed, and must not be answered.
+            if tags.get(&tag).is_some_and(|t| t.id == id) {
+                tags.remove(&tag);
+                debug!("-> {}", Traced(tag, &reply));
+                let _ = out.send((bytes, slot));
+            }
+        });
+        tags.insert(tag, InFlight { id, task });
+    }
+
+    /// Tflush: always Rflush, after the old request is answered or cancelled.
+    fn flush(&self, tag: u16, oldtag: u16, slot: OwnedSemaphorePermit) {
+        let old = if oldtag == tag { None } else { lock(&self.tags).remove(&oldtag) };
+        let out = self.out.clone();
+        let dialect = self.dialect();
+        tokio::spawn(async move {
+            if let Some(old) = old {
+                old.task.abort();
+                let _ = old.task.await;
+            }
+            debug!("-> {}", Traced(tag, &Rmsg::Flush));
+            let _ = out.send((Rmsg::Flush.encode(tag, dialect), slot));
+        });
+    }
+
+    /// Tversion: abort outstanding requests, clunk every fid, start afresh.
+    async fn version(&mut self, tag: u16, msize: u32, requested: &str, slot: OwnedSemaphorePermit) {
+        self.reset().await;
+        let msize = negotiate_msize(msize, self.config.max_msize);
+        let version = match Dialect::negotiate(requested) {
+            Some(d) => {
+                let fs = self.fs.clone();
+                self.session = Some(Arc::new(Session::new(fs, d, msize, self.config.max_fids)));
+                d.version_string()
+            }
+            None => "unknown",
+        };
+        self.send(tag, Rmsg::Version { msize, version: version.into() }, Dialect::P2000, slot);
+    }
+
+    async fn reset(&mut self) {
+        let outstanding: Vec<InFlight> = lock(&self.tags).drain().map(|(_, t)| t).collect();
+        for t in outstanding {
+            t.task.abort();
+            let _ = t.task.await;
+        }
+        if let Some(s) = self.session.take() {
+            s.clunk_all().await;
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! The async server: `serve(listener, fs, shutdown)` accepts connections
+//! and runs each one (`conn.rs`), which decodes requests and hands them to
+//! the session (`dispatch.rs`) that validates them and calls the
+//! [`Filesystem`].
+
+mod conn;
+mod dirread;
+mod dispatch;
+mod fids;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+use tracing::{info, info_span, warn, Instrument};
+
+use crate::codec::split_header;
+use crate::error::{errno, reason, Error};
+use crate::fs::Filesystem;
+
+pub use conn::error_reply;
+
+/// Limits of a server; each breach is answered with an error.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The largest msize offered to clients.
+    pub max_msize: u32,
+    /// Fids one connection may hold.
+    pub max_fids: usize,
+    /// Requests one connection may have outstanding.
+    pub max_outstanding: usize,
+    /// Connections served at once.
+    pub max_connections: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { max_msize: 1 << 20, max_fids: 4096, max_outstanding: 256, max_connections: 1024 }
+    }
+}
+
+/// Serves `fs` on `listener` with the default [`Config`] until `shutdown`
+/// completes.
+pub async fn serve<F: Filesystem>(
+    listener: TcpListener,
+    fs: Arc<F>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    serve_with(listener, fs, Config::default(), shutdown).await
+}
+
+/// Serves `fs` on `listener` until `shutdown` completes; then stops
+/// accepting, closes every connection (cancelling their requests) and
+/// returns once they are gone.
+pub async fn serve_with<F: Filesystem>(
+    listener: TcpListener,
+    fs: Arc<F>,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let config = Arc::new(config);
+    let permits = Arc::new(Semaphore::new(config.max_connections));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut conns = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, do not spin.
+                    warn!("accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        while conns.try_join_next().is_some() {}
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            warn!(%peer, "refusing connection: {}", reason::TOO_MANY_CONNECTIONS);
+            tokio::spawn(refuse(stream));
+            continue;
+        };
+        let (fs, config, stop) = (fs.clone(), config.clone(), stop_rx.clone());
+        conns.spawn(
+            async move {
+                info!("connected");
+                conn::run(fs, stream, config, stop).await;
+                info!("disconnected");
+                drop(permit);
+            }
+            .instrument(info_span!("9p", %peer)),
+        );
+    }
+    let _ = stop_tx.send(true);
+    while conns.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// Answers the first request of a connection over the limit with an error,
+/// then closes it; a client that sends nothing is dropped after a while.
+async fn refuse(mut stream: TcpStream) {
+    use tokio::io::AsyncReadExt;
+    let mut head = [0u8; 7];
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut head)).await;
+    if let (Ok(Ok(_)), Ok((_, tag, _))) = (read, split_header(&head)) {
+        let e = Error::new(errno::EAGAIN, reason::TOO_MANY_CONNECTIONS);
+        let reply = error_reply(&e, crate::Dialect::P2000).encode(tag, crate::Dialect::P2000);
+        let _ = stream.write_all(&reply).await;
+    }
+}
