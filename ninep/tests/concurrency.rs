@@ -1,0 +1,117 @@
+//! Requests on one connection run concurrently; Tflush cancels; limits hold.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use common::slowfs::SlowFs;
+use common::{error_of, eventually, serve_fs, Raw};
+use ninep::fcall::omode;
+use ninep::{Config, Dialect, Rmsg, Tmsg};
+
+async fn slow_server(config: Config) -> (common::Server, Arc<SlowFs>) {
+    let fs = Arc::new(SlowFs::default());
+    (serve_fs(fs.clone(), config).await, fs)
+}
+
+async fn open(c: &mut Raw, fid: u32, name: &str) {
+    assert!(matches!(c.walk(0, fid, &[name]).await, Rmsg::Walk { .. }));
+    assert!(matches!(c.rpc(1, Tmsg::Open { fid, mode: omode::OREAD }).await, Rmsg::Open { .. }));
+}
+
+#[tokio::test]
+async fn a_slow_read_does_not_block_a_stat() {
+    let (srv, fs) = slow_server(Config::default()).await;
+    let mut c = Raw::session(srv.addr, Dialect::P2000).await;
+    open(&mut c, 1, "slow").await;
+    c.send(10, Tmsg::Read { fid: 1, offset: 0, count: 100 }).await;
+    eventually("the slow read to start", || fs.started.load(Ordering::SeqCst) == 1).await;
+    let r = c.rpc(11, Tmsg::Stat { fid: 0 }).await;
+    assert!(matches!(r, Rmsg::Stat { .. }));
+}
+
+#[tokio::test]
+async fn tflush_cancels_and_the_flushed_request_is_never_answered() {
+    let (srv, fs) = slow_server(Config::default()).await;
+    let mut c = Raw::session(srv.addr, Dialect::P2000).await;
+    open(&mut c, 1, "slow").await;
+    c.send(10, Tmsg::Read { fid: 1, offset: 0, count: 100 }).await;
+    eventually("the slow read to start", || fs.started.load(Ordering::SeqCst) == 1).await;
+    assert_eq!(c.rpc(11, Tmsg::Flush { oldtag: 10 }).await, Rmsg::Flush);
+    assert_eq!(fs.cancelled.load(Ordering::SeqCst), 1, "the read's future was dropped before Rflush");
+    // Tag 10 is free again and the next reply is for the next request, not the flushed one.
+    open(&mut c, 2, "fast").await;
+    assert_eq!(c.rpc(10, Tmsg::Read { fid: 2, offset: 0, count: 100 }).await, Rmsg::Read { data: b"fast".to_vec() });
+}
+
+#[tokio::test]
+async fn flushing_an_unknown_tag_answers_rflush() {
+    let (srv, _fs) = slow_server(Config::default()).await;
+    for d in [Dialect::P2000, Dialect::P2000L] {
+        let mut c = Raw::session(srv.addr, d).await;
+        assert_eq!(c.rpc(5, Tmsg::Flush { oldtag: 4242 }).await, Rmsg::Flush);
+    }
+}
+
+#[tokio::test]
+async fn tversion_aborts_outstanding_requests() {
+    let (srv, fs) = slow_server(Config::default()).await;
+    let mut c = Raw::session(srv.addr, Dialect::P2000).await;
+    open(&mut c, 1, "slow").await;
+    c.send(10, Tmsg::Read { fid: 1, offset: 0, count: 100 }).await;
+    eventually("the slow read to start", || fs.started.load(Ordering::SeqCst) == 1).await;
+    let r = c.rpc(ninep::NOTAG, Tmsg::Version { msize: 8192, version: "9P2000".into() }).await;
+    assert!(matches!(r, Rmsg::Version { .. }), "the next frame is Rversion, not the aborted Rread: {r:?}");
+    assert_eq!(fs.cancelled.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn an_in_use_tag_is_refused() {
+    let (srv, fs) = slow_server(Config::default()).await;
+    let mut c = Raw::session(srv.addr, Dialect::P2000).await;
+    open(&mut c, 1, "slow").await;
+    c.send(10, Tmsg::Read { fid: 1, offset: 0, count: 100 }).await;
+    eventually("the slow read to start", || fs.started.load(Ordering::SeqCst) == 1).await;
+    let r = c.rpc(10, Tmsg::Stat { fid: 0 }).await;
+    assert_eq!(error_of(&r).unwrap().0, "duplicate tag");
+}
+
+#[tokio::test]
+async fn outstanding_requests_are_limited() {
+    let (srv, fs) = slow_server(Config { max_outstanding: 4, ..Config::default() }).await;
+    let mut c = Raw::session(srv.addr, Dialect::P2000).await;
+    open(&mut c, 1, "slow").await;
+    for tag in 10..14 {
+        c.send(tag, Tmsg::Read { fid: 1, offset: 0, count: 100 }).await;
+    }
+    eventually("four slow reads", || fs.started.load(Ordering::SeqCst) == 4).await;
+    let r = c.rpc(20, Tmsg::Stat { fid: 0 }).await;
+    assert_eq!(error_of(&r).unwrap().0, ninep::error::reason::TOO_MANY_REQUESTS);
+    // Flushing one makes room.
+    assert_eq!(c.rpc(21, Tmsg::Flush { oldtag: 10 }).await, Rmsg::Flush);
+    assert!(matches!(c.rpc(22, Tmsg::Stat { fid: 0 }).await, Rmsg::Stat { .. }));
+}
+
+#[tokio::test]
+async fn fids_are_limited() {
+    let (srv, _fs) = slow_server(Config { max_fids: 3, ..Config::default() }).await;
+    let mut c = Raw::session(srv.addr, Dialect::P2000).await;
+    assert!(matches!(c.walk(0, 1, &[]).await, Rmsg::Walk { .. }));
+    assert!(matches!(c.walk(0, 2, &[]).await, Rmsg::Walk { .. }));
+    let r = c.walk(0, 3, &[]).await;
+    assert_eq!(error_of(&r).unwrap().0, ninep::error::reason::TOO_MANY_FIDS);
+    c.rpc(1, Tmsg::Clunk { fid: 2 }).await;
+    assert!(matches!(c.walk(0, 3, &[]).await, Rmsg::Walk { .. }));
+}
+
+#[tokio::test]
+async fn connections_are_limited() {
+    let (srv, _fs) = slow_server(Config { max_connections: 1, ..Config::default() }).await;
+    let mut first = Raw::session(srv.addr, Dialect::P2000).await;
+    let mut second = Raw::connect(srv.addr).await;
+    let r = second.rpc(ninep::NOTAG, Tmsg::Version { msize: 8192, version: "9P2000".into() }).await;
+    assert_eq!(error_of(&r).unwrap().0, ninep::error::reason::TOO_MANY_CONNECTIONS);
+    assert!(second.closed().await);
+    assert!(matches!(first.rpc(2, Tmsg::Stat { fid: 0 }).await, Rmsg::Stat { .. }));
+}
