@@ -113,7 +113,11 @@ fn decode(buf: &[u8], d: Dialect) -> Result<(u16, Rmsg)> {
 
 fn server_error(m: Rmsg) -> Result<Rmsg> {
     match m {
-        Rmsg::Error { ename, errno } => Err(ClientError::Server(Error::new(errno, ename))),
+        Rmsg::Error { ename, errno } => {
+            // 9P2000 carries no errno: infer one from the reason.
+            let errno = if errno == 0 { crate::error::errno_for_reason(&ename) } else { errno };
+            Err(ClientError::Server(Error::new(errno, ename)))
+        }
         Rmsg::Lerror { ecode } => Err(ClientError::Server(Error::from_errno(ecode))),
         m => Ok(m),
     }

@@ -140,4 +140,33 @@ pub fn strerror(e: u32) -> &'static str {
     }
 }
 
+/// The errno a 9P2000 reason stands for, as a legacy client must guess it
+/// (the Linux client keeps a table like this one in `net/9p/error.c`).
+/// Unknown reasons are EIO.
+pub fn errno_for_reason(reason: &str) -> u32 {
+    let r = reason.to_ascii_lowercase();
+    let table: &[(&str, u32)] = &[
+        ("does not exist", errno::ENOENT),
+        ("no such file", errno::ENOENT),
+        ("not found", errno::ENOENT),
+        ("exists", errno::EEXIST),
+        ("permission denied", errno::EPERM),
+        ("not permitted", errno::EPERM),
+        ("read-only", errno::EROFS),
+        ("is a directory", errno::EISDIR),
+        ("not a directory", errno::ENOTDIR),
+        ("non-directory", errno::ENOTDIR),
+        ("not empty", errno::ENOTEMPTY),
+        ("unknown fid", errno::EBADF),
+        ("not open", errno::EBADF),
+        ("try again", errno::EAGAIN),
+        ("temporarily unavailable", errno::EAGAIN),
+        ("timed out", errno::ETIMEDOUT),
+        ("not supported", errno::EOPNOTSUPP),
+        ("bad offset", errno::EINVAL),
+        ("invalid", errno::EINVAL),
+    ];
+    table.iter().find(|(needle, _)| r.contains(needle)).map_or(errno::EIO, |(_, e)| *e)
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;

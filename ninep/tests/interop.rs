@@ -1,0 +1,97 @@
+//! The ramfs example against clients no one here wrote — Debian's diod
+//! tools (9P2000.L) and sminez's `ninep` crate (9P2000) — and against our
+//! own client in all three dialects.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use common::ramfs;
+use ninep::client::{Client, Options};
+use ninep::{Dialect, DMDIR};
+use tokio::process::Command;
+
+/// Runs a command to completion within the deadline; returns its stdout.
+async fn run(cmd: &mut Command, deadline: std::time::Duration) -> String {
+    let what = format!("{cmd:?}");
+    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true).spawn();
+    let child = child.unwrap_or_else(|e| panic!("{what}: {e} (is it installed? .ci/run installs it)"));
+    let out = tokio::time::timeout(deadline, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not finish within {deadline:?}"))
+        .expect("wait");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{what} failed: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+    stdout
+}
+
+#[tokio::test]
+async fn diod_tools_list_and_read() {
+    let srv = ramfs().await;
+    let addr = srv.addr.to_string();
+    let ls = run(Command::new("diodls").args(["-s", &addr, "-l", "/"]), common::DEADLINE).await;
+    assert!(ls.lines().any(|l| l.ends_with(" hello") && l.starts_with("-rw-rw-rw-")), "diodls -l /: {ls}");
+    let cat = run(Command::new("diodcat").args(["-s", &addr, "hello"]), common::DEADLINE).await;
+    assert_eq!(cat, "hello, world\n");
+}
+
+#[tokio::test]
+async fn sminez_client_session() {
+    let srv = ramfs().await;
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    // Its own target directory: this test runs while cargo holds ours.
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| here.join("../target"));
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = run(
+        Command::new(cargo)
+            .args(["run", "--quiet", "--locked", "--manifest-path"])
+            .arg(here.join("tests/sminez/Cargo.toml"))
+            .arg("--")
+            .arg(srv.addr.to_string())
+            .env("CARGO_TARGET_DIR", target.join("sminez-interop")),
+        std::time::Duration::from_secs(600),
+    )
+    .await;
+    assert!(out.contains("sminez-interop: all ok"), "{out}");
+}
+
+#[tokio::test]
+async fn own_client_in_every_dialect() {
+    let srv = ramfs().await;
+    for d in [Dialect::P2000, Dialect::P2000U, Dialect::P2000L] {
+        let c = Client::connect(srv.addr, Options { dialect: d, ..Options::default() }).await.unwrap();
+        assert_eq!(c.dialect(), d);
+        assert_eq!(c.read("hello").await.unwrap(), b"hello, world\n");
+        let dir = format!("dir-{}", d.version_string());
+        c.create(&dir, DMDIR | 0o755).await.unwrap();
+        let file = format!("{dir}/f");
+        c.create(&file, 0o644).await.unwrap();
+        // Larger than one message, so the write and the read span several.
+        let body: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        assert_eq!(c.write(&file, &body).await.unwrap(), body.len() as u64);
+        assert_eq!(c.read(&file).await.unwrap(), body);
+        let st = c.stat(&file).await.unwrap();
+        assert_eq!((st.length, st.name.as_str()), (body.len() as u64, "f"));
+        let names: Vec<String> = c.readdir(&dir).await.unwrap().into_iter().map(|e| e.name).collect();
+        assert_eq!(names, ["f"]);
+        let err = c.read("nope").await.unwrap_err();
+        assert_eq!(err.errno(), Some(ninep::error::errno::ENOENT), "{err}");
+        c.remove(&file).await.unwrap();
+        c.remove(&dir).await.unwrap();
+        assert!(c.stat(&dir).await.is_err());
+    }
+}
+
+#[tokio::test]
+async fn own_client_runs_requests_concurrently() {
+    let srv = ramfs().await;
+    let c = Client::connect(srv.addr, Options::default()).await.unwrap();
+    let reads = (0..32).map(|_| {
+        let c = c.clone();
+        tokio::spawn(async move { c.read("hello").await.unwrap() })
+    });
+    for r in reads {
+        assert_eq!(r.await.unwrap(), b"hello, world\n");
+    }
+}
