@@ -93,3 +93,18 @@ impl fmt::Display for Traced<'_, Rmsg> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_line_per_message() {
+        let walk = Tmsg::Walk { fid: 1, newfid: 2, wnames: vec!["jobs".into(), "x".into()] };
+        assert_eq!(Traced(3, &walk).to_string(), r#"Twalk tag 3 fid 1 newfid 2 ["jobs", "x"]"#);
+        let err = Rmsg::Error { ename: "file does not exist".into(), errno: 2 };
+        assert_eq!(Traced(3, &err).to_string(), r#"Rerror tag 3 ename "file does not exist" errno 2"#);
+        let read = Rmsg::Read { data: b"line\nnext".to_vec() };
+        assert_eq!(Traced(4, &read).to_string(), r#"Rread tag 4 count 9 "line\nnext""#);
+    }
+}

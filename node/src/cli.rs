@@ -1,0 +1,122 @@
+//! The command line. Every flag also reads from a `JOBD_` environment
+//! variable; names follow the original jobd where it had one (`--dbdir`,
+//! `--fsaddr`, `--debug`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::node::{Config, InitialState};
+use crate::types::NodeId;
+
+#[derive(Debug, Parser)]
+#[command(name = "jobd", version, about = "cron as a replicated 9P file system")]
+pub struct Args {
+    /// This node's id in the cluster.
+    #[arg(long, env = "JOBD_ID", default_value_t = 1)]
+    pub id: NodeId,
+
+    /// Where this node keeps its database.
+    #[arg(long, env = "JOBD_DBDIR", default_value = "./jobd-data")]
+    pub dbdir: PathBuf,
+
+    /// Address of the 9P service.
+    #[arg(long, env = "JOBD_FSADDR", default_value = "127.0.0.1:5640")]
+    pub fsaddr: String,
+
+    /// Address of the Raft (gRPC) service, as the other nodes reach it.
+    #[arg(long, env = "JOBD_RAFTADDR", default_value = "127.0.0.1:5740")]
+    pub raftaddr: String,
+
+    /// The voters of a new cluster, this node included: ID=HOST:PORT,...
+    /// Without it, jobd runs as a single-node cluster.
+    #[arg(long, env = "JOBD_PEERS", value_delimiter = ',', value_parser = parse_peer)]
+    pub peers: Vec<(NodeId, String)>,
+
+    /// With an empty --dbdir and --peers: form a new cluster (new) or join
+    /// one as a learner (existing). Ignored when --dbdir holds state.
+    #[arg(long, env = "JOBD_INITIAL_CLUSTER_STATE", value_enum)]
+    pub initial_cluster_state: Option<InitialState>,
+
+    /// Raft heartbeat interval, in milliseconds.
+    #[arg(long, env = "JOBD_HEARTBEAT_MS", default_value_t = 100)]
+    pub heartbeat_ms: u64,
+
+    /// Shortest election timeout, in milliseconds.
+    #[arg(long, env = "JOBD_ELECTION_MIN_MS", default_value_t = 300)]
+    pub election_min_ms: u64,
+
+    /// Longest election timeout, in milliseconds.
+    #[arg(long, env = "JOBD_ELECTION_MAX_MS", default_value_t = 600)]
+    pub election_max_ms: u64,
+
+    /// How long one snapshot chunk may take to install, in milliseconds.
+    #[arg(long, env = "JOBD_INSTALL_SNAPSHOT_TIMEOUT_MS", default_value_t = 5000)]
+    pub install_snapshot_timeout_ms: u64,
+
+    /// Take a snapshot, and purge the log behind it, every this many entries.
+    #[arg(long, env = "JOBD_SNAPSHOT_EVERY", default_value_t = 10_000)]
+    pub snapshot_every: u64,
+
+    /// How long a write may wait for its commit before failing, in milliseconds.
+    #[arg(long, env = "JOBD_WRITE_TIMEOUT_MS", default_value_t = 5000)]
+    pub write_timeout_ms: u64,
+
+    /// Log every 9P message (one line each).
+    #[arg(long, env = "JOBD_DEBUG")]
+    pub debug: bool,
+}
+
+fn parse_peer(s: &str) -> Result<(NodeId, String), String> {
+    let (id, addr) = s.split_once('=').ok_or_else(|| format!("peer {s:?} is not ID=HOST:PORT"))?;
+    let id = id.trim().parse().map_err(|_| format!("peer id {id:?} is not a number"))?;
+    if !addr.contains(':') {
+        return Err(format!("peer address {addr:?} is not HOST:PORT"));
+    }
+    Ok((id, addr.trim().to_string()))
+}
+
+impl Args {
+    pub fn node_config(&self) -> Result<Config, String> {
+        if self.election_min_ms <= self.heartbeat_ms || self.election_max_ms <= self.election_min_ms {
+            return Err("need --heartbeat-ms < --election-min-ms < --election-max-ms".into());
+        }
+        if !self.peers.is_empty() && !self.peers.iter().any(|(id, _)| *id == self.id) {
+            return Err(format!("--peers must include this node's id {}", self.id));
+        }
+        let mut c = Config::new(self.id, self.dbdir.clone(), self.raftaddr.clone(), self.fsaddr.clone());
+        c.peers = self.peers.clone();
+        c.initial_state = self.initial_cluster_state;
+        c.heartbeat_ms = self.heartbeat_ms;
+        c.election_min_ms = self.election_min_ms;
+        c.election_max_ms = self.election_max_ms;
+        c.install_snapshot_timeout_ms = self.install_snapshot_timeout_ms;
+        c.snapshot_every = self.snapshot_every;
+        c.write_timeout = Duration::from_millis(self.write_timeout_ms);
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_arguments_is_a_single_local_node() {
+        let a = Args::try_parse_from(["jobd"]).unwrap();
+        assert_eq!((a.fsaddr.as_str(), a.dbdir.to_str().unwrap()), ("127.0.0.1:5640", "./jobd-data"));
+        assert!(a.peers.is_empty());
+    }
+
+    #[test]
+    fn peers_parse_and_bad_ones_are_refused() {
+        let a = Args::try_parse_from(["jobd", "--peers", "1=a:1,2=b:2,3=c:3"]).unwrap();
+        assert_eq!(a.peers, vec![(1, "a:1".into()), (2, "b:2".into()), (3, "c:3".into())]);
+        assert!(Args::try_parse_from(["jobd", "--peers", "x=a:1"]).is_err());
+        assert!(Args::try_parse_from(["jobd", "--peers", "1=nohost"]).is_err());
+        assert!(Args::try_parse_from(["jobd", "--initial-cluster-state", "maybe"]).is_err());
+        let a = Args::try_parse_from(["jobd", "--id", "4", "--peers", "1=a:1"]).unwrap();
+        assert!(a.node_config().unwrap_err().contains("must include"));
+    }
+}

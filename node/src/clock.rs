@@ -1,0 +1,78 @@
+//! Wall-clock time enters jobd here and nowhere else, and each peer's
+//! clock offset is estimated from the timestamps carried by Raft RPCs.
+//!
+//! `JOBD_TEST_CLOCK_OFFSET_MS` shifts this node's wall clock; the cluster
+//! tests use it to simulate skew. It is read once, at start.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::types::NodeId;
+
+fn offset_ms() -> i64 {
+    static OFFSET: OnceLock<i64> = OnceLock::new();
+    *OFFSET.get_or_init(|| std::env::var("JOBD_TEST_CLOCK_OFFSET_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(0))
+}
+
+/// Milliseconds since the Unix epoch on this node's (possibly shifted) clock.
+pub fn now_ms() -> i64 {
+    let real = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    real + offset_ms()
+}
+
+/// The latest estimate of each peer's clock minus ours, in milliseconds.
+#[derive(Default)]
+pub struct PeerClocks {
+    offsets: Mutex<HashMap<NodeId, i64>>,
+}
+
+impl PeerClocks {
+    /// From a reply: the peer stamped `peer_ms` somewhere between our
+    /// `sent_ms` and `received_ms`; assume the middle (as NTP does).
+    pub fn observe_reply(&self, peer: NodeId, sent_ms: i64, peer_ms: i64, received_ms: i64) {
+        let mid = sent_ms + (received_ms - sent_ms) / 2;
+        self.record(peer, peer_ms - mid);
+    }
+
+    /// From a request: one-way, so it includes the network delay (small on
+    /// the LANs jobd runs on).
+    pub fn observe_request(&self, peer: NodeId, peer_ms: i64, received_ms: i64) {
+        self.record(peer, peer_ms - received_ms);
+    }
+
+    fn record(&self, peer: NodeId, offset: i64) {
+        self.offsets.lock().unwrap_or_else(|p| p.into_inner()).insert(peer, offset);
+    }
+
+    pub fn offsets(&self) -> HashMap<NodeId, i64> {
+        self.offsets.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Our clock against the median of the cluster's (ours counted as 0):
+    /// positive when ours runs ahead.
+    pub fn skew_ms(&self) -> i64 {
+        let mut all: Vec<i64> = self.offsets().into_values().collect();
+        all.push(0);
+        all.sort_unstable();
+        -all[all.len() / 2]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skew_is_against_the_median() {
+        let c = PeerClocks::default();
+        assert_eq!(c.skew_ms(), 0);
+        // Both peers' clocks read 30 s behind ours: we run 30 s ahead.
+        c.observe_reply(2, 1000, 1000 - 30_000 + 5, 1010);
+        c.observe_request(3, 1000 - 30_000, 1000);
+        assert_eq!(c.skew_ms(), 30_000);
+        // One peer agrees with us: the median is ours.
+        c.observe_request(3, 1000, 1000);
+        assert_eq!(c.skew_ms(), 0);
+    }
+}

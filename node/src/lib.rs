@@ -1,0 +1,16 @@
+//! jobd: cron as a replicated 9P file system. The library behind the
+//! `jobd` binary, so tests can run nodes in one process.
+//!
+//! **Architecture invariants:** `state` (the state machine's logic) does no
+//! I/O and reads no clock; `store` adapts it to RocksDB and openraft; only
+//! `net` touches `proto`'s generated types; wall-clock time enters through
+//! `clock`.
+
+pub mod cli;
+pub mod clock;
+pub mod command;
+pub mod net;
+pub mod node;
+pub mod state;
+pub mod store;
+pub mod types;

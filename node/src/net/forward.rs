@@ -1,0 +1,62 @@
+//! Write forwarding: a follower passes a command to the leader, which
+//! commits it and answers with the log index, so the follower can wait
+//! until it has applied that index itself (read-your-writes).
+
+use std::time::Duration;
+
+use openraft::error::{ClientWriteError, RaftError};
+use proto::raft::forward_client::ForwardClient;
+use proto::raft::forward_server::Forward;
+use proto::raft::{ForwardReply, ForwardRequest};
+use serde::{Deserialize, Serialize};
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status};
+
+use crate::command::{Command, Response as CmdResponse};
+use crate::net::{decode, encode, MAX_MESSAGE_BYTES};
+use crate::types::{NodeId, Raft};
+
+/// Why the leader did not commit a forwarded command.
+#[derive(Debug, Clone, Serialize, Deserialize, thiserror::Error)]
+pub enum ForwardError {
+    #[error("not the leader (leader: {leader:?})")]
+    NotLeader { leader: Option<NodeId> },
+    #[error("the leader could not commit: {0}")]
+    Failed(String),
+    #[error("the leader timed out; the write may still commit")]
+    Timeout,
+}
+
+pub type ForwardResult = Result<(u64, CmdResponse), ForwardError>;
+
+pub struct ForwardService {
+    pub raft: Raft,
+    pub commit_timeout: Duration,
+}
+
+#[tonic::async_trait]
+impl Forward for ForwardService {
+    async fn write(&self, req: Request<ForwardRequest>) -> Result<Response<ForwardReply>, Status> {
+        let cmd: Command = decode(&req.into_inner().command)?;
+        let result: ForwardResult = match tokio::time::timeout(self.commit_timeout, self.raft.client_write(cmd)).await {
+            Err(_) => Err(ForwardError::Timeout),
+            Ok(Ok(r)) => Ok((r.log_id.index, r.data)),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+                Err(ForwardError::NotLeader { leader: f.leader_id })
+            }
+            Ok(Err(e)) => Err(ForwardError::Failed(e.to_string())),
+        };
+        let result = encode(&result).map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(ForwardReply { result }))
+    }
+}
+
+/// Sends `cmd` to the leader's forward service over `channel`.
+pub async fn forward(channel: Channel, cmd: &Command, deadline: Duration) -> Result<ForwardResult, Status> {
+    let mut client = ForwardClient::new(channel).max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let command = encode(cmd).map_err(|e| Status::internal(e.to_string()))?;
+    let mut req = Request::new(ForwardRequest { command });
+    req.set_timeout(deadline);
+    let reply = client.write(req).await?.into_inner();
+    decode(&reply.result)
+}

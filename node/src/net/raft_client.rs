@@ -1,0 +1,135 @@
+//! openraft's network side: one lazily connected gRPC channel per peer,
+//! reused by every replication stream to it. Every RPC carries our wall
+//! clock and its deadline is openraft's hard TTL; a refused connection is
+//! `Unreachable`, so openraft backs off instead of hammering a dead peer.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Timeout, Unreachable};
+use openraft::network::{RPCOption, RPCTypes, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
+};
+use proto::raft::raft_client::RaftClient;
+use proto::raft::{RaftReply, RaftRequest};
+use tonic::transport::{Channel, Endpoint};
+
+use crate::clock::{now_ms, PeerClocks};
+use crate::net::{encode, MAX_MESSAGE_BYTES};
+use crate::types::{Member, NodeId, TypeConfig};
+
+/// Makes a [`Peer`] for each replication target; channels are shared.
+#[derive(Clone)]
+pub struct Network {
+    pub me: NodeId,
+    pub clocks: Arc<PeerClocks>,
+    channels: Arc<Mutex<HashMap<String, Channel>>>,
+}
+
+impl Network {
+    pub fn new(me: NodeId, clocks: Arc<PeerClocks>) -> Self {
+        Network { me, clocks, channels: Arc::default() }
+    }
+
+    /// The channel to `addr`, created (not yet connected) on first use.
+    pub fn channel(&self, addr: &str) -> Result<Channel, tonic::transport::Error> {
+        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = channels.get(addr) {
+            return Ok(c.clone());
+        }
+        let c = Endpoint::from_shared(format!("http://{addr}"))?
+            .connect_timeout(Duration::from_millis(500))
+            .tcp_nodelay(true)
+            .connect_lazy();
+        channels.insert(addr.to_string(), c.clone());
+        Ok(c)
+    }
+}
+
+pub struct Peer {
+    net: Network,
+    target: NodeId,
+    addr: String,
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = Peer;
+
+    async fn new_client(&mut self, target: NodeId, node: &Member) -> Peer {
+        Peer { net: self.clone(), target, addr: node.raft_addr.clone() }
+    }
+}
+
+type RpcErr<E> = RPCError<NodeId, Member, RaftError<NodeId, E>>;
+
+/// Whether a transport failure means "nobody is listening" (back off).
+fn is_unreachable(status: &tonic::Status) -> bool {
+    let text = format!("{status:?}").to_ascii_lowercase();
+    status.code() == tonic::Code::Unavailable
+        && (text.contains("connection refused") || text.contains("tcp connect") || text.contains("transport error"))
+}
+
+impl Peer {
+    async fn call<Req, Resp, E>(&self, kind: RPCTypes, req: &Req, option: &RPCOption) -> Result<Resp, RpcErr<E>>
+    where
+        Req: serde::Serialize,
+        Resp: for<'de> serde::Deserialize<'de>,
+        E: std::error::Error + for<'de> serde::Deserialize<'de>,
+    {
+        let channel = self.net.channel(&self.addr).map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
+        let mut client = RaftClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let payload = encode(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let sent = now_ms();
+        let mut request = tonic::Request::new(RaftRequest { payload, sent_at_unix_ms: sent, from_node: self.net.me });
+        let ttl = option.hard_ttl();
+        request.set_timeout(ttl);
+        let reply: Result<tonic::Response<RaftReply>, tonic::Status> = match kind {
+            RPCTypes::Vote => client.vote(request).await,
+            RPCTypes::AppendEntries => client.append_entries(request).await,
+            RPCTypes::InstallSnapshot => client.install_snapshot(request).await,
+        };
+        let reply = match reply {
+            Ok(r) => r.into_inner(),
+            Err(s) if s.code() == tonic::Code::DeadlineExceeded || s.code() == tonic::Code::Cancelled => {
+                return Err(RPCError::Timeout(Timeout { action: kind, id: self.net.me, target: self.target, timeout: ttl }))
+            }
+            Err(s) if is_unreachable(&s) => return Err(RPCError::Unreachable(Unreachable::new(&s))),
+            Err(s) => return Err(RPCError::Network(NetworkError::new(&s))),
+        };
+        self.net.clocks.observe_reply(self.target, sent, reply.sent_at_unix_ms, now_ms());
+        let result: Result<Resp, RaftError<NodeId, E>> =
+            serde_json::from_slice(&reply.payload).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for Peer {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RpcErr<openraft::error::Infallible>> {
+        self.call(RPCTypes::AppendEntries, &rpc, &option).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<InstallSnapshotResponse<NodeId>, RpcErr<InstallSnapshotError>> {
+        self.call(RPCTypes::InstallSnapshot, &rpc, &option).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RpcErr<openraft::error::Infallible>> {
+        self.call(RPCTypes::Vote, &rpc, &option).await
+    }
+}

@@ -1,0 +1,53 @@
+//! The gRPC service that hands peers' Raft RPCs to our openraft instance
+//! and records the clock each one carries.
+
+use std::sync::Arc;
+
+use proto::raft::raft_server::Raft as RaftRpc;
+use proto::raft::{RaftReply, RaftRequest};
+use tonic::{Request, Response, Status};
+
+use crate::clock::{now_ms, PeerClocks};
+use crate::net::{decode, encode};
+use crate::types::{NodeId, Raft};
+
+pub struct RaftService {
+    pub raft: Raft,
+    pub me: NodeId,
+    pub clocks: Arc<PeerClocks>,
+}
+
+impl RaftService {
+    fn reply<T: serde::Serialize>(&self, result: &T) -> Result<Response<RaftReply>, Status> {
+        let payload = encode(result).map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(RaftReply { payload, sent_at_unix_ms: now_ms(), from_node: self.me }))
+    }
+
+    fn observe(&self, req: &RaftRequest) {
+        self.clocks.observe_request(req.from_node, req.sent_at_unix_ms, now_ms());
+    }
+}
+
+#[tonic::async_trait]
+impl RaftRpc for RaftService {
+    async fn vote(&self, req: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
+        let req = req.into_inner();
+        self.observe(&req);
+        let res = self.raft.vote(decode(&req.payload)?).await;
+        self.reply(&res)
+    }
+
+    async fn append_entries(&self, req: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
+        let req = req.into_inner();
+        self.observe(&req);
+        let res = self.raft.append_entries(decode(&req.payload)?).await;
+        self.reply(&res)
+    }
+
+    async fn install_snapshot(&self, req: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
+        let req = req.into_inner();
+        self.observe(&req);
+        let res = self.raft.install_snapshot(decode(&req.payload)?).await;
+        self.reply(&res)
+    }
+}

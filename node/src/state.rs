@@ -1,0 +1,208 @@
+//! The state machine's logic: a deterministic function of (state, command)
+//! that reads and writes keys through [`Kv`] and does no other I/O. The
+//! RocksDB adapter (`store/state_machine.rs`) runs it inside one write
+//! batch per apply; tests run it on a `BTreeMap`.
+//!
+//! Keys are namespaced byte strings: `job/NAME`, `node/ID` (big-endian).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::command::{Command, Response};
+
+/// A key-value view of the state; reads see this apply's own writes.
+pub trait Kv {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError>;
+    fn put(&mut self, key: Vec<u8>, value: Vec<u8>);
+    fn delete(&mut self, key: Vec<u8>);
+}
+
+/// The store under the state machine failed, or holds something that does
+/// not decode: the node must stop, not guess.
+#[derive(Debug, thiserror::Error)]
+pub enum KvError {
+    #[error("reading the state machine: {0}")]
+    Read(String),
+    #[error("state machine record {key:?} does not decode: {reason}")]
+    Corrupt { key: String, reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Job {
+    pub name: String,
+    /// The log index that created this job: a job deleted and created again
+    /// under the same name is a different incarnation.
+    pub incarnation: u64,
+    pub cmd: String,
+    pub schedule: String,
+    pub started: bool,
+    /// When the job was last started, or its schedule changed while started:
+    /// scheduled times at or before this are not "missed".
+    pub armed_at_ms: Option<i64>,
+    pub created_at_ms: i64,
+}
+
+pub fn job_key(name: &str) -> Vec<u8> {
+    [b"job/".as_slice(), name.as_bytes()].concat()
+}
+
+pub fn node_key(id: u64) -> Vec<u8> {
+    [b"node/".as_slice(), &id.to_be_bytes()].concat()
+}
+
+pub const JOB_PREFIX: &[u8] = b"job/";
+pub const NODE_PREFIX: &[u8] = b"node/";
+
+pub fn decode<T: for<'de> Deserialize<'de>>(key: &[u8], value: &[u8]) -> Result<T, KvError> {
+    serde_json::from_slice(value)
+        .map_err(|e| KvError::Corrupt { key: String::from_utf8_lossy(key).into_owned(), reason: e.to_string() })
+}
+
+pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    // Serializing these plain structs to JSON cannot fail (no maps with
+    // non-string keys, no custom serializers).
+    serde_json::to_vec(v).expect("state records serialize")
+}
+
+fn load_job(kv: &impl Kv, name: &str) -> Result<Option<Job>, KvError> {
+    let key = job_key(name);
+    kv.get(&key)?.map(|v| decode(&key, &v)).transpose()
+}
+
+fn store_job(kv: &mut impl Kv, job: &Job) {
+    kv.put(job_key(&job.name), encode(job));
+}
+
+/// Applies one command committed at log `index`.
+pub fn apply(kv: &mut impl Kv, index: u64, cmd: &Command) -> Result<Response, KvError> {
+    use Command::*;
+    let resp = match cmd {
+        AnnounceNode { id, fs_addr } => {
+            kv.put(node_key(*id), fs_addr.as_bytes().to_vec());
+            Response::Done
+        }
+        CreateJob { name, schedule, cmd, at_ms } => {
+            if load_job(kv, name)?.is_some() {
+                return Ok(Response::AlreadyExists);
+            }
+            let job = Job {
+                name: name.clone(),
+                incarnation: index,
+                cmd: cmd.clone(),
+                schedule: schedule.clone(),
+                started: false,
+                armed_at_ms: None,
+                created_at_ms: *at_ms,
+            };
+            store_job(kv, &job);
+            Response::Created { incarnation: index }
+        }
+        StartJob { name, at_ms } => {
+            let Some(mut job) = load_job(kv, name)? else { return Ok(Response::NoSuchJob) };
+            if job.cmd.is_empty() || job.schedule.is_empty() {
+                let what = if job.cmd.is_empty() { "command" } else { "schedule" };
+                return Ok(Response::Rejected { reason: format!("job {name} has no {what}; write it before start") });
+            }
+            if !job.started {
+                job.started = true;
+                job.armed_at_ms = Some(*at_ms);
+                store_job(kv, &job);
+            }
+            Response::Done
+        }
+        StopJob { name } => {
+            let Some(mut job) = load_job(kv, name)? else { return Ok(Response::NoSuchJob) };
+            if job.started {
+                job.started = false;
+                store_job(kv, &job);
+            }
+            Response::Done
+        }
+        DeleteJob { name } => {
+            if load_job(kv, name)?.is_none() {
+                return Ok(Response::NoSuchJob);
+            }
+            kv.delete(job_key(name));
+            Response::Done
+        }
+        SetCmd { name, cmd } => {
+            let Some(mut job) = load_job(kv, name)? else { return Ok(Response::NoSuchJob) };
+            job.cmd = cmd.clone();
+            store_job(kv, &job);
+            Response::Done
+        }
+        SetSchedule { name, schedule, at_ms } => {
+            let Some(mut job) = load_job(kv, name)? else { return Ok(Response::NoSuchJob) };
+            job.schedule = schedule.clone();
+            if job.started {
+                job.armed_at_ms = Some(*at_ms);
+            }
+            store_job(kv, &job);
+            Response::Done
+        }
+    };
+    Ok(resp)
+}
+
+/// An in-memory [`Kv`], for tests and for reading snapshots.
+impl Kv for BTreeMap<Vec<u8>, Vec<u8>> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+        Ok(BTreeMap::get(self, key).cloned())
+    }
+    fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.insert(key, value);
+    }
+    fn delete(&mut self, key: Vec<u8>) {
+        self.remove(&key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn create(name: &str) -> Command {
+        Command::CreateJob { name: name.into(), schedule: "* * * * *".into(), cmd: "true".into(), at_ms: 1 }
+    }
+
+    #[test]
+    fn create_start_stop_delete() {
+        let mut kv = BTreeMap::new();
+        assert_eq!(apply(&mut kv, 5, &create("a")).unwrap(), Response::Created { incarnation: 5 });
+        assert_eq!(apply(&mut kv, 6, &create("a")).unwrap(), Response::AlreadyExists);
+        let job = load_job(&kv, "a").unwrap().unwrap();
+        assert!(!job.started, "new jobs are stopped");
+        apply(&mut kv, 7, &Command::StartJob { name: "a".into(), at_ms: 100 }).unwrap();
+        let job = load_job(&kv, "a").unwrap().unwrap();
+        assert_eq!((job.started, job.armed_at_ms), (true, Some(100)));
+        // Starting again does not move armed-at.
+        apply(&mut kv, 8, &Command::StartJob { name: "a".into(), at_ms: 200 }).unwrap();
+        assert_eq!(load_job(&kv, "a").unwrap().unwrap().armed_at_ms, Some(100));
+        apply(&mut kv, 9, &Command::StopJob { name: "a".into() }).unwrap();
+        assert!(!load_job(&kv, "a").unwrap().unwrap().started);
+        assert_eq!(apply(&mut kv, 10, &Command::DeleteJob { name: "a".into() }).unwrap(), Response::Done);
+        assert_eq!(apply(&mut kv, 11, &Command::StopJob { name: "a".into() }).unwrap(), Response::NoSuchJob);
+        // Re-created under the same name: a new incarnation.
+        assert_eq!(apply(&mut kv, 12, &create("a")).unwrap(), Response::Created { incarnation: 12 });
+    }
+
+    #[test]
+    fn start_needs_command_and_schedule() {
+        let mut kv = BTreeMap::new();
+        let empty = Command::CreateJob { name: "m".into(), schedule: String::new(), cmd: String::new(), at_ms: 0 };
+        apply(&mut kv, 1, &empty).unwrap();
+        let r = apply(&mut kv, 2, &Command::StartJob { name: "m".into(), at_ms: 0 }).unwrap();
+        assert!(matches!(r, Response::Rejected { .. }), "{r:?}");
+        assert!(!load_job(&kv, "m").unwrap().unwrap().started);
+    }
+
+    #[test]
+    fn schedule_change_rearms_a_started_job() {
+        let mut kv = BTreeMap::new();
+        apply(&mut kv, 1, &create("a")).unwrap();
+        apply(&mut kv, 2, &Command::StartJob { name: "a".into(), at_ms: 10 }).unwrap();
+        apply(&mut kv, 3, &Command::SetSchedule { name: "a".into(), schedule: "@hourly".into(), at_ms: 50 }).unwrap();
+        assert_eq!(load_job(&kv, "a").unwrap().unwrap().armed_at_ms, Some(50));
+    }
+}

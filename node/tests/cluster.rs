@@ -1,0 +1,201 @@
+//! Three nodes in one process on port-0 listeners: replication through a
+//! follower, leader loss and return, catch-up by snapshot, full restart,
+//! minority refusal, and the fresh-directory rule.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use node::command::{Command, Response};
+use node::node::{Config, InitialState, Node, StartError, WriteError};
+use node::state::job_key;
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+struct Cluster {
+    _dirs: Vec<TempDir>,
+    configs: Vec<Config>,
+    nodes: Vec<Option<Node>>,
+}
+
+fn create(name: &str) -> Command {
+    Command::CreateJob { name: name.into(), schedule: "* * * * *".into(), cmd: "true".into(), at_ms: 0 }
+}
+
+async fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+impl Cluster {
+    async fn start(n: usize, snapshot_every: u64) -> Cluster {
+        let mut listeners = vec![];
+        for _ in 0..n {
+            listeners.push(TcpListener::bind("127.0.0.1:0").await.unwrap());
+        }
+        let peers: Vec<(u64, String)> =
+            listeners.iter().enumerate().map(|(i, l)| (i as u64 + 1, l.local_addr().unwrap().to_string())).collect();
+        let dirs: Vec<TempDir> = (0..n).map(|_| tempfile::tempdir().unwrap()).collect();
+        let configs: Vec<Config> = peers
+            .iter()
+            .zip(&dirs)
+            .map(|((id, addr), dir)| {
+                let mut c = Config::new(*id, PathBuf::from(dir.path()), addr.clone(), format!("127.0.0.1:{}", 7000 + id));
+                c.peers = peers.clone();
+                c.initial_state = Some(InitialState::New);
+                c.snapshot_every = snapshot_every;
+                c.write_timeout = Duration::from_secs(3);
+                c
+            })
+            .collect();
+        let mut nodes = vec![];
+        for (c, l) in configs.iter().zip(listeners) {
+            nodes.push(Some(Node::start(c.clone(), l).await.expect("node starts")));
+        }
+        Cluster { _dirs: dirs, configs, nodes }
+    }
+
+    fn node(&self, i: usize) -> &Node {
+        self.nodes[i].as_ref().expect("node is running")
+    }
+
+    async fn leader(&self) -> usize {
+        eventually("a leader", || {
+            let running: Vec<&Node> = self.nodes.iter().flatten().collect();
+            let l = running.first()?.current_leader()?;
+            let idx = (l - 1) as usize;
+            (self.nodes[idx].is_some() && running.iter().all(|n| n.current_leader() == Some(l))).then_some(idx)
+        })
+        .await
+    }
+
+    async fn stop(&mut self, i: usize) {
+        self.nodes[i].take().expect("running").shutdown().await;
+    }
+
+    async fn restart(&mut self, i: usize) {
+        let c = self.configs[i].clone();
+        let listener = TcpListener::bind(&c.raft_addr).await.expect("rebind the node's address");
+        self.nodes[i] = Some(Node::start(c, listener).await.expect("restart"));
+    }
+
+    fn has_job(&self, i: usize, name: &str) -> bool {
+        self.node(i).sm.get(&job_key(name)).unwrap().is_some()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_through_a_follower_is_read_back_there_and_replicated() {
+    let c = Cluster::start(3, 10_000).await;
+    let leader = c.leader().await;
+    let follower = (leader + 1) % 3;
+    let r = c.node(follower).write(create("via-follower")).await.unwrap();
+    assert!(matches!(r, Response::Created { .. }), "{r:?}");
+    assert!(c.has_job(follower, "via-follower"), "read-your-writes on the node that took the write");
+    for i in 0..3 {
+        eventually("replication to every node", || c.has_job(i, "via-follower").then_some(())).await;
+    }
+    assert_eq!(c.node(leader).write(create("via-follower")).await.unwrap(), Response::AlreadyExists);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_the_leader_elects_another_and_the_old_one_catches_up() {
+    let mut c = Cluster::start(3, 10_000).await;
+    let old = c.leader().await;
+    c.node(old).write(create("before")).await.unwrap();
+    let term_before = c.node(old).raft.metrics().borrow().current_term;
+    c.stop(old).await;
+    let new = c.leader().await;
+    assert_ne!(new, old);
+    assert!(c.node(new).raft.metrics().borrow().current_term > term_before, "a new term began");
+    c.node(new).write(create("after")).await.unwrap();
+    c.restart(old).await;
+    eventually("the old leader catches up", || c.has_job(old, "after").then_some(())).await;
+    assert!(c.has_job(old, "before"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_far_behind_catches_up_by_snapshot() {
+    let mut c = Cluster::start(3, 20).await;
+    let leader = c.leader().await;
+    let lagging = (leader + 1) % 3;
+    c.stop(lagging).await;
+    for i in 0..60 {
+        c.node(leader).write(create(&format!("job{i}"))).await.unwrap();
+    }
+    let purged = eventually("the leader to purge its log behind a snapshot", || {
+        let m = c.node(leader).raft.metrics().borrow().clone();
+        m.purged.filter(|p| p.index > 20).map(|p| p.index)
+    })
+    .await;
+    c.restart(lagging).await;
+    eventually("the lagging node to install a snapshot", || {
+        let m = c.node(lagging).raft.metrics().borrow().clone();
+        m.snapshot.filter(|s| s.index >= purged).map(|_| ())
+    })
+    .await;
+    eventually("the lagging node to hold every job", || (0..60).all(|i| c.has_job(lagging, &format!("job{i}"))).then_some(())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_write_survives_a_full_restart() {
+    let mut c = Cluster::start(3, 25).await;
+    let mut acked = vec![];
+    for i in 0..40 {
+        let via = i % 3;
+        if let Ok(Response::Created { .. }) = c.node(via).write(create(&format!("j{i}"))).await {
+            acked.push(format!("j{i}"));
+        }
+    }
+    assert_eq!(acked.len(), 40, "a healthy cluster acknowledges every write");
+    for i in 0..3 {
+        c.stop(i).await;
+    }
+    for i in 0..3 {
+        c.restart(i).await;
+    }
+    c.leader().await;
+    for i in 0..3 {
+        eventually("every acknowledged job after restart", || acked.iter().all(|j| c.has_job(i, j)).then_some(())).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_minority_refuses_writes_within_the_bound() {
+    let mut c = Cluster::start(3, 10_000).await;
+    let leader = c.leader().await;
+    let survivor = (leader + 1) % 3;
+    for i in 0..3 {
+        if i != survivor {
+            c.stop(i).await;
+        }
+    }
+    let start = Instant::now();
+    let r = c.node(survivor).write(create("lonely")).await;
+    let took = start.elapsed();
+    assert!(matches!(r, Err(WriteError::NoQuorum) | Err(WriteError::Timeout)), "{r:?}");
+    assert!(took < Duration::from_secs(4), "refused within the write timeout (took {took:?})");
+    assert!(!c.has_job(survivor, "lonely"));
+}
+
+#[tokio::test]
+async fn a_fresh_directory_with_peers_needs_an_initial_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let mut cfg = Config::new(1, dir.path().to_path_buf(), addr.clone(), "127.0.0.1:5640".into());
+    cfg.peers = vec![(1, addr), (2, "127.0.0.1:1".into())];
+    match Node::start(cfg, l).await {
+        Err(e @ StartError::FreshNeedsInitialState(_)) => assert!(e.to_string().contains("--initial-cluster-state")),
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("a fresh directory with peers and no initial state must be refused"),
+    }
+}
