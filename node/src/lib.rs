@@ -10,6 +10,7 @@ pub mod cli;
 pub mod clock;
 pub mod command;
 pub mod net;
+pub mod leadership;
 pub mod node;
 pub mod state;
 pub mod store;

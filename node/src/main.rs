@@ -28,7 +28,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot listen on --raftaddr {}: {e}", config.raft_addr))?;
     let node = Node::start(config, listener).await?;
     info!(node = node.id, "raft running; the 9P job tree is not served yet");
-    wait_for_signal().await;
+    let mut metrics = node.raft.metrics();
+    tokio::select! {
+        _ = wait_for_signal() => {}
+        // Fail-stop: a storage error (failed sync, full disk, corrupt
+        // record) stops Raft; the process must not linger half alive.
+        fatal = metrics.wait_for(|m| m.running_state.is_err()) => {
+            let reason = fatal.map(|m| format!("{:?}", m.running_state)).unwrap_or_else(|_| "raft stopped".into());
+            anyhow::bail!("raft stopped: {reason}; not acknowledging anything further");
+        }
+    }
     info!("shutting down");
     if tokio::time::timeout(Duration::from_secs(10), node.shutdown()).await.is_err() {
         error!("shutdown took longer than 10 s; exiting anyway");

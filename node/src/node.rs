@@ -109,6 +109,8 @@ pub enum WriteError {
 
 pub struct Node {
     pub id: NodeId,
+    /// `Some(fence)` while this node is the confirmed leader.
+    pub leadership: watch::Receiver<Option<crate::leadership::Fence>>,
     pub raft: Raft,
     pub sm: StateMachine,
     pub clocks: Arc<PeerClocks>,
@@ -186,7 +188,10 @@ impl Node {
             }
         }
 
-        let node = Node { id: cfg.id, raft, sm, clocks, db, net, write_timeout: cfg.write_timeout, stop, tasks };
+        let incarnation = crate::clock::now_ms() as u64;
+        let recheck = Duration::from_millis(cfg.heartbeat_ms * 2);
+        let leadership = crate::leadership::watch_leadership(raft.clone(), cfg.id, incarnation, recheck);
+        let node = Node { id: cfg.id, leadership, raft, sm, clocks, db, net, write_timeout: cfg.write_timeout, stop, tasks };
         node.announce(cfg.fs_addr.clone(), stopped);
         Ok(node)
     }

@@ -199,3 +199,29 @@ async fn a_fresh_directory_with_peers_needs_an_initial_state() {
         Ok(_) => panic!("a fresh directory with peers and no initial state must be refused"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_one_node_holds_a_confirmed_fence_and_it_moves_on_failover() {
+    let mut c = Cluster::start(3, 10_000).await;
+    let leader = c.leader().await;
+    let fence = eventually("the leader to confirm its leadership", || *c.node(leader).leadership.borrow()).await;
+    assert_eq!(fence.node, leader as u64 + 1);
+    for i in (0..3).filter(|i| *i != leader) {
+        assert!(c.node(i).leadership.borrow().is_none(), "followers hold no fence");
+    }
+    c.stop(leader).await;
+    let new = c.leader().await;
+    let next = eventually("the new leader to confirm", || *c.node(new).leadership.borrow()).await;
+    assert!(next.term > fence.term && next.node != fence.node, "{next:?} after {fence:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_cut_off_from_its_quorum_loses_its_fence() {
+    let mut c = Cluster::start(3, 10_000).await;
+    let leader = c.leader().await;
+    eventually("a confirmed leader", || *c.node(leader).leadership.borrow()).await;
+    for i in (0..3).filter(|i| *i != leader) {
+        c.stop(i).await;
+    }
+    eventually("the isolated leader to drop its fence", || c.node(leader).leadership.borrow().is_none().then_some(())).await;
+}

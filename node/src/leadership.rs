@@ -1,0 +1,63 @@
+//! The one place that decides "this node is the confirmed leader under
+//! fence (term, node, process incarnation)". openraft's `state == Leader`
+//! is not enough (a restarted ex-leader can briefly report it, and a
+//! partitioned leader keeps reporting it), so leadership is confirmed with
+//! `ensure_linearizable` — a round trip to a quorum — and re-confirmed
+//! every `recheck` while it lasts. The scheduler fires only under a fence.
+
+use std::time::Duration;
+
+use openraft::ServerState;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tracing::info;
+
+use crate::types::{NodeId, Raft};
+
+/// Identifies one leadership of one process: commands proposed under a
+/// fence can be told apart from those of any earlier leader or process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fence {
+    pub term: u64,
+    pub node: NodeId,
+    /// Chosen when the process starts, so a restarted node is a new incarnation.
+    pub incarnation: u64,
+}
+
+/// Watches openraft and publishes `Some(fence)` while leadership is
+/// confirmed, `None` otherwise. Ends when `raft` shuts down.
+pub fn watch_leadership(raft: Raft, me: NodeId, incarnation: u64, recheck: Duration) -> watch::Receiver<Option<Fence>> {
+    let (tx, rx) = watch::channel(None);
+    tokio::spawn(async move {
+        let mut metrics = raft.metrics();
+        loop {
+            let m = metrics.borrow_and_update().clone();
+            if m.running_state.is_err() {
+                tx.send_replace(None);
+                return;
+            }
+            let candidate = m.state == ServerState::Leader && m.current_leader == Some(me);
+            let fence = if candidate {
+                match tokio::time::timeout(recheck * 4, raft.ensure_linearizable()).await {
+                    Ok(Ok(_)) => Some(Fence { term: m.current_term, node: me, incarnation }),
+                    _ => None,
+                }
+            } else {
+                None
+            };
+            let before = *tx.borrow();
+            if before != fence {
+                info!(node = me, term = m.current_term, leader = ?m.current_leader, confirmed = fence.is_some(), "leadership changed");
+                tx.send_replace(fence);
+            }
+            // Wake on any change, and re-confirm while leading.
+            let wait = if candidate { recheck } else { Duration::from_secs(3600) };
+            tokio::select! {
+                changed = metrics.changed() => if changed.is_err() { tx.send_replace(None); return },
+                _ = tokio::time::sleep(wait) => {}
+                _ = tx.closed() => return,
+            }
+        }
+    });
+    rx
+}
