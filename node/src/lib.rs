@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod clock;
 pub mod command;
+pub mod cron;
 pub mod net;
 pub mod leadership;
 pub mod node;
