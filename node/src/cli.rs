@@ -13,6 +13,9 @@ use crate::types::NodeId;
 #[derive(Debug, Parser)]
 #[command(name = "jobd", version, about = "cron as a replicated 9P file system")]
 pub struct Args {
+    #[command(subcommand)]
+    pub command: Option<Sub>,
+
     /// This node's id in the cluster.
     #[arg(long, env = "JOBD_ID", default_value_t = 1)]
     pub id: NodeId,
@@ -66,6 +69,13 @@ pub struct Args {
     /// Log every 9P message (one line each).
     #[arg(long, env = "JOBD_DEBUG")]
     pub debug: bool,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Sub {
+    /// A 9P client for people with no 9P mount: ls, read, write, stat, rm.
+    #[command(name = "9p")]
+    NineP(crate::client_cli::NinePArgs),
 }
 
 fn parse_peer(s: &str) -> Result<(NodeId, String), String> {

@@ -17,6 +17,8 @@ pub enum Command {
     DeleteJob { name: String },
     SetCmd { name: String, cmd: String },
     SetSchedule { name: String, schedule: String, at_ms: i64 },
+    /// Sets the job's time zone (an IANA name, checked by the proposer).
+    SetTz { name: String, tz: String, at_ms: i64 },
 }
 
 /// What applying a command did.

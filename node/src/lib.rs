@@ -7,8 +7,10 @@
 //! `clock`.
 
 pub mod cli;
+pub mod client_cli;
 pub mod clock;
 pub mod command;
+pub mod fs;
 pub mod cron;
 pub mod net;
 pub mod leadership;

@@ -1,19 +1,30 @@
-//! `jobd`: parse flags, start tracing, run the node until SIGINT or SIGTERM,
-//! then drain within a bound.
+//! `jobd`: parse flags, start tracing, run the node and serve its 9P tree
+//! until SIGINT or SIGTERM, then drain within a bound. `jobd 9p ...` is
+//! the client.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use node::cli::Args;
+use node::cli::{Args, Sub};
+use node::fs::JobFs;
 use node::node::Node;
-use tracing::{error, info};
+use tokio::sync::oneshot;
+use tracing::{error, info, warn};
 
 #[tokio::main]
 async fn main() {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    if let Some(Sub::NineP(a)) = args.command.take() {
+        if let Err(e) = node::client_cli::run(a).await {
+            eprintln!("jobd 9p: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let default = if args.debug { "info,ninep=debug" } else { "info" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     if let Err(e) = run(args).await {
         error!("{e:#}");
         eprintln!("jobd: {e:#}");
@@ -23,26 +34,43 @@ async fn main() {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let config = args.node_config().map_err(anyhow::Error::msg)?;
-    let listener = tokio::net::TcpListener::bind(&config.raft_addr)
+    let raft_listener = tokio::net::TcpListener::bind(&config.raft_addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on --raftaddr {}: {e}", config.raft_addr))?;
-    let node = Node::start(config, listener).await?;
-    info!(node = node.id, "raft running; the 9P job tree is not served yet");
+    let fs_listener = tokio::net::TcpListener::bind(&args.fsaddr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on --fsaddr {}: {e}", args.fsaddr))?;
+    let fs_addr = fs_listener.local_addr()?;
+    if !fs_addr.ip().is_loopback() {
+        warn!(%fs_addr, "9P listens beyond loopback: anyone who reaches it can run commands as this user");
+    }
+    let node = Node::start(config, raft_listener).await?;
+    let fs = Arc::new(JobFs::new(&node));
+    let (stop_9p, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(ninep::serve(fs_listener, fs, async {
+        let _ = stopped.await;
+    }));
+    info!(node = node.id, %fs_addr, "serving 9P");
     let mut metrics = node.raft.metrics();
-    tokio::select! {
-        _ = wait_for_signal() => {}
+    let outcome = tokio::select! {
+        _ = wait_for_signal() => Ok(()),
         // Fail-stop: a storage error (failed sync, full disk, corrupt
         // record) stops Raft; the process must not linger half alive.
         fatal = metrics.wait_for(|m| m.running_state.is_err()) => {
             let reason = fatal.map(|m| format!("{:?}", m.running_state)).unwrap_or_else(|_| "raft stopped".into());
-            anyhow::bail!("raft stopped: {reason}; not acknowledging anything further");
+            Err(anyhow::anyhow!("raft stopped: {reason}; not acknowledging anything further"))
         }
-    }
+    };
     info!("shutting down");
-    if tokio::time::timeout(Duration::from_secs(10), node.shutdown()).await.is_err() {
+    let _ = stop_9p.send(());
+    let drain = async {
+        let _ = server.await;
+        node.shutdown().await;
+    };
+    if tokio::time::timeout(Duration::from_secs(10), drain).await.is_err() {
         error!("shutdown took longer than 10 s; exiting anyway");
     }
-    Ok(())
+    outcome
 }
 
 async fn wait_for_signal() {

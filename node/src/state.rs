@@ -11,9 +11,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::command::{Command, Response};
 
-/// A key-value view of the state; reads see this apply's own writes.
-pub trait Kv {
+/// Reads of the state.
+pub trait KvRead {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError>;
+}
+
+/// A key-value view of the state; reads see this apply's own writes.
+pub trait Kv: KvRead {
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>);
     fn delete(&mut self, key: Vec<u8>);
 }
@@ -41,6 +45,18 @@ pub struct Job {
     /// scheduled times at or before this are not "missed".
     pub armed_at_ms: Option<i64>,
     pub created_at_ms: i64,
+    /// IANA time zone the schedule and the log's timestamps are read in.
+    #[serde(default = "utc")]
+    pub tz: String,
+    /// The log's logical offsets: the first byte still kept, and the end.
+    #[serde(default)]
+    pub log_start: u64,
+    #[serde(default)]
+    pub log_end: u64,
+}
+
+fn utc() -> String {
+    "UTC".into()
 }
 
 pub fn job_key(name: &str) -> Vec<u8> {
@@ -65,13 +81,21 @@ pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
     serde_json::to_vec(v).expect("state records serialize")
 }
 
-fn load_job(kv: &impl Kv, name: &str) -> Result<Option<Job>, KvError> {
-    let key = job_key(name);
-    kv.get(&key)?.map(|v| decode(&key, &v)).transpose()
-}
-
 fn store_job(kv: &mut impl Kv, job: &Job) {
     kv.put(job_key(&job.name), encode(job));
+}
+
+/// A change of expression or time zone while started: times before it are
+/// not "missed".
+fn rearm(job: &mut Job, at_ms: i64) {
+    if job.started {
+        job.armed_at_ms = Some(at_ms);
+    }
+}
+
+pub fn load_job(kv: &impl KvRead, name: &str) -> Result<Option<Job>, KvError> {
+    let key = job_key(name);
+    kv.get(&key)?.map(|v| decode(&key, &v)).transpose()
 }
 
 /// Applies one command committed at log `index`.
@@ -94,6 +118,9 @@ pub fn apply(kv: &mut impl Kv, index: u64, cmd: &Command) -> Result<Response, Kv
                 started: false,
                 armed_at_ms: None,
                 created_at_ms: *at_ms,
+                tz: utc(),
+                log_start: 0,
+                log_end: 0,
             };
             store_job(kv, &job);
             Response::Created { incarnation: index }
@@ -135,9 +162,14 @@ pub fn apply(kv: &mut impl Kv, index: u64, cmd: &Command) -> Result<Response, Kv
         SetSchedule { name, schedule, at_ms } => {
             let Some(mut job) = load_job(kv, name)? else { return Ok(Response::NoSuchJob) };
             job.schedule = schedule.clone();
-            if job.started {
-                job.armed_at_ms = Some(*at_ms);
-            }
+            rearm(&mut job, *at_ms);
+            store_job(kv, &job);
+            Response::Done
+        }
+        SetTz { name, tz, at_ms } => {
+            let Some(mut job) = load_job(kv, name)? else { return Ok(Response::NoSuchJob) };
+            job.tz = tz.clone();
+            rearm(&mut job, *at_ms);
             store_job(kv, &job);
             Response::Done
         }
@@ -146,10 +178,13 @@ pub fn apply(kv: &mut impl Kv, index: u64, cmd: &Command) -> Result<Response, Kv
 }
 
 /// An in-memory [`Kv`], for tests and for reading snapshots.
-impl Kv for BTreeMap<Vec<u8>, Vec<u8>> {
+impl KvRead for BTreeMap<Vec<u8>, Vec<u8>> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
         Ok(BTreeMap::get(self, key).cloned())
     }
+}
+
+impl Kv for BTreeMap<Vec<u8>, Vec<u8>> {
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
         self.insert(key, value);
     }

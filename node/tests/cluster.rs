@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use node::command::{Command, Response};
 use node::node::{Config, InitialState, Node, StartError, WriteError};
-use node::state::job_key;
+use node::state::{job_key, KvRead};
 use tempfile::TempDir;
 use tokio::net::TcpListener;
 use tokio::time::Instant;

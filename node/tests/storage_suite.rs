@@ -3,6 +3,7 @@
 //! synced, and that state survives reopening the database.
 
 use node::command::{Command, Response};
+use node::state::KvRead;
 use node::store::{self, log_store::LogStore, state_machine::StateMachine};
 use node::types::{StorageError, TypeConfig};
 use openraft::storage::{RaftLogStorage, RaftLogStorageExt, RaftStateMachine};

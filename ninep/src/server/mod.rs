@@ -16,7 +16,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
-use tracing::{info, info_span, warn, Instrument};
+use tracing::{debug, info_span, warn, Instrument};
 
 use crate::codec::split_header;
 use crate::error::{errno, reason, Error};
@@ -90,9 +90,9 @@ pub async fn serve_with<F: Filesystem>(
         let (fs, config, stop) = (fs.clone(), config.clone(), stop_rx.clone());
         conns.spawn(
             async move {
-                info!("connected");
+                debug!("connected");
                 conn::run(fs, stream, config, stop).await;
-                info!("disconnected");
+                debug!("disconnected");
                 drop(permit);
             }
             .instrument(info_span!("9p", %peer)),

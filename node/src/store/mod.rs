@@ -51,3 +51,10 @@ pub fn is_fresh(db: &DB) -> Result<bool, rocksdb::Error> {
     let any_log = db.iterator_cf(cf(db, CF_LOG), rocksdb::IteratorMode::Start).next().transpose()?;
     Ok(vote.is_none() && any_log.is_none())
 }
+
+/// The last committed log index this node has recorded.
+pub fn committed_index(db: &DB) -> Result<u64, rocksdb::Error> {
+    let v = db.get_cf(cf(db, CF_META), log_store::KEY_COMMITTED)?;
+    let id: Option<crate::types::LogId> = v.and_then(|b| serde_json::from_slice(&b).ok()).flatten();
+    Ok(id.map_or(0, |l| l.index))
+}

@@ -15,7 +15,7 @@ use rocksdb::{IteratorMode, WriteBatch, DB};
 
 use super::{cf, snapshot, synced, CF_SM, CF_SNAPSHOT};
 use crate::command::Response;
-use crate::state::{self, Kv, KvError};
+use crate::state::{self, Kv, KvError, KvRead};
 use crate::types::{LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 
 /// Internal keys sort before every state key (which start with a letter).
@@ -45,13 +45,16 @@ struct BatchKv<'a> {
     overlay: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
 }
 
-impl Kv for BatchKv<'_> {
+impl KvRead for BatchKv<'_> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
         if let Some(v) = self.overlay.get(key) {
             return Ok(v.clone());
         }
         self.db.get_cf(cf(self.db, CF_SM), key).map_err(|e| KvError::Read(e.to_string()))
     }
+}
+
+impl Kv for BatchKv<'_> {
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
         self.batch.put_cf(cf(self.db, CF_SM), &key, &value);
         self.overlay.insert(key, Some(value));
@@ -67,10 +70,6 @@ impl StateMachine {
         StateMachine { db, snapshots_built: Arc::new(AtomicU64::new(0)) }
     }
 
-    /// Reads one state key (for the file tree and tests).
-    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
-        self.db.get_cf(cf(&self.db, CF_SM), key).map_err(|e| KvError::Read(e.to_string()))
-    }
 
     /// Every state key with `prefix`, in order.
     pub fn scan(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, KvError> {
@@ -86,9 +85,39 @@ impl StateMachine {
         Ok(out)
     }
 
+    /// A hash of the whole state at one applied index, and that index:
+    /// nodes that applied the same entries print the same digest.
+    pub fn digest(&self) -> Result<(u64, u64), KvError> {
+        let view = self.db.snapshot();
+        // FNV-1a, 64 bit: stable across builds and platforms.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut applied = 0;
+        for item in view.iterator_cf(cf(&self.db, CF_SM), IteratorMode::Start) {
+            let (k, v) = item.map_err(|e| KvError::Read(e.to_string()))?;
+            if k.as_ref() == KEY_APPLIED {
+                let id: Option<LogId> = state::decode(&k, &v)?;
+                applied = id.map_or(0, |l| l.index);
+            }
+            for part in [k.as_ref(), &(k.len() as u32).to_be_bytes(), v.as_ref(), &(v.len() as u32).to_be_bytes()] {
+                for b in part {
+                    h ^= *b as u64;
+                    h = h.wrapping_mul(0x0000_0100_0000_01b3);
+                }
+            }
+        }
+        Ok((applied, h))
+    }
+
     fn read_json<T: for<'de> serde::Deserialize<'de>>(&self, key: &[u8]) -> Result<Option<T>, StorageError> {
         let v = self.db.get_cf(cf(&self.db, CF_SM), key).map_err(|e| sm_err(ErrorVerb::Read, e))?;
         v.map(|b| serde_json::from_slice(&b).map_err(|e| sm_err(ErrorVerb::Read, e))).transpose()
+    }
+}
+
+/// The applied state, as the file tree reads it.
+impl KvRead for StateMachine {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+        self.db.get_cf(cf(&self.db, CF_SM), key).map_err(|e| KvError::Read(e.to_string()))
     }
 }
 

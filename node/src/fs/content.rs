@@ -1,0 +1,126 @@
+//! What the tree's generated files read as. Pure renderings of state.
+
+use chrono::{DateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+
+use crate::cron::Schedule;
+use crate::state::Job;
+
+pub fn rfc3339_ms(ms: i64) -> String {
+    Utc.timestamp_millis_opt(ms).single().map_or_else(|| "-".into(), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+}
+
+fn tz_of(job: &Job) -> Tz {
+    job.tz.parse().unwrap_or(Tz::UTC)
+}
+
+/// The job's next scheduled time after `now_ms`, when it is started.
+pub fn next_time(job: &Job, now_ms: i64) -> Option<DateTime<Utc>> {
+    if !job.started {
+        return None;
+    }
+    let schedule = Schedule::parse(&job.schedule).ok()?;
+    let now = Utc.timestamp_millis_opt(now_ms).single()?;
+    schedule.next_after(now, tz_of(job))
+}
+
+/// `schedule`: the expression, then the next time when started.
+pub fn schedule(job: &Job, now_ms: i64) -> String {
+    match next_time(job, now_ms) {
+        Some(t) => format!("{}\n{}\n", job.schedule, t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        None => format!("{}\n", job.schedule),
+    }
+}
+
+pub fn cmd(job: &Job) -> String {
+    if job.cmd.is_empty() {
+        String::new()
+    } else {
+        format!("{}\n", job.cmd)
+    }
+}
+
+/// A job's `ctl`: one `key value` per line.
+pub fn job_ctl(job: &Job, now_ms: i64) -> String {
+    let next = next_time(job, now_ms).map_or_else(|| "-".into(), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    let state = if job.started { "started" } else { "stopped" };
+    let armed = job.armed_at_ms.map_or_else(|| "-".into(), rfc3339_ms);
+    format!(
+        "state {state}\nnext {next}\nlast-start -\nlast-status -\nruns 0\nfailures 0\ntz {}\narmed-at {armed}\ncreated {}\n",
+        job.tz,
+        rfc3339_ms(job.created_at_ms)
+    )
+}
+
+/// What `/ctl` shows of this node and the cluster.
+pub struct ClusterStatus {
+    pub id: u64,
+    pub leader: Option<u64>,
+    pub leader_fsaddr: Option<String>,
+    pub term: u64,
+    pub members: Vec<u64>,
+    pub learners: Vec<u64>,
+    pub commit: u64,
+    pub applied: u64,
+    pub digest: u64,
+    pub clock_skew_ms: i64,
+}
+
+fn ids(v: &[u64]) -> String {
+    if v.is_empty() {
+        "-".into()
+    } else {
+        v.iter().map(u64::to_string).collect::<Vec<_>>().join(",")
+    }
+}
+
+pub fn cluster_ctl(s: &ClusterStatus) -> String {
+    format!(
+        "id {}\nleader {}\nleader-fsaddr {}\nterm {}\nmembers {}\nlearners {}\ncommit {}\napplied {}\ndigest {:016x}\nclock-skew-ms {}\n",
+        s.id,
+        s.leader.map_or_else(|| "none".into(), |l| l.to_string()),
+        s.leader_fsaddr.as_deref().unwrap_or("-"),
+        s.term,
+        ids(&s.members),
+        ids(&s.learners),
+        s.commit,
+        s.applied,
+        s.digest,
+        s.clock_skew_ms
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(started: bool) -> Job {
+        Job {
+            name: "hello".into(),
+            incarnation: 3,
+            cmd: "echo hello world".into(),
+            schedule: "0 0/5 * * * ? *".into(),
+            started,
+            armed_at_ms: started.then_some(0),
+            created_at_ms: 0,
+            tz: "UTC".into(),
+            log_start: 0,
+            log_end: 0,
+        }
+    }
+
+    #[test]
+    fn schedule_shows_the_expression_first_and_next_only_when_started() {
+        let now = 1_392_133_353_000; // 2014-02-11T15:42:33Z
+        assert_eq!(schedule(&job(false), now), "0 0/5 * * * ? *\n");
+        assert_eq!(schedule(&job(true), now), "0 0/5 * * * ? *\n2014-02-11T15:45:00Z\n");
+        assert_eq!(cmd(&job(true)), "echo hello world\n");
+    }
+
+    #[test]
+    fn job_ctl_is_key_value_lines() {
+        let text = job_ctl(&job(true), 1_392_133_353_000);
+        assert!(text.starts_with("state started\nnext 2014-02-11T15:45:00Z\n"), "{text}");
+        assert!(text.lines().all(|l| l.split_once(' ').is_some()));
+    }
+}

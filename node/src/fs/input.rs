@@ -1,0 +1,171 @@
+//! What clients write, parsed and checked before anything is proposed:
+//! clone strings, job names, ctl verbs, and /ctl membership commands. Pure
+//! functions; each error is one line saying what is wrong.
+
+/// Longest job name, in bytes.
+pub const MAX_NAME: usize = 64;
+
+/// Text of a write: UTF-8, with one trailing newline (or CRLF) ignored.
+pub fn text(data: &[u8]) -> Result<&str, String> {
+    let s = std::str::from_utf8(data).map_err(|_| "the text is not UTF-8".to_string())?;
+    Ok(s.strip_suffix('\n').map(|s| s.strip_suffix('\r').unwrap_or(s)).unwrap_or(s))
+}
+
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("empty job name".into());
+    }
+    if name.len() > MAX_NAME {
+        return Err(format!("job name is {} bytes; at most {MAX_NAME}", name.len()));
+    }
+    if name == "." || name == ".." {
+        return Err(format!("{name:?} is not a job name"));
+    }
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+        return Err(format!("job name {name:?} has {c:?}; use letters, digits, '.', '_' and '-'"));
+    }
+    Ok(())
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct CloneRequest {
+    pub name: String,
+    pub schedule: String,
+    pub cmd: String,
+}
+
+/// `name:cronexpr:cmd`, split at the first two colons (the command may
+/// hold more).
+pub fn parse_clone(data: &[u8]) -> Result<CloneRequest, String> {
+    let s = text(data)?;
+    let mut parts = s.splitn(3, ':');
+    let (Some(name), Some(schedule), Some(cmd)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err("want name:cronexpr:cmd".into());
+    };
+    check_name(name)?;
+    if cmd.trim().is_empty() {
+        return Err("empty command".into());
+    }
+    crate::cron::Schedule::parse(schedule)?;
+    Ok(CloneRequest { name: name.into(), schedule: schedule.trim().into(), cmd: cmd.into() })
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verb {
+    Start,
+    Stop,
+    Run { force: bool },
+    Delete,
+    Tz(String),
+}
+
+pub const VERBS: &str = "start, stop, run, run force, delete, tz ZONE";
+
+/// One or more newline-separated verbs; all are checked before any runs.
+pub fn parse_ctl(data: &[u8]) -> Result<Vec<Verb>, String> {
+    let s = text(data)?;
+    let mut verbs = vec![];
+    for line in s.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        verbs.push(match words.as_slice() {
+            ["start"] => Verb::Start,
+            ["stop"] => Verb::Stop,
+            ["run"] => Verb::Run { force: false },
+            ["run", "force"] => Verb::Run { force: true },
+            ["delete"] => Verb::Delete,
+            ["tz", zone] => {
+                zone.parse::<chrono_tz::Tz>().map_err(|_| format!("unknown time zone {zone:?}"))?;
+                Verb::Tz(zone.to_string())
+            }
+            _ => return Err(format!("unknown command {line:?}; the verbs are: {VERBS}")),
+        });
+    }
+    if verbs.is_empty() {
+        return Err(format!("empty command; the verbs are: {VERBS}"));
+    }
+    Ok(verbs)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClusterVerb {
+    Add { id: u64, raft_addr: String },
+    Promote { id: u64 },
+    Remove { id: u64 },
+}
+
+pub const CLUSTER_VERBS: &str = "add ID RAFTADDR, promote ID, remove ID";
+
+pub fn parse_cluster_ctl(data: &[u8]) -> Result<Vec<ClusterVerb>, String> {
+    let s = text(data)?;
+    let id = |w: &str| w.parse::<u64>().map_err(|_| format!("node id {w:?} is not a number"));
+    let mut verbs = vec![];
+    for line in s.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        verbs.push(match words.as_slice() {
+            ["add", n, addr] if addr.contains(':') => ClusterVerb::Add { id: id(n)?, raft_addr: addr.to_string() },
+            ["promote", n] => ClusterVerb::Promote { id: id(n)? },
+            ["remove", n] => ClusterVerb::Remove { id: id(n)? },
+            _ => return Err(format!("unknown command {line:?}; the commands are: {CLUSTER_VERBS}")),
+        });
+    }
+    if verbs.is_empty() {
+        return Err(format!("empty command; the commands are: {CLUSTER_VERBS}"));
+    }
+    Ok(verbs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clone_splits_at_the_first_two_colons() {
+        let r = parse_clone(b"hello:0 0/5 * * * ? *:echo a:b:c\n").unwrap();
+        assert_eq!(r, CloneRequest { name: "hello".into(), schedule: "0 0/5 * * * ? *".into(), cmd: "echo a:b:c".into() });
+    }
+
+    #[test]
+    fn bad_clone_strings_are_refused_with_a_reason() {
+        let long = format!("{}:* * * * *:true", "x".repeat(65));
+        for (input, want) in [
+            ("nocolon", "want name:cronexpr:cmd"),
+            ("one:colon", "want name:cronexpr:cmd"),
+            (":* * * * *:true", "empty job name"),
+            (".:* * * * *:true", "not a job name"),
+            ("..:* * * * *:true", "not a job name"),
+            ("a/b:* * * * *:true", "has '/'"),
+            ("a b:* * * * *:true", "has ' '"),
+            (long.as_str(), "at most 64"),
+            ("ok:* * * * *:", "empty command"),
+            ("ok:* * * * *:   ", "empty command"),
+            ("ok:not cron:true", "fields"),
+            ("ok:0 0 0 30 2 ?:true", "never fires"),
+        ] {
+            let err = parse_clone(input.as_bytes()).expect_err(input);
+            assert!(err.contains(want), "{input:?}: {err:?} should mention {want:?}");
+        }
+        assert!(parse_clone(&[0xff, b':']).unwrap_err().contains("UTF-8"));
+    }
+
+    #[test]
+    fn ctl_verbs() {
+        assert_eq!(parse_ctl(b"start").unwrap(), vec![Verb::Start]);
+        assert_eq!(parse_ctl(b"stop\nstart\n").unwrap(), vec![Verb::Stop, Verb::Start]);
+        assert_eq!(parse_ctl(b"tz Europe/Paris").unwrap(), vec![Verb::Tz("Europe/Paris".into())]);
+        assert_eq!(parse_ctl(b"run force").unwrap(), vec![Verb::Run { force: true }]);
+        let err = parse_ctl(b"start\nfrobnicate").unwrap_err();
+        assert!(err.contains("frobnicate") && err.contains("start, stop, run"), "{err}");
+        assert!(parse_ctl(b"tz Mars/Olympus").unwrap_err().contains("unknown time zone"));
+        assert!(parse_ctl(b"\n").is_err());
+    }
+
+    #[test]
+    fn cluster_verbs() {
+        assert_eq!(
+            parse_cluster_ctl(b"add 4 127.0.0.1:9000\npromote 4").unwrap(),
+            vec![ClusterVerb::Add { id: 4, raft_addr: "127.0.0.1:9000".into() }, ClusterVerb::Promote { id: 4 }]
+        );
+        assert!(parse_cluster_ctl(b"add x 1:2").unwrap_err().contains("not a number"));
+        assert!(parse_cluster_ctl(b"evict 3").unwrap_err().contains("add ID RAFTADDR"));
+    }
+}

@@ -1,0 +1,387 @@
+//! The jobd file tree, served by every node through `ninep`:
+//!
+//! ```text
+//! /clone  /ctl  /jobs/NAME/{ctl,cmd,schedule,log,runs}
+//! ```
+//!
+//! Reads serve this node's applied state; every change is a command
+//! through the write path (`Node::write`), acted on at Twrite and
+//! answered once applied here.
+
+mod content;
+pub mod errors;
+pub mod input;
+pub mod path;
+
+use std::sync::{Arc, Mutex};
+
+use ninep::error::errno;
+use ninep::{Error, Filesystem, OpenMode, Qid, Result, Stat, DMDIR};
+
+use crate::clock::{now_ms, PeerClocks};
+use crate::command::{Command, Response};
+use crate::node::Writer;
+use crate::state::{self, Job};
+use crate::store::state_machine::StateMachine;
+use crate::types::Raft;
+use input::{ClusterVerb, Verb};
+use path::{JobFile, Node};
+
+/// Largest single write accepted.
+pub const MAX_WRITE: usize = 64 << 10;
+
+/// Per-fid state: what a clone write created, and the content a read at
+/// offset 0 generated (later offsets read from it, so a file never tears
+/// between two reads of one `cat`).
+#[derive(Default)]
+struct FidState {
+    created: Option<String>,
+    content: Option<Vec<u8>>,
+}
+
+pub struct Fid {
+    node: Node,
+    state: Arc<Mutex<FidState>>,
+}
+
+/// A cloned fid (Twalk with no names) starts with no per-open state.
+impl Clone for Fid {
+    fn clone(&self) -> Fid {
+        Fid::new(self.node.clone())
+    }
+}
+
+impl Fid {
+    fn new(node: Node) -> Fid {
+        Fid { node, state: Arc::default() }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, FidState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+pub struct JobFs {
+    pub id: u64,
+    pub raft: Raft,
+    pub sm: StateMachine,
+    pub db: Arc<rocksdb::DB>,
+    pub clocks: Arc<PeerClocks>,
+    pub writer: Writer,
+}
+
+impl JobFs {
+    pub fn new(node: &crate::node::Node) -> JobFs {
+        JobFs {
+            id: node.id,
+            raft: node.raft.clone(),
+            sm: node.sm.clone(),
+            db: node.db.clone(),
+            clocks: node.clocks.clone(),
+            writer: node.writer(),
+        }
+    }
+
+    /// The job a fid names, if that incarnation still exists.
+    fn job(&self, name: &str, incarnation: u64) -> Result<Job> {
+        match state::load_job(&self.sm, name).map_err(errors::from_store)? {
+            Some(j) if j.incarnation == incarnation => Ok(j),
+            Some(_) => Err(Error::new(errno::ENOENT, format!("job {name} was deleted (a new one has its name)"))),
+            None => Err(errors::no_job(name)),
+        }
+    }
+
+    async fn write_cmd(&self, cmd: Command, name: &str) -> Result<Response> {
+        let resp = self.writer.write(cmd).await.map_err(errors::from_write)?;
+        errors::check(resp, name)
+    }
+
+    fn stat_of(&self, node: &Node) -> Result<Stat> {
+        let qid = node.qid();
+        let (mut length, mut mtime) = (0, 0);
+        match node {
+            Node::Job { name, incarnation } => mtime = secs(self.job(name, *incarnation)?.created_at_ms),
+            Node::File { name, incarnation, file } => {
+                let job = self.job(name, *incarnation)?;
+                mtime = secs(job.created_at_ms);
+                if *file == JobFile::Log {
+                    length = job.log_end;
+                }
+            }
+            _ => {}
+        }
+        let dir = if qid.is_dir() { DMDIR } else { 0 };
+        Ok(Stat {
+            qid,
+            mode: dir | node.perm(),
+            atime: mtime,
+            mtime,
+            length,
+            name: node.name().to_string(),
+            uid: "jobd".into(),
+            gid: "jobd".into(),
+            muid: "jobd".into(),
+            ..Stat::default()
+        })
+    }
+
+    fn cluster_status(&self) -> Result<content::ClusterStatus> {
+        let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        let members: Vec<u64> = membership.voter_ids().collect();
+        let learners: Vec<u64> = membership.learner_ids().collect();
+        let leader_fsaddr = match m.current_leader {
+            Some(l) => self.sm_get_string(&state::node_key(l))?,
+            None => None,
+        };
+        let (applied, digest) = self.sm.digest().map_err(errors::from_store)?;
+        let commit = crate::store::committed_index(&self.db).map_err(|e| Error::new(errno::EIO, e.to_string()))?;
+        Ok(content::ClusterStatus {
+            id: self.id,
+            leader: m.current_leader,
+            leader_fsaddr,
+            term: m.current_term,
+            members,
+            learners,
+            commit: commit.max(applied),
+            applied,
+            digest,
+            clock_skew_ms: self.clocks.skew_ms(),
+        })
+    }
+
+    fn sm_get_string(&self, key: &[u8]) -> Result<Option<String>> {
+        use crate::state::KvRead;
+        let v = self.sm.get(key).map_err(errors::from_store)?;
+        Ok(v.map(|b| String::from_utf8_lossy(&b).into_owned()))
+    }
+
+    /// The bytes a generated file reads as right now.
+    fn generate(&self, fid: &Fid) -> Result<Vec<u8>> {
+        let now = now_ms();
+        let text = match &fid.node {
+            Node::Clone => fid.state().created.as_ref().map(|n| format!("{n}\n")).unwrap_or_default(),
+            Node::Ctl => content::cluster_ctl(&self.cluster_status()?),
+            Node::File { name, incarnation, file } => {
+                let job = self.job(name, *incarnation)?;
+                match file {
+                    JobFile::Ctl => content::job_ctl(&job, now),
+                    JobFile::Cmd => content::cmd(&job),
+                    JobFile::Schedule => content::schedule(&job, now),
+                    // Runs arrive with the scheduler; the log is empty until then.
+                    JobFile::Runs | JobFile::Log => String::new(),
+                }
+            }
+            _ => return Err(Error::new(errno::EISDIR, "is a directory")),
+        };
+        Ok(text.into_bytes())
+    }
+
+    async fn write_job_ctl(&self, name: &str, incarnation: u64, data: &[u8]) -> Result<()> {
+        let verbs = input::parse_ctl(data).map_err(errors::invalid)?;
+        for verb in verbs {
+            self.job(name, incarnation)?;
+            let at_ms = now_ms();
+            let cmd = match verb {
+                Verb::Start => Command::StartJob { name: name.into(), at_ms },
+                Verb::Stop => Command::StopJob { name: name.into() },
+                Verb::Delete => Command::DeleteJob { name: name.into() },
+                Verb::Tz(tz) => Command::SetTz { name: name.into(), tz, at_ms },
+                Verb::Run { .. } => {
+                    return Err(Error::new(errno::EOPNOTSUPP, "run: manual runs are not available yet (no executor)"))
+                }
+            };
+            self.write_cmd(cmd, name).await?;
+        }
+        Ok(())
+    }
+
+    async fn write_cluster_ctl(&self, data: &[u8]) -> Result<()> {
+        let not_leader = |e: String| Error::new(errno::EAGAIN, format!("{e}; write membership commands to the leader's /ctl"));
+        for verb in input::parse_cluster_ctl(data).map_err(errors::invalid)? {
+            match verb {
+                ClusterVerb::Add { id, raft_addr } => {
+                    let member = crate::types::Member { raft_addr };
+                    self.raft.add_learner(id, member, true).await.map_err(|e| not_leader(e.to_string()))?;
+                }
+                ClusterVerb::Promote { id } => {
+                    let change = openraft::ChangeMembers::AddVoterIds([id].into());
+                    self.raft.change_membership(change, false).await.map_err(|e| not_leader(e.to_string()))?;
+                }
+                ClusterVerb::Remove { id } => {
+                    let voters = openraft::ChangeMembers::RemoveVoters([id].into());
+                    self.raft.change_membership(voters, false).await.map_err(|e| not_leader(e.to_string()))?;
+                    let nodes = openraft::ChangeMembers::RemoveNodes([id].into());
+                    self.raft.change_membership(nodes, false).await.map_err(|e| not_leader(e.to_string()))?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn secs(ms: i64) -> u32 {
+    (ms / 1000).clamp(0, u32::MAX as i64) as u32
+}
+
+fn whole(offset: u64, what: &str) -> Result<()> {
+    if offset != 0 {
+        return Err(errors::invalid(format!("writes to {what} must be whole (offset 0), not at offset {offset}")));
+    }
+    Ok(())
+}
+
+impl Filesystem for JobFs {
+    type Fid = Fid;
+
+    /// The attach name is ignored: every client sees the same tree.
+    async fn attach(&self, _uname: &str, _aname: &str) -> Result<(Fid, Qid)> {
+        Ok((Fid::new(Node::Root), Node::Root.qid()))
+    }
+
+    async fn walk(&self, dir: &Fid, name: &str) -> Result<(Fid, Qid)> {
+        let next = match (&dir.node, name) {
+            (n, "..") => n.parent(),
+            (Node::Root, "clone") => Node::Clone,
+            (Node::Root, "ctl") => Node::Ctl,
+            (Node::Root, "jobs") => Node::Jobs,
+            (Node::Jobs, name) => match state::load_job(&self.sm, name).map_err(errors::from_store)? {
+                Some(job) => Node::Job { name: job.name, incarnation: job.incarnation },
+                None => return Err(errors::no_job(name)),
+            },
+            (Node::Job { name, incarnation }, file) => {
+                self.job(name, *incarnation)?;
+                let file = JobFile::from_name(file).ok_or_else(Error::not_found)?;
+                Node::File { name: name.clone(), incarnation: *incarnation, file }
+            }
+            _ => return Err(Error::not_found()),
+        };
+        let qid = next.qid();
+        Ok((Fid::new(next), qid))
+    }
+
+    async fn open(&self, fid: &Fid, mode: OpenMode) -> Result<Qid> {
+        match &fid.node {
+            Node::Job { name, incarnation } => {
+                self.job(name, *incarnation)?;
+            }
+            Node::File { name, incarnation, file } => {
+                self.job(name, *incarnation)?;
+                if mode.write && !file.writable() {
+                    return Err(errors::read_only(file.name()));
+                }
+            }
+            _ => {}
+        }
+        Ok(fid.node.qid())
+    }
+
+    async fn read(&self, fid: &Fid, offset: u64, count: u32) -> Result<Vec<u8>> {
+        let mut state = fid.state();
+        let cached = state.content.take();
+        drop(state);
+        let content = match cached {
+            Some(c) if offset != 0 => c,
+            _ => self.generate(fid)?,
+        };
+        let start = (offset.min(content.len() as u64)) as usize;
+        let end = start.saturating_add(count as usize).min(content.len());
+        let out = content[start..end].to_vec();
+        fid.state().content = Some(content);
+        Ok(out)
+    }
+
+    async fn readdir(&self, dir: &Fid) -> Result<Vec<Stat>> {
+        let children: Vec<Node> = match &dir.node {
+            Node::Root => vec![Node::Clone, Node::Ctl, Node::Jobs],
+            Node::Jobs => {
+                let mut jobs = vec![];
+                for (k, v) in self.sm.scan(state::JOB_PREFIX).map_err(errors::from_store)? {
+                    let job: Job = state::decode(&k, &v).map_err(errors::from_store)?;
+                    jobs.push(Node::Job { name: job.name, incarnation: job.incarnation });
+                }
+                jobs
+            }
+            Node::Job { name, incarnation } => {
+                self.job(name, *incarnation)?;
+                JobFile::ALL.iter().map(|f| Node::File { name: name.clone(), incarnation: *incarnation, file: *f }).collect()
+            }
+            _ => return Err(Error::new(errno::ENOTDIR, "not a directory")),
+        };
+        // A job deleted since the scan is simply left out.
+        Ok(children.iter().filter_map(|n| self.stat_of(n).ok()).collect())
+    }
+
+    async fn write(&self, fid: &Fid, offset: u64, data: &[u8]) -> Result<u32> {
+        if data.len() > MAX_WRITE {
+            return Err(errors::invalid(format!("write of {} bytes; at most {MAX_WRITE}", data.len())));
+        }
+        match &fid.node {
+            Node::Clone => {
+                whole(offset, "clone")?;
+                let req = input::parse_clone(data).map_err(errors::invalid)?;
+                let cmd = Command::CreateJob { name: req.name.clone(), schedule: req.schedule, cmd: req.cmd, at_ms: now_ms() };
+                self.write_cmd(cmd, &req.name).await?;
+                fid.state().created = Some(req.name);
+            }
+            Node::Ctl => self.write_cluster_ctl(data).await?,
+            Node::File { name, incarnation, file } => match file {
+                JobFile::Ctl => self.write_job_ctl(name, *incarnation, data).await?,
+                JobFile::Cmd => {
+                    whole(offset, "cmd")?;
+                    self.job(name, *incarnation)?;
+                    let cmd = input::text(data).map_err(errors::invalid)?;
+                    if cmd.trim().is_empty() {
+                        return Err(errors::invalid("empty command".into()));
+                    }
+                    self.write_cmd(Command::SetCmd { name: name.clone(), cmd: cmd.into() }, name).await?;
+                }
+                JobFile::Schedule => {
+                    whole(offset, "schedule")?;
+                    self.job(name, *incarnation)?;
+                    let expr = input::text(data).map_err(errors::invalid)?.trim().to_string();
+                    crate::cron::Schedule::parse(&expr).map_err(errors::invalid)?;
+                    let cmd = Command::SetSchedule { name: name.clone(), schedule: expr, at_ms: now_ms() };
+                    self.write_cmd(cmd, name).await?;
+                }
+                JobFile::Log | JobFile::Runs => return Err(errors::read_only(file.name())),
+            },
+            _ => return Err(Error::new(errno::EISDIR, "is a directory")),
+        }
+        Ok(data.len() as u32)
+    }
+
+    /// `mkdir jobs/NAME`: an empty, stopped job whose cmd and schedule are
+    /// written next.
+    async fn create(&self, dir: &Fid, name: &str, perm: u32, _mode: OpenMode) -> Result<(Fid, Qid)> {
+        if dir.node != Node::Jobs || perm & DMDIR == 0 {
+            return Err(errors::not_permitted(format!("cannot create {name} here; create jobs with mkdir in /jobs or by writing /clone")));
+        }
+        input::check_name(name).map_err(errors::invalid)?;
+        let cmd = Command::CreateJob { name: name.into(), schedule: String::new(), cmd: String::new(), at_ms: now_ms() };
+        let incarnation = match self.write_cmd(cmd, name).await? {
+            Response::Created { incarnation } => incarnation,
+            other => return Err(Error::new(errno::EIO, format!("unexpected answer {other:?}"))),
+        };
+        let node = Node::Job { name: name.into(), incarnation };
+        let qid = node.qid();
+        Ok((Fid::new(node), qid))
+    }
+
+    /// Removing a job's directory deletes the job; removing one of its
+    /// files succeeds and does nothing, so `rm -r` works.
+    async fn remove(&self, fid: &Fid) -> Result<()> {
+        match &fid.node {
+            Node::Job { name, incarnation } => {
+                self.job(name, *incarnation)?;
+                self.write_cmd(Command::DeleteJob { name: name.clone() }, name).await.map(|_| ())
+            }
+            Node::File { .. } => Ok(()),
+            n => Err(errors::not_permitted(format!("{} cannot be removed", n.name()))),
+        }
+    }
+
+    async fn stat(&self, fid: &Fid) -> Result<Stat> {
+        self.stat_of(&fid.node)
+    }
+}
