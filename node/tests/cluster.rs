@@ -2,95 +2,15 @@
 //! follower, leader loss and return, catch-up by snapshot, full restart,
 //! minority refusal, and the fresh-directory rule.
 
-use std::path::PathBuf;
+mod common;
+
 use std::time::Duration;
 
-use node::command::{Command, Response};
-use node::node::{Config, InitialState, Node, StartError, WriteError};
-use node::state::{job_key, KvRead};
-use tempfile::TempDir;
+use common::{create, eventually, Cluster};
+use node::command::Response;
+use node::node::{Config, Node, StartError, WriteError};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
-
-const DEADLINE: Duration = Duration::from_secs(20);
-
-struct Cluster {
-    _dirs: Vec<TempDir>,
-    configs: Vec<Config>,
-    nodes: Vec<Option<Node>>,
-}
-
-fn create(name: &str) -> Command {
-    Command::CreateJob { name: name.into(), schedule: "* * * * *".into(), cmd: "true".into(), at_ms: 0 }
-}
-
-async fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-impl Cluster {
-    async fn start(n: usize, snapshot_every: u64) -> Cluster {
-        let mut listeners = vec![];
-        for _ in 0..n {
-            listeners.push(TcpListener::bind("127.0.0.1:0").await.unwrap());
-        }
-        let peers: Vec<(u64, String)> =
-            listeners.iter().enumerate().map(|(i, l)| (i as u64 + 1, l.local_addr().unwrap().to_string())).collect();
-        let dirs: Vec<TempDir> = (0..n).map(|_| tempfile::tempdir().unwrap()).collect();
-        let configs: Vec<Config> = peers
-            .iter()
-            .zip(&dirs)
-            .map(|((id, addr), dir)| {
-                let mut c = Config::new(*id, PathBuf::from(dir.path()), addr.clone(), format!("127.0.0.1:{}", 7000 + id));
-                c.peers = peers.clone();
-                c.initial_state = Some(InitialState::New);
-                c.snapshot_every = snapshot_every;
-                c.write_timeout = Duration::from_secs(3);
-                c
-            })
-            .collect();
-        let mut nodes = vec![];
-        for (c, l) in configs.iter().zip(listeners) {
-            nodes.push(Some(Node::start(c.clone(), l).await.expect("node starts")));
-        }
-        Cluster { _dirs: dirs, configs, nodes }
-    }
-
-    fn node(&self, i: usize) -> &Node {
-        self.nodes[i].as_ref().expect("node is running")
-    }
-
-    async fn leader(&self) -> usize {
-        eventually("a leader", || {
-            let running: Vec<&Node> = self.nodes.iter().flatten().collect();
-            let l = running.first()?.current_leader()?;
-            let idx = (l - 1) as usize;
-            (self.nodes[idx].is_some() && running.iter().all(|n| n.current_leader() == Some(l))).then_some(idx)
-        })
-        .await
-    }
-
-    async fn stop(&mut self, i: usize) {
-        self.nodes[i].take().expect("running").shutdown().await;
-    }
-
-    async fn restart(&mut self, i: usize) {
-        let c = self.configs[i].clone();
-        let listener = TcpListener::bind(&c.raft_addr).await.expect("rebind the node's address");
-        self.nodes[i] = Some(Node::start(c, listener).await.expect("restart"));
-    }
-
-    fn has_job(&self, i: usize, name: &str) -> bool {
-        self.node(i).sm.get(&job_key(name)).unwrap().is_some()
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_through_a_follower_is_read_back_there_and_replicated() {
