@@ -5,4 +5,5 @@
 //! and operators do (9P, signals, its command line); nothing reaches into
 //! its internals.
 
+pub mod jobd;
 pub mod v9fs;

@@ -129,8 +129,9 @@ pub struct Wstat {
 
 impl Wstat {
     /// Reads a Twstat's stat: integer fields of all ones and empty strings
-    /// mean "don't touch" (plan9port's 9pfuse sends mode 0xFFFFFFFF).
-    pub fn from_stat(s: &Stat) -> Wstat {
+    /// mean "don't touch" (plan9port's 9pfuse sends mode 0xFFFFFFFF). The
+    /// numeric ids exist only in 9P2000.u (`dotu`); otherwise untouched.
+    pub fn from_stat(s: &Stat, dotu: bool) -> Wstat {
         fn int<T: PartialEq + Copy>(v: T, none: T) -> Option<T> {
             (v != none).then_some(v)
         }
@@ -145,8 +146,8 @@ impl Wstat {
             name: text(&s.name),
             uid: text(&s.uid),
             gid: text(&s.gid),
-            n_uid: int(s.n_uid, u32::MAX),
-            n_gid: int(s.n_gid, u32::MAX),
+            n_uid: int(s.n_uid, u32::MAX).filter(|_| dotu),
+            n_gid: int(s.n_gid, u32::MAX).filter(|_| dotu),
         }
     }
 
@@ -168,13 +169,16 @@ mod tests {
 
     #[test]
     fn all_ones_is_sync() {
-        assert!(Wstat::from_stat(&Stat::dont_touch()).is_sync());
+        assert!(Wstat::from_stat(&Stat::dont_touch(), true).is_sync());
+        // 9P2000 has no numeric ids: their zero default is not a change.
+        let plain = Stat { n_uid: 0, n_gid: 0, ..Stat::dont_touch() };
+        assert!(Wstat::from_stat(&plain, false).is_sync());
     }
 
     #[test]
     fn truncate_with_mtime_is_truncate() {
         let s = Stat { length: 0, mtime: 1234, ..Stat::dont_touch() };
-        let w = Wstat::from_stat(&s);
+        let w = Wstat::from_stat(&s, true);
         assert!(w.is_truncate());
         assert_eq!(w.mtime, Some(1234));
         assert!(!w.is_sync());

@@ -115,3 +115,18 @@ async fn connections_are_limited() {
     assert!(second.closed().await);
     assert!(matches!(first.rpc(2, Tmsg::Stat { fid: 0 }).await, Rmsg::Stat { .. }));
 }
+
+/// What Linux sends for `echo > file` on a legacy (9P2000) mount: a Twstat
+/// with length 0 and mtime. A file system with the default wstat accepts it.
+#[tokio::test]
+async fn legacy_truncate_reaches_a_default_wstat_as_truncation() {
+    let (srv, _fs) = slow_server(Config::default()).await;
+    for d in [Dialect::P2000, Dialect::P2000U] {
+        let mut c = Raw::session(srv.addr, d).await;
+        c.walk(0, 1, &["fast"]).await;
+        // Decoded in 9P2000, the .u-only numeric ids read as 0.
+        let stat = ninep::Stat { length: 0, mtime: 1_795_850_699, n_uid: 0, n_gid: 0, n_muid: 0, ..ninep::Stat::dont_touch() };
+        let stat = if d == Dialect::P2000 { stat } else { ninep::Stat { n_uid: u32::MAX, n_gid: u32::MAX, n_muid: u32::MAX, ..stat } };
+        assert_eq!(c.rpc(1, Tmsg::Wstat { fid: 1, stat }).await, Rmsg::Wstat, "{d:?}");
+    }
+}

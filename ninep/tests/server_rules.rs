@@ -280,3 +280,13 @@ async fn read_counts_are_clamped_to_msize() {
     let Rmsg::Read { data } = c.rpc(1, Tmsg::Read { fid: 1, offset: 0, count: 1 << 20 }).await else { panic!() };
     assert_eq!(data.len(), 8192 - 24);
 }
+
+#[tokio::test]
+async fn legacy_errors_can_carry_the_errno_text_for_linux() {
+    let srv = ramfs_with(ninep::Config { legacy_errors: ninep::LegacyErrors::Errno, ..Default::default() }).await;
+    let mut c = Raw::session(srv.addr, Dialect::P2000).await;
+    assert_eq!(c.walk(0, 1, &["nope"]).await, Rmsg::Error { ename: s("No such file or directory"), errno: 0 });
+    // .u still carries the reason.
+    let mut u = Raw::session(srv.addr, Dialect::P2000U).await;
+    assert_eq!(u.walk(0, 1, &["nope"]).await, Rmsg::Error { ename: s("file does not exist"), errno: 2 });
+}

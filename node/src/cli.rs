@@ -66,9 +66,31 @@ pub struct Args {
     #[arg(long, env = "JOBD_WRITE_TIMEOUT_MS", default_value_t = 5000)]
     pub write_timeout_ms: u64,
 
+    /// What a 9P2000 (legacy) error carries: the one-line reason (for
+    /// plan9port's tools) or the errno's standard text (for Linux mounts
+    /// with version=9p2000, which show other text as "Unknown error 526").
+    #[arg(long, env = "JOBD_LEGACY_ERRORS", value_enum, default_value = "reason")]
+    pub legacy_errors: LegacyErrorsArg,
+
     /// Log every 9P message (one line each).
     #[arg(long, env = "JOBD_DEBUG")]
     pub debug: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum LegacyErrorsArg {
+    Reason,
+    Errno,
+}
+
+impl Args {
+    pub fn ninep_config(&self) -> ninep::Config {
+        let legacy_errors = match self.legacy_errors {
+            LegacyErrorsArg::Reason => ninep::LegacyErrors::Reason,
+            LegacyErrorsArg::Errno => ninep::LegacyErrors::Errno,
+        };
+        ninep::Config { legacy_errors, ..ninep::Config::default() }
+    }
 }
 
 #[derive(Debug, clap::Subcommand)]

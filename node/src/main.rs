@@ -47,7 +47,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let node = Node::start(config, raft_listener).await?;
     let fs = Arc::new(JobFs::new(&node));
     let (stop_9p, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(ninep::serve(fs_listener, fs, async {
+    let server = tokio::spawn(ninep::serve_with(fs_listener, fs, args.ninep_config(), async {
         let _ = stopped.await;
     }));
     info!(node = node.id, %fs_addr, "serving 9P");

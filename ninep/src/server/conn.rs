@@ -16,12 +16,12 @@ use tracing::{debug, warn};
 
 use crate::codec::{frame_size, split_header, HEADER_LEN};
 use crate::dialect::{negotiate_msize, Dialect};
-use crate::error::{errno, reason, Error};
+use crate::error::{errno, reason, strerror, Error};
 use crate::fcall::{ty, Rmsg, Tmsg};
 use crate::fs::Filesystem;
 use crate::server::dispatch::Session;
 use crate::server::fids::lock;
-use crate::server::Config;
+use crate::server::{Config, LegacyErrors};
 use crate::trace::Traced;
 use crate::wire::DecodeError;
 
@@ -48,9 +48,10 @@ struct Conn<F: Filesystem> {
 }
 
 /// The error reply for `dialect`: Rlerror in .L, Rerror (with errno in .u) otherwise.
-pub fn error_reply(e: &Error, dialect: Dialect) -> Rmsg {
-    match dialect {
-        Dialect::P2000L => Rmsg::Lerror { ecode: e.errno },
+pub fn error_reply(e: &Error, dialect: Dialect, legacy: LegacyErrors) -> Rmsg {
+    match (dialect, legacy) {
+        (Dialect::P2000L, _) => Rmsg::Lerror { ecode: e.errno },
+        (Dialect::P2000, LegacyErrors::Errno) => Rmsg::Error { ename: strerror(e.errno).into(), errno: e.errno },
         _ => Rmsg::Error { ename: e.reason.to_string(), errno: e.errno },
     }
 }
@@ -148,7 +149,7 @@ impl<F: Filesystem> Conn<F> {
 
     fn send_error(&self, tag: u16, e: &Error, slot: OwnedSemaphorePermit) {
         debug!("error tag {tag}: {}", e.reason);
-        self.send(tag, error_reply(e, self.dialect()), self.dialect(), slot);
+        self.send(tag, error_reply(e, self.dialect(), self.config.legacy_errors), self.dialect(), slot);
     }
 
     async fn on_frame(&mut self, buf: &[u8], slot: OwnedSemaphorePermit) {
@@ -184,13 +185,13 @@ impl<F: Filesystem> Conn<F> {
         }
         self.next_id += 1;
         let id = self.next_id;
-        let (out, tags_ref) = (self.out.clone(), self.tags.clone());
+        let (out, tags_ref, legacy) = (self.out.clone(), self.tags.clone(), self.config.legacy_errors);
         let task = tokio::spawn(async move {
             let reply = match session.handle(msg).await {
                 Ok(r) => r,
                 Err(e) => {
                     debug!("error tag {tag}: {}", e.reason);
-                    error_reply(&e, session.dialect)
+                    error_reply(&e, session.dialect, legacy)
                 }
             };
             let bytes = reply.encode(tag, session.dialect);

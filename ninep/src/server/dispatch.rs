@@ -145,7 +145,7 @@ impl<F: Filesystem> Session<F> {
             }
             Wstat { fid, stat } => {
                 let f = self.fids.get(fid)?;
-                self.fs.wstat(&f.file, &stat::Wstat::from_stat(&stat)).await?;
+                self.fs.wstat(&f.file, &stat::Wstat::from_stat(&stat, self.dialect.dotu_fields())).await?;
                 Ok(Rmsg::Wstat)
             }
             Setattr { fid, attr: a } => {

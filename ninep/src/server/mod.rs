@@ -35,11 +35,31 @@ pub struct Config {
     pub max_outstanding: usize,
     /// Connections served at once.
     pub max_connections: usize,
+    /// What a 9P2000 (legacy) Rerror carries; see [`LegacyErrors`].
+    pub legacy_errors: LegacyErrors,
+}
+
+/// 9P2000's Rerror has room for a string only. Plan 9 and plan9port show
+/// it as is, so by default it is the one-line reason. The Linux kernel maps
+/// it back to an errno through a fixed table and reports any other string
+/// as "Unknown error 526"; `Errno` sends the errno's standard text
+/// ("Invalid argument") for mounts that need that.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LegacyErrors {
+    #[default]
+    Reason,
+    Errno,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { max_msize: 1 << 20, max_fids: 4096, max_outstanding: 256, max_connections: 1024 }
+        Config {
+            max_msize: 1 << 20,
+            max_fids: 4096,
+            max_outstanding: 256,
+            max_connections: 1024,
+            legacy_errors: LegacyErrors::Reason,
+        }
     }
 }
 
@@ -111,7 +131,7 @@ async fn refuse(mut stream: TcpStream) {
     let read = tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut head)).await;
     if let (Ok(Ok(_)), Ok((_, tag, _))) = (read, split_header(&head)) {
         let e = Error::new(errno::EAGAIN, reason::TOO_MANY_CONNECTIONS);
-        let reply = error_reply(&e, crate::Dialect::P2000).encode(tag, crate::Dialect::P2000);
+        let reply = error_reply(&e, crate::Dialect::P2000, LegacyErrors::Reason).encode(tag, crate::Dialect::P2000);
         let _ = stream.write_all(&reply).await;
     }
 }

@@ -1,0 +1,101 @@
+//! Real `jobd` processes: started from the built binary with their own
+//! directories and OS-chosen ports, polled for readiness with a deadline,
+//! and ended by pid (also when a test panics: the child is killed on drop).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use ninep::client::{Client, Options};
+use tokio::process::{Child, Command};
+
+pub const READY_DEADLINE: Duration = Duration::from_secs(30);
+
+/// The `jobd` binary built beside this test (`target/<profile>/jobd`).
+pub fn binary() -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    // target/<profile>/deps/<test> → target/<profile>/jobd
+    let bin = exe.parent().and_then(|d| d.parent()).context("test binary has no target dir")?.join("jobd");
+    if !bin.exists() {
+        bail!("{bin:?} is missing; build it with cargo test --workspace (or cargo build -p node)");
+    }
+    Ok(bin)
+}
+
+/// A free port on 127.0.0.1, as the OS picks it.
+pub fn free_addr() -> Result<SocketAddr> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?)
+}
+
+pub struct Jobd {
+    pub child: Child,
+    pub dir: tempfile::TempDir,
+    pub fs_addr: SocketAddr,
+    pub raft_addr: SocketAddr,
+    pub log_path: PathBuf,
+}
+
+impl Jobd {
+    /// A single-node cluster.
+    pub async fn single() -> Result<Jobd> {
+        Jobd::single_with(&[]).await
+    }
+
+    /// A single-node cluster with extra flags.
+    pub async fn single_with(extra: &[&str]) -> Result<Jobd> {
+        let dir = tempfile::tempdir()?;
+        let (fs_addr, raft_addr) = (free_addr()?, free_addr()?);
+        let log_path = dir.path().join("jobd.log");
+        let log = std::fs::File::create(&log_path)?;
+        let child = Command::new(binary()?)
+            .arg("--dbdir")
+            .arg(dir.path().join("db"))
+            .args(["--fsaddr", &fs_addr.to_string(), "--raftaddr", &raft_addr.to_string()])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting jobd")?;
+        let j = Jobd { child, dir, fs_addr, raft_addr, log_path };
+        j.wait_ready().await?;
+        Ok(j)
+    }
+
+    /// Polls until a 9P attach works and `/ctl` names a leader.
+    pub async fn wait_ready(&self) -> Result<()> {
+        let start = tokio::time::Instant::now();
+        loop {
+            if let Ok(c) = Client::connect(self.fs_addr, Options::default()).await {
+                if let Ok(ctl) = c.read("ctl").await {
+                    if !String::from_utf8_lossy(&ctl).contains("leader none") {
+                        return Ok(());
+                    }
+                }
+            }
+            if start.elapsed() > READY_DEADLINE {
+                bail!("jobd on {} not ready after {READY_DEADLINE:?}; its log:\n{}", self.fs_addr, self.log_tail());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log_path).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// Ends the process with SIGTERM and waits for it.
+    pub async fn stop(mut self) -> Result<std::process::ExitStatus> {
+        if let Some(pid) = self.child.id() {
+            // Our own child, by pid.
+            let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await;
+        }
+        Ok(tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await??)
+    }
+}
