@@ -1,8 +1,10 @@
 //! `jobd 9p`: a client in the spirit of plan9port's `9p`, for machines
 //! with no 9P mount (no kernel module, macOS, containers).
 //!
-//!     jobd 9p write /clone 'hello:*/5 * * * * *:echo hello'
-//!     jobd 9p read /jobs/hello/log
+//! ```text
+//! jobd 9p write /clone 'hello:*/5 * * * * *:echo hello'
+//! jobd 9p read /jobs/hello/log
+//! ```
 
 use std::io::{Read, Write};
 
