@@ -4,7 +4,30 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::leadership::Fence;
 use crate::types::NodeId;
+
+/// Why a run exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Trigger {
+    Schedule,
+    Catchup,
+    Manual,
+}
+
+/// How a run ended (or that it is still going).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RunStatus {
+    /// Accepted, not started yet.
+    Pending,
+    Running,
+    Exit(i32),
+    Signal(String),
+    Timeout,
+    Killed,
+    Lost,
+    NotStarted,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
@@ -19,6 +42,19 @@ pub enum Command {
     SetSchedule { name: String, schedule: String, at_ms: i64 },
     /// Sets the job's time zone (an IANA name, checked by the proposer).
     SetTz { name: String, tz: String, at_ms: i64 },
+    /// The leader asks to run `incarnation` of the job for `scheduled_ms`.
+    /// Accepted only if that incarnation is started and the time is later
+    /// than both its last accepted time and its armed-at; `skipped` times
+    /// before it were passed over by the catch-up policy.
+    Fire { name: String, incarnation: u64, scheduled_ms: i64, trigger: Trigger, skipped: u32, fence: Fence },
+    /// A manual run (`run`, `run force`): never moves the last accepted time.
+    RunNow { name: String, incarnation: u64, fence: Fence, at_ms: i64 },
+    /// The proposing node started the run's process.
+    RunStarted { name: String, incarnation: u64, run_id: u64, at_ms: i64 },
+    /// Lines of a run's output, in order: `seq` counts batches from 0.
+    Output { name: String, incarnation: u64, run_id: u64, seq: u64, lines: Vec<String>, at_ms: i64 },
+    /// The run is over (or never started, or was lost).
+    RunEnded { name: String, incarnation: u64, run_id: u64, status: RunStatus, at_ms: i64 },
 }
 
 /// What applying a command did.
@@ -34,4 +70,6 @@ pub enum Response {
     NoSuchJob,
     /// Refused, with a one-line reason (for example `start` on a job with no command).
     Rejected { reason: String },
+    /// A fire or manual run was accepted as run `run_id`.
+    Accepted { run_id: u64 },
 }

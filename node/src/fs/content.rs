@@ -106,6 +106,13 @@ mod tests {
             tz: "UTC".into(),
             log_start: 0,
             log_end: 0,
+            last_accepted_ms: None,
+            recent_runs: vec![],
+            runs: 0,
+            failures: 0,
+            skipped: 0,
+            last_start_ms: None,
+            last_status: None,
         }
     }
 

@@ -3,7 +3,12 @@
 //! RocksDB adapter (`store/state_machine.rs`) runs it inside one write
 //! batch per apply; tests run it on a `BTreeMap`.
 //!
-//! Keys are namespaced byte strings: `job/NAME`, `node/ID` (big-endian).
+//! Keys are namespaced byte strings: `job/NAME`, `node/ID`, and per job
+//! incarnation `log/INC/OFFSET` (`log.rs`) and `run/INC/RUNID` (`run.rs`),
+//! numbers big-endian so they sort.
+
+pub mod log;
+pub mod run;
 
 use std::collections::BTreeMap;
 
@@ -53,6 +58,23 @@ pub struct Job {
     pub log_start: u64,
     #[serde(default)]
     pub log_end: u64,
+    /// The latest scheduled time a fire was accepted for.
+    #[serde(default)]
+    pub last_accepted_ms: Option<i64>,
+    /// Ids of the runs kept, oldest first.
+    #[serde(default)]
+    pub recent_runs: Vec<u64>,
+    #[serde(default)]
+    pub runs: u64,
+    #[serde(default)]
+    pub failures: u64,
+    /// Scheduled times passed over by the catch-up policy.
+    #[serde(default)]
+    pub skipped: u64,
+    #[serde(default)]
+    pub last_start_ms: Option<i64>,
+    #[serde(default)]
+    pub last_status: Option<String>,
 }
 
 fn utc() -> String {
@@ -98,6 +120,24 @@ pub fn load_job(kv: &impl KvRead, name: &str) -> Result<Option<Job>, KvError> {
     kv.get(&key)?.map(|v| decode(&key, &v)).transpose()
 }
 
+/// Runs `f` on the job if it is still `incarnation`, then stores it.
+fn with_incarnation<K: Kv>(
+    kv: &mut K,
+    name: &str,
+    incarnation: u64,
+    f: impl FnOnce(&mut K, &mut Job) -> Result<Response, KvError>,
+) -> Result<Response, KvError> {
+    match load_job(kv, name)? {
+        Some(mut job) if job.incarnation == incarnation => {
+            let r = f(kv, &mut job)?;
+            store_job(kv, &job);
+            Ok(r)
+        }
+        Some(_) => Ok(Response::Rejected { reason: format!("job {name} was deleted and created again") }),
+        None => Ok(Response::NoSuchJob),
+    }
+}
+
 /// Applies one command committed at log `index`.
 pub fn apply(kv: &mut impl Kv, index: u64, cmd: &Command) -> Result<Response, KvError> {
     use Command::*;
@@ -121,6 +161,13 @@ pub fn apply(kv: &mut impl Kv, index: u64, cmd: &Command) -> Result<Response, Kv
                 tz: utc(),
                 log_start: 0,
                 log_end: 0,
+                last_accepted_ms: None,
+                recent_runs: vec![],
+                runs: 0,
+                failures: 0,
+                skipped: 0,
+                last_start_ms: None,
+                last_status: None,
             };
             store_job(kv, &job);
             Response::Created { incarnation: index }
@@ -147,8 +194,10 @@ pub fn apply(kv: &mut impl Kv, index: u64, cmd: &Command) -> Result<Response, Kv
             Response::Done
         }
         DeleteJob { name } => {
-            if load_job(kv, name)?.is_none() {
-                return Ok(Response::NoSuchJob);
+            let Some(mut job) = load_job(kv, name)? else { return Ok(Response::NoSuchJob) };
+            log::clear(kv, &mut job)?;
+            for id in &job.recent_runs {
+                kv.delete(run::run_key(job.incarnation, *id));
             }
             kv.delete(job_key(name));
             Response::Done
@@ -165,6 +214,23 @@ pub fn apply(kv: &mut impl Kv, index: u64, cmd: &Command) -> Result<Response, Kv
             rearm(&mut job, *at_ms);
             store_job(kv, &job);
             Response::Done
+        }
+        Fire { name, incarnation, scheduled_ms, trigger, skipped, fence } => {
+            with_incarnation(kv, name, *incarnation, |kv, job| {
+                run::fire(kv, index, job, *scheduled_ms, *trigger, *skipped, *fence)
+            })?
+        }
+        RunNow { name, incarnation, fence, at_ms } => {
+            with_incarnation(kv, name, *incarnation, |kv, job| run::run_now(kv, index, job, *fence, *at_ms))?
+        }
+        RunStarted { name, incarnation, run_id, at_ms } => {
+            with_incarnation(kv, name, *incarnation, |kv, job| run::started(kv, job, *run_id, *at_ms))?
+        }
+        Output { name, incarnation, run_id, seq, lines, at_ms } => {
+            with_incarnation(kv, name, *incarnation, |kv, job| run::output(kv, job, *run_id, *seq, lines, *at_ms))?
+        }
+        RunEnded { name, incarnation, run_id, status, at_ms } => {
+            with_incarnation(kv, name, *incarnation, |kv, job| run::ended(kv, job, *run_id, status, *at_ms))?
         }
         SetTz { name, tz, at_ms } => {
             let Some(mut job) = load_job(kv, name)? else { return Ok(Response::NoSuchJob) };
@@ -194,7 +260,10 @@ impl Kv for BTreeMap<Vec<u8>, Vec<u8>> {
 }
 
 #[cfg(test)]
-mod tests {
+mod tests;
+
+#[cfg(test)]
+mod job_tests {
     use super::*;
 
     fn create(name: &str) -> Command {

@@ -1,0 +1,181 @@
+//! Runs in the state machine: fires accepted (or refused) by the firing
+//! rules, manual runs, and each run's start, output and end. A run is
+//! stored under `run/INCARNATION/RUNID`; its id is the log index of the
+//! command that created it, the same on every node.
+
+use serde::{Deserialize, Serialize};
+
+use super::{decode, encode, log, Job, Kv, KvError, KvRead};
+use crate::command::{Response, RunStatus, Trigger};
+use crate::leadership::Fence;
+
+/// Runs kept per job (the oldest are dropped from `runs`).
+pub const RUNS_KEPT: usize = 100;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Run {
+    pub id: u64,
+    pub scheduled_ms: i64,
+    pub trigger: Trigger,
+    pub node: u64,
+    pub fence: Fence,
+    pub start_ms: Option<i64>,
+    pub end_ms: Option<i64>,
+    pub status: RunStatus,
+    /// The next output batch expected.
+    pub next_seq: u64,
+}
+
+impl Run {
+    pub fn ended(&self) -> bool {
+        !matches!(self.status, RunStatus::Pending | RunStatus::Running)
+    }
+}
+
+pub fn run_key(incarnation: u64, id: u64) -> Vec<u8> {
+    [b"run/".as_slice(), &incarnation.to_be_bytes(), &id.to_be_bytes()].concat()
+}
+
+pub fn load_run(kv: &impl KvRead, incarnation: u64, id: u64) -> Result<Option<Run>, KvError> {
+    let key = run_key(incarnation, id);
+    kv.get(&key)?.map(|v| decode(&key, &v)).transpose()
+}
+
+fn store_run(kv: &mut impl Kv, incarnation: u64, run: &Run) {
+    kv.put(run_key(incarnation, run.id), encode(run));
+}
+
+fn reject(reason: String) -> Response {
+    Response::Rejected { reason }
+}
+
+/// The firing rules: that incarnation started, and a time later than both
+/// the last accepted one and armed-at.
+pub fn fire(
+    kv: &mut impl Kv,
+    index: u64,
+    job: &mut Job,
+    scheduled_ms: i64,
+    trigger: Trigger,
+    skipped: u32,
+    fence: Fence,
+) -> Result<Response, KvError> {
+    if !job.started {
+        return Ok(reject(format!("job {} is stopped", job.name)));
+    }
+    if job.last_accepted_ms.is_some_and(|last| scheduled_ms <= last) {
+        return Ok(reject(format!("time {scheduled_ms} is not after the last accepted one")));
+    }
+    if job.armed_at_ms.is_some_and(|armed| scheduled_ms <= armed) {
+        return Ok(reject(format!("time {scheduled_ms} is not after armed-at")));
+    }
+    job.last_accepted_ms = Some(scheduled_ms);
+    if skipped > 0 {
+        let text = format!("skipped {skipped} scheduled times (catch-up once)");
+        log::append(kv, job, scheduled_ms, &text)?;
+        job.skipped += skipped as u64;
+    }
+    new_run(kv, index, job, scheduled_ms, trigger, fence)
+}
+
+/// A manual run: keyed by its run id, the last accepted time untouched.
+pub fn run_now(kv: &mut impl Kv, index: u64, job: &mut Job, fence: Fence, at_ms: i64) -> Result<Response, KvError> {
+    new_run(kv, index, job, at_ms, Trigger::Manual, fence)
+}
+
+fn new_run(kv: &mut impl Kv, index: u64, job: &mut Job, scheduled_ms: i64, trigger: Trigger, fence: Fence) -> Result<Response, KvError> {
+    let run = Run {
+        id: index,
+        scheduled_ms,
+        trigger,
+        node: fence.node,
+        fence,
+        start_ms: None,
+        end_ms: None,
+        status: RunStatus::Pending,
+        next_seq: 0,
+    };
+    store_run(kv, job.incarnation, &run);
+    job.recent_runs.push(index);
+    while job.recent_runs.len() > RUNS_KEPT {
+        let old = job.recent_runs.remove(0);
+        kv.delete(run_key(job.incarnation, old));
+    }
+    Ok(Response::Accepted { run_id: index })
+}
+
+pub fn started(kv: &mut impl Kv, job: &mut Job, run_id: u64, at_ms: i64) -> Result<Response, KvError> {
+    let Some(mut run) = load_run(kv, job.incarnation, run_id)? else { return Ok(reject(format!("no run {run_id}"))) };
+    if run.status != RunStatus::Pending {
+        return Ok(reject(format!("run {run_id} is not pending")));
+    }
+    run.status = RunStatus::Running;
+    run.start_ms = Some(at_ms);
+    job.last_start_ms = Some(at_ms);
+    store_run(kv, job.incarnation, &run);
+    log::append(kv, job, at_ms, &format!("started run {run_id}"))?;
+    Ok(Response::Done)
+}
+
+/// Output batches apply once each and in order: a repeated or skipped
+/// sequence number is refused, so a retried batch never doubles lines.
+pub fn output(kv: &mut impl Kv, job: &mut Job, run_id: u64, seq: u64, lines: &[String], at_ms: i64) -> Result<Response, KvError> {
+    let Some(mut run) = load_run(kv, job.incarnation, run_id)? else { return Ok(reject(format!("no run {run_id}"))) };
+    if run.ended() {
+        return Ok(reject(format!("run {run_id} has ended")));
+    }
+    if seq != run.next_seq {
+        return Ok(reject(format!("output batch {seq} of run {run_id}; expected {}", run.next_seq)));
+    }
+    run.next_seq += 1;
+    store_run(kv, job.incarnation, &run);
+    for line in lines {
+        log::append(kv, job, at_ms, line)?;
+    }
+    Ok(Response::Done)
+}
+
+pub fn ended(kv: &mut impl Kv, job: &mut Job, run_id: u64, status: &RunStatus, at_ms: i64) -> Result<Response, KvError> {
+    let Some(mut run) = load_run(kv, job.incarnation, run_id)? else { return Ok(reject(format!("no run {run_id}"))) };
+    if run.ended() {
+        return Ok(reject(format!("run {run_id} has already ended")));
+    }
+    if matches!(status, RunStatus::Pending | RunStatus::Running) {
+        return Ok(reject("a run cannot end as pending or running".into()));
+    }
+    run.status = status.clone();
+    run.end_ms = Some(at_ms);
+    store_run(kv, job.incarnation, &run);
+    job.runs += 1;
+    if !matches!(status, RunStatus::Exit(0)) {
+        job.failures += 1;
+    }
+    job.last_status = Some(status_text(status));
+    let took = run.start_ms.map(|s| format_duration(at_ms - s)).unwrap_or_else(|| "0s".into());
+    log::append(kv, job, at_ms, &format!("run {run_id} {} in {took}", status_text(status)))?;
+    Ok(Response::Done)
+}
+
+pub fn status_text(s: &RunStatus) -> String {
+    match s {
+        RunStatus::Pending => "pending".into(),
+        RunStatus::Running => "running".into(),
+        RunStatus::Exit(n) => format!("exit {n}"),
+        RunStatus::Signal(name) => format!("signal {name}"),
+        RunStatus::Timeout => "timeout".into(),
+        RunStatus::Killed => "killed".into(),
+        RunStatus::Lost => "lost".into(),
+        RunStatus::NotStarted => "not-started".into(),
+    }
+}
+
+pub fn format_duration(ms: i64) -> String {
+    let ms = ms.max(0);
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        format!("{}.{:03}s", ms / 1000, ms % 1000)
+    } else {
+        format!("{}m{}s", ms / 60_000, (ms % 60_000) / 1000)
+    }
+}

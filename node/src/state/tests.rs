@@ -1,0 +1,147 @@
+//! The firing rules and the log, as transcripts of commands.
+
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::command::{RunStatus, Trigger};
+use crate::leadership::Fence;
+
+type Mem = BTreeMap<Vec<u8>, Vec<u8>>;
+
+const FENCE: Fence = Fence { term: 2, node: 1, incarnation: 7 };
+
+struct T {
+    kv: Mem,
+    index: u64,
+}
+
+impl T {
+    fn new() -> T {
+        let mut t = T { kv: Mem::new(), index: 0 };
+        t.apply(Command::CreateJob { name: "j".into(), schedule: "* * * * * *".into(), cmd: "true".into(), at_ms: 0 });
+        t.apply(Command::StartJob { name: "j".into(), at_ms: 1000 });
+        t
+    }
+    fn apply(&mut self, c: Command) -> Response {
+        self.index += 1;
+        apply(&mut self.kv, self.index, &c).unwrap()
+    }
+    fn job(&self) -> Job {
+        load_job(&self.kv, "j").unwrap().unwrap()
+    }
+    fn fire(&mut self, at: i64) -> Response {
+        self.fire_inc(at, 1)
+    }
+    fn fire_inc(&mut self, at: i64, incarnation: u64) -> Response {
+        self.apply(Command::Fire {
+            name: "j".into(),
+            incarnation,
+            scheduled_ms: at,
+            trigger: Trigger::Schedule,
+            skipped: 0,
+            fence: FENCE,
+        })
+    }
+    fn log(&self) -> String {
+        let j = self.job();
+        String::from_utf8(log::read(&self.kv, &j, 0, usize::MAX).unwrap().1).unwrap()
+    }
+}
+
+fn accepted(r: &Response) -> u64 {
+    match r {
+        Response::Accepted { run_id } => *run_id,
+        other => panic!("expected acceptance, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_fire_is_accepted_once_and_only_in_order() {
+    let mut t = T::new();
+    accepted(&t.fire(2000));
+    assert!(matches!(t.fire(2000), Response::Rejected { .. }), "duplicate");
+    assert!(matches!(t.fire(1500), Response::Rejected { .. }), "stale");
+    accepted(&t.fire(3000));
+    assert_eq!(t.job().last_accepted_ms, Some(3000));
+}
+
+#[test]
+fn fires_respect_armed_at_stop_and_incarnation() {
+    let mut t = T::new();
+    assert!(matches!(t.fire(1000), Response::Rejected { .. }), "not after armed-at");
+    t.apply(Command::StopJob { name: "j".into() });
+    assert!(matches!(t.fire(5000), Response::Rejected { .. }), "stopped");
+    t.apply(Command::StartJob { name: "j".into(), at_ms: 9000 });
+    assert!(matches!(t.fire(8000), Response::Rejected { .. }), "a stopped period is not missed");
+    assert!(matches!(t.fire_inc(10_000, 99), Response::Rejected { .. }), "wrong incarnation");
+    accepted(&t.fire(10_000));
+}
+
+#[test]
+fn manual_runs_do_not_move_the_last_accepted_time() {
+    let mut t = T::new();
+    accepted(&t.fire(2000));
+    accepted(&t.apply(Command::RunNow { name: "j".into(), incarnation: 1, fence: FENCE, at_ms: 50_000 }));
+    assert_eq!(t.job().last_accepted_ms, Some(2000));
+    accepted(&t.fire(3000));
+}
+
+#[test]
+fn a_run_logs_its_start_output_and_end_once() {
+    let mut t = T::new();
+    let id = accepted(&t.fire(2000));
+    let out = |seq, lines: &[&str]| Command::Output {
+        name: "j".into(),
+        incarnation: 1,
+        run_id: id,
+        seq,
+        lines: lines.iter().map(|s| s.to_string()).collect(),
+        at_ms: 2100,
+    };
+    assert_eq!(t.apply(Command::RunStarted { name: "j".into(), incarnation: 1, run_id: id, at_ms: 2001 }), Response::Done);
+    assert_eq!(t.apply(out(0, &["hello", "world"])), Response::Done);
+    assert!(matches!(t.apply(out(0, &["hello", "world"])), Response::Rejected { .. }), "a repeated batch");
+    assert!(matches!(t.apply(out(2, &["gap"])), Response::Rejected { .. }), "a skipped batch");
+    let end = Command::RunEnded { name: "j".into(), incarnation: 1, run_id: id, status: RunStatus::Exit(0), at_ms: 2501 };
+    assert_eq!(t.apply(end.clone()), Response::Done);
+    assert!(matches!(t.apply(end), Response::Rejected { .. }), "ends once");
+    assert!(matches!(t.apply(out(1, &["late"])), Response::Rejected { .. }), "no output after the end");
+    let log = t.log();
+    let texts: Vec<&str> = log.lines().map(|l| l.split_once(" UTC:").unwrap().1).collect();
+    assert_eq!(texts, [format!("started run {id}").as_str(), "hello", "world", format!("run {id} exit 0 in 500ms").as_str()]);
+    assert!(log.starts_with("1970-01-01 00:00:02.001000000 +0000 UTC:started run"), "{log}");
+    let j = t.job();
+    assert_eq!((j.runs, j.failures, j.last_status.as_deref()), (1, 0, Some("exit 0")));
+}
+
+#[test]
+fn retention_trims_whole_lines_and_offsets_stay_logical() {
+    let mut t = T::new();
+    let mut job = t.job();
+    for i in 0..10 {
+        log::append(&mut t.kv, &mut job, 0, &format!("line {i}")).unwrap();
+    }
+    let line_len = job.log_end / 10;
+    log::trim(&mut t.kv, &mut job, line_len * 3 + 1).unwrap();
+    assert_eq!(job.log_start, line_len * 7, "exactly the oldest whole lines were dropped");
+    assert_eq!(job.log_end, line_len * 10, "the end does not move");
+    // Below the oldest kept byte: reading starts at the oldest kept line.
+    let (at, bytes) = log::read(&t.kv, &job, 0, usize::MAX).unwrap();
+    assert_eq!(at, line_len * 7);
+    let text = String::from_utf8(bytes).unwrap();
+    assert!(text.starts_with("1970") && text.lines().count() == 3 && text.ends_with("line 9\n"), "{text}");
+    // A read in the middle of a line continues from there.
+    let (_, part) = log::read(&t.kv, &job, line_len * 9 + 3, 4).unwrap();
+    assert_eq!(part.len(), 4);
+    // At the end: nothing.
+    assert!(log::read(&t.kv, &job, job.log_end, 100).unwrap().1.is_empty());
+}
+
+#[test]
+fn deleting_a_job_removes_its_log_and_runs() {
+    let mut t = T::new();
+    let id = accepted(&t.fire(2000));
+    t.apply(Command::RunStarted { name: "j".into(), incarnation: 1, run_id: id, at_ms: 2001 });
+    t.apply(Command::DeleteJob { name: "j".into() });
+    assert!(t.kv.is_empty() || t.kv.keys().all(|k| !k.starts_with(b"log/") && !k.starts_with(b"run/")), "{:?}", t.kv.keys());
+}
