@@ -72,6 +72,11 @@ pub struct Args {
     #[arg(long, env = "JOBD_LEGACY_ERRORS", value_enum, default_value = "reason")]
     pub legacy_errors: LegacyErrorsArg,
 
+    /// A node whose clock differs from the quorum's median by more than
+    /// this (milliseconds) does not fire.
+    #[arg(long, env = "JOBD_MAX_CLOCK_SKEW_MS", default_value_t = 500)]
+    pub max_clock_skew_ms: i64,
+
     /// Log every 9P message (one line each).
     #[arg(long, env = "JOBD_DEBUG")]
     pub debug: bool,
@@ -126,6 +131,7 @@ impl Args {
         c.install_snapshot_timeout_ms = self.install_snapshot_timeout_ms;
         c.snapshot_every = self.snapshot_every;
         c.write_timeout = Duration::from_millis(self.write_timeout_ms);
+        c.max_clock_skew_ms = self.max_clock_skew_ms;
         Ok(c)
     }
 }

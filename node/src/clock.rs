@@ -25,6 +25,8 @@ pub fn now_ms() -> i64 {
 #[derive(Default)]
 pub struct PeerClocks {
     offsets: Mutex<HashMap<NodeId, i64>>,
+    /// When each peer was last heard from, on this node's monotonic clock.
+    seen: Mutex<HashMap<NodeId, std::time::Instant>>,
 }
 
 impl PeerClocks {
@@ -43,6 +45,12 @@ impl PeerClocks {
 
     fn record(&self, peer: NodeId, offset: i64) {
         self.offsets.lock().unwrap_or_else(|p| p.into_inner()).insert(peer, offset);
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).insert(peer, std::time::Instant::now());
+    }
+
+    /// How long since `peer` was last heard from (`None`: never).
+    pub fn silent_for(&self, peer: NodeId) -> Option<std::time::Duration> {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).get(&peer).map(|t| t.elapsed())
     }
 
     pub fn offsets(&self) -> HashMap<NodeId, i64> {

@@ -31,8 +31,10 @@ pub enum RunStatus {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
-    /// A node tells the cluster where its 9P service listens.
-    AnnounceNode { id: NodeId, fs_addr: String },
+    /// A node process tells the cluster where its 9P service listens, and
+    /// which process incarnation it is (runs fenced by an older one died
+    /// with it).
+    AnnounceNode { id: NodeId, fs_addr: String, incarnation: u64 },
     /// Creates a stopped job. `schedule` has been parsed by the proposer.
     CreateJob { name: String, schedule: String, cmd: String, at_ms: i64 },
     StartJob { name: String, at_ms: i64 },

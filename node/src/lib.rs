@@ -15,6 +15,7 @@ pub mod cron;
 pub mod net;
 pub mod leadership;
 pub mod node;
+pub mod sched;
 pub mod state;
 pub mod store;
 pub mod types;

@@ -55,6 +55,8 @@ pub struct Config {
     pub snapshot_every: u64,
     /// How long a write may take before it fails.
     pub write_timeout: Duration,
+    /// A node whose clock is further than this from the quorum's does not fire.
+    pub max_clock_skew_ms: i64,
 }
 
 impl Config {
@@ -73,6 +75,7 @@ impl Config {
             install_snapshot_timeout_ms: 5000,
             snapshot_every: 10_000,
             write_timeout: Duration::from_secs(5),
+            max_clock_skew_ms: 500,
         }
     }
 }
@@ -109,6 +112,9 @@ pub enum WriteError {
 
 pub struct Node {
     pub id: NodeId,
+    /// Chosen at start: tells this process's fences from a restarted one's.
+    pub incarnation: u64,
+    pub executor: crate::sched::executor::Executor,
     /// `Some(fence)` while this node is the confirmed leader.
     pub leadership: watch::Receiver<Option<crate::leadership::Fence>>,
     pub raft: Raft,
@@ -191,19 +197,29 @@ impl Node {
         let incarnation = crate::clock::now_ms() as u64;
         let recheck = Duration::from_millis(cfg.heartbeat_ms * 2);
         let leadership = crate::leadership::watch_leadership(raft.clone(), cfg.id, incarnation, recheck);
-        let node = Node { id: cfg.id, leadership, raft, sm, clocks, db, net, write_timeout: cfg.write_timeout, stop, tasks };
-        node.announce(cfg.fs_addr.clone(), stopped);
+        let writer = Writer { id: cfg.id, raft: raft.clone(), net: net.clone(), timeout: cfg.write_timeout };
+        let executor = crate::sched::executor::Executor { sm: sm.clone(), writer, active: Arc::default() };
+        let scheduler = crate::sched::Scheduler {
+            executor: executor.clone(),
+            leadership: leadership.clone(),
+            clocks: clocks.clone(),
+            max_clock_skew_ms: cfg.max_clock_skew_ms,
+            incarnation,
+        };
+        tasks.push(tokio::spawn(scheduler.run()));
+        let node = Node { id: cfg.id, incarnation, executor, leadership, raft, sm, clocks, db, net, write_timeout: cfg.write_timeout, stop, tasks };
+        node.announce(cfg.fs_addr.clone(), incarnation, stopped);
         Ok(node)
     }
 
     /// Writes this node's 9P address into the replicated state, retrying
     /// until it is committed or the node stops.
-    fn announce(&self, fs_addr: String, mut stopped: watch::Receiver<bool>) {
+    fn announce(&self, fs_addr: String, incarnation: u64, mut stopped: watch::Receiver<bool>) {
         let writer = self.writer();
         let id = self.id;
         tokio::spawn(async move {
             loop {
-                match writer.write(Command::AnnounceNode { id, fs_addr: fs_addr.clone() }).await {
+                match writer.write(Command::AnnounceNode { id, fs_addr: fs_addr.clone(), incarnation }).await {
                     Ok(_) => return,
                     Err(WriteError::ShuttingDown) => return,
                     Err(_) => {}

@@ -49,7 +49,7 @@ async fn every_append_is_synced_and_survives_reopen() {
         let mut sm = StateMachine::new(db.clone());
         for i in 1..=5u64 {
             let before = wal_syncs(&db);
-            let e = entry(i, Command::AnnounceNode { id: i, fs_addr: format!("127.0.0.1:{i}") });
+            let e = entry(i, Command::AnnounceNode { id: i, fs_addr: format!("127.0.0.1:{i}"), incarnation: 1 });
             log.blocking_append([e.clone()]).await.unwrap();
             assert!(wal_syncs(&db) > before, "append {i} synced the WAL before returning");
             let r = sm.apply([e]).await.unwrap();

@@ -45,11 +45,33 @@ pub fn job_ctl(job: &Job, now_ms: i64) -> String {
     let next = next_time(job, now_ms).map_or_else(|| "-".into(), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
     let state = if job.started { "started" } else { "stopped" };
     let armed = job.armed_at_ms.map_or_else(|| "-".into(), rfc3339_ms);
+    let last_start = job.last_start_ms.map_or_else(|| "-".into(), rfc3339_ms);
     format!(
-        "state {state}\nnext {next}\nlast-start -\nlast-status -\nruns 0\nfailures 0\ntz {}\narmed-at {armed}\ncreated {}\n",
+        "state {state}\nnext {next}\nlast-start {last_start}\nlast-status {}\nruns {}\nfailures {}\nskipped {}\ntz {}\narmed-at {armed}\ncreated {}\n",
+        job.last_status.as_deref().unwrap_or("-"),
+        job.runs,
+        job.failures,
+        job.skipped,
         job.tz,
         rfc3339_ms(job.created_at_ms)
     )
+}
+
+/// `runs`: `RUNID SCHEDULED TRIGGER NODE START END STATUS`, oldest first.
+pub fn runs(runs: &[crate::state::run::Run]) -> String {
+    use crate::command::Trigger;
+    let opt = |t: Option<i64>| t.map_or_else(|| "-".into(), rfc3339_ms);
+    runs.iter()
+        .map(|r| {
+            let trigger = match r.trigger {
+                Trigger::Schedule => "schedule",
+                Trigger::Catchup => "catchup",
+                Trigger::Manual => "manual",
+            };
+            let status = crate::state::run::status_text(&r.status);
+            format!("{} {} {trigger} {} {} {} {status}\n", r.id, rfc3339_ms(r.scheduled_ms), r.node, opt(r.start_ms), opt(r.end_ms))
+        })
+        .collect()
 }
 
 /// What `/ctl` shows of this node and the cluster.

@@ -9,6 +9,7 @@
 //! answered once applied here.
 
 mod content;
+pub use content::rfc3339_ms;
 pub mod errors;
 pub mod input;
 pub mod path;
@@ -37,6 +38,9 @@ pub const MAX_WRITE: usize = 64 << 10;
 struct FidState {
     created: Option<String>,
     content: Option<Vec<u8>>,
+    /// For `log`: how far this fid's offsets lag the logical ones, after a
+    /// read below the oldest kept line was served from that line.
+    log_shift: u64,
 }
 
 pub struct Fid {
@@ -63,6 +67,8 @@ impl Fid {
 
 pub struct JobFs {
     pub id: u64,
+    pub incarnation: u64,
+    pub executor: crate::sched::executor::Executor,
     pub raft: Raft,
     pub sm: StateMachine,
     pub db: Arc<rocksdb::DB>,
@@ -74,6 +80,8 @@ impl JobFs {
     pub fn new(node: &crate::node::Node) -> JobFs {
         JobFs {
             id: node.id,
+            incarnation: node.incarnation,
+            executor: node.executor.clone(),
             raft: node.raft.clone(),
             sm: node.sm.clone(),
             db: node.db.clone(),
@@ -131,7 +139,7 @@ impl JobFs {
         let members: Vec<u64> = membership.voter_ids().collect();
         let learners: Vec<u64> = membership.learner_ids().collect();
         let leader_fsaddr = match m.current_leader {
-            Some(l) => self.sm_get_string(&state::node_key(l))?,
+            Some(l) => state::load_node(&self.sm, l).map_err(errors::from_store)?.map(|n| n.fs_addr),
             None => None,
         };
         let (applied, digest) = self.sm.digest().map_err(errors::from_store)?;
@@ -150,12 +158,6 @@ impl JobFs {
         })
     }
 
-    fn sm_get_string(&self, key: &[u8]) -> Result<Option<String>> {
-        use crate::state::KvRead;
-        let v = self.sm.get(key).map_err(errors::from_store)?;
-        Ok(v.map(|b| String::from_utf8_lossy(&b).into_owned()))
-    }
-
     /// The bytes a generated file reads as right now.
     fn generate(&self, fid: &Fid) -> Result<Vec<u8>> {
         let now = now_ms();
@@ -168,8 +170,16 @@ impl JobFs {
                     JobFile::Ctl => content::job_ctl(&job, now),
                     JobFile::Cmd => content::cmd(&job),
                     JobFile::Schedule => content::schedule(&job, now),
-                    // Runs arrive with the scheduler; the log is empty until then.
-                    JobFile::Runs | JobFile::Log => String::new(),
+                    JobFile::Runs => {
+                        let mut runs = vec![];
+                        for id in &job.recent_runs {
+                            if let Some(r) = state::run::load_run(&self.sm, job.incarnation, *id).map_err(errors::from_store)? {
+                                runs.push(r);
+                            }
+                        }
+                        content::runs(&runs)
+                    }
+                    JobFile::Log => return Err(Error::new(errno::EIO, "log is read by offset")),
                 }
             }
             _ => return Err(Error::new(errno::EISDIR, "is a directory")),
@@ -188,10 +198,22 @@ impl JobFs {
                 Verb::Delete => Command::DeleteJob { name: name.into() },
                 Verb::Tz(tz) => Command::SetTz { name: name.into(), tz, at_ms },
                 Verb::Run { .. } => {
-                    return Err(Error::new(errno::EOPNOTSUPP, "run: manual runs are not available yet (no executor)"))
+                    // A manual run is carried out by the node that took it.
+                    let term = self.raft.metrics().borrow().current_term;
+                    let fence = crate::leadership::Fence { term, node: self.id, incarnation: self.incarnation };
+                    Command::RunNow { name: name.into(), incarnation, fence, at_ms }
                 }
             };
-            self.write_cmd(cmd, name).await?;
+            if let Response::Accepted { run_id } = self.write_cmd(cmd, name).await? {
+                let order = crate::sched::executor::RunOrder {
+                    name: name.into(),
+                    incarnation,
+                    run_id,
+                    scheduled_ms: at_ms,
+                    trigger: crate::command::Trigger::Manual,
+                };
+                tokio::spawn(self.executor.clone().run(order));
+            }
         }
         Ok(())
     }
@@ -277,6 +299,18 @@ impl Filesystem for JobFs {
     }
 
     async fn read(&self, fid: &Fid, offset: u64, count: u32) -> Result<Vec<u8>> {
+        if let Node::File { name, incarnation, file: JobFile::Log } = &fid.node {
+            let job = self.job(name, *incarnation)?;
+            let mut st = fid.state();
+            if offset == 0 {
+                st.log_shift = 0;
+            }
+            let want = offset + st.log_shift;
+            let (at, bytes) = state::log::read(&self.sm, &job, want, count as usize).map_err(errors::from_store)?;
+            // Served from the oldest kept line: later offsets follow on from it.
+            st.log_shift += at - want;
+            return Ok(bytes);
+        }
         let mut state = fid.state();
         let cached = state.content.take();
         drop(state);

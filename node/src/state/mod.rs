@@ -81,6 +81,18 @@ fn utc() -> String {
     "UTC".into()
 }
 
+/// What the cluster knows of a node process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    pub fs_addr: String,
+    pub incarnation: u64,
+}
+
+pub fn load_node(kv: &impl KvRead, id: u64) -> Result<Option<NodeInfo>, KvError> {
+    let key = node_key(id);
+    kv.get(&key)?.map(|v| decode(&key, &v)).transpose()
+}
+
 pub fn job_key(name: &str) -> Vec<u8> {
     [b"job/".as_slice(), name.as_bytes()].concat()
 }
@@ -142,8 +154,9 @@ fn with_incarnation<K: Kv>(
 pub fn apply(kv: &mut impl Kv, index: u64, cmd: &Command) -> Result<Response, KvError> {
     use Command::*;
     let resp = match cmd {
-        AnnounceNode { id, fs_addr } => {
-            kv.put(node_key(*id), fs_addr.as_bytes().to_vec());
+        AnnounceNode { id, fs_addr, incarnation } => {
+            let info = NodeInfo { fs_addr: fs_addr.clone(), incarnation: *incarnation };
+            kv.put(node_key(*id), encode(&info));
             Response::Done
         }
         CreateJob { name, schedule, cmd, at_ms } => {

@@ -15,6 +15,9 @@ pub const RUNS_KEPT: usize = 100;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Run {
     pub id: u64,
+    /// The job's name (with the incarnation in the key, the job it belongs to).
+    #[serde(default)]
+    pub job: String,
     pub scheduled_ms: i64,
     pub trigger: Trigger,
     pub node: u64,
@@ -86,6 +89,7 @@ pub fn run_now(kv: &mut impl Kv, index: u64, job: &mut Job, fence: Fence, at_ms:
 fn new_run(kv: &mut impl Kv, index: u64, job: &mut Job, scheduled_ms: i64, trigger: Trigger, fence: Fence) -> Result<Response, KvError> {
     let run = Run {
         id: index,
+        job: job.name.clone(),
         scheduled_ms,
         trigger,
         node: fence.node,

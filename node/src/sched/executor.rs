@@ -1,0 +1,239 @@
+//! Starting and following runs on the node that proposed them: wait for
+//! the scheduled time, start `sh -c CMD` within the start deadline (else
+//! record `not-started`), stream its output back into the replicated log in
+//! numbered batches, and record how it ended. Every record is a command
+//! through the write path, retried until it is applied (each is
+//! idempotent: a repeat is refused by the state machine, not doubled).
+
+use std::collections::HashSet;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::Command as Process;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use crate::clock::now_ms;
+use crate::command::{Command, Response, RunStatus, Trigger};
+use crate::node::{WriteError, Writer};
+use crate::state;
+use crate::store::state_machine::StateMachine;
+
+/// How late after its scheduled time a run may still start.
+pub const START_DEADLINE_MS: i64 = 1000;
+/// Output is sent in batches of at most this many lines, or this often.
+const BATCH_LINES: usize = 100;
+const BATCH_EVERY: Duration = Duration::from_millis(200);
+/// Longest output line kept; longer ones are cut.
+const MAX_LINE: usize = 4096;
+
+#[derive(Clone)]
+pub struct Executor {
+    pub sm: StateMachine,
+    pub writer: Writer,
+    /// Runs this process is carrying out (waiting, running, recording).
+    pub active: Arc<Mutex<HashSet<u64>>>,
+}
+
+/// Takes a run out of the active set when its carrying-out ends.
+struct Active(Arc<Mutex<HashSet<u64>>>, u64);
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.1);
+    }
+}
+
+/// One accepted run to carry out.
+#[derive(Debug, Clone)]
+pub struct RunOrder {
+    pub name: String,
+    pub incarnation: u64,
+    pub run_id: u64,
+    pub scheduled_ms: i64,
+    pub trigger: Trigger,
+}
+
+impl Executor {
+    /// Writes `cmd` until it is applied; gives up only when the node stops.
+    async fn record(&self, cmd: Command) {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match self.writer.write(cmd.clone()).await {
+                Ok(_) | Err(WriteError::ShuttingDown) => return,
+                Err(e) => {
+                    warn!("recording a run: {e}; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+    }
+
+    fn end(&self, o: &RunOrder, status: RunStatus) -> Command {
+        Command::RunEnded { name: o.name.clone(), incarnation: o.incarnation, run_id: o.run_id, status, at_ms: now_ms() }
+    }
+
+    pub fn is_active(&self, run_id: u64) -> bool {
+        self.active.lock().unwrap_or_else(|p| p.into_inner()).contains(&run_id)
+    }
+
+    /// Carries out one run from its scheduled time to its end.
+    pub async fn run(self, o: RunOrder) {
+        self.active.lock().unwrap_or_else(|p| p.into_inner()).insert(o.run_id);
+        let _active = Active(self.active.clone(), o.run_id);
+        if o.trigger == Trigger::Schedule {
+            let wait = o.scheduled_ms - now_ms();
+            if wait > 0 {
+                tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+            }
+        }
+        // Stop and delete cancel accepted runs that have not started.
+        let job = match state::load_job(&self.sm, &o.name) {
+            Ok(Some(j)) if j.incarnation == o.incarnation && (j.started || o.trigger == Trigger::Manual) => j,
+            _ => return self.record(self.end(&o, RunStatus::NotStarted)).await,
+        };
+        let late = now_ms() - o.scheduled_ms;
+        if o.trigger == Trigger::Schedule && late > START_DEADLINE_MS {
+            warn!(job = %o.name, run = o.run_id, late_ms = late, "missed the start deadline");
+            return self.record(self.end(&o, RunStatus::NotStarted)).await;
+        }
+        let mut proc = Process::new("sh");
+        proc.arg("-c")
+            .arg(&job.cmd)
+            .env("JOBD_JOB", &o.name)
+            .env("JOBD_RUN_ID", o.run_id.to_string())
+            .env("JOBD_SCHEDULED_TIME", crate::fs::rfc3339_ms(o.scheduled_ms))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        // The job dies with this node: a run marked lost is not still running.
+        // SAFETY: prctl is async-signal-safe and touches only this child.
+        unsafe {
+            proc.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = match proc.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(job = %o.name, "cannot start: {e}");
+                return self.record(self.end(&o, RunStatus::NotStarted)).await;
+            }
+        };
+        let started = now_ms();
+        info!(job = %o.name, run = o.run_id, late_ms = started - o.scheduled_ms, "started");
+        self.record(Command::RunStarted { name: o.name.clone(), incarnation: o.incarnation, run_id: o.run_id, at_ms: started })
+            .await;
+        let (tx, rx) = mpsc::channel::<String>(1024);
+        if let Some(out) = child.stdout.take() {
+            tokio::spawn(lines(out, tx.clone()));
+        }
+        if let Some(err) = child.stderr.take() {
+            tokio::spawn(lines(err, tx.clone()));
+        }
+        drop(tx);
+        let sender = tokio::spawn(self.clone().send_output(o.clone(), rx));
+        let status = match child.wait().await {
+            Ok(s) => exit_status(s),
+            Err(e) => {
+                warn!(job = %o.name, "waiting for the run: {e}");
+                RunStatus::Lost
+            }
+        };
+        // All output is recorded before the end.
+        let _ = sender.await;
+        self.record(self.end(&o, status)).await;
+    }
+
+    async fn send_output(self, o: RunOrder, mut rx: mpsc::Receiver<String>) {
+        let mut seq = 0;
+        let mut batch = Vec::new();
+        // A batch goes out when full, when the run ends, or BATCH_EVERY
+        // after its first line.
+        let mut due = tokio::time::Instant::now();
+        loop {
+            let next = if batch.is_empty() {
+                Ok(rx.recv().await)
+            } else {
+                tokio::time::timeout_at(due, rx.recv()).await
+            };
+            let closed = matches!(next, Ok(None));
+            if let Ok(Some(line)) = next {
+                if batch.is_empty() {
+                    due = tokio::time::Instant::now() + BATCH_EVERY;
+                }
+                batch.push(line);
+            }
+            let flush = closed || tokio::time::Instant::now() >= due || batch.len() >= BATCH_LINES;
+            if !batch.is_empty() && flush {
+                let lines = std::mem::take(&mut batch);
+                let cmd =
+                    Command::Output { name: o.name.clone(), incarnation: o.incarnation, run_id: o.run_id, seq, lines, at_ms: now_ms() };
+                self.record(cmd).await;
+                seq += 1;
+            }
+            if closed {
+                return;
+            }
+        }
+    }
+}
+
+async fn lines<R: AsyncRead + Unpin>(r: R, tx: mpsc::Sender<String>) {
+    let mut reader = BufReader::new(r);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                let mut line = String::from_utf8_lossy(&buf).trim_end_matches(['\n', '\r']).to_string();
+                if line.len() > MAX_LINE {
+                    let mut cut = MAX_LINE;
+                    while !line.is_char_boundary(cut) {
+                        cut -= 1;
+                    }
+                    line.truncate(cut);
+                }
+                if tx.send(line).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn exit_status(s: std::process::ExitStatus) -> RunStatus {
+    use std::os::unix::process::ExitStatusExt;
+    match (s.code(), s.signal()) {
+        (Some(code), _) => RunStatus::Exit(code),
+        (None, Some(sig)) => RunStatus::Signal(signal_name(sig)),
+        _ => RunStatus::Lost,
+    }
+}
+
+fn signal_name(sig: i32) -> String {
+    match sig {
+        libc::SIGHUP => "SIGHUP".into(),
+        libc::SIGINT => "SIGINT".into(),
+        libc::SIGKILL => "SIGKILL".into(),
+        libc::SIGSEGV => "SIGSEGV".into(),
+        libc::SIGTERM => "SIGTERM".into(),
+        libc::SIGABRT => "SIGABRT".into(),
+        libc::SIGPIPE => "SIGPIPE".into(),
+        n => format!("SIG{n}"),
+    }
+}
+
+/// Whether a write's answer means the run was accepted, and as which id.
+pub fn accepted(r: &Response) -> Option<u64> {
+    match r {
+        Response::Accepted { run_id } => Some(*run_id),
+        _ => None,
+    }
+}

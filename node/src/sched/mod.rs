@@ -1,0 +1,239 @@
+//! Leader-only scheduling. While this node holds a confirmed fence, it
+//! looks at every started job, and shortly before each job's next time T
+//! proposes `Fire(job incarnation, T, fence)` — one fire per job at a
+//! time, in order. Only an accepted fire is run, by this node, at T
+//! (`executor.rs`). The state machine's firing rules make a time run at
+//! most once whatever the leaders do; this loop makes every time count.
+//!
+//! Missed times (no leader, or a leader that could not fire) follow the
+//! catch-up policy `once`: a single run, for the latest missed time, with
+//! the number passed over recorded in the log. A node whose clock is more
+//! than `max_clock_skew_ms` from the quorum's does not fire at all.
+
+pub mod executor;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{TimeZone, Utc};
+use chrono_tz::Tz;
+use tokio::sync::watch;
+use tracing::{debug, warn};
+
+use crate::clock::{now_ms, PeerClocks};
+use crate::command::{Command, Trigger};
+use crate::cron::Schedule;
+use crate::leadership::Fence;
+use crate::state::{self, Job};
+use executor::{accepted, Executor, RunOrder, START_DEADLINE_MS};
+
+/// Propose this long before T, so the commit is hidden from the lateness.
+const LEAD_MS: i64 = 50;
+/// Look at the jobs at least this often.
+const TICK: Duration = Duration::from_millis(100);
+/// At most this many missed times are counted for one catch-up.
+const CATCHUP_COUNT_CAP: u32 = 100_000;
+
+pub struct Scheduler {
+    pub executor: Executor,
+    pub leadership: watch::Receiver<Option<Fence>>,
+    pub clocks: Arc<PeerClocks>,
+    pub max_clock_skew_ms: i64,
+    /// This process's incarnation (its runs are its own to finish).
+    pub incarnation: u64,
+}
+
+/// A run whose node has not been heard from for this long is lost.
+const LEASE: Duration = Duration::from_secs(3);
+/// How often the leader looks for runs that will never end by themselves.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// What to propose for a job now, if anything.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Due {
+    pub scheduled_ms: i64,
+    pub trigger: Trigger,
+    pub skipped: u32,
+}
+
+/// The next fire of `job` as of `now_ms`: `Ok(due)` when it should be
+/// proposed now, `Err(wait_ms)` when not yet (or never: `i64::MAX`).
+pub fn due(job: &Job, now_ms: i64) -> Result<Due, i64> {
+    let Ok(schedule) = Schedule::parse(&job.schedule) else { return Err(i64::MAX) };
+    let tz: Tz = job.tz.parse().unwrap_or(Tz::UTC);
+    let after_ms = job.last_accepted_ms.max(job.armed_at_ms).unwrap_or(job.created_at_ms);
+    let at = |ms: i64| Utc.timestamp_millis_opt(ms).single();
+    let Some(next) = at(after_ms).and_then(|t| schedule.next_after(t, tz)) else { return Err(i64::MAX) };
+    let next_ms = next.timestamp_millis();
+    if next_ms - now_ms > LEAD_MS {
+        return Err(next_ms - now_ms - LEAD_MS);
+    }
+    if now_ms - next_ms <= START_DEADLINE_MS {
+        return Ok(Due { scheduled_ms: next_ms, trigger: Trigger::Schedule, skipped: 0 });
+    }
+    // Missed: one run for the latest missed time, the others counted.
+    let (mut last, mut count) = (next, 1u32);
+    while count < CATCHUP_COUNT_CAP {
+        match schedule.next_after(last, tz) {
+            Some(t) if t.timestamp_millis() <= now_ms => {
+                last = t;
+                count += 1;
+            }
+            _ => break,
+        }
+    }
+    Ok(Due { scheduled_ms: last.timestamp_millis(), trigger: Trigger::Catchup, skipped: count - 1 })
+}
+
+impl Scheduler {
+    /// Runs until the node's leadership watch closes.
+    pub async fn run(mut self) {
+        let in_flight: Arc<Mutex<HashSet<String>>> = Arc::default();
+        let mut warned_skew = false;
+        let mut leading_since: Option<(Fence, Instant)> = None;
+        let mut last_sweep = Instant::now();
+        loop {
+            let Some(fence) = *self.leadership.borrow_and_update() else {
+                leading_since = None;
+                if self.leadership.changed().await.is_err() {
+                    return;
+                }
+                continue;
+            };
+            if leading_since.is_none_or(|(f, _)| f != fence) {
+                leading_since = Some((fence, Instant::now()));
+            }
+            if last_sweep.elapsed() >= SWEEP_EVERY {
+                last_sweep = Instant::now();
+                let leading_for = leading_since.map_or(Duration::ZERO, |(_, t)| t.elapsed());
+                self.sweep(fence, leading_for);
+            }
+            let skew = self.clocks.skew_ms();
+            let mut wait_ms = TICK.as_millis() as i64;
+            if skew.abs() > self.max_clock_skew_ms {
+                if !warned_skew {
+                    warn!(skew_ms = skew, max_ms = self.max_clock_skew_ms, "clock differs from the quorum's: not firing");
+                    warned_skew = true;
+                }
+            } else {
+                warned_skew = false;
+                wait_ms = wait_ms.min(self.tick(fence, &in_flight));
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(wait_ms.clamp(1, TICK.as_millis() as i64) as u64)) => {}
+                changed = self.leadership.changed() => if changed.is_err() { return },
+            }
+        }
+    }
+
+    /// Ends runs that nobody will end: those of a node process that has
+    /// restarted (its jobs died with it) or gone silent past the lease, and
+    /// this process's own accepted runs it is not carrying out (their
+    /// commit outlived the proposal). Pending ones become `not-started`,
+    /// running ones `lost`.
+    fn sweep(&self, fence: Fence, leading_for: Duration) {
+        let runs = match self.executor.sm.scan(b"run/") {
+            Ok(r) => r,
+            Err(e) => return warn!("sweep cannot read runs: {e}"),
+        };
+        let now = now_ms();
+        for (k, v) in runs {
+            let Ok(run) = state::decode::<state::run::Run>(&k, &v) else { continue };
+            if run.ended() || k.len() < 12 {
+                continue;
+            }
+            let incarnation = u64::from_be_bytes(k[4..12].try_into().unwrap_or_default());
+            let owner = run.fence.node;
+            let dead = if owner == fence.node && run.fence.incarnation == self.incarnation {
+                !self.executor.is_active(run.id) && now > run.scheduled_ms + START_DEADLINE_MS + LEASE.as_millis() as i64
+            } else {
+                let restarted = state::load_node(&self.executor.sm, owner)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|n| n.incarnation != run.fence.incarnation);
+                let silent = owner != fence.node
+                    && leading_for > LEASE
+                    && self.clocks.silent_for(owner).is_none_or(|d| d > LEASE);
+                // An earlier process of this very node is gone too.
+                let my_old_self = owner == fence.node && run.fence.incarnation != self.incarnation;
+                restarted || silent || my_old_self
+            };
+            if !dead {
+                continue;
+            }
+            let status = if run.status == crate::command::RunStatus::Pending {
+                crate::command::RunStatus::NotStarted
+            } else {
+                crate::command::RunStatus::Lost
+            };
+            warn!(job = %run.job, run = run.id, node = owner, ?status, "ending a run its node cannot finish");
+            let cmd = Command::RunEnded { name: run.job.clone(), incarnation, run_id: run.id, status, at_ms: now };
+            let writer = self.executor.writer.clone();
+            tokio::spawn(async move {
+                let _ = writer.write(cmd).await;
+            });
+        }
+    }
+
+    /// Proposes what is due; returns how long until something may be.
+    fn tick(&self, fence: Fence, in_flight: &Arc<Mutex<HashSet<String>>>) -> i64 {
+        let mut wait = i64::MAX;
+        let jobs = match self.executor.sm.scan(state::JOB_PREFIX) {
+            Ok(j) => j,
+            Err(e) => {
+                warn!("scheduler cannot read jobs: {e}");
+                return TICK.as_millis() as i64;
+            }
+        };
+        let now = now_ms();
+        for (k, v) in jobs {
+            let Ok(job) = state::decode::<Job>(&k, &v) else { continue };
+            if !job.started || in_flight.lock().unwrap_or_else(|p| p.into_inner()).contains(&job.name) {
+                continue;
+            }
+            match due(&job, now) {
+                Err(w) => wait = wait.min(w),
+                Ok(d) => {
+                    let name = job.name.clone();
+                    in_flight.lock().unwrap_or_else(|p| p.into_inner()).insert(name.clone());
+                    let (executor, in_flight) = (self.executor.clone(), in_flight.clone());
+                    // The job's next fire waits until this one is applied here.
+                    tokio::spawn(async move {
+                        fire(executor, job, d, fence).await;
+                        in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&name);
+                    });
+                }
+            }
+        }
+        wait
+    }
+}
+
+/// Proposes one fire and, if accepted, carries out its run.
+async fn fire(executor: Executor, job: Job, d: Due, fence: Fence) {
+    let cmd = Command::Fire {
+        name: job.name.clone(),
+        incarnation: job.incarnation,
+        scheduled_ms: d.scheduled_ms,
+        trigger: d.trigger,
+        skipped: d.skipped,
+        fence,
+    };
+    match executor.writer.write(cmd).await {
+        Ok(r) => match accepted(&r) {
+            Some(run_id) => {
+                let order = RunOrder {
+                    name: job.name,
+                    incarnation: job.incarnation,
+                    run_id,
+                    scheduled_ms: d.scheduled_ms,
+                    trigger: d.trigger,
+                };
+                tokio::spawn(executor.run(order));
+            }
+            None => debug!(job = %job.name, "fire refused: {r:?}"),
+        },
+        Err(e) => debug!(job = %job.name, "fire not committed: {e}"),
+    }
+}
