@@ -5,5 +5,6 @@
 //! and operators do (9P, signals, its command line); nothing reaches into
 //! its internals.
 
+pub mod cluster;
 pub mod jobd;
 pub mod v9fs;

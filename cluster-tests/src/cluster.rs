@@ -1,0 +1,131 @@
+//! A cluster of real `jobd` processes formed from the command line, as an
+//! operator would: `--peers` and `--initial-cluster-state new`, each node in
+//! its own directory on OS-chosen ports. Nodes can be killed (SIGKILL) and
+//! restarted on the same directory; only processes started here are ended,
+//! by pid (a child is killed when its handle drops, also on panic).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use ninep::client::{Client, Options};
+use tokio::process::{Child, Command};
+
+use crate::jobd::{binary, free_addr, READY_DEADLINE};
+
+pub struct NodeProc {
+    pub id: u64,
+    pub fs_addr: SocketAddr,
+    pub raft_addr: SocketAddr,
+    pub dir: PathBuf,
+    pub child: Option<Child>,
+}
+
+pub struct Cluster {
+    pub nodes: Vec<NodeProc>,
+    peers: String,
+    _root: tempfile::TempDir,
+}
+
+impl Cluster {
+    pub async fn start(n: usize) -> Result<Cluster> {
+        let root = tempfile::tempdir()?;
+        let mut nodes = vec![];
+        for i in 0..n {
+            let dir = root.path().join(format!("n{}", i + 1));
+            std::fs::create_dir_all(&dir)?;
+            nodes.push(NodeProc { id: i as u64 + 1, fs_addr: free_addr()?, raft_addr: free_addr()?, dir, child: None });
+        }
+        let peers = nodes.iter().map(|n| format!("{}={}", n.id, n.raft_addr)).collect::<Vec<_>>().join(",");
+        let mut c = Cluster { nodes, peers, _root: root };
+        for i in 0..n {
+            c.spawn(i)?;
+        }
+        c.wait_leader().await?;
+        Ok(c)
+    }
+
+    fn spawn(&mut self, i: usize) -> Result<()> {
+        let n = &mut self.nodes[i];
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(n.dir.join("jobd.log"))?;
+        let child = Command::new(binary()?)
+            .args(["--id", &n.id.to_string(), "--peers", &self.peers, "--initial-cluster-state", "new"])
+            .arg("--dbdir")
+            .arg(n.dir.join("db"))
+            .args(["--fsaddr", &n.fs_addr.to_string(), "--raftaddr", &n.raft_addr.to_string()])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting jobd")?;
+        n.child = Some(child);
+        Ok(())
+    }
+
+    pub fn log_tails(&self) -> String {
+        let mut out = String::new();
+        for n in &self.nodes {
+            let text = std::fs::read_to_string(n.dir.join("jobd.log")).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            out += &format!("--- node {} ---\n{}\n", n.id, lines[lines.len().saturating_sub(20)..].join("\n"));
+        }
+        out
+    }
+
+    pub async fn client(&self, i: usize) -> Result<Client> {
+        Ok(Client::connect(self.nodes[i].fs_addr, Options::default()).await?)
+    }
+
+    /// `/ctl` of node `i` as key → value.
+    pub async fn ctl(&self, i: usize) -> Result<std::collections::HashMap<String, String>> {
+        let text = String::from_utf8(self.client(i).await?.read("ctl").await?)?;
+        Ok(text.lines().filter_map(|l| l.split_once(' ')).map(|(k, v)| (k.into(), v.into())).collect())
+    }
+
+    /// Waits until every running node names the same leader; returns its index.
+    pub async fn wait_leader(&self) -> Result<usize> {
+        let start = tokio::time::Instant::now();
+        loop {
+            let mut seen = vec![];
+            for (i, n) in self.nodes.iter().enumerate() {
+                if n.child.is_some() {
+                    seen.push(self.ctl(i).await.ok().and_then(|c| c.get("leader").and_then(|l| l.parse::<u64>().ok())));
+                }
+            }
+            if let Some(Some(l)) = seen.first() {
+                let leader_alive = self.nodes.get(*l as usize - 1).is_some_and(|n| n.child.is_some());
+                if leader_alive && seen.iter().all(|s| *s == Some(*l)) {
+                    return Ok(*l as usize - 1);
+                }
+            }
+            if start.elapsed() > READY_DEADLINE {
+                bail!("no agreed leader after {READY_DEADLINE:?}\n{}", self.log_tails());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGKILL, by pid, and reap.
+    pub async fn kill(&mut self, i: usize) -> Result<()> {
+        let mut child = self.nodes[i].child.take().context("node is not running")?;
+        child.start_kill()?;
+        child.wait().await?;
+        Ok(())
+    }
+
+    /// Starts node `i` again on its directory and ports.
+    pub async fn restart(&mut self, i: usize) -> Result<()> {
+        self.spawn(i)?;
+        let start = tokio::time::Instant::now();
+        while self.ctl(i).await.is_err() {
+            if start.elapsed() > READY_DEADLINE {
+                bail!("node {} did not come back\n{}", i + 1, self.log_tails());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+}
