@@ -77,6 +77,12 @@ pub struct Args {
     #[arg(long, env = "JOBD_MAX_CLOCK_SKEW_MS", default_value_t = 500)]
     pub max_clock_skew_ms: i64,
 
+    /// Serve linearizable reads: each read first confirms with the leader
+    /// (a quorum round trip) and waits to apply what it had committed.
+    /// Without it, a node serves its own applied state, which may lag.
+    #[arg(long, env = "JOBD_LINEARIZABLE_READS")]
+    pub linearizable_reads: bool,
+
     /// Log every 9P message (one line each).
     #[arg(long, env = "JOBD_DEBUG")]
     pub debug: bool,

@@ -45,7 +45,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         warn!(%fs_addr, "9P listens beyond loopback: anyone who reaches it can run commands as this user");
     }
     let node = Node::start(config, raft_listener).await?;
-    let fs = Arc::new(JobFs::new(&node));
+    let mut fs = JobFs::new(&node);
+    fs.linearizable = args.linearizable_reads;
+    let fs = Arc::new(fs);
     let (stop_9p, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(ninep::serve_with(fs_listener, fs, args.ninep_config(), async {
         let _ = stopped.await;

@@ -304,6 +304,42 @@ impl Writer {
         }
     }
 
+    /// Waits until this node has applied everything committed before now,
+    /// as confirmed by the leader with a quorum: a read after this is
+    /// linearizable. Fails like a write that proposed nothing.
+    pub async fn linearize(&self) -> Result<(), WriteError> {
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            let metrics = self.raft.metrics().borrow().clone();
+            let leader = metrics.current_leader;
+            let index = if leader == Some(self.id) {
+                match tokio::time::timeout_at(deadline, self.raft.ensure_linearizable()).await {
+                    Ok(Ok(id)) => Some(id.map_or(0, |l| l.index)),
+                    Ok(Err(_)) => None,
+                    Err(_) => return Err(WriteError::Timeout),
+                }
+            } else if let Some(member) = leader.and_then(|l| metrics.membership_config.membership().get_node(&l).cloned()) {
+                let channel = self.net.channel(&member.raft_addr).map_err(|_| WriteError::NoQuorum)?;
+                let left = deadline.saturating_duration_since(Instant::now());
+                match crate::net::forward::read_index(channel, left).await {
+                    Ok(Ok(i)) => Some(i),
+                    _ => None,
+                }
+            } else {
+                None
+            };
+            if let Some(index) = index {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let applied = self.raft.wait(Some(left)).applied_index_at_least(Some(index), "linearizable read").await;
+                return applied.map(|_| ()).map_err(|_| WriteError::Timeout);
+            }
+            if Instant::now() + Duration::from_millis(50) >= deadline {
+                return Err(WriteError::NoQuorum);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     async fn try_write(&self, cmd: &Command, deadline: Instant) -> Result<Response, WriteError> {
         let metrics = self.raft.metrics().borrow().clone();
         if metrics.running_state.is_err() {

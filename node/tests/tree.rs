@@ -214,3 +214,18 @@ async fn raw_frames_write_and_read_the_tree_in_dotl() {
     let r = fs.rpc(Tmsg::Walk { fid: fs.root(), newfid: 900, wnames: vec!["jobs".into(), "l".into(), "zzz".into()] }).await;
     assert!(matches!(r, Ok(Rmsg::Walk { ref wqids }) if wqids.len() == 2), "{r:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_linearizable_follower_read_sees_a_write_made_elsewhere() {
+    let c = Cluster::start(3, 10_000).await;
+    let leader = c.leader().await;
+    let follower = (leader + 1) % 3;
+    let (addr, _stop) = common::serve_9p_with(c.node(follower), true).await;
+    let reader = client(addr).await;
+    let writer = client(c.fs_addrs[leader]).await;
+    for i in 0..20 {
+        writer.write("clone", format!("lin{i}:@daily:true").as_bytes()).await.unwrap();
+        // No polling: the read waits for what the leader had committed.
+        assert_eq!(text(&reader, &format!("jobs/lin{i}/cmd")).await, "true\n", "write {i}");
+    }
+}

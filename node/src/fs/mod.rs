@@ -66,6 +66,10 @@ impl Fid {
 }
 
 pub struct JobFs {
+    /// Confirm with the leader before serving a read (a job lookup, a read
+    /// at offset 0, a directory listing), instead of serving this node's
+    /// applied state.
+    pub linearizable: bool,
     pub id: u64,
     pub incarnation: u64,
     pub executor: crate::sched::executor::Executor,
@@ -79,6 +83,7 @@ pub struct JobFs {
 impl JobFs {
     pub fn new(node: &crate::node::Node) -> JobFs {
         JobFs {
+            linearizable: false,
             id: node.id,
             incarnation: node.incarnation,
             executor: node.executor.clone(),
@@ -97,6 +102,13 @@ impl JobFs {
             Some(_) => Err(Error::new(errno::ENOENT, format!("job {name} was deleted (a new one has its name)"))),
             None => Err(errors::no_job(name)),
         }
+    }
+
+    async fn linearize(&self) -> Result<()> {
+        if self.linearizable {
+            self.writer.linearize().await.map_err(errors::from_write)?;
+        }
+        Ok(())
     }
 
     async fn write_cmd(&self, cmd: Command, name: &str) -> Result<Response> {
@@ -267,7 +279,7 @@ impl Filesystem for JobFs {
             (Node::Root, "clone") => Node::Clone,
             (Node::Root, "ctl") => Node::Ctl,
             (Node::Root, "jobs") => Node::Jobs,
-            (Node::Jobs, name) => match state::load_job(&self.sm, name).map_err(errors::from_store)? {
+            (Node::Jobs, name) => match self.linearize().await.and_then(|()| state::load_job(&self.sm, name).map_err(errors::from_store))? {
                 Some(job) => Node::Job { name: job.name, incarnation: job.incarnation },
                 None => return Err(errors::no_job(name)),
             },
@@ -299,6 +311,9 @@ impl Filesystem for JobFs {
     }
 
     async fn read(&self, fid: &Fid, offset: u64, count: u32) -> Result<Vec<u8>> {
+        if offset == 0 {
+            self.linearize().await?;
+        }
         if let Node::File { name, incarnation, file: JobFile::Log } = &fid.node {
             let job = self.job(name, *incarnation)?;
             let mut st = fid.state();
@@ -326,6 +341,7 @@ impl Filesystem for JobFs {
     }
 
     async fn readdir(&self, dir: &Fid) -> Result<Vec<Stat>> {
+        self.linearize().await?;
         let children: Vec<Node> = match &dir.node {
             Node::Root => vec![Node::Clone, Node::Ctl, Node::Jobs],
             Node::Jobs => {

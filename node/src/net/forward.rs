@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use openraft::error::{ClientWriteError, RaftError};
+use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use proto::raft::forward_client::ForwardClient;
 use proto::raft::forward_server::Forward;
-use proto::raft::{ForwardReply, ForwardRequest};
+use proto::raft::{ForwardReply, ForwardRequest, ReadIndexReply, ReadIndexRequest};
 use serde::{Deserialize, Serialize};
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
@@ -49,6 +49,30 @@ impl Forward for ForwardService {
         let result = encode(&result).map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(ForwardReply { result }))
     }
+
+    /// The leader confirms it still leads (a quorum round trip) and answers
+    /// the index a linearizable read must wait for.
+    async fn read_index(&self, _req: Request<ReadIndexRequest>) -> Result<Response<ReadIndexReply>, Status> {
+        let result: Result<u64, ForwardError> = match tokio::time::timeout(self.commit_timeout, self.raft.ensure_linearizable()).await {
+            Err(_) => Err(ForwardError::Timeout),
+            Ok(Ok(id)) => Ok(id.map_or(0, |l| l.index)),
+            Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))) => {
+                Err(ForwardError::NotLeader { leader: f.leader_id })
+            }
+            Ok(Err(e)) => Err(ForwardError::Failed(e.to_string())),
+        };
+        let result = encode(&result).map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(ReadIndexReply { result }))
+    }
+}
+
+/// Asks the leader over `channel` for its read index.
+pub async fn read_index(channel: Channel, deadline: Duration) -> Result<Result<u64, ForwardError>, Status> {
+    let mut client = ForwardClient::new(channel);
+    let mut req = Request::new(ReadIndexRequest {});
+    req.set_timeout(deadline);
+    let reply = client.read_index(req).await?.into_inner();
+    decode(&reply.result)
 }
 
 /// Sends `cmd` to the leader's forward service over `channel`.

@@ -115,10 +115,16 @@ impl Cluster {
 
 /// Serves `node`'s tree on a new port-0 listener until the sender fires.
 pub async fn serve_9p(node: &Node) -> (SocketAddr, oneshot::Sender<()>) {
+    serve_9p_with(node, false).await
+}
+
+pub async fn serve_9p_with(node: &Node, linearizable: bool) -> (SocketAddr, oneshot::Sender<()>) {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(ninep::serve(l, Arc::new(JobFs::new(node)), async {
+    let mut fs = JobFs::new(node);
+    fs.linearizable = linearizable;
+    tokio::spawn(ninep::serve(l, Arc::new(fs), async {
         let _ = stopped.await;
     }));
     (addr, stop)
