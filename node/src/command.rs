@@ -15,6 +15,40 @@ pub enum Trigger {
     Manual,
 }
 
+/// What to do when a run is due while an earlier one of the job still runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Overlap {
+    /// Run them side by side (classic cron).
+    #[default]
+    Allow,
+    /// Skip the new time (counted in the log).
+    Skip,
+    /// Kill the running one, start the new one.
+    Replace,
+}
+
+/// What to do with times missed while no leader could fire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Catchup {
+    /// One run for the whole missed period (systemd's `Persistent=`).
+    #[default]
+    Once,
+    /// None: the missed times are counted and skipped.
+    Skip,
+    /// Every missed time, in order (the most recent 100 at most).
+    All,
+}
+
+/// A per-job policy, set through `ctl`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Policy {
+    Overlap(Overlap),
+    /// The catch-up mode, and how far back missed times count (None: forever).
+    Catchup { mode: Catchup, window_ms: Option<i64> },
+    /// Kill a run after this long (None: never).
+    Timeout(Option<i64>),
+}
+
 /// How a run ended (or that it is still going).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RunStatus {
@@ -49,8 +83,14 @@ pub enum Command {
     /// than both its last accepted time and its armed-at; `skipped` times
     /// before it were passed over by the catch-up policy.
     Fire { name: String, incarnation: u64, scheduled_ms: i64, trigger: Trigger, skipped: u32, fence: Fence },
-    /// A manual run (`run`, `run force`): never moves the last accepted time.
-    RunNow { name: String, incarnation: u64, fence: Fence, at_ms: i64 },
+    /// Scheduled times passed over without a run (catch-up `skip`, or
+    /// outside the catch-up window): the last accepted time moves to
+    /// `until_ms`, under the same rules as a fire.
+    SkipTimes { name: String, incarnation: u64, until_ms: i64, count: u32, reason: String, fence: Fence },
+    /// A manual run (`run`, `run force`): never moves the last accepted
+    /// time; unless forced, it respects the overlap policy.
+    RunNow { name: String, incarnation: u64, fence: Fence, at_ms: i64, force: bool },
+    SetPolicy { name: String, policy: Policy },
     /// The proposing node started the run's process.
     RunStarted { name: String, incarnation: u64, run_id: u64, at_ms: i64 },
     /// Lines of a run's output, in order: `seq` counts batches from 0.
@@ -74,4 +114,7 @@ pub enum Response {
     Rejected { reason: String },
     /// A fire or manual run was accepted as run `run_id`.
     Accepted { run_id: u64 },
+    /// The time was accepted but not run: an earlier run still runs and the
+    /// overlap policy is `skip` (counted in the log).
+    SkippedForOverlap,
 }

@@ -271,6 +271,7 @@ impl Node {
     /// Stops Raft and the gRPC service; the database closes when dropped.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
+        self.executor.kill_all();
         if let Err(e) = self.raft.shutdown().await {
             warn!("raft shutdown: {e}");
         }

@@ -79,3 +79,51 @@ async fn a_stopped_job_does_not_fire_and_a_restart_is_not_a_missed_period() {
     eventually("firing again", || (runs(&c, leader, "s").len() > stopped_count).then_some(())).await;
     assert!(runs(&c, leader, "s").iter().all(|r| r.trigger == node::command::Trigger::Schedule), "no catch-up for a stopped period");
 }
+
+async fn text(c: &ninep::client::Client, path: &str) -> String {
+    String::from_utf8(c.read(path).await.unwrap()).unwrap()
+}
+
+async fn wait_text(c: &ninep::client::Client, path: &str, what: &str, f: impl Fn(&str) -> bool) -> String {
+    let start = tokio::time::Instant::now();
+    loop {
+        let t = text(c, path).await;
+        if f(&t) {
+            return t;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "timed out waiting for {what}: {t}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeout_kills_a_run_and_records_it() {
+    let c = Cluster::start(1, 10_000).await;
+    c.leader().await;
+    let fs = ninep::client::Client::connect(c.fs_addrs[0], Default::default()).await.unwrap();
+    fs.write("clone", b"slow:@yearly:echo begin; sleep 5; echo never").await.unwrap();
+    fs.write("jobs/slow/ctl", b"timeout 1s\nrun").await.unwrap();
+    assert!(text(&fs, "jobs/slow/ctl").await.contains("timeout 1s\n"));
+    let runs = wait_text(&fs, "jobs/slow/runs", "a timed-out run", |t| t.trim_end().ends_with(" timeout")).await;
+    assert!(runs.contains(" manual "), "{runs}");
+    let log = text(&fs, "jobs/slow/log").await;
+    assert!(log.contains(":begin\n") && !log.contains("never"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlap_skip_and_replace() {
+    let c = Cluster::start(1, 10_000).await;
+    c.leader().await;
+    let fs = ninep::client::Client::connect(c.fs_addrs[0], Default::default()).await.unwrap();
+    fs.write("clone", b"busy:* * * * * *:sleep 5").await.unwrap();
+    fs.write("jobs/busy/ctl", b"overlap skip\nstart").await.unwrap();
+    wait_text(&fs, "jobs/busy/log", "an overlap skip", |t| t.contains("skipped 1 scheduled times (overlap)")).await;
+    let runs = text(&fs, "jobs/busy/runs").await;
+    assert_eq!(runs.lines().count(), 1, "one run at a time: {runs}");
+    // A manual run respects the policy unless forced.
+    let err = fs.write("jobs/busy/ctl", b"run").await.unwrap_err();
+    assert_eq!(err.errno(), Some(ninep::error::errno::EBUSY), "{err}");
+    fs.write("jobs/busy/ctl", b"overlap replace").await.unwrap();
+    wait_text(&fs, "jobs/busy/runs", "a replaced run", |t| t.lines().any(|l| l.ends_with(" killed"))).await;
+    fs.write("jobs/busy/ctl", b"stop").await.unwrap();
+}

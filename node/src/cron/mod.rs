@@ -58,8 +58,9 @@ fn macro_expansion(name: &str) -> Option<&'static str> {
     })
 }
 
-fn parse_duration_ms(s: &str) -> Result<i64, String> {
-    let bad = || format!("@every: cannot read duration {s:?} (for example 30s, 5m, 1h30m, 2d)");
+/// `90s`, `5m`, `1h30m`, `2d`, `250ms` as milliseconds; at least 1 s.
+pub fn parse_duration_ms(s: &str) -> Result<i64, String> {
+    let bad = || format!("cannot read duration {s:?} (for example 30s, 5m, 1h30m, 2d)");
     let mut total: i64 = 0;
     let mut num = String::new();
     let mut chars = s.chars().peekable();
@@ -90,7 +91,7 @@ fn parse_duration_ms(s: &str) -> Result<i64, String> {
         return Err(bad());
     }
     if total < 1000 {
-        return Err(format!("@every: {s} is shorter than 1s"));
+        return Err(format!("duration {s} is shorter than 1s"));
     }
     Ok(total)
 }
@@ -101,7 +102,7 @@ impl Schedule {
     pub fn parse(expr: &str) -> Result<Schedule, String> {
         let expr = expr.trim();
         if let Some(d) = expr.strip_prefix("@every") {
-            return Ok(Schedule::Every { ms: parse_duration_ms(d.trim())? });
+            return Ok(Schedule::Every { ms: parse_duration_ms(d.trim()).map_err(|e| format!("@every: {e}"))? });
         }
         let text = match expr {
             e if e.starts_with('@') => macro_expansion(e).ok_or_else(|| format!("unknown macro {e}"))?,

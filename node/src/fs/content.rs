@@ -46,8 +46,15 @@ pub fn job_ctl(job: &Job, now_ms: i64) -> String {
     let state = if job.started { "started" } else { "stopped" };
     let armed = job.armed_at_ms.map_or_else(|| "-".into(), rfc3339_ms);
     let last_start = job.last_start_ms.map_or_else(|| "-".into(), rfc3339_ms);
+    let overlap = format!("{:?}", job.overlap).to_lowercase();
+    let catchup = match job.catchup_window_ms {
+        Some(w) => format!("{} {}s", format!("{:?}", job.catchup).to_lowercase(), w / 1000),
+        None => format!("{:?}", job.catchup).to_lowercase(),
+    };
+    let timeout = job.timeout_ms.map_or_else(|| "off".into(), |t| format!("{}s", t / 1000));
     format!(
-        "state {state}\nnext {next}\nlast-start {last_start}\nlast-status {}\nruns {}\nfailures {}\nskipped {}\ntz {}\narmed-at {armed}\ncreated {}\n",
+        "state {state}\nnext {next}\nlast-start {last_start}\nlast-status {}\nruns {}\nfailures {}\nskipped {}\ntz {}\n\
+         overlap {overlap}\ncatchup {catchup}\ntimeout {timeout}\narmed-at {armed}\ncreated {}\n",
         job.last_status.as_deref().unwrap_or("-"),
         job.runs,
         job.failures,
@@ -135,6 +142,10 @@ mod tests {
             skipped: 0,
             last_start_ms: None,
             last_status: None,
+            overlap: Default::default(),
+            catchup: Default::default(),
+            catchup_window_ms: None,
+            timeout_ms: None,
         }
     }
 

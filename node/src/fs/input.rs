@@ -57,9 +57,11 @@ pub enum Verb {
     Run { force: bool },
     Delete,
     Tz(String),
+    Policy(crate::command::Policy),
 }
 
-pub const VERBS: &str = "start, stop, run, run force, delete, tz ZONE";
+pub const VERBS: &str = "start, stop, run, run force, delete, tz ZONE, overlap allow|skip|replace, \
+catchup once|skip|all [WINDOW], timeout DURATION|off";
 
 /// One or more newline-separated verbs; all are checked before any runs.
 pub fn parse_ctl(data: &[u8]) -> Result<Vec<Verb>, String> {
@@ -77,6 +79,29 @@ pub fn parse_ctl(data: &[u8]) -> Result<Vec<Verb>, String> {
                 zone.parse::<chrono_tz::Tz>().map_err(|_| format!("unknown time zone {zone:?}"))?;
                 Verb::Tz(zone.to_string())
             }
+            ["overlap", mode] => {
+                use crate::command::Overlap;
+                let o = match *mode {
+                    "allow" => Overlap::Allow,
+                    "skip" => Overlap::Skip,
+                    "replace" => Overlap::Replace,
+                    m => return Err(format!("overlap {m:?}: use allow, skip or replace")),
+                };
+                Verb::Policy(crate::command::Policy::Overlap(o))
+            }
+            ["catchup", mode, rest @ ..] if rest.len() <= 1 => {
+                use crate::command::Catchup;
+                let mode = match *mode {
+                    "once" => Catchup::Once,
+                    "skip" => Catchup::Skip,
+                    "all" => Catchup::All,
+                    m => return Err(format!("catchup {m:?}: use once, skip or all, and optionally a window")),
+                };
+                let window_ms = rest.first().map(|w| crate::cron::parse_duration_ms(w)).transpose()?;
+                Verb::Policy(crate::command::Policy::Catchup { mode, window_ms })
+            }
+            ["timeout", "off"] => Verb::Policy(crate::command::Policy::Timeout(None)),
+            ["timeout", d] => Verb::Policy(crate::command::Policy::Timeout(Some(crate::cron::parse_duration_ms(d)?))),
             _ => return Err(format!("unknown command {line:?}; the verbs are: {VERBS}")),
         });
     }
@@ -157,6 +182,15 @@ mod tests {
         assert!(err.contains("frobnicate") && err.contains("start, stop, run"), "{err}");
         assert!(parse_ctl(b"tz Mars/Olympus").unwrap_err().contains("unknown time zone"));
         assert!(parse_ctl(b"\n").is_err());
+        use crate::command::{Catchup, Overlap, Policy};
+        assert_eq!(parse_ctl(b"overlap skip").unwrap(), vec![Verb::Policy(Policy::Overlap(Overlap::Skip))]);
+        assert_eq!(
+            parse_ctl(b"catchup all 1h").unwrap(),
+            vec![Verb::Policy(Policy::Catchup { mode: Catchup::All, window_ms: Some(3_600_000) })]
+        );
+        assert_eq!(parse_ctl(b"timeout 30s").unwrap(), vec![Verb::Policy(Policy::Timeout(Some(30_000)))]);
+        assert!(parse_ctl(b"overlap maybe").unwrap_err().contains("allow, skip or replace"));
+        assert!(parse_ctl(b"timeout 10x").unwrap_err().contains("duration"));
     }
 
     #[test]

@@ -209,14 +209,19 @@ impl JobFs {
                 Verb::Stop => Command::StopJob { name: name.into() },
                 Verb::Delete => Command::DeleteJob { name: name.into() },
                 Verb::Tz(tz) => Command::SetTz { name: name.into(), tz, at_ms },
-                Verb::Run { .. } => {
+                Verb::Policy(policy) => Command::SetPolicy { name: name.into(), policy },
+                Verb::Run { force } => {
                     // A manual run is carried out by the node that took it.
                     let term = self.raft.metrics().borrow().current_term;
                     let fence = crate::leadership::Fence { term, node: self.id, incarnation: self.incarnation };
-                    Command::RunNow { name: name.into(), incarnation, fence, at_ms }
+                    Command::RunNow { name: name.into(), incarnation, fence, at_ms, force }
                 }
             };
-            if let Response::Accepted { run_id } = self.write_cmd(cmd, name).await? {
+            let resp = self.write_cmd(cmd, name).await?;
+            if resp == Response::SkippedForOverlap {
+                return Err(Error::new(errno::EBUSY, format!("job {name} is running and its overlap policy is skip; use run force")));
+            }
+            if let Response::Accepted { run_id } = resp {
                 let order = crate::sched::executor::RunOrder {
                     name: name.into(),
                     incarnation,

@@ -5,7 +5,7 @@
 //! through the write path, retried until it is applied (each is
 //! idempotent: a repeat is refused by the state machine, not doubled).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -26,6 +26,8 @@ pub const START_DEADLINE_MS: i64 = 1000;
 /// Output is sent in batches of at most this many lines, or this often.
 const BATCH_LINES: usize = 100;
 const BATCH_EVERY: Duration = Duration::from_millis(200);
+/// How often a running job is checked for its timeout and for cancellation.
+const CHECK_EVERY: Duration = Duration::from_millis(200);
 /// Longest output line kept; longer ones are cut.
 const MAX_LINE: usize = 4096;
 
@@ -33,12 +35,13 @@ const MAX_LINE: usize = 4096;
 pub struct Executor {
     pub sm: StateMachine,
     pub writer: Writer,
-    /// Runs this process is carrying out (waiting, running, recording).
-    pub active: Arc<Mutex<HashSet<u64>>>,
+    /// Runs this process is carrying out (waiting, running, recording),
+    /// with the process group of those running.
+    pub active: Arc<Mutex<HashMap<u64, Option<u32>>>>,
 }
 
 /// Takes a run out of the active set when its carrying-out ends.
-struct Active(Arc<Mutex<HashSet<u64>>>, u64);
+struct Active(Arc<Mutex<HashMap<u64, Option<u32>>>>, u64);
 
 impl Drop for Active {
     fn drop(&mut self) {
@@ -77,12 +80,22 @@ impl Executor {
     }
 
     pub fn is_active(&self, run_id: u64) -> bool {
-        self.active.lock().unwrap_or_else(|p| p.into_inner()).contains(&run_id)
+        self.active.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&run_id)
+    }
+
+    /// Kills every running job's process group (the node is stopping).
+    pub fn kill_all(&self) {
+        for pid in self.active.lock().unwrap_or_else(|p| p.into_inner()).values().flatten() {
+            // SAFETY: kill(2) on a process group this executor created.
+            unsafe {
+                libc::kill(-(*pid as i32), libc::SIGKILL);
+            }
+        }
     }
 
     /// Carries out one run from its scheduled time to its end.
     pub async fn run(self, o: RunOrder) {
-        self.active.lock().unwrap_or_else(|p| p.into_inner()).insert(o.run_id);
+        self.active.lock().unwrap_or_else(|p| p.into_inner()).insert(o.run_id, None);
         let _active = Active(self.active.clone(), o.run_id);
         if o.trigger == Trigger::Schedule {
             let wait = o.scheduled_ms - now_ms();
@@ -109,8 +122,13 @@ impl Executor {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            // Its own process group, so a kill reaches what `sh` started too.
+            .process_group(0)
             .kill_on_drop(true);
-        // The job dies with this node: a run marked lost is not still running.
+        // The job dies with this node: `sh` gets SIGKILL when jobd dies, and
+        // a stopping jobd kills each run's group (`kill_all`). What a job
+        // starts in the background outlives a SIGKILLed jobd unless jobd
+        // runs in its own cgroup (systemd's KillMode=control-group).
         // SAFETY: prctl is async-signal-safe and touches only this child.
         unsafe {
             proc.pre_exec(|| {
@@ -125,6 +143,7 @@ impl Executor {
                 return self.record(self.end(&o, RunStatus::NotStarted)).await;
             }
         };
+        self.active.lock().unwrap_or_else(|p| p.into_inner()).insert(o.run_id, child.id());
         let started = now_ms();
         info!(job = %o.name, run = o.run_id, late_ms = started - o.scheduled_ms, "started");
         self.record(Command::RunStarted { name: o.name.clone(), incarnation: o.incarnation, run_id: o.run_id, at_ms: started })
@@ -138,16 +157,39 @@ impl Executor {
         }
         drop(tx);
         let sender = tokio::spawn(self.clone().send_output(o.clone(), rx));
-        let status = match child.wait().await {
-            Ok(s) => exit_status(s),
-            Err(e) => {
-                warn!(job = %o.name, "waiting for the run: {e}");
-                RunStatus::Lost
-            }
-        };
+        let status = self.follow(&o, &mut child, job.timeout_ms).await;
         // All output is recorded before the end.
         let _ = sender.await;
         self.record(self.end(&o, status)).await;
+    }
+
+    /// Waits for the process, killing its group on timeout or when a newer
+    /// run replaced it (overlap `replace`).
+    async fn follow(&self, o: &RunOrder, child: &mut tokio::process::Child, timeout_ms: Option<i64>) -> RunStatus {
+        let deadline = timeout_ms.map(|t| tokio::time::Instant::now() + Duration::from_millis(t.max(0) as u64));
+        let mut verdict = None;
+        loop {
+            tokio::select! {
+                done = child.wait() => {
+                    return match (verdict, done) {
+                        (Some(v), _) => v,
+                        (None, Ok(s)) => exit_status(s),
+                        (None, Err(e)) => {
+                            warn!(job = %o.name, "waiting for the run: {e}");
+                            RunStatus::Lost
+                        }
+                    };
+                }
+                _ = tokio::time::sleep(CHECK_EVERY), if verdict.is_none() => {
+                    let cancelled = state::run::load_run(&self.sm, o.incarnation, o.run_id).ok().flatten().is_some_and(|r| r.cancel);
+                    let timed_out = deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
+                    if cancelled || timed_out {
+                        verdict = Some(if timed_out { RunStatus::Timeout } else { RunStatus::Killed });
+                        kill_group(child);
+                    }
+                }
+            }
+        }
     }
 
     async fn send_output(self, o: RunOrder, mut rx: mpsc::Receiver<String>) {
@@ -206,6 +248,17 @@ async fn lines<R: AsyncRead + Unpin>(r: R, tx: mpsc::Sender<String>) {
             }
         }
     }
+}
+
+/// SIGKILL to the run's whole process group.
+fn kill_group(child: &mut tokio::process::Child) {
+    if let Some(pid) = child.id() {
+        // SAFETY: kill(2) on the group this child leads (process_group(0)).
+        unsafe {
+            libc::kill(-(pid as i32), libc::SIGKILL);
+        }
+    }
+    let _ = child.start_kill();
 }
 
 fn exit_status(s: std::process::ExitStatus) -> RunStatus {

@@ -49,17 +49,21 @@ const LEASE: Duration = Duration::from_secs(3);
 /// How often the leader looks for runs that will never end by themselves.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
-/// What to propose for a job now, if anything.
+/// What to propose for a job now.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Due {
-    pub scheduled_ms: i64,
-    pub trigger: Trigger,
-    pub skipped: u32,
+pub enum Due {
+    Fire { scheduled_ms: i64, trigger: Trigger, skipped: u32 },
+    /// Pass over `count` missed times up to `until_ms` without a run.
+    Skip { until_ms: i64, count: u32, reason: &'static str },
 }
 
-/// The next fire of `job` as of `now_ms`: `Ok(due)` when it should be
-/// proposed now, `Err(wait_ms)` when not yet (or never: `i64::MAX`).
+/// At most this many missed times are run by catch-up `all`.
+const CATCHUP_ALL_CAP: usize = 100;
+
+/// The next thing to propose for `job` as of `now_ms`: `Ok(due)` when it
+/// should be proposed now, `Err(wait_ms)` when not yet (or never: `i64::MAX`).
 pub fn due(job: &Job, now_ms: i64) -> Result<Due, i64> {
+    use crate::command::Catchup;
     let Ok(schedule) = Schedule::parse(&job.schedule) else { return Err(i64::MAX) };
     let tz: Tz = job.tz.parse().unwrap_or(Tz::UTC);
     let after_ms = job.last_accepted_ms.max(job.armed_at_ms).unwrap_or(job.created_at_ms);
@@ -70,20 +74,50 @@ pub fn due(job: &Job, now_ms: i64) -> Result<Due, i64> {
         return Err(next_ms - now_ms - LEAD_MS);
     }
     if now_ms - next_ms <= START_DEADLINE_MS {
-        return Ok(Due { scheduled_ms: next_ms, trigger: Trigger::Schedule, skipped: 0 });
+        return Ok(Due::Fire { scheduled_ms: next_ms, trigger: Trigger::Schedule, skipped: 0 });
     }
-    // Missed: one run for the latest missed time, the others counted.
-    let (mut last, mut count) = (next, 1u32);
-    while count < CATCHUP_COUNT_CAP {
-        match schedule.next_after(last, tz) {
-            Some(t) if t.timestamp_millis() <= now_ms => {
-                last = t;
-                count += 1;
+    // Missed times: those older than the window first, then the policy.
+    let window_start = job.catchup_window_ms.map_or(i64::MIN, |w| now_ms - w);
+    let mut outside = (0u32, None::<i64>);
+    let mut inside: Vec<i64> = vec![];
+    let mut inside_count = 0u32;
+    let mut t = next;
+    for _ in 0..CATCHUP_COUNT_CAP {
+        let ms = t.timestamp_millis();
+        if ms > now_ms {
+            break;
+        }
+        if ms < window_start {
+            outside = (outside.0 + 1, Some(ms));
+        } else {
+            inside_count += 1;
+            if inside.len() < CATCHUP_ALL_CAP + 1 {
+                inside.push(ms);
+            } else {
+                // Keep the most recent ones for `all`.
+                inside.remove(0);
+                inside.push(ms);
             }
-            _ => break,
+        }
+        match schedule.next_after(t, tz) {
+            Some(n) => t = n,
+            None => break,
         }
     }
-    Ok(Due { scheduled_ms: last.timestamp_millis(), trigger: Trigger::Catchup, skipped: count - 1 })
+    if let (n, Some(until_ms)) = outside {
+        return Ok(Due::Skip { until_ms, count: n, reason: "outside the catch-up window" });
+    }
+    let Some(&last) = inside.last() else { return Err(TICK.as_millis() as i64) };
+    Ok(match job.catchup {
+        Catchup::Once => Due::Fire { scheduled_ms: last, trigger: Trigger::Catchup, skipped: inside_count - 1 },
+        Catchup::Skip => Due::Skip { until_ms: last, count: inside_count, reason: "catch-up skip" },
+        Catchup::All if inside_count as usize > CATCHUP_ALL_CAP => {
+            // `inside` holds the last 101: skip up to the one before the last 100.
+            let until_ms = inside[inside.len() - CATCHUP_ALL_CAP - 1];
+            Due::Skip { until_ms, count: inside_count - CATCHUP_ALL_CAP as u32, reason: "catch-up all runs the last 100" }
+        }
+        Catchup::All => Due::Fire { scheduled_ms: inside[0], trigger: Trigger::Catchup, skipped: 0 },
+    })
 }
 
 impl Scheduler {
@@ -210,26 +244,30 @@ impl Scheduler {
     }
 }
 
-/// Proposes one fire and, if accepted, carries out its run.
+/// Proposes one fire (or skip) and, if accepted, carries out its run.
 async fn fire(executor: Executor, job: Job, d: Due, fence: Fence) {
-    let cmd = Command::Fire {
-        name: job.name.clone(),
-        incarnation: job.incarnation,
-        scheduled_ms: d.scheduled_ms,
-        trigger: d.trigger,
-        skipped: d.skipped,
-        fence,
+    let (scheduled_ms, trigger, skipped) = match d {
+        Due::Fire { scheduled_ms, trigger, skipped } => (scheduled_ms, trigger, skipped),
+        Due::Skip { until_ms, count, reason } => {
+            let cmd = Command::SkipTimes {
+                name: job.name.clone(),
+                incarnation: job.incarnation,
+                until_ms,
+                count,
+                reason: reason.into(),
+                fence,
+            };
+            if let Err(e) = executor.writer.write(cmd).await {
+                debug!(job = %job.name, "skip not committed: {e}");
+            }
+            return;
+        }
     };
+    let cmd = Command::Fire { name: job.name.clone(), incarnation: job.incarnation, scheduled_ms, trigger, skipped, fence };
     match executor.writer.write(cmd).await {
         Ok(r) => match accepted(&r) {
             Some(run_id) => {
-                let order = RunOrder {
-                    name: job.name,
-                    incarnation: job.incarnation,
-                    run_id,
-                    scheduled_ms: d.scheduled_ms,
-                    trigger: d.trigger,
-                };
+                let order = RunOrder { name: job.name, incarnation: job.incarnation, run_id, scheduled_ms, trigger };
                 tokio::spawn(executor.run(order));
             }
             None => debug!(job = %job.name, "fire refused: {r:?}"),
@@ -237,3 +275,6 @@ async fn fire(executor: Executor, job: Job, d: Due, fence: Fence) {
         Err(e) => debug!(job = %job.name, "fire not committed: {e}"),
     }
 }
+
+#[cfg(test)]
+mod tests;

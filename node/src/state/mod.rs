@@ -75,6 +75,14 @@ pub struct Job {
     pub last_start_ms: Option<i64>,
     #[serde(default)]
     pub last_status: Option<String>,
+    #[serde(default)]
+    pub overlap: crate::command::Overlap,
+    #[serde(default)]
+    pub catchup: crate::command::Catchup,
+    #[serde(default)]
+    pub catchup_window_ms: Option<i64>,
+    #[serde(default)]
+    pub timeout_ms: Option<i64>,
 }
 
 fn utc() -> String {
@@ -181,6 +189,10 @@ pub fn apply(kv: &mut impl Kv, index: u64, cmd: &Command) -> Result<Response, Kv
                 skipped: 0,
                 last_start_ms: None,
                 last_status: None,
+                overlap: Default::default(),
+                catchup: Default::default(),
+                catchup_window_ms: None,
+                timeout_ms: None,
             };
             store_job(kv, &job);
             Response::Created { incarnation: index }
@@ -233,8 +245,24 @@ pub fn apply(kv: &mut impl Kv, index: u64, cmd: &Command) -> Result<Response, Kv
                 run::fire(kv, index, job, *scheduled_ms, *trigger, *skipped, *fence)
             })?
         }
-        RunNow { name, incarnation, fence, at_ms } => {
-            with_incarnation(kv, name, *incarnation, |kv, job| run::run_now(kv, index, job, *fence, *at_ms))?
+        RunNow { name, incarnation, fence, at_ms, force } => {
+            with_incarnation(kv, name, *incarnation, |kv, job| run::run_now(kv, index, job, *fence, *at_ms, *force))?
+        }
+        SkipTimes { name, incarnation, until_ms, count, reason, .. } => {
+            with_incarnation(kv, name, *incarnation, |kv, job| run::skip_times(kv, job, *until_ms, *count, reason))?
+        }
+        SetPolicy { name, policy } => {
+            let Some(mut job) = load_job(kv, name)? else { return Ok(Response::NoSuchJob) };
+            match policy {
+                crate::command::Policy::Overlap(o) => job.overlap = *o,
+                crate::command::Policy::Catchup { mode, window_ms } => {
+                    job.catchup = *mode;
+                    job.catchup_window_ms = *window_ms;
+                }
+                crate::command::Policy::Timeout(t) => job.timeout_ms = *t,
+            }
+            store_job(kv, &job);
+            Response::Done
         }
         RunStarted { name, incarnation, run_id, at_ms } => {
             with_incarnation(kv, name, *incarnation, |kv, job| run::started(kv, job, *run_id, *at_ms))?

@@ -27,6 +27,9 @@ pub struct Run {
     pub status: RunStatus,
     /// The next output batch expected.
     pub next_seq: u64,
+    /// A newer run replaced this one (overlap `replace`): its node kills it.
+    #[serde(default)]
+    pub cancel: bool,
 }
 
 impl Run {
@@ -54,6 +57,68 @@ fn reject(reason: String) -> Response {
 
 /// The firing rules: that incarnation started, and a time later than both
 /// the last accepted one and armed-at.
+fn acceptable(job: &Job, at_ms: i64) -> Result<(), Response> {
+    if !job.started {
+        return Err(reject(format!("job {} is stopped", job.name)));
+    }
+    if job.last_accepted_ms.is_some_and(|last| at_ms <= last) {
+        return Err(reject(format!("time {at_ms} is not after the last accepted one")));
+    }
+    if job.armed_at_ms.is_some_and(|armed| at_ms <= armed) {
+        return Err(reject(format!("time {at_ms} is not after armed-at")));
+    }
+    Ok(())
+}
+
+/// Runs of the job that have not ended.
+fn unfinished(kv: &impl KvRead, job: &Job) -> Result<Vec<Run>, KvError> {
+    let mut out = vec![];
+    for id in &job.recent_runs {
+        if let Some(r) = load_run(kv, job.incarnation, *id)? {
+            if !r.ended() {
+                out.push(r);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Applies the overlap policy before a new run: `Some(response)` when the
+/// new time is skipped instead.
+fn overlap(kv: &mut impl Kv, job: &mut Job, at_ms: i64) -> Result<Option<Response>, KvError> {
+    use crate::command::Overlap;
+    let running = unfinished(kv, job)?;
+    if running.is_empty() {
+        return Ok(None);
+    }
+    match job.overlap {
+        Overlap::Allow => Ok(None),
+        Overlap::Skip => {
+            job.skipped += 1;
+            log::append(kv, job, at_ms, "skipped 1 scheduled times (overlap)")?;
+            Ok(Some(Response::SkippedForOverlap))
+        }
+        Overlap::Replace => {
+            for mut r in running {
+                r.cancel = true;
+                store_run(kv, job.incarnation, &r);
+            }
+            Ok(None)
+        }
+    }
+}
+
+/// Moves the last accepted time without a run, counting what was passed over.
+pub fn skip_times(kv: &mut impl Kv, job: &mut Job, until_ms: i64, count: u32, reason: &str) -> Result<Response, KvError> {
+    if let Err(r) = acceptable(job, until_ms) {
+        return Ok(r);
+    }
+    job.last_accepted_ms = Some(until_ms);
+    job.skipped += count as u64;
+    log::append(kv, job, until_ms, &format!("skipped {count} scheduled times ({reason})"))?;
+    Ok(Response::Done)
+}
+
 pub fn fire(
     kv: &mut impl Kv,
     index: u64,
@@ -63,14 +128,8 @@ pub fn fire(
     skipped: u32,
     fence: Fence,
 ) -> Result<Response, KvError> {
-    if !job.started {
-        return Ok(reject(format!("job {} is stopped", job.name)));
-    }
-    if job.last_accepted_ms.is_some_and(|last| scheduled_ms <= last) {
-        return Ok(reject(format!("time {scheduled_ms} is not after the last accepted one")));
-    }
-    if job.armed_at_ms.is_some_and(|armed| scheduled_ms <= armed) {
-        return Ok(reject(format!("time {scheduled_ms} is not after armed-at")));
+    if let Err(r) = acceptable(job, scheduled_ms) {
+        return Ok(r);
     }
     job.last_accepted_ms = Some(scheduled_ms);
     if skipped > 0 {
@@ -78,11 +137,20 @@ pub fn fire(
         log::append(kv, job, scheduled_ms, &text)?;
         job.skipped += skipped as u64;
     }
+    if let Some(skip) = overlap(kv, job, scheduled_ms)? {
+        return Ok(skip);
+    }
     new_run(kv, index, job, scheduled_ms, trigger, fence)
 }
 
-/// A manual run: keyed by its run id, the last accepted time untouched.
-pub fn run_now(kv: &mut impl Kv, index: u64, job: &mut Job, fence: Fence, at_ms: i64) -> Result<Response, KvError> {
+/// A manual run: keyed by its run id, the last accepted time untouched;
+/// the overlap policy applies unless forced.
+pub fn run_now(kv: &mut impl Kv, index: u64, job: &mut Job, fence: Fence, at_ms: i64, force: bool) -> Result<Response, KvError> {
+    if !force {
+        if let Some(skip) = overlap(kv, job, at_ms)? {
+            return Ok(skip);
+        }
+    }
     new_run(kv, index, job, at_ms, Trigger::Manual, fence)
 }
 
@@ -98,6 +166,7 @@ fn new_run(kv: &mut impl Kv, index: u64, job: &mut Job, scheduled_ms: i64, trigg
         end_ms: None,
         status: RunStatus::Pending,
         next_seq: 0,
+        cancel: false,
     };
     store_run(kv, job.incarnation, &run);
     job.recent_runs.push(index);

@@ -81,7 +81,7 @@ fn fires_respect_armed_at_stop_and_incarnation() {
 fn manual_runs_do_not_move_the_last_accepted_time() {
     let mut t = T::new();
     accepted(&t.fire(2000));
-    accepted(&t.apply(Command::RunNow { name: "j".into(), incarnation: 1, fence: FENCE, at_ms: 50_000 }));
+    accepted(&t.apply(Command::RunNow { name: "j".into(), incarnation: 1, fence: FENCE, at_ms: 50_000, force: false }));
     assert_eq!(t.job().last_accepted_ms, Some(2000));
     accepted(&t.fire(3000));
 }
@@ -144,4 +144,40 @@ fn deleting_a_job_removes_its_log_and_runs() {
     t.apply(Command::RunStarted { name: "j".into(), incarnation: 1, run_id: id, at_ms: 2001 });
     t.apply(Command::DeleteJob { name: "j".into() });
     assert!(t.kv.is_empty() || t.kv.keys().all(|k| !k.starts_with(b"log/") && !k.starts_with(b"run/")), "{:?}", t.kv.keys());
+}
+
+#[test]
+fn overlap_skip_counts_the_time_and_replace_cancels_the_running_one() {
+    use crate::command::{Overlap, Policy};
+    let mut t = T::new();
+    t.apply(Command::SetPolicy { name: "j".into(), policy: Policy::Overlap(Overlap::Skip) });
+    let first = accepted(&t.fire(2000));
+    t.apply(Command::RunStarted { name: "j".into(), incarnation: 1, run_id: first, at_ms: 2000 });
+    assert_eq!(t.fire(3000), Response::SkippedForOverlap);
+    assert_eq!((t.job().last_accepted_ms, t.job().skipped), (Some(3000), 1), "the time is used up and counted");
+    assert!(t.log().contains("skipped 1 scheduled times (overlap)"));
+    // Forced manual runs ignore the policy.
+    accepted(&t.apply(Command::RunNow { name: "j".into(), incarnation: 1, fence: FENCE, at_ms: 3500, force: true }));
+    t.apply(Command::SetPolicy { name: "j".into(), policy: Policy::Overlap(Overlap::Replace) });
+    let third = accepted(&t.fire(4000));
+    assert!(run::load_run(&t.kv, 1, first).unwrap().unwrap().cancel, "the running one is told to stop");
+    assert!(!run::load_run(&t.kv, 1, third).unwrap().unwrap().cancel);
+}
+
+#[test]
+fn skipping_times_follows_the_firing_rules() {
+    let mut t = T::new();
+    let skip = |until_ms, count| Command::SkipTimes {
+        name: "j".into(),
+        incarnation: 1,
+        until_ms,
+        count,
+        reason: "catch-up skip".into(),
+        fence: FENCE,
+    };
+    assert_eq!(t.apply(skip(5000, 4)), Response::Done);
+    assert_eq!((t.job().last_accepted_ms, t.job().skipped), (Some(5000), 4));
+    assert!(matches!(t.apply(skip(5000, 1)), Response::Rejected { .. }));
+    assert!(matches!(t.fire(4000), Response::Rejected { .. }), "skipped times do not fire later");
+    assert!(t.log().contains("skipped 4 scheduled times (catch-up skip)"));
 }

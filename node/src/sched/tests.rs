@@ -1,0 +1,67 @@
+//! What the scheduler proposes, for each catch-up policy, as a function of
+//! the job's replicated state and the time.
+
+use super::*;
+use crate::command::Catchup;
+
+fn job(schedule: &str, last_accepted_ms: Option<i64>, catchup: Catchup, window_ms: Option<i64>) -> Job {
+    Job {
+        name: "j".into(),
+        incarnation: 1,
+        cmd: "true".into(),
+        schedule: schedule.into(),
+        started: true,
+        armed_at_ms: Some(0),
+        created_at_ms: 0,
+        tz: "UTC".into(),
+        log_start: 0,
+        log_end: 0,
+        last_accepted_ms,
+        recent_runs: vec![],
+        runs: 0,
+        failures: 0,
+        skipped: 0,
+        last_start_ms: None,
+        last_status: None,
+        overlap: Default::default(),
+        catchup,
+        catchup_window_ms: window_ms,
+        timeout_ms: None,
+    }
+}
+
+const S: i64 = 1000;
+
+#[test]
+fn on_time_fires_are_proposed_just_before_t() {
+    let j = job("* * * * * *", Some(10 * S), Catchup::Once, None);
+    assert_eq!(due(&j, 10 * S + 100), Err(11 * S - (10 * S + 100) - LEAD_MS));
+    assert_eq!(due(&j, 11 * S - 40), Ok(Due::Fire { scheduled_ms: 11 * S, trigger: Trigger::Schedule, skipped: 0 }));
+    // Up to the start deadline after T it is still on time.
+    assert_eq!(due(&j, 12 * S - 1), Ok(Due::Fire { scheduled_ms: 11 * S, trigger: Trigger::Schedule, skipped: 0 }));
+}
+
+#[test]
+fn catchup_once_runs_the_latest_missed_time_and_counts_the_rest() {
+    let j = job("* * * * * *", Some(10 * S), Catchup::Once, None);
+    assert_eq!(due(&j, 20 * S + 500), Ok(Due::Fire { scheduled_ms: 20 * S, trigger: Trigger::Catchup, skipped: 9 }));
+}
+
+#[test]
+fn catchup_skip_and_all() {
+    let j = job("* * * * * *", Some(10 * S), Catchup::Skip, None);
+    assert_eq!(due(&j, 20 * S + 500), Ok(Due::Skip { until_ms: 20 * S, count: 10, reason: "catch-up skip" }));
+    let j = job("* * * * * *", Some(10 * S), Catchup::All, None);
+    assert_eq!(due(&j, 20 * S + 500), Ok(Due::Fire { scheduled_ms: 11 * S, trigger: Trigger::Catchup, skipped: 0 }));
+    // More than 100 missed: the older ones are skipped, the last 100 run.
+    let j = job("* * * * * *", Some(0), Catchup::All, None);
+    assert_eq!(due(&j, 500 * S + 500), Ok(Due::Skip { until_ms: 400 * S, count: 400, reason: "catch-up all runs the last 100" }));
+}
+
+#[test]
+fn times_older_than_the_window_are_skipped_first() {
+    let j = job("* * * * * *", Some(10 * S), Catchup::Once, Some(5 * S));
+    assert_eq!(due(&j, 20 * S + 500), Ok(Due::Skip { until_ms: 15 * S, count: 5, reason: "outside the catch-up window" }));
+    let j = job("* * * * * *", Some(15 * S), Catchup::Once, Some(5 * S));
+    assert_eq!(due(&j, 20 * S + 500), Ok(Due::Fire { scheduled_ms: 20 * S, trigger: Trigger::Catchup, skipped: 4 }));
+}
