@@ -16,6 +16,8 @@ use tokio::process::{Child, Command};
 use crate::jobd::{binary, free_addr, READY_DEADLINE};
 
 pub struct NodeProc {
+    /// Extra environment (for example JOBD_TEST_CLOCK_OFFSET_MS).
+    pub env: Vec<(String, String)>,
     pub id: u64,
     pub fs_addr: SocketAddr,
     pub raft_addr: SocketAddr,
@@ -27,19 +29,34 @@ pub struct Cluster {
     pub nodes: Vec<NodeProc>,
     peers: String,
     _root: tempfile::TempDir,
+    /// One cluster at a time per test binary: three nodes with sub-second
+    /// election timeouts flap on 2 cores if another cluster runs beside them.
+    _serial: tokio::sync::OwnedMutexGuard<()>,
+}
+
+fn serial() -> std::sync::Arc<tokio::sync::Mutex<()>> {
+    static LOCK: std::sync::OnceLock<std::sync::Arc<tokio::sync::Mutex<()>>> = std::sync::OnceLock::new();
+    LOCK.get_or_init(Default::default).clone()
 }
 
 impl Cluster {
     pub async fn start(n: usize) -> Result<Cluster> {
+        Cluster::start_with_env(n, |_| vec![]).await
+    }
+
+    /// Starts `n` nodes; `env(i)` is the extra environment of node `i`.
+    pub async fn start_with_env(n: usize, env: impl Fn(usize) -> Vec<(String, String)>) -> Result<Cluster> {
+        let serial = serial().lock_owned().await;
         let root = tempfile::tempdir()?;
         let mut nodes = vec![];
         for i in 0..n {
             let dir = root.path().join(format!("n{}", i + 1));
             std::fs::create_dir_all(&dir)?;
-            nodes.push(NodeProc { id: i as u64 + 1, fs_addr: free_addr()?, raft_addr: free_addr()?, dir, child: None });
+            let (fs_addr, raft_addr) = (free_addr()?, free_addr()?);
+            nodes.push(NodeProc { env: env(i), id: i as u64 + 1, fs_addr, raft_addr, dir, child: None });
         }
         let peers = nodes.iter().map(|n| format!("{}={}", n.id, n.raft_addr)).collect::<Vec<_>>().join(",");
-        let mut c = Cluster { nodes, peers, _root: root };
+        let mut c = Cluster { nodes, peers, _root: root, _serial: serial };
         for i in 0..n {
             c.spawn(i)?;
         }
@@ -55,6 +72,7 @@ impl Cluster {
             .arg("--dbdir")
             .arg(n.dir.join("db"))
             .args(["--fsaddr", &n.fs_addr.to_string(), "--raftaddr", &n.raft_addr.to_string()])
+            .envs(n.env.iter().cloned())
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

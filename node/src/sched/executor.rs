@@ -26,6 +26,17 @@ pub const START_DEADLINE_MS: i64 = 1000;
 /// Output is sent in batches of at most this many lines, or this often.
 const BATCH_LINES: usize = 100;
 const BATCH_EVERY: Duration = Duration::from_millis(200);
+/// The guard shell around each command (given as `$0`): it runs the
+/// command in the background so that a SIGTERM (sent when jobd dies) is
+/// handled at once, by killing the run's process group; it exits as the
+/// command did, re-raising a signal that killed it.
+const GUARD: &str = r#"trap 'kill -KILL 0' TERM
+sh -c "$0" &
+wait $!
+s=$?
+if [ $s -gt 128 ]; then trap - TERM; kill -$((s - 128)) $$; fi
+exit $s"#;
+
 /// How often a running job is checked for its timeout and for cancellation.
 const CHECK_EVERY: Duration = Duration::from_millis(200);
 /// Longest output line kept; longer ones are cut.
@@ -115,6 +126,7 @@ impl Executor {
         }
         let mut proc = Process::new("sh");
         proc.arg("-c")
+            .arg(GUARD)
             .arg(&job.cmd)
             .env("JOBD_JOB", &o.name)
             .env("JOBD_RUN_ID", o.run_id.to_string())
@@ -122,17 +134,16 @@ impl Executor {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            // Its own process group, so a kill reaches what `sh` started too.
+            // Its own process group, so a kill reaches everything it started.
             .process_group(0)
             .kill_on_drop(true);
-        // The job dies with this node: `sh` gets SIGKILL when jobd dies, and
-        // a stopping jobd kills each run's group (`kill_all`). What a job
-        // starts in the background outlives a SIGKILLed jobd unless jobd
-        // runs in its own cgroup (systemd's KillMode=control-group).
+        // The job dies with this node, so a run marked lost is not still
+        // running: when jobd dies the guard shell gets SIGTERM and kills
+        // the run's whole group; a stopping jobd kills each group itself.
         // SAFETY: prctl is async-signal-safe and touches only this child.
         unsafe {
             proc.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
                 Ok(())
             });
         }
