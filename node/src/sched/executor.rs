@@ -37,6 +37,9 @@ s=$?
 if [ $s -gt 128 ]; then trap - TERM; kill -$((s - 128)) $$; fi
 exit $s"#;
 
+/// Runs one node carries out at once; beyond it a run is `not-started`.
+pub const MAX_CONCURRENT_RUNS: usize = 512;
+
 /// How often a running job is checked for its timeout and for cancellation.
 const CHECK_EVERY: Duration = Duration::from_millis(200);
 /// Longest output line kept; longer ones are cut.
@@ -90,6 +93,10 @@ impl Executor {
         Command::RunEnded { name: o.name.clone(), incarnation: o.incarnation, run_id: o.run_id, status, at_ms: now_ms() }
     }
 
+    fn over_limit(&self) -> bool {
+        self.active.lock().unwrap_or_else(|p| p.into_inner()).values().filter(|p| p.is_some()).count() >= MAX_CONCURRENT_RUNS
+    }
+
     pub fn is_active(&self, run_id: u64) -> bool {
         self.active.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&run_id)
     }
@@ -119,6 +126,10 @@ impl Executor {
             Ok(Some(j)) if j.incarnation == o.incarnation && (j.started || o.trigger == Trigger::Manual) => j,
             _ => return self.record(self.end(&o, RunStatus::NotStarted)).await,
         };
+        if self.over_limit() {
+            warn!(job = %o.name, run = o.run_id, "{MAX_CONCURRENT_RUNS} runs already running here: not starting");
+            return self.record(self.end(&o, RunStatus::NotStarted)).await;
+        }
         let late = now_ms() - o.scheduled_ms;
         if o.trigger == Trigger::Schedule && late > START_DEADLINE_MS {
             warn!(job = %o.name, run = o.run_id, late_ms = late, "missed the start deadline");

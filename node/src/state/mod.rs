@@ -89,6 +89,19 @@ fn utc() -> String {
     "UTC".into()
 }
 
+/// At most this many jobs in the cluster (a create beyond it is refused).
+pub const MAX_JOBS: u64 = 200_000;
+
+const KEY_JOB_COUNT: &[u8] = b"\x00jobs";
+
+fn job_count(kv: &impl KvRead) -> Result<u64, KvError> {
+    Ok(kv.get(KEY_JOB_COUNT)?.map(|v| decode::<u64>(KEY_JOB_COUNT, &v)).transpose()?.unwrap_or(0))
+}
+
+fn set_job_count(kv: &mut impl Kv, n: u64) {
+    kv.put(KEY_JOB_COUNT.to_vec(), encode(&n));
+}
+
 /// What the cluster knows of a node process.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeInfo {
@@ -171,6 +184,11 @@ pub fn apply(kv: &mut impl Kv, index: u64, cmd: &Command) -> Result<Response, Kv
             if load_job(kv, name)?.is_some() {
                 return Ok(Response::AlreadyExists);
             }
+            let count = job_count(kv)?;
+            if count >= MAX_JOBS {
+                return Ok(Response::Rejected { reason: format!("the cluster holds {MAX_JOBS} jobs, its limit; delete some first") });
+            }
+            set_job_count(kv, count + 1);
             let job = Job {
                 name: name.clone(),
                 incarnation: index,
@@ -225,6 +243,8 @@ pub fn apply(kv: &mut impl Kv, index: u64, cmd: &Command) -> Result<Response, Kv
                 kv.delete(run::run_key(job.incarnation, *id));
             }
             kv.delete(job_key(name));
+            let count = job_count(kv)?;
+            set_job_count(kv, count.saturating_sub(1));
             Response::Done
         }
         SetCmd { name, cmd } => {

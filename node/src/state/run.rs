@@ -11,6 +11,8 @@ use crate::leadership::Fence;
 
 /// Runs kept per job (the oldest are dropped from `runs`).
 pub const RUNS_KEPT: usize = 100;
+/// Output kept per run; the rest is dropped, with one line saying so.
+pub const MAX_RUN_OUTPUT_BYTES: u64 = 1 << 20;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Run {
@@ -30,6 +32,9 @@ pub struct Run {
     /// A newer run replaced this one (overlap `replace`): its node kills it.
     #[serde(default)]
     pub cancel: bool,
+    /// Output bytes logged so far.
+    #[serde(default)]
+    pub output_bytes: u64,
 }
 
 impl Run {
@@ -167,6 +172,7 @@ fn new_run(kv: &mut impl Kv, index: u64, job: &mut Job, scheduled_ms: i64, trigg
         status: RunStatus::Pending,
         next_seq: 0,
         cancel: false,
+        output_bytes: 0,
     };
     store_run(kv, job.incarnation, &run);
     job.recent_runs.push(index);
@@ -201,10 +207,17 @@ pub fn output(kv: &mut impl Kv, job: &mut Job, run_id: u64, seq: u64, lines: &[S
         return Ok(reject(format!("output batch {seq} of run {run_id}; expected {}", run.next_seq)));
     }
     run.next_seq += 1;
-    store_run(kv, job.incarnation, &run);
     for line in lines {
+        if run.output_bytes >= MAX_RUN_OUTPUT_BYTES {
+            break;
+        }
+        run.output_bytes += line.len() as u64 + 1;
         log::append(kv, job, at_ms, line)?;
+        if run.output_bytes >= MAX_RUN_OUTPUT_BYTES {
+            log::append(kv, job, at_ms, &format!("run {run_id}: output over {MAX_RUN_OUTPUT_BYTES} bytes; the rest is dropped"))?;
+        }
     }
+    store_run(kv, job.incarnation, &run);
     Ok(Response::Done)
 }
 

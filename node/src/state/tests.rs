@@ -181,3 +181,21 @@ fn skipping_times_follows_the_firing_rules() {
     assert!(matches!(t.fire(4000), Response::Rejected { .. }), "skipped times do not fire later");
     assert!(t.log().contains("skipped 4 scheduled times (catch-up skip)"));
 }
+
+#[test]
+fn a_runs_output_is_capped_once() {
+    let mut t = T::new();
+    let id = accepted(&t.fire(2000));
+    t.apply(Command::RunStarted { name: "j".into(), incarnation: 1, run_id: id, at_ms: 2001 });
+    let line = "x".repeat(64 << 10);
+    for seq in 0..20 {
+        let lines = vec![line.clone(); 2];
+        assert_eq!(t.apply(Command::Output { name: "j".into(), incarnation: 1, run_id: id, seq, lines, at_ms: 2100 }), Response::Done);
+    }
+    let log = t.log();
+    assert_eq!(log.matches("the rest is dropped").count(), 1);
+    // Whole lines until the cap is reached (the log's own retention may
+    // have trimmed the oldest of them since).
+    let run = run::load_run(&t.kv, 1, id).unwrap().unwrap();
+    assert_eq!(run.output_bytes, 16 * ((64 << 10) + 1));
+}
