@@ -6,14 +6,13 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use ninep::client::{Client, Options};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
-use crate::jobd::{binary, free_addr, READY_DEADLINE};
+use crate::jobd::{free_addr, spawn_jobd, READY_DEADLINE};
 
 pub struct NodeProc {
     /// Extra environment (for example JOBD_TEST_CLOCK_OFFSET_MS).
@@ -66,19 +65,9 @@ impl Cluster {
 
     fn spawn(&mut self, i: usize) -> Result<()> {
         let n = &mut self.nodes[i];
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(n.dir.join("jobd.log"))?;
-        let child = Command::new(binary()?)
-            .args(["--id", &n.id.to_string(), "--peers", &self.peers, "--initial-cluster-state", "new"])
-            .arg("--dbdir")
-            .arg(n.dir.join("db"))
-            .args(["--fsaddr", &n.fs_addr.to_string(), "--raftaddr", &n.raft_addr.to_string()])
-            .envs(n.env.iter().cloned())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .context("starting jobd")?;
+        let id = n.id.to_string();
+        let args = ["--id", &id, "--peers", &self.peers, "--initial-cluster-state", "new"];
+        let child = spawn_jobd(&n.dir, n.fs_addr, n.raft_addr, &args, &n.env, &n.dir.join("jobd.log"))?;
         n.child = Some(child);
         Ok(())
     }

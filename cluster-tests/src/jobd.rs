@@ -24,6 +24,31 @@ pub fn binary() -> Result<PathBuf> {
     Ok(bin)
 }
 
+/// Starts `jobd` with its database in `dir/db`, the given addresses and
+/// extra arguments and environment, its output appended to `log`.
+pub fn spawn_jobd(
+    dir: &std::path::Path,
+    fs_addr: SocketAddr,
+    raft_addr: SocketAddr,
+    extra: &[&str],
+    env: &[(String, String)],
+    log: &std::path::Path,
+) -> Result<Child> {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
+    Command::new(binary()?)
+        .arg("--dbdir")
+        .arg(dir.join("db"))
+        .args(["--fsaddr", &fs_addr.to_string(), "--raftaddr", &raft_addr.to_string()])
+        .args(extra)
+        .envs(env.iter().cloned())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting jobd")
+}
+
 /// A free port on 127.0.0.1, as the OS picks it.
 pub fn free_addr() -> Result<SocketAddr> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
@@ -49,18 +74,7 @@ impl Jobd {
         let dir = tempfile::tempdir()?;
         let (fs_addr, raft_addr) = (free_addr()?, free_addr()?);
         let log_path = dir.path().join("jobd.log");
-        let log = std::fs::File::create(&log_path)?;
-        let child = Command::new(binary()?)
-            .arg("--dbdir")
-            .arg(dir.path().join("db"))
-            .args(["--fsaddr", &fs_addr.to_string(), "--raftaddr", &raft_addr.to_string()])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .context("starting jobd")?;
+        let child = spawn_jobd(dir.path(), fs_addr, raft_addr, extra, &[], &log_path)?;
         let j = Jobd { child, dir, fs_addr, raft_addr, log_path };
         j.wait_ready().await?;
         Ok(j)

@@ -8,3 +8,14 @@
 pub mod cluster;
 pub mod jobd;
 pub mod v9fs;
+
+use std::time::Duration;
+
+/// Polls `f` every 100 ms until it holds; panics naming `what` after `deadline`.
+pub async fn wait_for(what: &str, deadline: Duration, mut f: impl AsyncFnMut() -> bool) {
+    let start = tokio::time::Instant::now();
+    while !f().await {
+        assert!(start.elapsed() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use cluster_tests::cluster::Cluster;
+use cluster_tests::wait_for;
 
 fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
@@ -32,13 +33,6 @@ async fn read(c: &Cluster, i: usize, path: &str) -> String {
     String::from_utf8(c.client(i).await.unwrap().read(path).await.unwrap()).unwrap()
 }
 
-async fn wait_for(what: &str, deadline: Duration, mut f: impl AsyncFnMut() -> bool) {
-    let start = tokio::time::Instant::now();
-    while !f().await {
-        assert!(start.elapsed() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_job_survives_three_leader_kills() {

@@ -11,14 +11,8 @@
 use std::time::Duration;
 
 use cluster_tests::cluster::Cluster;
+use cluster_tests::wait_for;
 
-async fn wait_for(what: &str, deadline: Duration, mut f: impl AsyncFnMut() -> bool) {
-    let start = tokio::time::Instant::now();
-    while !f().await {
-        assert!(start.elapsed() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 async fn read(c: &Cluster, i: usize, path: &str) -> String {
     String::from_utf8(c.client(i).await.unwrap().read(path).await.unwrap_or_default()).unwrap()

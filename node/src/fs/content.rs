@@ -124,29 +124,10 @@ mod tests {
     use super::*;
 
     fn job(started: bool) -> Job {
-        Job {
-            name: "hello".into(),
-            incarnation: 3,
-            cmd: "echo hello world".into(),
-            schedule: "0 0/5 * * * ? *".into(),
-            started,
-            armed_at_ms: started.then_some(0),
-            created_at_ms: 0,
-            tz: "UTC".into(),
-            log_start: 0,
-            log_end: 0,
-            last_accepted_ms: None,
-            recent_runs: vec![],
-            runs: 0,
-            failures: 0,
-            skipped: 0,
-            last_start_ms: None,
-            last_status: None,
-            overlap: Default::default(),
-            catchup: Default::default(),
-            catchup_window_ms: None,
-            timeout_ms: None,
-        }
+        let mut j = Job::new("hello", 3, "echo hello world", "0 0/5 * * * ? *", 0);
+        j.started = started;
+        j.armed_at_ms = started.then_some(0);
+        j
     }
 
     #[test]

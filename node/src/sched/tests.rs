@@ -5,29 +5,13 @@ use super::*;
 use crate::command::Catchup;
 
 fn job(schedule: &str, last_accepted_ms: Option<i64>, catchup: Catchup, window_ms: Option<i64>) -> Job {
-    Job {
-        name: "j".into(),
-        incarnation: 1,
-        cmd: "true".into(),
-        schedule: schedule.into(),
-        started: true,
-        armed_at_ms: Some(0),
-        created_at_ms: 0,
-        tz: "UTC".into(),
-        log_start: 0,
-        log_end: 0,
-        last_accepted_ms,
-        recent_runs: vec![],
-        runs: 0,
-        failures: 0,
-        skipped: 0,
-        last_start_ms: None,
-        last_status: None,
-        overlap: Default::default(),
-        catchup,
-        catchup_window_ms: window_ms,
-        timeout_ms: None,
-    }
+    let mut j = Job::new("j", 1, "true", schedule, 0);
+    j.started = true;
+    j.armed_at_ms = Some(0);
+    j.last_accepted_ms = last_accepted_ms;
+    j.catchup = catchup;
+    j.catchup_window_ms = window_ms;
+    j
 }
 
 const S: i64 = 1000;

@@ -89,6 +89,35 @@ fn utc() -> String {
     "UTC".into()
 }
 
+impl Job {
+    /// A new, stopped job with no history and the default policies.
+    pub fn new(name: &str, incarnation: u64, cmd: &str, schedule: &str, created_at_ms: i64) -> Job {
+        Job {
+            name: name.into(),
+            incarnation,
+            cmd: cmd.into(),
+            schedule: schedule.into(),
+            started: false,
+            armed_at_ms: None,
+            created_at_ms,
+            tz: utc(),
+            log_start: 0,
+            log_end: 0,
+            last_accepted_ms: None,
+            recent_runs: vec![],
+            runs: 0,
+            failures: 0,
+            skipped: 0,
+            last_start_ms: None,
+            last_status: None,
+            overlap: Default::default(),
+            catchup: Default::default(),
+            catchup_window_ms: None,
+            timeout_ms: None,
+        }
+    }
+}
+
 /// At most this many jobs in the cluster (a create beyond it is refused).
 pub const MAX_JOBS: u64 = 200_000;
 
@@ -189,29 +218,7 @@ pub fn apply(kv: &mut impl Kv, index: u64, cmd: &Command) -> Result<Response, Kv
                 return Ok(Response::Rejected { reason: format!("the cluster holds {MAX_JOBS} jobs, its limit; delete some first") });
             }
             set_job_count(kv, count + 1);
-            let job = Job {
-                name: name.clone(),
-                incarnation: index,
-                cmd: cmd.clone(),
-                schedule: schedule.clone(),
-                started: false,
-                armed_at_ms: None,
-                created_at_ms: *at_ms,
-                tz: utc(),
-                log_start: 0,
-                log_end: 0,
-                last_accepted_ms: None,
-                recent_runs: vec![],
-                runs: 0,
-                failures: 0,
-                skipped: 0,
-                last_start_ms: None,
-                last_status: None,
-                overlap: Default::default(),
-                catchup: Default::default(),
-                catchup_window_ms: None,
-                timeout_ms: None,
-            };
+            let job = Job::new(name, index, cmd, schedule, *at_ms);
             store_job(kv, &job);
             Response::Created { incarnation: index }
         }
