@@ -1,0 +1,109 @@
+//! The operator's material works: the systemd unit passes
+//! `systemd-analyze verify`, and `deploy/local-cluster.sh` runs the README's
+//! failover demo end to end — start, create a job through node 2, start it,
+//! see its log on node 3, kill the leader, see the job keep firing, stop.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+use cluster_tests::jobd::binary;
+use cluster_tests::wait_for;
+use tokio::process::Command;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().expect("the repository")
+}
+
+#[tokio::test]
+async fn the_systemd_unit_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let systemd = repo().join("deploy/systemd");
+    let unit = std::fs::read_to_string(systemd.join("jobd@.service")).unwrap();
+    // The installed paths, pointed at what exists here.
+    let unit = unit
+        .replace("/usr/local/bin/jobd", binary().unwrap().to_str().unwrap())
+        .replace("/etc/jobd/%i.env", systemd.join("jobd-1.env").to_str().unwrap());
+    let path = dir.path().join("jobd@1.service");
+    std::fs::write(&path, unit).unwrap();
+    let out = Command::new("systemd-analyze").arg("verify").arg(&path).output().await.expect("systemd-analyze (install systemd)");
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && said.trim().is_empty(), "systemd-analyze verify: {said}");
+}
+
+/// A base port with base..base+2 and base+100..base+102 free right now.
+fn free_base() -> u16 {
+    for attempt in 0..200u16 {
+        let base = 20_000 + (std::process::id() as u16 % 200) * 100 + attempt * 7 % 20_000;
+        let ports = [base, base + 1, base + 2, base + 100, base + 101, base + 102];
+        if ports.iter().all(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no free port range");
+}
+
+struct Script {
+    base: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Script {
+    async fn run(&self, verb: &str) -> Output {
+        Command::new(repo().join("deploy/local-cluster.sh"))
+            .arg(verb)
+            .env("JOBD_BASE_PORT", self.base.to_string())
+            .env("JOBD_CLUSTER_DIR", self.dir.path())
+            .env("JOBD_BIN", binary().unwrap())
+            .output()
+            .await
+            .unwrap()
+    }
+
+    async fn ok(&self, verb: &str) -> String {
+        let out = self.run(verb).await;
+        assert!(out.status.success(), "local-cluster.sh {verb}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    async fn jobd_9p(&self, node: u16, args: &[&str]) -> String {
+        let addr = format!("127.0.0.1:{}", self.base + node - 1);
+        let out = Command::new(binary().unwrap()).arg("9p").args(["--addr", &addr]).args(args).output().await.unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Script {
+    fn drop(&mut self) {
+        // Stop what the script started, also when an assertion failed.
+        let _ = std::process::Command::new(repo().join("deploy/local-cluster.sh"))
+            .arg("stop")
+            .env("JOBD_BASE_PORT", self.base.to_string())
+            .env("JOBD_CLUSTER_DIR", self.dir.path())
+            .env("JOBD_BIN", binary().unwrap())
+            .output();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn local_cluster_script_runs_the_failover_demo() {
+    let s = Script { base: free_base(), dir: tempfile::tempdir().unwrap() };
+    let started = s.ok("start").await;
+    assert!(started.contains("leader: node"), "{started}");
+    s.jobd_9p(2, &["write", "/clone", "tick:* * * * * *:echo tick"]).await;
+    s.jobd_9p(2, &["write", "/jobs/tick/ctl", "start"]).await;
+    wait_for("the job's log on node 3", Duration::from_secs(20), async || {
+        s.jobd_9p(3, &["read", "/jobs/tick/log"]).await.contains(":tick\n")
+    })
+    .await;
+    let killed = s.ok("kill-leader").await;
+    let leader: u16 = killed.split_whitespace().nth(2).unwrap().parse().unwrap();
+    let live = if leader == 1 { 2 } else { 1 };
+    let ticks = async |n| s.jobd_9p(n, &["read", "/jobs/tick/log"]).await.matches(":tick\n").count();
+    let before = ticks(live).await;
+    wait_for("the job to keep firing after the kill", Duration::from_secs(20), async || ticks(live).await >= before + 2).await;
+    assert!(s.ok("status").await.contains(&format!("node {leader}: stopped")));
+    s.ok("stop").await;
+    let status = s.ok("status").await;
+    assert_eq!(status.matches(": stopped").count(), 3, "{status}");
+}
