@@ -91,6 +91,8 @@ pub enum Command {
     /// time; unless forced, it respects the overlap policy.
     RunNow { name: String, incarnation: u64, fence: Fence, at_ms: i64, force: bool },
     SetPolicy { name: String, policy: Policy },
+    /// `kill` on ctl: the job's unfinished runs are told to end (`killed`).
+    KillRuns { name: String, incarnation: u64 },
     /// The proposing node started the run's process.
     RunStarted { name: String, incarnation: u64, run_id: u64, at_ms: i64 },
     /// Lines of a run's output, in order: `seq` counts batches from 0.

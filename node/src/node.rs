@@ -123,6 +123,8 @@ pub struct Node {
     pub db: Arc<rocksdb::DB>,
     net: Network,
     write_timeout: Duration,
+    /// Tells the scheduler and the runs that the node is stopping.
+    stopping: watch::Sender<bool>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -198,7 +200,17 @@ impl Node {
         let recheck = Duration::from_millis(cfg.heartbeat_ms * 2);
         let leadership = crate::leadership::watch_leadership(raft.clone(), cfg.id, incarnation, recheck);
         let writer = Writer { id: cfg.id, raft: raft.clone(), net: net.clone(), timeout: cfg.write_timeout };
-        let executor = crate::sched::executor::Executor { sm: sm.clone(), writer, active: Arc::default() };
+        let workdir = cfg.dbdir.join("work");
+        std::fs::create_dir_all(&workdir).map_err(|source| StartError::DataDir { dir: workdir.display().to_string(), source })?;
+        let (stopping, stopping_rx) = watch::channel(false);
+        let executor = crate::sched::executor::Executor {
+            sm: sm.clone(),
+            writer,
+            node: cfg.id,
+            workdir,
+            stopping: stopping_rx,
+            active: Arc::default(),
+        };
         let scheduler = crate::sched::Scheduler {
             executor: executor.clone(),
             leadership: leadership.clone(),
@@ -207,7 +219,7 @@ impl Node {
             incarnation,
         };
         tasks.push(tokio::spawn(scheduler.run()));
-        let node = Node { id: cfg.id, incarnation, executor, leadership, raft, sm, clocks, db, net, write_timeout: cfg.write_timeout, stop, tasks };
+        let node = Node { id: cfg.id, incarnation, executor, leadership, stopping, raft, sm, clocks, db, net, write_timeout: cfg.write_timeout, stop, tasks };
         node.announce(cfg.fs_addr.clone(), incarnation, stopped);
         Ok(node)
     }
@@ -268,10 +280,14 @@ impl Node {
         self.raft.change_membership(learners, false).await.map(|_| ()).map_err(|e| e.to_string())
     }
 
-    /// Stops Raft and the gRPC service; the database closes when dropped.
+    /// Stops scheduling, lets running jobs end (TERM, then KILL after a
+    /// grace) and records them while Raft still runs, then stops Raft and
+    /// the gRPC service; the database closes when dropped.
     pub async fn shutdown(self) {
+        let _ = self.stopping.send(true);
+        let grace = crate::sched::executor::KILL_GRACE;
+        self.executor.drain(grace + Duration::from_secs(2)).await;
         let _ = self.stop.send(true);
-        self.executor.kill_all();
         if let Err(e) = self.raft.shutdown().await {
             warn!("raft shutdown: {e}");
         }

@@ -55,12 +55,13 @@ pub enum Verb {
     Start,
     Stop,
     Run { force: bool },
+    Kill,
     Delete,
     Tz(String),
     Policy(crate::command::Policy),
 }
 
-pub const VERBS: &str = "start, stop, run, run force, delete, tz ZONE, overlap allow|skip|replace, \
+pub const VERBS: &str = "start, stop, run, run force, kill, delete, tz ZONE, overlap allow|skip|replace, \
 catchup once|skip|all [WINDOW], timeout DURATION|off";
 
 /// One or more newline-separated verbs; all are checked before any runs.
@@ -75,6 +76,7 @@ pub fn parse_ctl(data: &[u8]) -> Result<Vec<Verb>, String> {
             ["run"] => Verb::Run { force: false },
             ["run", "force"] => Verb::Run { force: true },
             ["delete"] => Verb::Delete,
+            ["kill"] => Verb::Kill,
             ["tz", zone] => {
                 zone.parse::<chrono_tz::Tz>().map_err(|_| format!("unknown time zone {zone:?}"))?;
                 Verb::Tz(zone.to_string())

@@ -210,6 +210,7 @@ impl JobFs {
                 Verb::Delete => Command::DeleteJob { name: name.into() },
                 Verb::Tz(tz) => Command::SetTz { name: name.into(), tz, at_ms },
                 Verb::Policy(policy) => Command::SetPolicy { name: name.into(), policy },
+                Verb::Kill => Command::KillRuns { name: name.into(), incarnation },
                 Verb::Run { force } => {
                     // A manual run is carried out by the node that took it.
                     let term = self.raft.metrics().borrow().current_term;

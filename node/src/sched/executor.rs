@@ -10,7 +10,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 use tokio::process::Command as Process;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
@@ -25,7 +25,8 @@ use crate::store::state_machine::StateMachine;
 pub const START_DEADLINE_MS: i64 = 1000;
 /// Output is sent in batches of at most this many lines, or this often.
 const BATCH_LINES: usize = 100;
-const BATCH_EVERY: Duration = Duration::from_millis(200);
+const BATCH_EVERY: Duration = Duration::from_millis(100);
+const BATCH_BYTES: usize = 64 << 10;
 /// The guard shell around each command (given as `$0`): it runs the
 /// command in the background so that a SIGTERM (sent when jobd dies) is
 /// handled at once, by killing the run's process group; it exits as the
@@ -37,18 +38,28 @@ s=$?
 if [ $s -gt 128 ]; then trap - TERM; kill -$((s - 128)) $$; fi
 exit $s"#;
 
+/// After SIGTERM, how long a run's processes get before SIGKILL.
+pub const KILL_GRACE: Duration = Duration::from_secs(5);
+/// The PATH jobs run with (jobd's own environment is not passed on).
+const JOB_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 /// Runs one node carries out at once; beyond it a run is `not-started`.
 pub const MAX_CONCURRENT_RUNS: usize = 512;
 
 /// How often a running job is checked for its timeout and for cancellation.
 const CHECK_EVERY: Duration = Duration::from_millis(200);
-/// Longest output line kept; longer ones are cut.
+/// Longest output line; longer ones are split.
 const MAX_LINE: usize = 4096;
 
 #[derive(Clone)]
 pub struct Executor {
     pub sm: StateMachine,
     pub writer: Writer,
+    pub node: u64,
+    /// Jobs run here (a directory under `--dbdir`).
+    pub workdir: std::path::PathBuf,
+    /// Set when the node stops: running jobs are told to end.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
     /// Runs this process is carrying out (waiting, running, recording),
     /// with the process group of those running.
     pub active: Arc<Mutex<HashMap<u64, Option<u32>>>>,
@@ -101,8 +112,14 @@ impl Executor {
         self.active.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&run_id)
     }
 
-    /// Kills every running job's process group (the node is stopping).
-    pub fn kill_all(&self) {
+    /// Waits (up to `bound`) for every run to end and be recorded; the
+    /// node has set `stopping`, so running jobs get TERM, then KILL.
+    pub async fn drain(&self, bound: Duration) {
+        let start = tokio::time::Instant::now();
+        while !self.active.lock().unwrap_or_else(|p| p.into_inner()).is_empty() && start.elapsed() < bound {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Whatever is left is killed outright.
         for pid in self.active.lock().unwrap_or_else(|p| p.into_inner()).values().flatten() {
             // SAFETY: kill(2) on a process group this executor created.
             unsafe {
@@ -135,13 +152,26 @@ impl Executor {
             warn!(job = %o.name, run = o.run_id, late_ms = late, "missed the start deadline");
             return self.record(self.end(&o, RunStatus::NotStarted)).await;
         }
-        let mut proc = Process::new("sh");
+        let trigger = match o.trigger {
+            Trigger::Schedule => "schedule",
+            Trigger::Catchup => "catchup",
+            Trigger::Manual => "manual",
+        };
+        let mut proc = Process::new("/bin/sh");
+        // A clean environment: nothing of jobd's own configuration leaks in.
         proc.arg("-c")
             .arg(GUARD)
             .arg(&job.cmd)
+            .env_clear()
+            .env("PATH", JOB_PATH)
+            .env("HOME", &self.workdir)
+            .env("LANG", "C.UTF-8")
             .env("JOBD_JOB", &o.name)
             .env("JOBD_RUN_ID", o.run_id.to_string())
             .env("JOBD_SCHEDULED_TIME", crate::fs::rfc3339_ms(o.scheduled_ms))
+            .env("JOBD_TRIGGER", trigger)
+            .env("JOBD_NODE", self.node.to_string())
+            .current_dir(&self.workdir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -155,6 +185,7 @@ impl Executor {
         unsafe {
             proc.pre_exec(|| {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                libc::umask(0o022);
                 Ok(())
             });
         }
@@ -190,6 +221,7 @@ impl Executor {
     async fn follow(&self, o: &RunOrder, child: &mut tokio::process::Child, timeout_ms: Option<i64>) -> RunStatus {
         let deadline = timeout_ms.map(|t| tokio::time::Instant::now() + Duration::from_millis(t.max(0) as u64));
         let mut verdict = None;
+        let mut termed_at: Option<tokio::time::Instant> = None;
         loop {
             tokio::select! {
                 done = child.wait() => {
@@ -202,12 +234,21 @@ impl Executor {
                         }
                     };
                 }
-                _ = tokio::time::sleep(CHECK_EVERY), if verdict.is_none() => {
+                _ = tokio::time::sleep(CHECK_EVERY) => {
+                    if let Some(at) = termed_at {
+                        if at.elapsed() >= KILL_GRACE {
+                            signal_group(child, libc::SIGKILL);
+                        }
+                        continue;
+                    }
                     let cancelled = state::run::load_run(&self.sm, o.incarnation, o.run_id).ok().flatten().is_some_and(|r| r.cancel);
                     let timed_out = deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
-                    if cancelled || timed_out {
+                    let stopping = *self.stopping.borrow();
+                    if cancelled || timed_out || stopping {
                         verdict = Some(if timed_out { RunStatus::Timeout } else { RunStatus::Killed });
-                        kill_group(child);
+                        // TERM first; KILL if it is still there after the grace.
+                        signal_group(child, libc::SIGTERM);
+                        termed_at = Some(tokio::time::Instant::now());
                     }
                 }
             }
@@ -233,7 +274,8 @@ impl Executor {
                 }
                 batch.push(line);
             }
-            let flush = closed || tokio::time::Instant::now() >= due || batch.len() >= BATCH_LINES;
+            let bytes: usize = batch.iter().map(String::len).sum();
+            let flush = closed || tokio::time::Instant::now() >= due || batch.len() >= BATCH_LINES || bytes >= BATCH_BYTES;
             if !batch.is_empty() && flush {
                 let lines = std::mem::take(&mut batch);
                 let cmd =
@@ -253,34 +295,47 @@ async fn lines<R: AsyncRead + Unpin>(r: R, tx: mpsc::Sender<String>) {
     let mut buf = Vec::new();
     loop {
         buf.clear();
-        match reader.read_until(b'\n', &mut buf).await {
+        // At most 64 KiB per read: a line without end cannot grow memory.
+        match (&mut reader).take(64 << 10).read_until(b'\n', &mut buf).await {
             Ok(0) | Err(_) => return,
             Ok(_) => {
-                let mut line = String::from_utf8_lossy(&buf).trim_end_matches(['\n', '\r']).to_string();
-                if line.len() > MAX_LINE {
-                    let mut cut = MAX_LINE;
-                    while !line.is_char_boundary(cut) {
-                        cut -= 1;
+                // Invalid UTF-8 is replaced, never dropped; long lines are split.
+                let line = String::from_utf8_lossy(&buf).trim_end_matches(['\n', '\r']).to_string();
+                for piece in split_line(&line, MAX_LINE) {
+                    if tx.send(piece.to_string()).await.is_err() {
+                        return;
                     }
-                    line.truncate(cut);
-                }
-                if tx.send(line).await.is_err() {
-                    return;
                 }
             }
         }
     }
 }
 
-/// SIGKILL to the run's whole process group.
-fn kill_group(child: &mut tokio::process::Child) {
+/// `line` in pieces of at most `max` bytes, cut at character boundaries.
+fn split_line(line: &str, max: usize) -> Vec<&str> {
+    let mut out = vec![];
+    let mut rest = line;
+    while rest.len() > max {
+        let mut cut = max;
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let (head, tail) = rest.split_at(cut);
+        out.push(head);
+        rest = tail;
+    }
+    out.push(rest);
+    out
+}
+
+/// A signal to the run's whole process group.
+fn signal_group(child: &tokio::process::Child, sig: i32) {
     if let Some(pid) = child.id() {
         // SAFETY: kill(2) on the group this child leads (process_group(0)).
         unsafe {
-            libc::kill(-(pid as i32), libc::SIGKILL);
+            libc::kill(-(pid as i32), sig);
         }
     }
-    let _ = child.start_kill();
 }
 
 fn exit_status(s: std::process::ExitStatus) -> RunStatus {
@@ -310,5 +365,18 @@ pub fn accepted(r: &Response) -> Option<u64> {
     match r {
         Response::Accepted { run_id } => Some(*run_id),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_line;
+
+    #[test]
+    fn long_lines_are_split_at_character_boundaries() {
+        assert_eq!(split_line("abcdef", 4), ["abcd", "ef"]);
+        assert_eq!(split_line("", 4), [""]);
+        let s = "ééé"; // two bytes each
+        assert_eq!(split_line(s, 3), ["é", "é", "é"]);
     }
 }

@@ -128,6 +128,9 @@ impl Scheduler {
         let mut leading_since: Option<(Fence, Instant)> = None;
         let mut last_sweep = Instant::now();
         loop {
+            if *self.executor.stopping.borrow() {
+                return;
+            }
             let Some(fence) = *self.leadership.borrow_and_update() else {
                 leading_since = None;
                 if self.leadership.changed().await.is_err() {

@@ -278,6 +278,7 @@ pub fn apply(kv: &mut impl Kv, index: u64, cmd: &Command) -> Result<Response, Kv
         SkipTimes { name, incarnation, until_ms, count, reason, .. } => {
             with_incarnation(kv, name, *incarnation, |kv, job| run::skip_times(kv, job, *until_ms, *count, reason))?
         }
+        KillRuns { name, incarnation } => with_incarnation(kv, name, *incarnation, |kv, job| run::cancel_all(kv, job))?,
         SetPolicy { name, policy } => {
             let Some(mut job) = load_job(kv, name)? else { return Ok(Response::NoSuchJob) };
             match policy {

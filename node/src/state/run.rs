@@ -113,6 +113,15 @@ fn overlap(kv: &mut impl Kv, job: &mut Job, at_ms: i64) -> Result<Option<Respons
     }
 }
 
+/// Marks every unfinished run of the job for killing by its node.
+pub fn cancel_all(kv: &mut impl Kv, job: &mut Job) -> Result<Response, KvError> {
+    for mut r in unfinished(kv, job)? {
+        r.cancel = true;
+        store_run(kv, job.incarnation, &r);
+    }
+    Ok(Response::Done)
+}
+
 /// Moves the last accepted time without a run, counting what was passed over.
 pub fn skip_times(kv: &mut impl Kv, job: &mut Job, until_ms: i64, count: u32, reason: &str) -> Result<Response, KvError> {
     if let Err(r) = acceptable(job, until_ms) {
