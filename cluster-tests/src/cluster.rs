@@ -94,16 +94,21 @@ impl Cluster {
 
     /// Waits until every running node names the same leader; returns its index.
     pub async fn wait_leader(&self) -> Result<usize> {
+        self.wait_leader_among(&(0..self.nodes.len()).collect::<Vec<_>>()).await
+    }
+
+    /// Like `wait_leader`, asking only the nodes in `among`.
+    pub async fn wait_leader_among(&self, among: &[usize]) -> Result<usize> {
         let start = tokio::time::Instant::now();
         loop {
             let mut seen = vec![];
             for (i, n) in self.nodes.iter().enumerate() {
-                if n.child.is_some() {
+                if n.child.is_some() && among.contains(&i) {
                     seen.push(self.ctl(i).await.ok().and_then(|c| c.get("leader").and_then(|l| l.parse::<u64>().ok())));
                 }
             }
             if let Some(Some(l)) = seen.first() {
-                let leader_alive = self.nodes.get(*l as usize - 1).is_some_and(|n| n.child.is_some());
+                let leader_alive = self.nodes.get(*l as usize - 1).is_some_and(|n| n.child.is_some()) && among.contains(&(*l as usize - 1));
                 if leader_alive && seen.iter().all(|s| *s == Some(*l)) {
                     return Ok(*l as usize - 1);
                 }
@@ -121,6 +126,23 @@ impl Cluster {
         child.start_kill()?;
         child.wait().await?;
         Ok(())
+    }
+
+    /// SIGSTOP (`true`) or SIGCONT (`false`) to node `i`, by pid.
+    pub async fn pause(&self, i: usize, stop: bool) -> Result<()> {
+        let pid = self.nodes[i].child.as_ref().and_then(|c| c.id()).context("node is not running")?;
+        let sig = if stop { "-STOP" } else { "-CONT" };
+        let status = tokio::process::Command::new("kill").args([sig, &pid.to_string()]).status().await?;
+        if !status.success() {
+            bail!("kill {sig} {pid} failed");
+        }
+        Ok(())
+    }
+
+    /// Whether node `i`'s process is stopped (state T in /proc).
+    pub fn is_paused(&self, i: usize) -> bool {
+        let Some(pid) = self.nodes[i].child.as_ref().and_then(|c| c.id()) else { return false };
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") T "))
     }
 
     /// Starts node `i` again on its directory and ports.
