@@ -26,6 +26,8 @@ pub struct NodeProc {
 
 pub struct Cluster {
     pub nodes: Vec<NodeProc>,
+    /// With `start_proxied`: the proxy on the link from node i to node j.
+    pub links: std::collections::HashMap<(usize, usize), crate::proxy::Proxy>,
     peers: String,
     _root: tempfile::TempDir,
     /// One cluster at a time per test binary: three nodes with sub-second
@@ -43,19 +45,55 @@ impl Cluster {
         Cluster::start_with_env(n, |_| vec![]).await
     }
 
+    /// Starts `n` nodes with every peer link through a proxy the test controls.
+    pub async fn start_proxied(n: usize) -> Result<Cluster> {
+        // Raft addresses first, so the proxies know where to forward.
+        let raft: Vec<SocketAddr> = (0..n).map(|_| free_addr()).collect::<Result<_>>()?;
+        let mut links = std::collections::HashMap::new();
+        for i in 0..n {
+            for j in (0..n).filter(|j| *j != i) {
+                links.insert((i, j), crate::proxy::Proxy::start(raft[j]).await?);
+            }
+        }
+        let env = |i: usize| {
+            let addrs: Vec<String> = (0..n).filter(|j| *j != i).map(|j| format!("{}={}", j + 1, links[&(i, j)].addr)).collect();
+            vec![("JOBD_TEST_PEER_ADDRS".to_string(), addrs.join(","))]
+        };
+        let mut c = Cluster::start_inner(n, env, Some(raft)).await?;
+        c.links = links;
+        Ok(c)
+    }
+
+    /// Cuts (or heals) every link into and out of node `i`.
+    pub fn isolate(&self, i: usize, cut: bool) {
+        for ((a, b), p) in &self.links {
+            if *a == i || *b == i {
+                p.cut(cut);
+            }
+        }
+    }
+
     /// Starts `n` nodes; `env(i)` is the extra environment of node `i`.
     pub async fn start_with_env(n: usize, env: impl Fn(usize) -> Vec<(String, String)>) -> Result<Cluster> {
+        Cluster::start_inner(n, env, None).await
+    }
+
+    async fn start_inner(n: usize, env: impl Fn(usize) -> Vec<(String, String)>, raft: Option<Vec<SocketAddr>>) -> Result<Cluster> {
         let serial = serial().lock_owned().await;
         let root = tempfile::tempdir()?;
         let mut nodes = vec![];
         for i in 0..n {
             let dir = root.path().join(format!("n{}", i + 1));
             std::fs::create_dir_all(&dir)?;
-            let (fs_addr, raft_addr) = (free_addr()?, free_addr()?);
+            let fs_addr = free_addr()?;
+            let raft_addr = match &raft {
+                Some(r) => r[i],
+                None => free_addr()?,
+            };
             nodes.push(NodeProc { env: env(i), id: i as u64 + 1, fs_addr, raft_addr, dir, child: None });
         }
         let peers = nodes.iter().map(|n| format!("{}={}", n.id, n.raft_addr)).collect::<Vec<_>>().join(",");
-        let mut c = Cluster { nodes, peers, _root: root, _serial: serial };
+        let mut c = Cluster { nodes, peers, _root: root, _serial: serial, links: Default::default() };
         for i in 0..n {
             c.spawn(i)?;
         }

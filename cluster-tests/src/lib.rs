@@ -7,6 +7,7 @@
 
 pub mod cluster;
 pub mod jobd;
+pub mod proxy;
 pub mod v9fs;
 
 use std::time::Duration;

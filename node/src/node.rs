@@ -336,7 +336,7 @@ impl Writer {
                     Err(_) => return Err(WriteError::Timeout),
                 }
             } else if let Some(member) = leader.and_then(|l| metrics.membership_config.membership().get_node(&l).cloned()) {
-                let channel = self.net.channel(&member.raft_addr).map_err(|_| WriteError::NoQuorum)?;
+                let channel = self.net.channel_to(leader.unwrap_or_default(), &member.raft_addr).map_err(|_| WriteError::NoQuorum)?;
                 let left = deadline.saturating_duration_since(Instant::now());
                 match crate::net::forward::read_index(channel, left).await {
                     Ok(Ok(i)) => Some(i),
@@ -375,7 +375,7 @@ impl Writer {
         let Some(member) = metrics.membership_config.membership().get_node(&leader).cloned() else {
             return Err(WriteError::NoQuorum);
         };
-        let channel = self.net.channel(&member.raft_addr).map_err(|_| WriteError::NoQuorum)?;
+        let channel = self.net.channel_to(leader, &member.raft_addr).map_err(|_| WriteError::NoQuorum)?;
         let left = deadline.saturating_duration_since(Instant::now());
         let (index, resp) = match forward(channel, cmd, left).await {
             Ok(Ok(done)) => done,

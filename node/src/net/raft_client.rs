@@ -27,11 +27,31 @@ pub struct Network {
     pub me: NodeId,
     pub clocks: Arc<PeerClocks>,
     channels: Arc<Mutex<HashMap<String, Channel>>>,
+    /// Test seam: where this node dials each peer, if not at its member
+    /// address (the cluster tests route every link through a proxy they
+    /// control). From `JOBD_TEST_PEER_ADDRS=ID=HOST:PORT,...`.
+    overrides: Arc<HashMap<NodeId, String>>,
+}
+
+fn overrides_from_env() -> HashMap<NodeId, String> {
+    let Ok(v) = std::env::var("JOBD_TEST_PEER_ADDRS") else { return HashMap::new() };
+    v.split(',')
+        .filter_map(|p| p.split_once('='))
+        .filter_map(|(id, addr)| Some((id.trim().parse().ok()?, addr.trim().to_string())))
+        .collect()
 }
 
 impl Network {
     pub fn new(me: NodeId, clocks: Arc<PeerClocks>) -> Self {
-        Network { me, clocks, channels: Arc::default() }
+        Network { me, clocks, channels: Arc::default(), overrides: Arc::new(overrides_from_env()) }
+    }
+
+    /// The channel to peer `id`, whose member address is `addr`.
+    pub fn channel_to(&self, id: NodeId, addr: &str) -> Result<Channel, tonic::transport::Error> {
+        match self.overrides.get(&id) {
+            Some(over) => self.channel(over),
+            None => self.channel(addr),
+        }
     }
 
     /// The channel to `addr`, created (not yet connected) on first use.
@@ -59,7 +79,8 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Peer;
 
     async fn new_client(&mut self, target: NodeId, node: &Member) -> Peer {
-        Peer { net: self.clone(), target, addr: node.raft_addr.clone() }
+        let addr = self.overrides.get(&target).cloned().unwrap_or_else(|| node.raft_addr.clone());
+        Peer { net: self.clone(), target, addr }
     }
 }
 
