@@ -13,15 +13,16 @@ use tokio::process::{Child, Command};
 
 pub const READY_DEADLINE: Duration = Duration::from_secs(30);
 
-/// The `jobd` binary built beside this test (`target/<profile>/jobd`).
+/// The `jobd` binary built beside this program: `target/<profile>/jobd`,
+/// next to a binary or one up from a test in `deps/`.
 pub fn binary() -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
-    // target/<profile>/deps/<test> → target/<profile>/jobd
-    let bin = exe.parent().and_then(|d| d.parent()).context("test binary has no target dir")?.join("jobd");
-    if !bin.exists() {
-        bail!("{bin:?} is missing; build it with cargo test --workspace (or cargo build -p node)");
+    let dir = exe.parent().context("no directory")?;
+    let candidates = [dir.join("jobd"), dir.parent().context("no target dir")?.join("jobd")];
+    match candidates.iter().find(|b| b.exists()) {
+        Some(b) => Ok(b.clone()),
+        None => bail!("jobd is not built beside {exe:?}; build it with cargo build --release -p node"),
     }
-    Ok(bin)
 }
 
 /// Starts `jobd` with its database in `dir/db`, the given addresses and

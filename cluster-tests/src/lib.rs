@@ -6,6 +6,12 @@
 //! its internals.
 
 pub mod cluster;
+pub mod etcd_cluster;
+
+/// etcd's KV service (Put), generated from `proto/etcd_kv.proto`.
+pub mod etcd {
+    tonic::include_proto!("etcdserverpb");
+}
 pub mod jobd;
 pub mod proxy;
 pub mod v9fs;
