@@ -170,17 +170,20 @@ impl Scheduler {
     /// commit outlived the proposal). Pending ones become `not-started`,
     /// running ones `lost`.
     fn sweep(&self, fence: Fence, leading_for: Duration) {
-        let runs = match self.executor.sm.scan(b"run/") {
+        let active = match self.executor.sm.scan(state::run::ACTIVE_PREFIX) {
             Ok(r) => r,
             Err(e) => return warn!("sweep cannot read runs: {e}"),
         };
         let now = now_ms();
-        for (k, v) in runs {
-            let Ok(run) = state::decode::<state::run::Run>(&k, &v) else { continue };
-            if run.ended() || k.len() < 12 {
+        let p = state::run::ACTIVE_PREFIX.len();
+        for (k, _) in active {
+            let (Some(inc), Some(id)) = (k.get(p..p + 8), k.get(p + 8..p + 16)) else { continue };
+            let incarnation = u64::from_be_bytes(inc.try_into().unwrap_or_default());
+            let id = u64::from_be_bytes(id.try_into().unwrap_or_default());
+            let Ok(Some(run)) = state::run::load_run(&self.executor.sm, incarnation, id) else { continue };
+            if run.ended() {
                 continue;
             }
-            let incarnation = u64::from_be_bytes(k[4..12].try_into().unwrap_or_default());
             let owner = run.fence.node;
             let dead = if owner == fence.node && run.fence.incarnation == self.incarnation {
                 !self.executor.is_active(run.id) && now > run.scheduled_ms + START_DEADLINE_MS + LEASE.as_millis() as i64
@@ -216,7 +219,7 @@ impl Scheduler {
     /// Proposes what is due; returns how long until something may be.
     fn tick(&self, fence: Fence, in_flight: &Arc<Mutex<HashSet<String>>>) -> i64 {
         let mut wait = i64::MAX;
-        let jobs = match self.executor.sm.scan(state::JOB_PREFIX) {
+        let started = match self.executor.sm.scan(state::STARTED_PREFIX) {
             Ok(j) => j,
             Err(e) => {
                 warn!("scheduler cannot read jobs: {e}");
@@ -224,9 +227,13 @@ impl Scheduler {
             }
         };
         let now = now_ms();
-        for (k, v) in jobs {
-            let Ok(job) = state::decode::<Job>(&k, &v) else { continue };
-            if !job.started || in_flight.lock().unwrap_or_else(|p| p.into_inner()).contains(&job.name) {
+        for (k, _) in started {
+            let name = String::from_utf8_lossy(&k[state::STARTED_PREFIX.len()..]).into_owned();
+            if in_flight.lock().unwrap_or_else(|p| p.into_inner()).contains(&name) {
+                continue;
+            }
+            let Ok(Some(job)) = state::load_job(&self.executor.sm, &name) else { continue };
+            if !job.started {
                 continue;
             }
             match due(&job, now) {

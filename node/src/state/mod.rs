@@ -152,6 +152,13 @@ pub fn node_key(id: u64) -> Vec<u8> {
 }
 
 pub const JOB_PREFIX: &[u8] = b"job/";
+/// `started/NAME` exists while the job is started: the scheduler reads
+/// only these, so stopped jobs cost it nothing.
+pub const STARTED_PREFIX: &[u8] = b"started/";
+
+pub fn started_key(name: &str) -> Vec<u8> {
+    [STARTED_PREFIX, name.as_bytes()].concat()
+}
 pub const NODE_PREFIX: &[u8] = b"node/";
 
 pub fn decode<T: for<'de> Deserialize<'de>>(key: &[u8], value: &[u8]) -> Result<T, KvError> {
@@ -230,6 +237,7 @@ pub fn apply(kv: &mut impl Kv, index: u64, cmd: &Command) -> Result<Response, Kv
             }
             if !job.started {
                 job.started = true;
+                kv.put(started_key(name), vec![]);
                 job.armed_at_ms = Some(*at_ms);
                 store_job(kv, &job);
             }
@@ -239,6 +247,7 @@ pub fn apply(kv: &mut impl Kv, index: u64, cmd: &Command) -> Result<Response, Kv
             let Some(mut job) = load_job(kv, name)? else { return Ok(Response::NoSuchJob) };
             if job.started {
                 job.started = false;
+                kv.delete(started_key(name));
                 store_job(kv, &job);
             }
             Response::Done
@@ -248,8 +257,10 @@ pub fn apply(kv: &mut impl Kv, index: u64, cmd: &Command) -> Result<Response, Kv
             log::clear(kv, &mut job)?;
             for id in &job.recent_runs {
                 kv.delete(run::run_key(job.incarnation, *id));
+                kv.delete(run::active_key(job.incarnation, *id));
             }
             kv.delete(job_key(name));
+            kv.delete(started_key(name));
             let count = job_count(kv)?;
             set_job_count(kv, count.saturating_sub(1));
             Response::Done

@@ -43,6 +43,14 @@ impl Run {
     }
 }
 
+/// `active/INC/RUNID` exists while the run has not ended: the leader's
+/// sweep for runs nobody will end reads only these.
+pub const ACTIVE_PREFIX: &[u8] = b"active/";
+
+pub fn active_key(incarnation: u64, id: u64) -> Vec<u8> {
+    [ACTIVE_PREFIX, &incarnation.to_be_bytes(), &id.to_be_bytes()].concat()
+}
+
 pub fn run_key(incarnation: u64, id: u64) -> Vec<u8> {
     [b"run/".as_slice(), &incarnation.to_be_bytes(), &id.to_be_bytes()].concat()
 }
@@ -184,10 +192,12 @@ fn new_run(kv: &mut impl Kv, index: u64, job: &mut Job, scheduled_ms: i64, trigg
         output_bytes: 0,
     };
     store_run(kv, job.incarnation, &run);
+    kv.put(active_key(job.incarnation, index), vec![]);
     job.recent_runs.push(index);
     while job.recent_runs.len() > RUNS_KEPT {
         let old = job.recent_runs.remove(0);
         kv.delete(run_key(job.incarnation, old));
+        kv.delete(active_key(job.incarnation, old));
     }
     Ok(Response::Accepted { run_id: index })
 }
@@ -241,6 +251,7 @@ pub fn ended(kv: &mut impl Kv, job: &mut Job, run_id: u64, status: &RunStatus, a
     run.status = status.clone();
     run.end_ms = Some(at_ms);
     store_run(kv, job.incarnation, &run);
+    kv.delete(active_key(job.incarnation, run_id));
     job.runs += 1;
     if !matches!(status, RunStatus::Exit(0)) {
         job.failures += 1;

@@ -143,7 +143,8 @@ fn deleting_a_job_removes_its_log_and_runs() {
     let id = accepted(&t.fire(2000));
     t.apply(Command::RunStarted { name: "j".into(), incarnation: 1, run_id: id, at_ms: 2001 });
     t.apply(Command::DeleteJob { name: "j".into() });
-    assert!(t.kv.is_empty() || t.kv.keys().all(|k| !k.starts_with(b"log/") && !k.starts_with(b"run/")), "{:?}", t.kv.keys());
+    let left: Vec<_> = t.kv.keys().filter(|k| [b"log/".as_slice(), b"run/", b"active/", b"started/"].iter().any(|p| k.starts_with(p))).collect();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 #[test]
@@ -198,4 +199,16 @@ fn a_runs_output_is_capped_once() {
     // have trimmed the oldest of them since).
     let run = run::load_run(&t.kv, 1, id).unwrap().unwrap();
     assert_eq!(run.output_bytes, 16 * ((64 << 10) + 1));
+}
+
+#[test]
+fn the_started_and_active_indexes_follow_the_jobs_and_runs() {
+    let mut t = T::new();
+    assert!(t.kv.contains_key(&started_key("j")), "start indexes the job");
+    let id = accepted(&t.fire(2000));
+    assert!(t.kv.contains_key(&run::active_key(1, id)), "an accepted run is active");
+    t.apply(Command::RunEnded { name: "j".into(), incarnation: 1, run_id: id, status: RunStatus::NotStarted, at_ms: 3000 });
+    assert!(!t.kv.contains_key(&run::active_key(1, id)), "an ended run is not");
+    t.apply(Command::StopJob { name: "j".into() });
+    assert!(!t.kv.contains_key(&started_key("j")), "stop unindexes the job");
 }
