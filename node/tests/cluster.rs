@@ -9,6 +9,7 @@ use std::time::Duration;
 use common::{create, eventually, Cluster};
 use node::command::Response;
 use node::node::{Config, Node, StartError, WriteError};
+use node::state::KvRead;
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 
@@ -144,4 +145,34 @@ async fn a_leader_cut_off_from_its_quorum_loses_its_fence() {
         c.stop(i).await;
     }
     eventually("the isolated leader to drop its fence", || c.node(leader).leadership.borrow().is_none().then_some(())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_joins_as_a_learner_is_promoted_and_removed_through_ctl() {
+    let c = Cluster::start(3, 10_000).await;
+    let leader = c.leader().await;
+    c.node(leader).write(create("before-join")).await.unwrap();
+    // A fresh node that joins an existing cluster waits to be added.
+    let dir = tempfile::tempdir().unwrap();
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let mut cfg = Config::new(4, dir.path().to_path_buf(), addr.clone(), "127.0.0.1:7004".into());
+    cfg.peers = c.configs[0].peers.clone();
+    cfg.initial_state = Some(node::node::InitialState::Existing);
+    let joiner = Node::start(cfg, l).await.expect("a joining node starts");
+    let fs = ninep::client::Client::connect(c.fs_addrs[leader], Default::default()).await.unwrap();
+    fs.write("ctl", format!("add 4 {addr}").as_bytes()).await.unwrap();
+    eventually("the learner to catch up", || joiner.sm.get(&node::state::job_key("before-join")).unwrap().map(|_| ())).await;
+    let ctl = String::from_utf8(fs.read("ctl").await.unwrap()).unwrap();
+    assert!(ctl.contains("learners 4\n"), "{ctl}");
+    fs.write("ctl", b"promote 4").await.unwrap();
+    let ctl = String::from_utf8(fs.read("ctl").await.unwrap()).unwrap();
+    assert!(ctl.contains("members 1,2,3,4\n") && ctl.contains("learners -\n"), "{ctl}");
+    fs.write("ctl", b"remove 4").await.unwrap();
+    let ctl = String::from_utf8(fs.read("ctl").await.unwrap()).unwrap();
+    assert!(ctl.contains("members 1,2,3\n"), "{ctl}");
+    // A bad membership command is refused with the commands that exist.
+    let err = fs.write("ctl", b"evict 2").await.unwrap_err();
+    assert_eq!(err.errno(), Some(ninep::error::errno::EINVAL));
+    joiner.shutdown().await;
 }

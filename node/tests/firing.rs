@@ -144,3 +144,32 @@ async fn kill_ends_the_running_runs_and_jobs_get_a_clean_environment() {
     let log = text(&fs, "jobs/env/log").await;
     assert!(log.contains(":trigger=manual node=1 inherited=none path=/usr/local/sbin:"), "{log}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_past_its_start_deadline_is_recorded_not_started() {
+    let c = Cluster::start(1, 10_000).await;
+    let leader = c.leader().await;
+    let n = c.node(leader);
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("ran");
+    let cmd = format!("touch {}", marker.display());
+    let now = node::clock::now_ms();
+    n.write(Command::CreateJob { name: "late".into(), schedule: "@yearly".into(), cmd, at_ms: now }).await.unwrap();
+    n.write(Command::StartJob { name: "late".into(), at_ms: now }).await.unwrap();
+    let job = state::load_job(&n.sm, "late").unwrap().unwrap();
+    let fence = node::leadership::Fence { term: 1, node: n.id, incarnation: n.incarnation };
+    let r = n.write(Command::RunNow { name: "late".into(), incarnation: job.incarnation, fence, at_ms: now, force: true }).await;
+    let Ok(node::command::Response::Accepted { run_id }) = r else { panic!("{r:?}") };
+    // Carried out as if it were due five seconds ago: past the 1 s deadline.
+    let order = node::sched::executor::RunOrder {
+        name: "late".into(),
+        incarnation: job.incarnation,
+        run_id,
+        scheduled_ms: now - 5000,
+        trigger: node::command::Trigger::Schedule,
+    };
+    n.executor.clone().run(order).await;
+    let run = state::run::load_run(&n.sm, job.incarnation, run_id).unwrap().unwrap();
+    assert_eq!(run.status, node::command::RunStatus::NotStarted);
+    assert!(!marker.exists(), "the command did not run");
+}

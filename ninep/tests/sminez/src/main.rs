@@ -1,5 +1,8 @@
-//! Runs a session of sminez's 9P2000 client against a server holding
-//! `hello` = "hello, world\n"; exits 0 when every step saw what it should.
+//! Runs a session of sminez's 9P2000 client and exits 0 when every step
+//! saw what it should: `sminez-interop ADDR` against the ramfs example
+//! (`hello` = "hello, world\n"), `sminez-interop jobd ADDR` against jobd
+//! (the original jobd's session: clone, start, cmd, schedule, log, stop,
+//! delete).
 //!
 //! Order matters: this client lists a directory by opening the fid it has
 //! cached for it (fid 0 for `/`) and later walks from that same fid, which
@@ -20,8 +23,39 @@ fn names(c: &Client, dir: &str) -> Vec<String> {
     c.read_dir(dir).expect("read dir").into_iter().map(|s| s.name).collect()
 }
 
+fn jobd(addr: &str) {
+    let c = Client::new_tcp("glenda", addr, "").expect("connect and attach");
+    let write = |path: &str, text: &str| {
+        c.write_str(path, 0, text).unwrap_or_else(|e| panic!("write {path}: {e:?}"));
+        c.clunk_path(path).expect("clunk");
+    };
+    let read = |path: &str| {
+        let t = c.read_str(path).unwrap_or_else(|e| panic!("read {path}: {e:?}"));
+        c.clunk_path(path).expect("clunk");
+        t
+    };
+    write("clone", "hello:0 0/5 * * * ? *:echo hello world");
+    write("jobs/hello/ctl", "start");
+    check("cmd", read("jobs/hello/cmd") == "echo hello world\n");
+    let schedule = read("jobs/hello/schedule");
+    check("schedule: expression, then next time", schedule.starts_with("0 0/5 * * * ? *\n") && schedule.lines().count() == 2);
+    check("ctl says started", read("jobs/hello/ctl").starts_with("state started\n"));
+    check("log is empty", read("jobs/hello/log").is_empty());
+    write("jobs/hello/ctl", "stop");
+    check("ctl says stopped", read("jobs/hello/ctl").starts_with("state stopped\n"));
+    check("a bad verb is refused", c.write_str("jobs/hello/ctl", 0, "frob").is_err());
+    c.clunk_path("jobs/hello/ctl").expect("clunk");
+    write("jobs/hello/ctl", "delete");
+    check("the job is gone", names(&c, "jobs").is_empty());
+    println!("sminez-interop: all ok");
+}
+
 fn main() {
-    let addr = std::env::args().nth(1).expect("usage: sminez-interop HOST:PORT");
+    let first = std::env::args().nth(1).expect("usage: sminez-interop [jobd] HOST:PORT");
+    if first == "jobd" {
+        return jobd(&std::env::args().nth(2).expect("usage: sminez-interop jobd HOST:PORT"));
+    }
+    let addr = first;
     let c = Client::new_tcp("glenda", addr.as_str(), "").expect("connect and attach");
     check("read hello", c.read_str("hello").ok().as_deref() == Some("hello, world\n"));
     check("stat hello", c.stat("hello").map(|s| s.n_bytes).ok() == Some(13));
