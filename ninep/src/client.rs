@@ -80,6 +80,17 @@ struct Inner {
     dialect: Dialect,
     msize: u32,
     root: u32,
+    /// The task reading replies; ended with the last clone of the client,
+    /// which closes the connection.
+    reader: Mutex<Option<tokio::task::AbortHandle>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(r) = lock(&self.reader).take() {
+            r.abort();
+        }
+    }
 }
 
 /// A connected, attached session. Cheap to clone; clones share the connection.
@@ -186,9 +197,10 @@ impl Client {
             dialect,
             msize,
             root: 0,
+            reader: Mutex::new(None),
         });
         let weak = Arc::downgrade(&inner);
-        tokio::spawn(async move {
+        let reader = tokio::spawn(async move {
             let err = loop {
                 match read_frame(&mut rd, msize).await.and_then(|b| decode(&b, dialect)) {
                     Ok((tag, m)) => {
@@ -208,6 +220,7 @@ impl Client {
                 }
             }
         });
+        *lock(&inner.reader) = Some(reader.abort_handle());
         let client = Client { inner };
         let attach = Tmsg::Attach { fid: 0, afid: NOFID, uname: opts.uname, aname: opts.aname, n_uname: NOFID };
         match client.rpc(attach).await? {

@@ -144,6 +144,45 @@ pub enum Rmsg {
 }
 
 impl Tmsg {
+    /// The message's name, as the protocol spells it (`"Twalk"`).
+    pub fn name(&self) -> &'static str {
+        use Tmsg::*;
+        match self {
+            Version { .. } => "Tversion",
+            Auth { .. } => "Tauth",
+            Attach { .. } => "Tattach",
+            Flush { .. } => "Tflush",
+            Walk { .. } => "Twalk",
+            Open { .. } => "Topen",
+            Create { .. } => "Tcreate",
+            Read { .. } => "Tread",
+            Write { .. } => "Twrite",
+            Clunk { .. } => "Tclunk",
+            Remove { .. } => "Tremove",
+            Stat { .. } => "Tstat",
+            Wstat { .. } => "Twstat",
+            Statfs { .. } => "Tstatfs",
+            Lopen { .. } => "Tlopen",
+            Lcreate { .. } => "Tlcreate",
+            Symlink { .. } => "Tsymlink",
+            Mknod { .. } => "Tmknod",
+            Rename { .. } => "Trename",
+            Readlink { .. } => "Treadlink",
+            Getattr { .. } => "Tgetattr",
+            Setattr { .. } => "Tsetattr",
+            Xattrwalk { .. } => "Txattrwalk",
+            Xattrcreate { .. } => "Txattrcreate",
+            Readdir { .. } => "Treaddir",
+            Fsync { .. } => "Tfsync",
+            Lock { .. } => "Tlock",
+            Getlock { .. } => "Tgetlock",
+            Link { .. } => "Tlink",
+            Mkdir { .. } => "Tmkdir",
+            Renameat { .. } => "Trenameat",
+            Unlinkat { .. } => "Tunlinkat",
+        }
+    }
+
     /// True for the messages that exist only in 9P2000.L.
     pub fn is_dotl(&self) -> bool {
         self.type_byte() < ty::TVERSION

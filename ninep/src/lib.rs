@@ -27,5 +27,5 @@ pub use error::{Error, Result};
 pub use fcall::{Rmsg, Tmsg, NOFID, NOTAG};
 pub use fs::{Filesystem, OpenMode};
 pub use qid::Qid;
-pub use server::{serve, serve_with, Config, LegacyErrors};
+pub use server::{serve, serve_with, Config, LegacyErrors, Observer};
 pub use stat::{Stat, Wstat, DMDIR};

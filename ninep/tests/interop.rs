@@ -95,3 +95,26 @@ async fn own_client_runs_requests_concurrently() {
         assert_eq!(r.await.unwrap(), b"hello, world\n");
     }
 }
+
+#[tokio::test]
+async fn dropping_the_client_closes_its_connection() {
+    struct Count(std::sync::atomic::AtomicI64);
+    impl ninep::Observer for Count {
+        fn connected(&self) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        fn disconnected(&self) {
+            self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    let count = std::sync::Arc::new(Count(std::sync::atomic::AtomicI64::new(0)));
+    let config = ninep::Config { observer: Some(count.clone()), ..Default::default() };
+    let srv = common::ramfs_with(config).await;
+    let c = Client::connect(srv.addr, Options::default()).await.unwrap();
+    common::eventually("the server to see the connection", || count.0.load(std::sync::atomic::Ordering::SeqCst) == 1).await;
+    let clone = c.clone();
+    drop(c);
+    assert_eq!(clone.read("hello").await.unwrap(), b"hello, world\n", "a clone keeps the connection");
+    drop(clone);
+    common::eventually("the server to see it closed", || count.0.load(std::sync::atomic::Ordering::SeqCst) == 0).await;
+}

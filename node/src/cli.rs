@@ -83,6 +83,10 @@ pub struct Args {
     #[arg(long, env = "JOBD_LINEARIZABLE_READS")]
     pub linearizable_reads: bool,
 
+    /// Serve Prometheus metrics (text) on this address; off when unset.
+    #[arg(long, env = "JOBD_METRICS_ADDR")]
+    pub metrics_addr: Option<String>,
+
     /// Log every 9P message (one line each).
     #[arg(long, env = "JOBD_DEBUG")]
     pub debug: bool,

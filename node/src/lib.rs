@@ -14,6 +14,7 @@ pub mod fs;
 pub mod cron;
 pub mod net;
 pub mod leadership;
+pub mod metrics;
 pub mod node;
 pub mod sched;
 pub mod state;

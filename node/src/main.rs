@@ -44,12 +44,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if !fs_addr.ip().is_loopback() {
         warn!(%fs_addr, "9P listens beyond loopback: anyone who reaches it can run commands as this user");
     }
+    let metrics_listener = match &args.metrics_addr {
+        Some(a) => Some(tokio::net::TcpListener::bind(a).await.map_err(|e| anyhow::anyhow!("cannot listen on --metrics-addr {a}: {e}"))?),
+        None => None,
+    };
     let node = Node::start(config, raft_listener).await?;
+    let metrics = node.executor.metrics.clone();
+    let metrics_task = metrics_listener.map(|l| tokio::spawn(node::metrics::serve(l, metrics.clone(), node.raft.clone(), node.db.clone())));
     let mut fs = JobFs::new(&node);
     fs.linearizable = args.linearizable_reads;
     let fs = Arc::new(fs);
     let (stop_9p, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(ninep::serve_with(fs_listener, fs, args.ninep_config(), async {
+    let mut ninep_config = args.ninep_config();
+    ninep_config.observer = Some(metrics);
+    let server = tokio::spawn(ninep::serve_with(fs_listener, fs, ninep_config, async {
         let _ = stopped.await;
     }));
     info!(node = node.id, %fs_addr, "serving 9P");
@@ -64,6 +72,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     info!("shutting down");
+    if let Some(t) = metrics_task {
+        t.abort();
+    }
     let _ = stop_9p.send(());
     let drain = async {
         let _ = server.await;

@@ -210,6 +210,7 @@ impl Node {
             workdir,
             stopping: stopping_rx,
             active: Arc::default(),
+            metrics: crate::metrics::Metrics::new(),
         };
         let scheduler = crate::sched::Scheduler {
             executor: executor.clone(),

@@ -186,8 +186,15 @@ impl<F: Filesystem> Conn<F> {
         self.next_id += 1;
         let id = self.next_id;
         let (out, tags_ref, legacy) = (self.out.clone(), self.tags.clone(), self.config.legacy_errors);
+        let observer = self.config.observer.clone();
+        let kind = msg.name();
         let task = tokio::spawn(async move {
-            let reply = match session.handle(msg).await {
+            let started = std::time::Instant::now();
+            let result = session.handle(msg).await;
+            if let Some(o) = &observer {
+                o.request(kind, started.elapsed(), result.as_ref().err().map(|e| e.errno));
+            }
+            let reply = match result {
                 Ok(r) => r,
                 Err(e) => {
                     debug!("error tag {tag}: {}", e.reason);

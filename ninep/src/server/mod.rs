@@ -24,8 +24,18 @@ use crate::fs::Filesystem;
 
 pub use conn::error_reply;
 
+/// Told of a server's traffic, for metrics. The library knows nothing of
+/// what the numbers are for.
+pub trait Observer: Send + Sync + 'static {
+    fn connected(&self) {}
+    fn disconnected(&self) {}
+    /// One request answered: its T-message name (`"Twalk"`), how long it
+    /// took, and the errno it was refused with, if it was.
+    fn request(&self, _kind: &'static str, _took: Duration, _errno: Option<u32>) {}
+}
+
 /// Limits of a server; each breach is answered with an error.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Config {
     /// The largest msize offered to clients.
     pub max_msize: u32,
@@ -37,6 +47,20 @@ pub struct Config {
     pub max_connections: usize,
     /// What a 9P2000 (legacy) Rerror carries; see [`LegacyErrors`].
     pub legacy_errors: LegacyErrors,
+    pub observer: Option<Arc<dyn Observer>>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("max_msize", &self.max_msize)
+            .field("max_fids", &self.max_fids)
+            .field("max_outstanding", &self.max_outstanding)
+            .field("max_connections", &self.max_connections)
+            .field("legacy_errors", &self.legacy_errors)
+            .field("observer", &self.observer.is_some())
+            .finish()
+    }
 }
 
 /// 9P2000's Rerror has room for a string only. Plan 9 and plan9port show
@@ -59,6 +83,7 @@ impl Default for Config {
             max_outstanding: 256,
             max_connections: 1024,
             legacy_errors: LegacyErrors::Reason,
+            observer: None,
         }
     }
 }
@@ -111,7 +136,13 @@ pub async fn serve_with<F: Filesystem>(
         conns.spawn(
             async move {
                 debug!("connected");
-                conn::run(fs, stream, config, stop).await;
+                if let Some(o) = &config.observer {
+                    o.connected();
+                }
+                conn::run(fs, stream, config.clone(), stop).await;
+                if let Some(o) = &config.observer {
+                    o.disconnected();
+                }
                 debug!("disconnected");
                 drop(permit);
             }

@@ -60,6 +60,7 @@ pub struct Executor {
     pub workdir: std::path::PathBuf,
     /// Set when the node stops: running jobs are told to end.
     pub stopping: tokio::sync::watch::Receiver<bool>,
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// Runs this process is carrying out (waiting, running, recording),
     /// with the process group of those running.
     pub active: Arc<Mutex<HashMap<u64, Option<u32>>>>,
@@ -101,6 +102,12 @@ impl Executor {
     }
 
     fn end(&self, o: &RunOrder, status: RunStatus) -> Command {
+        let outcome = match &status {
+            RunStatus::Exit(0) => "succeeded".to_string(),
+            RunStatus::Exit(_) => "failed".into(),
+            s => state::run::status_text(s).split(' ').next().unwrap_or("other").into(),
+        };
+        self.metrics.runs.with_label_values(&[&outcome]).inc();
         Command::RunEnded { name: o.name.clone(), incarnation: o.incarnation, run_id: o.run_id, status, at_ms: now_ms() }
     }
 
@@ -199,6 +206,9 @@ impl Executor {
         self.active.lock().unwrap_or_else(|p| p.into_inner()).insert(o.run_id, child.id());
         let started = now_ms();
         info!(job = %o.name, run = o.run_id, late_ms = started - o.scheduled_ms, "started");
+        if o.trigger == Trigger::Schedule {
+            self.metrics.lateness_seconds.observe((started - o.scheduled_ms).max(0) as f64 / 1000.0);
+        }
         self.record(Command::RunStarted { name: o.name.clone(), incarnation: o.incarnation, run_id: o.run_id, at_ms: started })
             .await;
         let (tx, rx) = mpsc::channel::<String>(1024);
@@ -213,6 +223,7 @@ impl Executor {
         let status = self.follow(&o, &mut child, job.timeout_ms).await;
         // All output is recorded before the end.
         let _ = sender.await;
+        self.metrics.run_seconds.observe((now_ms() - started).max(0) as f64 / 1000.0);
         self.record(self.end(&o, status)).await;
     }
 

@@ -267,8 +267,10 @@ async fn fire(executor: Executor, job: Job, d: Due, fence: Fence) {
                 reason: reason.into(),
                 fence,
             };
-            if let Err(e) = executor.writer.write(cmd).await {
-                debug!(job = %job.name, "skip not committed: {e}");
+            match executor.writer.write(cmd).await {
+                Ok(crate::command::Response::Done) => executor.metrics.skipped_times.inc_by(count as u64),
+                Ok(_) => {}
+                Err(e) => debug!(job = %job.name, "skip not committed: {e}"),
             }
             return;
         }
@@ -277,6 +279,8 @@ async fn fire(executor: Executor, job: Job, d: Due, fence: Fence) {
     match executor.writer.write(cmd).await {
         Ok(r) => match accepted(&r) {
             Some(run_id) => {
+                executor.metrics.fires.inc();
+                executor.metrics.skipped_times.inc_by(skipped as u64);
                 let order = RunOrder { name: job.name, incarnation: job.incarnation, run_id, scheduled_ms, trigger };
                 tokio::spawn(executor.run(order));
             }

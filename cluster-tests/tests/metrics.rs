@@ -1,0 +1,48 @@
+//! `--metrics-addr` serves Prometheus text with the series operators
+//! watch: fires and their lateness, runs by outcome, Raft, 9P, RocksDB.
+
+use std::time::Duration;
+
+use cluster_tests::jobd::{free_addr, Jobd};
+use cluster_tests::wait_for;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn scrape(addr: std::net::SocketAddr) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: jobd\r\n\r\n").await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_name_the_series_operators_watch() {
+    let maddr = free_addr().unwrap();
+    let jobd = Jobd::single_with(&["--metrics-addr", &maddr.to_string()]).await.expect("jobd starts");
+    let c = ninep::client::Client::connect(jobd.fs_addr, Default::default()).await.unwrap();
+    c.write("clone", b"tick:* * * * * *:true").await.unwrap();
+    c.write("jobs/tick/ctl", b"start").await.unwrap();
+    let _ = c.write("clone", b"tick:* * * * * *:true").await; // a refusal (EEXIST)
+    wait_for("two runs", Duration::from_secs(15), async || scrape(maddr).await.contains("jobd_runs_total{outcome=\"succeeded\"} 2")).await;
+    let text = scrape(maddr).await;
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    for series in [
+        "jobd_fires_total ",
+        "jobd_fire_lateness_seconds_bucket{le=\"0.005\"}",
+        "jobd_skipped_times_total ",
+        "jobd_run_seconds_count ",
+        "jobd_raft{what=\"term\"} 1",
+        "jobd_raft{what=\"leader\"} 1",
+        "jobd_raft{what=\"applied\"}",
+        "jobd_raft{what=\"apply_lag\"}",
+        "jobd_ninep_connections ",
+        "jobd_ninep_requests_total{type=\"Twalk\"}",
+        "jobd_ninep_request_seconds_bucket",
+        "jobd_ninep_errors_total{errno=\"17\"} 1",
+        "jobd_rocksdb_bytes{what=\"memtables\"}",
+    ] {
+        assert!(text.contains(series), "missing {series:?} in:\n{text}");
+    }
+    drop(c);
+    jobd.stop().await.unwrap();
+}
