@@ -87,9 +87,23 @@ pub struct Args {
     #[arg(long, env = "JOBD_METRICS_ADDR")]
     pub metrics_addr: Option<String>,
 
+    /// Refuse every write over 9P (EROFS): a tree for monitoring mounts.
+    #[arg(long, env = "JOBD_READ_ONLY")]
+    pub read_only: bool,
+
+    /// Log lines as text or as JSON objects (filter with RUST_LOG).
+    #[arg(long, env = "JOBD_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
     /// Log every 9P message (one line each).
     #[arg(long, env = "JOBD_DEBUG")]
     pub debug: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

@@ -24,7 +24,11 @@ async fn main() {
     }
     let default = if args.debug { "info,ninep=debug" } else { "info" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let log = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match args.log_format {
+        node::cli::LogFormat::Json => log.json().init(),
+        node::cli::LogFormat::Text => log.init(),
+    }
     if let Err(e) = run(args).await {
         error!("{e:#}");
         eprintln!("jobd: {e:#}");
@@ -41,7 +45,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on --fsaddr {}: {e}", args.fsaddr))?;
     let fs_addr = fs_listener.local_addr()?;
-    if !fs_addr.ip().is_loopback() {
+    if !fs_addr.ip().is_loopback() && !args.read_only {
         warn!(%fs_addr, "9P listens beyond loopback: anyone who reaches it can run commands as this user");
     }
     let metrics_listener = match &args.metrics_addr {
@@ -53,6 +57,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let metrics_task = metrics_listener.map(|l| tokio::spawn(node::metrics::serve(l, metrics.clone(), node.raft.clone(), node.db.clone())));
     let mut fs = JobFs::new(&node);
     fs.linearizable = args.linearizable_reads;
+    fs.read_only = args.read_only;
     let fs = Arc::new(fs);
     let (stop_9p, stopped) = oneshot::channel::<()>();
     let mut ninep_config = args.ninep_config();

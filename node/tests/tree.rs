@@ -229,3 +229,22 @@ async fn a_linearizable_follower_read_sees_a_write_made_elsewhere() {
         assert_eq!(text(&reader, &format!("jobs/lin{i}/cmd")).await, "true\n", "write {i}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_listener_serves_the_tree_and_refuses_every_change() {
+    let c = Cluster::start(1, 10_000).await;
+    c.leader().await;
+    client(c.fs_addrs[0]).await.write("clone", b"ro:@daily:true").await.unwrap();
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let mut fs = node::fs::JobFs::new(c.node(0));
+    fs.read_only = true;
+    tokio::spawn(ninep::serve(l, std::sync::Arc::new(fs), std::future::pending()));
+    let ro = client(addr).await;
+    assert_eq!(text(&ro, "jobs/ro/cmd").await, "true\n");
+    refused(ro.write("clone", b"x:@daily:true").await, EROFS, "read-only");
+    refused(ro.write("jobs/ro/ctl", b"start").await, EROFS, "read-only");
+    refused(ro.create("jobs/made", DMDIR | 0o777).await, EROFS, "read-only");
+    refused(ro.remove("jobs/ro").await, EROFS, "read-only");
+    assert_eq!(names(&client(c.fs_addrs[0]).await, "jobs").await, ["ro"], "nothing changed");
+}

@@ -66,6 +66,8 @@ impl Fid {
 }
 
 pub struct JobFs {
+    /// Refuse every change (EROFS): a tree for monitoring mounts.
+    pub read_only: bool,
     /// Confirm with the leader before serving a read (a job lookup, a read
     /// at offset 0, a directory listing), instead of serving this node's
     /// applied state.
@@ -83,6 +85,7 @@ pub struct JobFs {
 impl JobFs {
     pub fn new(node: &crate::node::Node) -> JobFs {
         JobFs {
+            read_only: false,
             linearizable: false,
             id: node.id,
             incarnation: node.incarnation,
@@ -102,6 +105,13 @@ impl JobFs {
             Some(_) => Err(Error::new(errno::ENOENT, format!("job {name} was deleted (a new one has its name)"))),
             None => Err(errors::no_job(name)),
         }
+    }
+
+    fn writable(&self) -> Result<()> {
+        if self.read_only {
+            return Err(Error::new(errno::EROFS, "this listener is read-only (--read-only)"));
+        }
+        Ok(())
     }
 
     async fn linearize(&self) -> Result<()> {
@@ -301,6 +311,9 @@ impl Filesystem for JobFs {
     }
 
     async fn open(&self, fid: &Fid, mode: OpenMode) -> Result<Qid> {
+        if mode.write {
+            self.writable()?;
+        }
         match &fid.node {
             Node::Job { name, incarnation } => {
                 self.job(name, *incarnation)?;
@@ -369,6 +382,7 @@ impl Filesystem for JobFs {
     }
 
     async fn write(&self, fid: &Fid, offset: u64, data: &[u8]) -> Result<u32> {
+        self.writable()?;
         if data.len() > MAX_WRITE {
             return Err(errors::invalid(format!("write of {} bytes; at most {MAX_WRITE}", data.len())));
         }
@@ -410,6 +424,7 @@ impl Filesystem for JobFs {
     /// `mkdir jobs/NAME`: an empty, stopped job whose cmd and schedule are
     /// written next.
     async fn create(&self, dir: &Fid, name: &str, perm: u32, _mode: OpenMode) -> Result<(Fid, Qid)> {
+        self.writable()?;
         if dir.node != Node::Jobs || perm & DMDIR == 0 {
             return Err(errors::not_permitted(format!("cannot create {name} here; create jobs with mkdir in /jobs or by writing /clone")));
         }
@@ -427,6 +442,7 @@ impl Filesystem for JobFs {
     /// Removing a job's directory deletes the job; removing one of its
     /// files succeeds and does nothing, so `rm -r` works.
     async fn remove(&self, fid: &Fid) -> Result<()> {
+        self.writable()?;
         match &fid.node {
             Node::Job { name, incarnation } => {
                 self.job(name, *incarnation)?;
