@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 use ninep::client::{Client, Options};
 use tokio::process::Child;
 
-use crate::jobd::{free_addr, spawn_jobd, READY_DEADLINE};
+use crate::jobd::{spawn_jobd, READY_DEADLINE};
 
 pub struct NodeProc {
     /// Extra environment (for example JOBD_TEST_CLOCK_OFFSET_MS).
@@ -47,17 +47,28 @@ impl Cluster {
 
     /// Starts `n` nodes with every peer link through a proxy the test controls.
     pub async fn start_proxied(n: usize) -> Result<Cluster> {
-        // Raft addresses first, so the proxies know where to forward.
-        let raft: Vec<SocketAddr> = (0..n).map(|_| free_addr()).collect::<Result<_>>()?;
+        Cluster::start_proxied_with_env(n, &[]).await
+    }
+
+    /// `start_proxied`, with extra environment for every node.
+    pub async fn start_proxied_with_env(n: usize, extra: &[(&str, &str)]) -> Result<Cluster> {
+        // Raft addresses first, so the proxies know where to forward; held
+        // until the proxies are bound, so the OS cannot hand one to a proxy.
+        let held: Vec<std::net::TcpListener> =
+            (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0")).collect::<std::io::Result<_>>()?;
+        let raft: Vec<SocketAddr> = held.iter().map(|l| l.local_addr()).collect::<std::io::Result<_>>()?;
         let mut links = std::collections::HashMap::new();
         for i in 0..n {
             for j in (0..n).filter(|j| *j != i) {
                 links.insert((i, j), crate::proxy::Proxy::start(raft[j]).await?);
             }
         }
+        drop(held);
         let env = |i: usize| {
             let addrs: Vec<String> = (0..n).filter(|j| *j != i).map(|j| format!("{}={}", j + 1, links[&(i, j)].addr)).collect();
-            vec![("JOBD_TEST_PEER_ADDRS".to_string(), addrs.join(","))]
+            let mut env = vec![("JOBD_TEST_PEER_ADDRS".to_string(), addrs.join(","))];
+            env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+            env
         };
         let mut c = Cluster::start_inner(n, env, Some(raft)).await?;
         c.links = links;
@@ -81,17 +92,26 @@ impl Cluster {
     async fn start_inner(n: usize, env: impl Fn(usize) -> Vec<(String, String)>, raft: Option<Vec<SocketAddr>>) -> Result<Cluster> {
         let serial = serial().lock_owned().await;
         let root = tempfile::tempdir()?;
+        // Every address is held until all are chosen, so no two collide.
+        let mut held = vec![];
+        let mut reserve = || -> Result<SocketAddr> {
+            let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+            let a = l.local_addr()?;
+            held.push(l);
+            Ok(a)
+        };
         let mut nodes = vec![];
         for i in 0..n {
             let dir = root.path().join(format!("n{}", i + 1));
             std::fs::create_dir_all(&dir)?;
-            let fs_addr = free_addr()?;
+            let fs_addr = reserve()?;
             let raft_addr = match &raft {
                 Some(r) => r[i],
-                None => free_addr()?,
+                None => reserve()?,
             };
             nodes.push(NodeProc { env: env(i), id: i as u64 + 1, fs_addr, raft_addr, dir, child: None });
         }
+        drop(held);
         let peers = nodes.iter().map(|n| format!("{}={}", n.id, n.raft_addr)).collect::<Vec<_>>().join(",");
         let mut c = Cluster { nodes, peers, _root: root, _serial: serial, links: Default::default() };
         for i in 0..n {

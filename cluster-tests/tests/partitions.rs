@@ -139,3 +139,38 @@ async fn a_one_way_partition_keeps_firing() {
     more_runs(&path, 2).await;
     no_duplicates(&path);
 }
+
+/// A follower cut off while the leader takes more entries than the
+/// snapshot threshold (and purges its log behind the snapshot): after
+/// healing it catches up — by snapshot, since the entries it missed are
+/// gone — and every node ends with the same digest.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_follower_isolated_past_the_snapshot_threshold_catches_up() {
+    let c = Cluster::start_proxied_with_env(3, &[("JOBD_SNAPSHOT_EVERY", "20")]).await.expect("cluster");
+    let leader = c.wait_leader().await.unwrap();
+    let follower = (leader + 1) % 3;
+    let fs = c.client(leader).await.unwrap();
+    c.isolate(follower, true);
+    for i in 0..60 {
+        fs.write("clone", format!("j{i}:@daily:true").as_bytes()).await.unwrap();
+    }
+    let refused: u64 = c.links.iter().filter(|((a, b), _)| *a == follower || *b == follower).map(|(_, p)| p.refused()).sum();
+    assert!(refused > 0, "the follower was cut off");
+    let applied = |ctl: &std::collections::HashMap<String, String>| ctl["applied"].parse::<u64>().unwrap();
+    let behind = applied(&c.ctl(follower).await.unwrap());
+    let ahead = applied(&c.ctl(leader).await.unwrap());
+    assert!(ahead >= behind + 60, "the follower fell {} entries behind", ahead - behind);
+    c.isolate(follower, false);
+    wait_for("the follower to catch up with the same digest", Duration::from_secs(30), async || {
+        let (a, b) = (c.ctl(leader).await.unwrap(), c.ctl(follower).await.unwrap());
+        a["applied"] == b["applied"] && a["digest"] == b["digest"]
+    })
+    .await;
+    let listing = String::from_utf8(c.client(follower).await.unwrap().read("jobs/j59/cmd").await.unwrap()).unwrap();
+    assert_eq!(listing, "true\n");
+    // It had to be a snapshot: the leader purged what the follower missed.
+    let leader_ctl = c.ctl(leader).await.unwrap();
+    assert!(leader_ctl["purged"].parse::<u64>().unwrap() > behind, "the leader purged past the follower: {leader_ctl:?}");
+    let follower_snapshot: u64 = c.ctl(follower).await.unwrap()["snapshot"].parse().unwrap();
+    assert!(follower_snapshot > behind, "the follower holds a snapshot past where it stopped");
+}

@@ -93,6 +93,9 @@ pub struct ClusterStatus {
     pub applied: u64,
     pub digest: u64,
     pub clock_skew_ms: i64,
+    /// The last log index covered by this node's snapshot, and purged from its log.
+    pub snapshot: u64,
+    pub purged: u64,
 }
 
 fn ids(v: &[u64]) -> String {
@@ -105,7 +108,7 @@ fn ids(v: &[u64]) -> String {
 
 pub fn cluster_ctl(s: &ClusterStatus) -> String {
     format!(
-        "id {}\nleader {}\nleader-fsaddr {}\nterm {}\nmembers {}\nlearners {}\ncommit {}\napplied {}\ndigest {:016x}\nclock-skew-ms {}\n",
+        "id {}\nleader {}\nleader-fsaddr {}\nterm {}\nmembers {}\nlearners {}\ncommit {}\napplied {}\ndigest {:016x}\nclock-skew-ms {}\nsnapshot {}\npurged {}\n",
         s.id,
         s.leader.map_or_else(|| "none".into(), |l| l.to_string()),
         s.leader_fsaddr.as_deref().unwrap_or("-"),
@@ -115,7 +118,9 @@ pub fn cluster_ctl(s: &ClusterStatus) -> String {
         s.commit,
         s.applied,
         s.digest,
-        s.clock_skew_ms
+        s.clock_skew_ms,
+        s.snapshot,
+        s.purged
     )
 }
 

@@ -177,6 +177,8 @@ impl JobFs {
             applied,
             digest,
             clock_skew_ms: self.clocks.skew_ms(),
+            snapshot: m.snapshot.map_or(0, |l| l.index),
+            purged: m.purged.map_or(0, |l| l.index),
         })
     }
 
