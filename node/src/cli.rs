@@ -83,6 +83,13 @@ pub struct Args {
     #[arg(long, env = "JOBD_LINEARIZABLE_READS")]
     pub linearizable_reads: bool,
 
+    /// A shared secret every Raft and forwarding RPC between nodes must
+    /// carry (the same on every node); without it, any process that reaches
+    /// --raftaddr can vote, append or forward. Prefer the environment
+    /// variable to the flag, which other users can see in ps.
+    #[arg(long, env = "JOBD_CLUSTER_TOKEN", hide_env_values = true)]
+    pub cluster_token: Option<String>,
+
     /// Serve Prometheus metrics (text) on this address; off when unset.
     #[arg(long, env = "JOBD_METRICS_ADDR")]
     pub metrics_addr: Option<String>,
@@ -156,6 +163,7 @@ impl Args {
         c.snapshot_every = self.snapshot_every;
         c.write_timeout = Duration::from_millis(self.write_timeout_ms);
         c.max_clock_skew_ms = self.max_clock_skew_ms;
+        c.cluster_token = self.cluster_token.clone();
         Ok(c)
     }
 }

@@ -57,6 +57,8 @@ pub struct Config {
     pub write_timeout: Duration,
     /// A node whose clock is further than this from the quorum's does not fire.
     pub max_clock_skew_ms: i64,
+    /// A shared secret every Raft and forwarding RPC must carry.
+    pub cluster_token: Option<String>,
 }
 
 impl Config {
@@ -76,6 +78,7 @@ impl Config {
             snapshot_every: 10_000,
             write_timeout: Duration::from_secs(5),
             max_clock_skew_ms: 500,
+            cluster_token: None,
         }
     }
 }
@@ -154,7 +157,9 @@ impl Node {
         .validate()
         .map_err(|e| StartError::Config(e.to_string()))?;
         let clocks = Arc::new(PeerClocks::default());
-        let net = Network::new(cfg.id, clocks.clone());
+        let mut net = Network::new(cfg.id, clocks.clone());
+        let token: Option<Arc<str>> = cfg.cluster_token.as_deref().map(Arc::from);
+        net.token = token.clone();
         let sm = StateMachine::new(db.clone());
         let raft = Raft::new(cfg.id, Arc::new(raft_config), net.clone(), LogStore::new(db.clone()), sm.clone())
             .await
@@ -168,8 +173,14 @@ impl Node {
         tasks.push(tokio::spawn(async move {
             let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
             let res = tonic::transport::Server::builder()
-                .add_service(RaftServer::new(raft_svc).max_decoding_message_size(MAX_MESSAGE_BYTES))
-                .add_service(ForwardServer::new(fwd_svc).max_decoding_message_size(MAX_MESSAGE_BYTES))
+                .add_service(tonic::service::interceptor::InterceptedService::new(
+                    RaftServer::new(raft_svc).max_decoding_message_size(MAX_MESSAGE_BYTES),
+                    crate::net::check_token(token.clone()),
+                ))
+                .add_service(tonic::service::interceptor::InterceptedService::new(
+                    ForwardServer::new(fwd_svc).max_decoding_message_size(MAX_MESSAGE_BYTES),
+                    crate::net::check_token(token),
+                ))
                 .serve_with_incoming_shutdown(incoming, async move {
                     let _ = server_stop.wait_for(|s| *s).await;
                 })
@@ -339,7 +350,7 @@ impl Writer {
             } else if let Some(member) = leader.and_then(|l| metrics.membership_config.membership().get_node(&l).cloned()) {
                 let channel = self.net.channel_to(leader.unwrap_or_default(), &member.raft_addr).map_err(|_| WriteError::NoQuorum)?;
                 let left = deadline.saturating_duration_since(Instant::now());
-                match crate::net::forward::read_index(channel, left).await {
+                match crate::net::forward::read_index(channel, left, self.net.token.as_deref()).await {
                     Ok(Ok(i)) => Some(i),
                     _ => None,
                 }
@@ -378,7 +389,7 @@ impl Writer {
         };
         let channel = self.net.channel_to(leader, &member.raft_addr).map_err(|_| WriteError::NoQuorum)?;
         let left = deadline.saturating_duration_since(Instant::now());
-        let (index, resp) = match forward(channel, cmd, left).await {
+        let (index, resp) = match forward(channel, cmd, left, self.net.token.as_deref()).await {
             Ok(Ok(done)) => done,
             Ok(Err(ForwardError::NotLeader { .. })) => return Err(WriteError::NoQuorum),
             Ok(Err(ForwardError::Failed(_))) => return Err(WriteError::NoQuorum),

@@ -176,3 +176,22 @@ async fn a_node_joins_as_a_learner_is_promoted_and_removed_through_ctl() {
     assert_eq!(err.errno(), Some(ninep::error::errno::EINVAL));
     joiner.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_cluster_token_members_work_and_a_stranger_is_refused() {
+    let c = Cluster::start_with(3, 10_000, |cfg| cfg.cluster_token = Some("s3cret".into())).await;
+    let leader = c.leader().await;
+    let follower = (leader + 1) % 3;
+    // Members carry the token: elections, replication and forwarding work.
+    assert!(matches!(c.node(follower).write(create("tokened")).await, Ok(Response::Created { .. })));
+    let addr = format!("http://{}", c.configs[leader].raft_addr);
+    for token in [None, Some("wrong")] {
+        let mut stranger = proto::raft::raft_client::RaftClient::connect(addr.clone()).await.unwrap();
+        let mut req = tonic::Request::new(proto::raft::RaftRequest { payload: b"{}".to_vec(), sent_at_unix_ms: 0, from_node: 9 });
+        if let Some(t) = token {
+            req.metadata_mut().insert(node::net::TOKEN_HEADER, t.parse().unwrap());
+        }
+        let status = stranger.vote(req).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unauthenticated, "token {token:?}: {status:?}");
+    }
+}

@@ -67,20 +67,20 @@ impl Forward for ForwardService {
 }
 
 /// Asks the leader over `channel` for its read index.
-pub async fn read_index(channel: Channel, deadline: Duration) -> Result<Result<u64, ForwardError>, Status> {
+pub async fn read_index(channel: Channel, deadline: Duration, token: Option<&str>) -> Result<Result<u64, ForwardError>, Status> {
     let mut client = ForwardClient::new(channel);
     let mut req = Request::new(ReadIndexRequest {});
     req.set_timeout(deadline);
-    let reply = client.read_index(req).await?.into_inner();
+    let reply = client.read_index(crate::net::with_token(req, token)).await?.into_inner();
     decode(&reply.result)
 }
 
 /// Sends `cmd` to the leader's forward service over `channel`.
-pub async fn forward(channel: Channel, cmd: &Command, deadline: Duration) -> Result<ForwardResult, Status> {
+pub async fn forward(channel: Channel, cmd: &Command, deadline: Duration, token: Option<&str>) -> Result<ForwardResult, Status> {
     let mut client = ForwardClient::new(channel).max_decoding_message_size(MAX_MESSAGE_BYTES);
     let command = encode(cmd).map_err(|e| Status::internal(e.to_string()))?;
     let mut req = Request::new(ForwardRequest { command });
     req.set_timeout(deadline);
-    let reply = client.write(req).await?.into_inner();
+    let reply = client.write(crate::net::with_token(req, token)).await?.into_inner();
     decode(&reply.result)
 }

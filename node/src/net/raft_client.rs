@@ -31,6 +31,8 @@ pub struct Network {
     /// address (the cluster tests route every link through a proxy they
     /// control). From `JOBD_TEST_PEER_ADDRS=ID=HOST:PORT,...`.
     overrides: Arc<HashMap<NodeId, String>>,
+    /// Sent with every RPC when the cluster has a token.
+    pub token: Option<Arc<str>>,
 }
 
 fn overrides_from_env() -> HashMap<NodeId, String> {
@@ -43,7 +45,7 @@ fn overrides_from_env() -> HashMap<NodeId, String> {
 
 impl Network {
     pub fn new(me: NodeId, clocks: Arc<PeerClocks>) -> Self {
-        Network { me, clocks, channels: Arc::default(), overrides: Arc::new(overrides_from_env()) }
+        Network { me, clocks, channels: Arc::default(), overrides: Arc::new(overrides_from_env()), token: None }
     }
 
     /// The channel to peer `id`, whose member address is `addr`.
@@ -109,6 +111,7 @@ impl Peer {
         let mut request = tonic::Request::new(RaftRequest { payload, sent_at_unix_ms: sent, from_node: self.net.me });
         let ttl = option.hard_ttl();
         request.set_timeout(ttl);
+        let request = crate::net::with_token(request, self.net.token.as_deref());
         let reply: Result<tonic::Response<RaftReply>, tonic::Status> = match kind {
             RPCTypes::Vote => client.vote(request).await,
             RPCTypes::AppendEntries => client.append_entries(request).await,

@@ -45,6 +45,11 @@ pub async fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
 
 impl Cluster {
     pub async fn start(n: usize, snapshot_every: u64) -> Cluster {
+        Cluster::start_with(n, snapshot_every, |_| {}).await
+    }
+
+    /// `start`, with `tweak` applied to every node's configuration.
+    pub async fn start_with(n: usize, snapshot_every: u64, tweak: impl Fn(&mut Config)) -> Cluster {
         let mut listeners = vec![];
         for _ in 0..n {
             listeners.push(TcpListener::bind("127.0.0.1:0").await.unwrap());
@@ -61,6 +66,7 @@ impl Cluster {
                 c.initial_state = Some(InitialState::New);
                 c.snapshot_every = snapshot_every;
                 c.write_timeout = Duration::from_secs(3);
+                tweak(&mut c);
                 c
             })
             .collect();
