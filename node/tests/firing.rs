@@ -173,3 +173,32 @@ async fn a_run_past_its_start_deadline_is_recorded_not_started() {
     assert_eq!(run.status, node::command::RunStatus::NotStarted);
     assert!(!marker.exists(), "the command did not run");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_f_style_reads_at_growing_offsets_see_each_line_once() {
+    let c = Cluster::start(1, 10_000).await;
+    c.leader().await;
+    let fs = ninep::client::Client::connect(c.fs_addrs[0], Default::default()).await.unwrap();
+    fs.write("clone", b"t:* * * * * *:echo line $JOBD_RUN_ID").await.unwrap();
+    fs.write("jobs/t/ctl", b"start").await.unwrap();
+    // Like tail -f: keep one fid open and read on from where the last read ended.
+    let fid = fs.walk("jobs/t/log").await.unwrap();
+    fs.open(fid, ninep::fcall::omode::OREAD).await.unwrap();
+    let mut seen = String::new();
+    let start = tokio::time::Instant::now();
+    while seen.matches(":line ").count() < 3 {
+        assert!(start.elapsed() < Duration::from_secs(20), "new lines did not appear: {seen:?}");
+        let chunk = fs.read_at(fid, seen.len() as u64, 64).await.unwrap();
+        if chunk.is_empty() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        seen.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    fs.write("jobs/t/ctl", b"stop").await.unwrap();
+    // Whole lines, each once, in the order a fresh read gives them.
+    let whole = text(&fs, "jobs/t/log").await;
+    assert!(whole.starts_with(&seen[..seen.rfind('\n').unwrap() + 1]), "{seen:?} vs {whole:?}");
+    let lines: Vec<&str> = seen.lines().filter(|l| l.contains(":line ")).collect();
+    let unique: std::collections::HashSet<&&str> = lines.iter().collect();
+    assert_eq!(unique.len(), lines.len(), "a line twice: {lines:?}");
+}
