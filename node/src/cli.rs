@@ -94,6 +94,10 @@ pub struct Args {
     #[arg(long, env = "JOBD_METRICS_ADDR")]
     pub metrics_addr: Option<String>,
 
+    /// Largest single 9P write accepted, in bytes.
+    #[arg(long, env = "JOBD_MAX_WRITE", default_value_t = crate::fs::MAX_WRITE)]
+    pub max_write: usize,
+
     /// Refuse every write over 9P (EROFS): a tree for monitoring mounts.
     #[arg(long, env = "JOBD_READ_ONLY")]
     pub read_only: bool,

@@ -58,6 +58,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut fs = JobFs::new(&node);
     fs.linearizable = args.linearizable_reads;
     fs.read_only = args.read_only;
+    fs.max_write = args.max_write;
     let fs = Arc::new(fs);
     let (stop_9p, stopped) = oneshot::channel::<()>();
     let mut ninep_config = args.ninep_config();

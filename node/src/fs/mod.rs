@@ -28,7 +28,7 @@ use crate::types::Raft;
 use input::{ClusterVerb, Verb};
 use path::{JobFile, Node};
 
-/// Largest single write accepted.
+/// Largest single write accepted, by default (`--max-write`).
 pub const MAX_WRITE: usize = 64 << 10;
 
 /// Per-fid state: what a clone write created, and the content a read at
@@ -68,6 +68,8 @@ impl Fid {
 pub struct JobFs {
     /// Refuse every change (EROFS): a tree for monitoring mounts.
     pub read_only: bool,
+    /// Largest single write accepted, in bytes.
+    pub max_write: usize,
     /// Confirm with the leader before serving a read (a job lookup, a read
     /// at offset 0, a directory listing), instead of serving this node's
     /// applied state.
@@ -86,6 +88,7 @@ impl JobFs {
     pub fn new(node: &crate::node::Node) -> JobFs {
         JobFs {
             read_only: false,
+            max_write: MAX_WRITE,
             linearizable: false,
             id: node.id,
             incarnation: node.incarnation,
@@ -385,8 +388,8 @@ impl Filesystem for JobFs {
 
     async fn write(&self, fid: &Fid, offset: u64, data: &[u8]) -> Result<u32> {
         self.writable()?;
-        if data.len() > MAX_WRITE {
-            return Err(errors::invalid(format!("write of {} bytes; at most {MAX_WRITE}", data.len())));
+        if data.len() > self.max_write {
+            return Err(errors::invalid(format!("write of {} bytes; at most {}", data.len(), self.max_write)));
         }
         match &fid.node {
             Node::Clone => {
