@@ -6,9 +6,11 @@
 //! most once whatever the leaders do; this loop makes every time count.
 //!
 //! Missed times (no leader, or a leader that could not fire) follow the
-//! catch-up policy `once`: a single run, for the latest missed time, with
-//! the number passed over recorded in the log. A node whose clock is more
-//! than `max_clock_skew_ms` from the quorum's does not fire at all.
+//! job's catch-up policy (`due`): `once` runs the latest missed time and
+//! counts the rest, `skip` counts them all, `all` runs each (the last 100);
+//! times older than the catch-up window are counted and skipped first. A
+//! node whose clock is more than `max_clock_skew_ms` from the quorum's does
+//! not fire at all. Once a second it also ends runs nobody will end (`sweep`).
 
 pub mod executor;
 
