@@ -97,8 +97,21 @@ pub fn parse_duration_ms(s: &str) -> Result<i64, String> {
 }
 
 impl Schedule {
-    /// Parses an expression; the error is one line naming what is wrong.
-    /// An expression that can never fire is refused too.
+    /// Parses an expression a client gave: `parse`, and refuses one that
+    /// can never fire (30 February, say). The error is one line.
+    pub fn parse_new(expr: &str) -> Result<Schedule, String> {
+        let s = Schedule::parse(expr)?;
+        let epoch = Utc.timestamp_opt(0, 0).single().expect("the epoch is a valid instant");
+        let now_ish = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).single().unwrap_or(epoch);
+        if s.next_after(now_ish, Tz::UTC).is_none() {
+            return Err("the expression never fires".into());
+        }
+        Ok(s)
+    }
+
+    /// Parses an expression (syntax only: cheap enough for every scheduler
+    /// tick; stored expressions were checked by `parse_new` when written).
+    /// The error is one line naming what is wrong.
     pub fn parse(expr: &str) -> Result<Schedule, String> {
         let expr = expr.trim();
         if let Some(d) = expr.strip_prefix("@every") {
@@ -118,14 +131,7 @@ impl Schedule {
                 return Err(format!("{n} fields; want 5 (min hour dom month dow), 6 (with seconds) or 7 (Quartz, with year)"))
             }
         };
-        let s = Schedule::Cron(Box::new(cron));
-        // Refuse what never fires (30 February, say).
-        let epoch = Utc.timestamp_opt(0, 0).single().expect("the epoch is a valid instant");
-        let now_ish = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).single().unwrap_or(epoch);
-        if s.next_after(now_ish, Tz::UTC).is_none() {
-            return Err("the expression never fires".into());
-        }
-        Ok(s)
+        Ok(Schedule::Cron(Box::new(cron)))
     }
 
     /// The first scheduled instant strictly after `after`, in zone `tz`.

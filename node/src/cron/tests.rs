@@ -130,7 +130,7 @@ fn bad_expressions_say_what_is_wrong() {
         ("@fortnightly", "unknown macro"),
         ("0 0 0 ? * 6#9", "#9 must be 1-5"),
     ] {
-        let err = Schedule::parse(expr).expect_err(expr);
+        let err = Schedule::parse_new(expr).expect_err(expr);
         assert!(err.contains(want), "{expr:?}: {err:?} should mention {want:?}");
         assert!(!err.contains('\n'), "one line");
     }

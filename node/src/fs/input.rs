@@ -46,7 +46,7 @@ pub fn parse_clone(data: &[u8]) -> Result<CloneRequest, String> {
     if cmd.trim().is_empty() {
         return Err("empty command".into());
     }
-    crate::cron::Schedule::parse(schedule)?;
+    crate::cron::Schedule::parse_new(schedule)?;
     Ok(CloneRequest { name: name.into(), schedule: schedule.trim().into(), cmd: cmd.into() })
 }
 

@@ -415,7 +415,7 @@ impl Filesystem for JobFs {
                     whole(offset, "schedule")?;
                     self.job(name, *incarnation)?;
                     let expr = input::text(data).map_err(errors::invalid)?.trim().to_string();
-                    crate::cron::Schedule::parse(&expr).map_err(errors::invalid)?;
+                    crate::cron::Schedule::parse_new(&expr).map_err(errors::invalid)?;
                     let cmd = Command::SetSchedule { name: name.clone(), schedule: expr, at_ms: now_ms() };
                     self.write_cmd(cmd, name).await?;
                 }
