@@ -144,6 +144,14 @@ impl Cluster {
         Ok(Client::connect(self.nodes[i].fs_addr, Options::default()).await?)
     }
 
+    /// A file of node `i`'s tree as text (empty if it cannot be read).
+    pub async fn read(&self, i: usize, path: &str) -> String {
+        match self.client(i).await {
+            Ok(c) => String::from_utf8_lossy(&c.read(path).await.unwrap_or_default()).into_owned(),
+            Err(_) => String::new(),
+        }
+    }
+
     /// `/ctl` of node `i` as key → value.
     pub async fn ctl(&self, i: usize) -> Result<std::collections::HashMap<String, String>> {
         let text = String::from_utf8(self.client(i).await?.read("ctl").await?)?;

@@ -29,9 +29,6 @@ fn witness(path: &std::path::Path) -> Vec<i64> {
     std::fs::read_to_string(path).unwrap_or_default().lines().map(secs).collect()
 }
 
-async fn read(c: &Cluster, i: usize, path: &str) -> String {
-    String::from_utf8(c.client(i).await.unwrap().read(path).await.unwrap()).unwrap()
-}
 
 
 #[tokio::test(flavor = "multi_thread")]
@@ -69,7 +66,7 @@ async fn a_second_job_survives_three_leader_kills() {
     wait_for("every run ended and every node the same", Duration::from_secs(30), async || {
         let mut views = vec![];
         for i in 0..3 {
-            views.push((read(&c, i, "jobs/tick/runs").await, read(&c, i, "jobs/tick/log").await));
+            views.push((c.read(i, "jobs/tick/runs").await, c.read(i, "jobs/tick/log").await));
         }
         let open = views[0].0.lines().any(|l| l.ends_with(" running") || l.ends_with(" pending"));
         !open && views.iter().all(|v| *v == views[0])
@@ -79,10 +76,10 @@ async fn a_second_job_survives_three_leader_kills() {
     let ran = witness(&path);
     let unique: HashSet<i64> = ran.iter().copied().collect();
     assert_eq!(unique.len(), ran.len(), "a scheduled time ran twice: {ran:?}");
-    let runs = read(&c, leader, "jobs/tick/runs").await;
+    let runs = c.read(leader, "jobs/tick/runs").await;
     let recorded: BTreeSet<i64> = runs.lines().map(|l| secs(l.split(' ').nth(1).unwrap())).collect();
     let mut skipped: BTreeSet<i64> = BTreeSet::new();
-    for line in read(&c, leader, "jobs/tick/log").await.lines() {
+    for line in c.read(leader, "jobs/tick/log").await.lines() {
         let Some((ts, text)) = line.split_once(" UTC:") else { continue };
         if let Some(n) = text.strip_prefix("skipped ").and_then(|t| t.split(' ').next()).and_then(|n| n.parse::<i64>().ok()) {
             let at = NaiveDateTime::parse_from_str(ts, "%Y-%m-%d %H:%M:%S%.9f +0000").unwrap().and_utc().timestamp();

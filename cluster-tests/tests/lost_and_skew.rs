@@ -14,9 +14,6 @@ use cluster_tests::cluster::Cluster;
 use cluster_tests::wait_for;
 
 
-async fn read(c: &Cluster, i: usize, path: &str) -> String {
-    String::from_utf8(c.client(i).await.unwrap().read(path).await.unwrap_or_default()).unwrap()
-}
 
 fn alive(pid: u32) -> bool {
     // A zombie has exited; only a running process counts.
@@ -43,12 +40,12 @@ async fn a_run_on_a_killed_leader_dies_with_it_and_is_marked_lost() {
     wait_for("the run marked lost on every node", Duration::from_secs(20), async || {
         let mut all = true;
         for i in (0..3).filter(|i| *i != leader) {
-            all &= read(&c, i, "jobs/long/runs").await.trim_end().ends_with(" lost");
+            all &= c.read(i, "jobs/long/runs").await.trim_end().ends_with(" lost");
         }
         all
     })
     .await;
-    assert!(read(&c, new, "jobs/long/log").await.contains(" lost in "));
+    assert!(c.read(new, "jobs/long/log").await.contains(" lost in "));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -79,7 +76,7 @@ async fn a_node_whose_clock_runs_ahead_says_so_and_never_fires_early() {
         // The skewed leader must not fire at all.
         tokio::time::sleep_until(tokio::time::Instant::now() + Duration::from_secs(3)).await;
         assert!(!witness.exists(), "a skewed leader fired");
-        assert_eq!(read(&c, leader, "jobs/tick/runs").await, "");
+        assert_eq!(c.read(leader, "jobs/tick/runs").await, "");
     } else {
         wait_for("three runs", Duration::from_secs(15), async || {
             std::fs::read_to_string(&witness).is_ok_and(|w| w.lines().count() >= 3)
