@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::net::tls::TlsFiles;
 use crate::node::{Config, InitialState};
 use crate::types::NodeId;
 
@@ -90,6 +91,20 @@ pub struct Args {
     #[arg(long, env = "JOBD_CLUSTER_TOKEN", hide_env_values = true)]
     pub cluster_token: Option<String>,
 
+    /// This node's certificate (PEM) for mutual TLS between nodes; with
+    /// --tls-key and --tls-ca, every peer link is TLS and a peer must
+    /// present a certificate signed by the CA. Off when unset.
+    #[arg(long, env = "JOBD_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "JOBD_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
+    /// The cluster CA (PEM): the only issuer accepted from peers.
+    #[arg(long, env = "JOBD_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+
     /// Serve Prometheus metrics (text) on this address; off when unset.
     #[arg(long, env = "JOBD_METRICS_ADDR")]
     pub metrics_addr: Option<String>,
@@ -168,6 +183,9 @@ impl Args {
         c.write_timeout = Duration::from_millis(self.write_timeout_ms);
         c.max_clock_skew_ms = self.max_clock_skew_ms;
         c.cluster_token = self.cluster_token.clone();
+        let files = TlsFiles::from_flags(self.tls_cert.as_deref(), self.tls_key.as_deref(), self.tls_ca.as_deref())
+            .map_err(|e| e.to_string())?;
+        c.tls = files.map(|f| f.load()).transpose().map_err(|e| e.to_string())?;
         Ok(c)
     }
 }

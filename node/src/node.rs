@@ -59,6 +59,8 @@ pub struct Config {
     pub max_clock_skew_ms: i64,
     /// A shared secret every Raft and forwarding RPC must carry.
     pub cluster_token: Option<String>,
+    /// Mutual TLS on every peer link, when set.
+    pub tls: Option<crate::net::tls::Tls>,
 }
 
 impl Config {
@@ -79,6 +81,7 @@ impl Config {
             write_timeout: Duration::from_secs(5),
             max_clock_skew_ms: 500,
             cluster_token: None,
+            tls: None,
         }
     }
 }
@@ -94,6 +97,8 @@ pub enum StartError {
     DataDir { dir: String, source: std::io::Error },
     #[error("opening the database in {dir}: {source}")]
     Db { dir: String, source: rocksdb::Error },
+    #[error("TLS: {0}")]
+    Tls(String),
     #[error("bad raft configuration: {0}")]
     Config(String),
     #[error("starting raft: {0}")]
@@ -160,6 +165,11 @@ impl Node {
         let mut net = Network::new(cfg.id, clocks.clone());
         let token: Option<Arc<str>> = cfg.cluster_token.as_deref().map(Arc::from);
         net.token = token.clone();
+        net.tls = cfg.tls.as_ref().map(|t| t.client.clone());
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = &cfg.tls {
+            builder = builder.tls_config(tls.server.clone()).map_err(|e| StartError::Tls(e.to_string()))?;
+        }
         let sm = StateMachine::new(db.clone());
         let raft = Raft::new(cfg.id, Arc::new(raft_config), net.clone(), LogStore::new(db.clone()), sm.clone())
             .await
@@ -172,7 +182,7 @@ impl Node {
         let mut server_stop = stopped.clone();
         tasks.push(tokio::spawn(async move {
             let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-            let res = tonic::transport::Server::builder()
+            let res = builder
                 .add_service(tonic::service::interceptor::InterceptedService::new(
                     RaftServer::new(raft_svc).max_decoding_message_size(MAX_MESSAGE_BYTES),
                     crate::net::check_token(token.clone()),

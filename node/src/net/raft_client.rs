@@ -33,6 +33,8 @@ pub struct Network {
     overrides: Arc<HashMap<NodeId, String>>,
     /// Sent with every RPC when the cluster has a token.
     pub token: Option<Arc<str>>,
+    /// Dial peers over mutual TLS when set.
+    pub tls: Option<tonic::transport::ClientTlsConfig>,
 }
 
 fn overrides_from_env() -> HashMap<NodeId, String> {
@@ -45,7 +47,7 @@ fn overrides_from_env() -> HashMap<NodeId, String> {
 
 impl Network {
     pub fn new(me: NodeId, clocks: Arc<PeerClocks>) -> Self {
-        Network { me, clocks, channels: Arc::default(), overrides: Arc::new(overrides_from_env()), token: None }
+        Network { me, clocks, channels: Arc::default(), overrides: Arc::new(overrides_from_env()), token: None, tls: None }
     }
 
     /// The channel to peer `id`, whose member address is `addr`.
@@ -62,10 +64,14 @@ impl Network {
         if let Some(c) = channels.get(addr) {
             return Ok(c.clone());
         }
-        let c = Endpoint::from_shared(format!("http://{addr}"))?
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let mut e = Endpoint::from_shared(format!("{scheme}://{addr}"))?
             .connect_timeout(Duration::from_millis(500))
-            .tcp_nodelay(true)
-            .connect_lazy();
+            .tcp_nodelay(true);
+        if let Some(tls) = &self.tls {
+            e = e.tls_config(tls.clone())?;
+        }
+        let c = e.connect_lazy();
         channels.insert(addr.to_string(), c.clone());
         Ok(c)
     }
