@@ -153,6 +153,14 @@ pub enum Sub {
     /// A 9P client for people with no 9P mount: ls, read, write, stat, rm.
     #[command(name = "9p")]
     NineP(crate::client_cli::NinePArgs),
+    /// Start a new one-node cluster in --dbdir (new or empty) from a backup
+    /// (a `backup` written to /ctl leaves one in DBDIR/backups/); its only
+    /// member is --id at --raftaddr. Then run jobd on that --dbdir without
+    /// --peers, and add members with /ctl `add` and `promote`.
+    Restore {
+        /// The backup directory.
+        from: PathBuf,
+    },
 }
 
 fn parse_peer(s: &str) -> Result<(NodeId, String), String> {

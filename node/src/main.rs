@@ -15,12 +15,32 @@ use tracing::{error, info, warn};
 #[tokio::main]
 async fn main() {
     let mut args = Args::parse();
-    if let Some(Sub::NineP(a)) = args.command.take() {
-        if let Err(e) = node::client_cli::run(a).await {
-            eprintln!("jobd 9p: {e}");
-            std::process::exit(1);
+    match args.command.take() {
+        Some(Sub::NineP(a)) => {
+            if let Err(e) = node::client_cli::run(a).await {
+                eprintln!("jobd 9p: {e}");
+                std::process::exit(1);
+            }
+            return;
         }
-        return;
+        Some(Sub::Restore { from }) => {
+            match node::store::backup::restore(&from, &args.dbdir, args.id, &args.raftaddr).await {
+                Ok(r) => println!(
+                    "restored {} state keys from {} into {}: a new cluster whose only member is node {} at {}",
+                    r.keys,
+                    from.display(),
+                    args.dbdir.display(),
+                    args.id,
+                    args.raftaddr
+                ),
+                Err(e) => {
+                    eprintln!("jobd restore: {e}");
+                    std::process::exit(1);
+                }
+            }
+            return;
+        }
+        None => {}
     }
     let default = if args.debug { "info,ninep=debug" } else { "info" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());

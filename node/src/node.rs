@@ -129,6 +129,8 @@ pub struct Node {
     pub sm: StateMachine,
     pub clocks: Arc<PeerClocks>,
     pub db: Arc<rocksdb::DB>,
+    /// The `--dbdir` the database lives in.
+    pub dbdir: std::path::PathBuf,
     net: Network,
     write_timeout: Duration,
     /// Tells the scheduler and the runs that the node is stopping.
@@ -241,7 +243,7 @@ impl Node {
             incarnation,
         };
         tasks.push(tokio::spawn(scheduler.run()));
-        let node = Node { id: cfg.id, incarnation, executor, leadership, stopping, raft, sm, clocks, db, net, write_timeout: cfg.write_timeout, stop, tasks };
+        let node = Node { id: cfg.id, incarnation, executor, leadership, stopping, raft, sm, clocks, db, dbdir: cfg.dbdir.clone(), net, write_timeout: cfg.write_timeout, stop, tasks };
         node.announce(cfg.fs_addr.clone(), incarnation, stopped);
         Ok(node)
     }

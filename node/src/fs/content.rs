@@ -96,6 +96,8 @@ pub struct ClusterStatus {
     /// The last log index covered by this node's snapshot, and purged from its log.
     pub snapshot: u64,
     pub purged: u64,
+    /// The newest backup under this node's `--dbdir`.
+    pub backup: Option<String>,
 }
 
 fn ids(v: &[u64]) -> String {
@@ -108,7 +110,7 @@ fn ids(v: &[u64]) -> String {
 
 pub fn cluster_ctl(s: &ClusterStatus) -> String {
     format!(
-        "id {}\nleader {}\nleader-fsaddr {}\nterm {}\nmembers {}\nlearners {}\ncommit {}\napplied {}\ndigest {:016x}\nclock-skew-ms {}\nsnapshot {}\npurged {}\n",
+        "id {}\nleader {}\nleader-fsaddr {}\nterm {}\nmembers {}\nlearners {}\ncommit {}\napplied {}\ndigest {:016x}\nclock-skew-ms {}\nsnapshot {}\npurged {}\nbackup {}\n",
         s.id,
         s.leader.map_or_else(|| "none".into(), |l| l.to_string()),
         s.leader_fsaddr.as_deref().unwrap_or("-"),
@@ -120,7 +122,8 @@ pub fn cluster_ctl(s: &ClusterStatus) -> String {
         s.digest,
         s.clock_skew_ms,
         s.snapshot,
-        s.purged
+        s.purged,
+        s.backup.as_deref().unwrap_or("-")
     )
 }
 

@@ -118,9 +118,11 @@ pub enum ClusterVerb {
     Add { id: u64, raft_addr: String },
     Promote { id: u64 },
     Remove { id: u64 },
+    /// Checkpoint this node's database under `DBDIR/backups/`.
+    Backup,
 }
 
-pub const CLUSTER_VERBS: &str = "add ID RAFTADDR, promote ID, remove ID";
+pub const CLUSTER_VERBS: &str = "add ID RAFTADDR, promote ID, remove ID, backup";
 
 pub fn parse_cluster_ctl(data: &[u8]) -> Result<Vec<ClusterVerb>, String> {
     let s = text(data)?;
@@ -132,6 +134,7 @@ pub fn parse_cluster_ctl(data: &[u8]) -> Result<Vec<ClusterVerb>, String> {
             ["add", n, addr] if addr.contains(':') => ClusterVerb::Add { id: id(n)?, raft_addr: addr.to_string() },
             ["promote", n] => ClusterVerb::Promote { id: id(n)? },
             ["remove", n] => ClusterVerb::Remove { id: id(n)? },
+            ["backup"] => ClusterVerb::Backup,
             _ => return Err(format!("unknown command {line:?}; the commands are: {CLUSTER_VERBS}")),
         });
     }

@@ -80,6 +80,8 @@ pub struct JobFs {
     pub raft: Raft,
     pub sm: StateMachine,
     pub db: Arc<rocksdb::DB>,
+    /// The node's `--dbdir`, where backups go.
+    pub dbdir: std::path::PathBuf,
     pub clocks: Arc<PeerClocks>,
     pub writer: Writer,
 }
@@ -96,6 +98,7 @@ impl JobFs {
             raft: node.raft.clone(),
             sm: node.sm.clone(),
             db: node.db.clone(),
+            dbdir: node.dbdir.clone(),
             clocks: node.clocks.clone(),
             writer: node.writer(),
         }
@@ -182,6 +185,7 @@ impl JobFs {
             clock_skew_ms: self.clocks.skew_ms(),
             snapshot: m.snapshot.map_or(0, |l| l.index),
             purged: m.purged.map_or(0, |l| l.index),
+            backup: crate::store::backup::latest(&self.dbdir).map(|p| p.display().to_string()),
         })
     }
 
@@ -251,6 +255,21 @@ impl JobFs {
         Ok(())
     }
 
+    /// Checkpoints this node's database once it has applied everything
+    /// the leader had committed when asked (so the backup holds every write
+    /// acknowledged before it, wherever it was made).
+    async fn backup(&self) -> Result<()> {
+        self.writer.linearize().await.map_err(errors::from_write)?;
+        let applied = self.raft.metrics().borrow().last_applied.map_or(0, |l| l.index);
+        let (db, dbdir) = (self.db.clone(), self.dbdir.clone());
+        let made = tokio::task::spawn_blocking(move || crate::store::backup::checkpoint(&db, &dbdir, applied))
+            .await
+            .map_err(|e| Error::new(errno::EIO, format!("backup task failed: {e}")))?;
+        let dir = made.map_err(|e| Error::new(errno::EIO, e.to_string()))?;
+        tracing::info!(dir = %dir.display(), applied, "backup taken");
+        Ok(())
+    }
+
     async fn write_cluster_ctl(&self, data: &[u8]) -> Result<()> {
         let not_leader = |e: String| Error::new(errno::EAGAIN, format!("{e}; write membership commands to the leader's /ctl"));
         for verb in input::parse_cluster_ctl(data).map_err(errors::invalid)? {
@@ -269,6 +288,7 @@ impl JobFs {
                     let nodes = openraft::ChangeMembers::RemoveNodes([id].into());
                     self.raft.change_membership(nodes, false).await.map_err(|e| not_leader(e.to_string()))?;
                 }
+                ClusterVerb::Backup => self.backup().await?,
             }
         }
         Ok(())

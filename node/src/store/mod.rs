@@ -8,6 +8,7 @@
 //! synced log write syncs the shared WAL behind them, and an apply lost to
 //! a power cut is re-applied from the log on restart.
 
+pub mod backup;
 pub mod log_store;
 pub mod snapshot;
 pub mod state_machine;

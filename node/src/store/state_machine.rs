@@ -19,8 +19,8 @@ use crate::state::{self, Kv, KvError, KvRead};
 use crate::types::{LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 
 /// Internal keys sort before every state key (which start with a letter).
-const KEY_APPLIED: &[u8] = b"\x00applied";
-const KEY_MEMBERSHIP: &[u8] = b"\x00membership";
+pub(crate) const KEY_APPLIED: &[u8] = b"\x00applied";
+pub(crate) const KEY_MEMBERSHIP: &[u8] = b"\x00membership";
 const SNAP_META: &[u8] = b"meta";
 const SNAP_DATA: &[u8] = b"data";
 
