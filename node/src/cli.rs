@@ -105,6 +105,11 @@ pub struct Args {
     #[arg(long, env = "JOBD_TLS_CA")]
     pub tls_ca: Option<PathBuf>,
 
+    /// Run every job as this user and its primary group (jobd must run as
+    /// root); the jobs' directory under --dbdir is given to the user.
+    #[arg(long, env = "JOBD_RUN_AS")]
+    pub run_as: Option<String>,
+
     /// Serve Prometheus metrics (text) on this address; off when unset.
     #[arg(long, env = "JOBD_METRICS_ADDR")]
     pub metrics_addr: Option<String>,
@@ -191,6 +196,7 @@ impl Args {
         c.write_timeout = Duration::from_millis(self.write_timeout_ms);
         c.max_clock_skew_ms = self.max_clock_skew_ms;
         c.cluster_token = self.cluster_token.clone();
+        c.run_as = self.run_as.clone();
         let files = TlsFiles::from_flags(self.tls_cert.as_deref(), self.tls_key.as_deref(), self.tls_ca.as_deref())
             .map_err(|e| e.to_string())?;
         c.tls = files.map(|f| f.load()).transpose().map_err(|e| e.to_string())?;

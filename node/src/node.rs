@@ -61,6 +61,8 @@ pub struct Config {
     pub cluster_token: Option<String>,
     /// Mutual TLS on every peer link, when set.
     pub tls: Option<crate::net::tls::Tls>,
+    /// Run job processes as this user (jobd must be root).
+    pub run_as: Option<String>,
 }
 
 impl Config {
@@ -82,6 +84,7 @@ impl Config {
             max_clock_skew_ms: 500,
             cluster_token: None,
             tls: None,
+            run_as: None,
         }
     }
 }
@@ -97,6 +100,8 @@ pub enum StartError {
     DataDir { dir: String, source: std::io::Error },
     #[error("opening the database in {dir}: {source}")]
     Db { dir: String, source: rocksdb::Error },
+    #[error("{0}")]
+    RunAs(String),
     #[error("TLS: {0}")]
     Tls(String),
     #[error("bad raft configuration: {0}")]
@@ -225,6 +230,10 @@ impl Node {
         let writer = Writer { id: cfg.id, raft: raft.clone(), net: net.clone(), timeout: cfg.write_timeout };
         let workdir = cfg.dbdir.join("work");
         std::fs::create_dir_all(&workdir).map_err(|source| StartError::DataDir { dir: workdir.display().to_string(), source })?;
+        let run_as = cfg.run_as.as_deref().map(crate::sched::run_as::RunAs::lookup).transpose().map_err(|e| StartError::RunAs(e.to_string()))?;
+        if let Some(user) = &run_as {
+            user.own(&workdir).map_err(|e| StartError::RunAs(e.to_string()))?;
+        }
         let (stopping, stopping_rx) = watch::channel(false);
         let executor = crate::sched::executor::Executor {
             sm: sm.clone(),
@@ -233,6 +242,7 @@ impl Node {
             workdir,
             stopping: stopping_rx,
             active: Arc::default(),
+            run_as: run_as.map(Arc::new),
             metrics: crate::metrics::Metrics::new(),
         };
         let scheduler = crate::sched::Scheduler {

@@ -64,6 +64,8 @@ pub struct Executor {
     /// Runs this process is carrying out (waiting, running, recording),
     /// with the process group of those running.
     pub active: Arc<Mutex<HashMap<u64, Option<u32>>>>,
+    /// `--run-as`: the user job processes run as.
+    pub run_as: Option<Arc<super::run_as::RunAs>>,
 }
 
 /// Takes a run out of the active set when its carrying-out ends.
@@ -185,12 +187,22 @@ impl Executor {
             // Its own process group, so a kill reaches everything it started.
             .process_group(0)
             .kill_on_drop(true);
+        if let Some(user) = &self.run_as {
+            proc.env("HOME", &user.home).env("USER", &user.name).env("LOGNAME", &user.name);
+        }
+        let run_as = self.run_as.clone();
         // The job dies with this node, so a run marked lost is not still
         // running: when jobd dies the guard shell gets SIGTERM and kills
         // the run's whole group; a stopping jobd kills each group itself.
-        // SAFETY: prctl is async-signal-safe and touches only this child.
+        // The parent-death signal is cleared when the user changes, so it
+        // is set after the drop.
+        // SAFETY: setgroups/setgid/setuid, prctl and umask are
+        // async-signal-safe and touch only this child.
         unsafe {
-            proc.pre_exec(|| {
+            proc.pre_exec(move || {
+                if let Some(user) = &run_as {
+                    user.drop_privileges()?;
+                }
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
                 libc::umask(0o022);
                 Ok(())

@@ -13,6 +13,7 @@
 //! not fire at all. Once a second it also ends runs nobody will end (`sweep`).
 
 pub mod executor;
+pub mod run_as;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
