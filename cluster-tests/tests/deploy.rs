@@ -107,3 +107,58 @@ async fn local_cluster_script_runs_the_failover_demo() {
     let status = s.ok("status").await;
     assert_eq!(status.matches(": stopped").count(), 3, "{status}");
 }
+
+/// The Kubernetes manifests are checked against the API's schemas
+/// (`kubernetes-validate --strict`, from PyPI; `.ci/run` installs it), and
+/// a misspelt field is caught, so the check is not vacuous.
+#[tokio::test]
+async fn the_kubernetes_manifests_validate() {
+    let manifest = repo().join("deploy/kubernetes/jobd.yaml");
+    let validate = |path: PathBuf| async move {
+        Command::new("kubernetes-validate")
+            .args(["--strict", "--quiet"])
+            .arg(path)
+            .output()
+            .await
+            .expect("kubernetes-validate (pip install kubernetes-validate; .ci/run does)")
+    };
+    let out = validate(manifest.clone()).await;
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&bad, text.replace("serviceName: jobd", "servicename: jobd")).unwrap();
+    assert!(!validate(bad).await.status.success(), "a misspelt field passed");
+    // The image puts the entrypoint and jobd where the manifest expects them.
+    let dockerfile = std::fs::read_to_string(repo().join("deploy/kubernetes/Dockerfile")).unwrap();
+    assert!(dockerfile.contains("/usr/local/bin/jobd-entrypoint") && text.contains("[/usr/local/bin/jobd, 9p,"));
+}
+
+/// Pod NAME-N becomes node N+1 with every first member as a peer; pods
+/// beyond the first cluster join as learners; a pod name without an
+/// ordinal is refused.
+#[tokio::test]
+async fn the_kubernetes_entrypoint_maps_pods_to_nodes() {
+    let run = |host: &'static str| async move {
+        Command::new(repo().join("deploy/kubernetes/entrypoint.sh"))
+            .arg("--debug")
+            .env("HOSTNAME", host)
+            .env("JOBD_SERVICE", "jobd")
+            .env("JOBD_NAMESPACE", "cron")
+            .env("JOBD_REPLICAS", "3")
+            .env("JOBD_BIN", "echo")
+            .output()
+            .await
+            .unwrap()
+    };
+    let peers = "1=jobd-0.jobd.cron.svc:5740,2=jobd-1.jobd.cron.svc:5740,3=jobd-2.jobd.cron.svc:5740";
+    let out = String::from_utf8(run("jobd-2").await.stdout).unwrap();
+    assert_eq!(
+        out.trim(),
+        format!("--id 3 --raftaddr jobd-2.jobd.cron.svc:5740 --fsaddr 0.0.0.0:5640 --peers {peers} --initial-cluster-state new --debug")
+    );
+    let out = String::from_utf8(run("jobd-3").await.stdout).unwrap();
+    assert!(out.contains(&format!("--id 4 ")) && out.contains(&format!("{peers},4=jobd-3.jobd.cron.svc:5740 --initial-cluster-state existing")), "{out}");
+    let out = run("jobd").await;
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("does not end in -ORDINAL"));
+}
