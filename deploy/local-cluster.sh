@@ -16,7 +16,11 @@ DIR=${JOBD_CLUSTER_DIR:-./jobd-cluster}
 here=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${JOBD_BIN:-$here/target/release/jobd}
 [ -x "$BIN" ] || BIN=$(command -v jobd || true)
-[ -n "$BIN" ] && [ -x "$BIN" ] || { echo "local-cluster: no jobd binary; cargo build --release, or set JOBD_BIN" >&2; exit 1; }
+# stop needs only the pid files, so it works even if the binary is gone.
+if [ "${1:-}" != stop ] && ! { [ -n "$BIN" ] && [ -x "$BIN" ]; }; then
+    echo "local-cluster: no jobd binary; cargo build --release, or set JOBD_BIN" >&2
+    exit 1
+fi
 
 fs_port() { echo $((BASE + $1 - 1)); }
 raft_port() { echo $((BASE + 100 + $1 - 1)); }

@@ -16,7 +16,16 @@ pub mod jobd;
 pub mod proxy;
 pub mod v9fs;
 
+use std::path::PathBuf;
 use std::time::Duration;
+
+/// This crate's directory in the checkout being tested. Read at run time:
+/// `env!("CARGO_MANIFEST_DIR")` is baked in at compile time, and with a
+/// target directory shared between checkouts (as `.ci/run` does) a test
+/// binary built from one checkout would otherwise use another's files.
+pub fn crate_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
 
 /// Polls `f` every 100 ms until it holds; panics naming `what` after `deadline`.
 pub async fn wait_for(what: &str, deadline: Duration, mut f: impl AsyncFnMut() -> bool) {

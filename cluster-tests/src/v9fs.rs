@@ -36,14 +36,14 @@ fn target_dir() -> PathBuf {
     if let Some(t) = std::env::var_os("CARGO_TARGET_DIR") {
         return PathBuf::from(t);
     }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target")
+    crate::crate_dir().join("../target")
 }
 
 impl Vm {
     /// Builds the kernel and initramfs if they are not there yet.
     pub async fn prepare() -> Result<Vm> {
         let dir = target_dir().join("v9fs");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("v9fs/build-initramfs.sh");
+        let script = crate::crate_dir().join("v9fs/build-initramfs.sh");
         let out = Command::new(&script).arg(&dir).output().await.with_context(|| format!("running {script:?}"))?;
         if !out.status.success() {
             bail!(

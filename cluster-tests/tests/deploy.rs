@@ -3,7 +3,7 @@
 //! failover demo end to end — start, create a job through node 2, start it,
 //! see its log on node 3, kill the leader, see the job keep firing, stop.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Output;
 use std::time::Duration;
 
@@ -12,7 +12,7 @@ use cluster_tests::wait_for;
 use tokio::process::Command;
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().expect("the repository")
+    cluster_tests::crate_dir().join("..").canonicalize().expect("the repository")
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 //! (sminez's `ninep` crate, built in its own workspace under
 //! `ninep/tests/sminez/`), against a real jobd process.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use cluster_tests::jobd::Jobd;
@@ -11,7 +11,7 @@ use tokio::process::Command;
 #[tokio::test(flavor = "multi_thread")]
 async fn the_seed_session_through_sminez_client() {
     let jobd = Jobd::single().await.expect("jobd starts");
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let repo = cluster_tests::crate_dir().join("..");
     // Its own target directory: this test runs while cargo holds ours.
     let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo.join("target"));
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());

@@ -39,7 +39,9 @@ async fn diod_tools_list_and_read() {
 #[tokio::test]
 async fn sminez_client_session() {
     let srv = ramfs().await;
-    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    // At run time: a binary built from another checkout sharing the target
+    // directory would carry that checkout's path.
+    let here = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo test"));
     // Its own target directory: this test runs while cargo holds ours.
     let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| here.join("../target"));
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());

@@ -24,6 +24,11 @@ pub struct Fence {
     pub incarnation: u64,
 }
 
+/// What leadership depends on in openraft's metrics.
+fn role(m: &openraft::RaftMetrics<NodeId, crate::types::Member>) -> (ServerState, Option<NodeId>, u64, bool) {
+    (m.state, m.current_leader, m.current_term, m.running_state.is_ok())
+}
+
 /// Watches openraft and publishes `Some(fence)` while leadership is
 /// confirmed, `None` otherwise. Ends when `raft` shuts down.
 pub fn watch_leadership(raft: Raft, me: NodeId, incarnation: u64, recheck: Duration) -> watch::Receiver<Option<Fence>> {
@@ -50,12 +55,28 @@ pub fn watch_leadership(raft: Raft, me: NodeId, incarnation: u64, recheck: Durat
                 info!(node = me, term = m.current_term, leader = ?m.current_leader, confirmed = fence.is_some(), "leadership changed");
                 tx.send_replace(fence);
             }
-            // Wake on any change, and re-confirm while leading.
+            // Wake when the role, term or leader changes, and re-confirm
+            // while leading. Not on every metrics change: confirming itself
+            // moves the metrics (replication progress, quorum acks), and
+            // waking on those made a tight loop of quorum round trips —
+            // thousands a second, a core's worth, once a follower died.
             let wait = if candidate { recheck } else { Duration::from_secs(3600) };
-            tokio::select! {
-                changed = metrics.changed() => if changed.is_err() { tx.send_replace(None); return },
-                _ = tokio::time::sleep(wait) => {}
-                _ = tx.closed() => return,
+            let seen = role(&m);
+            let until = tokio::time::Instant::now() + wait;
+            loop {
+                tokio::select! {
+                    changed = metrics.changed() => {
+                        if changed.is_err() {
+                            tx.send_replace(None);
+                            return;
+                        }
+                        if role(&metrics.borrow()) != seen {
+                            break;
+                        }
+                    }
+                    _ = tokio::time::sleep_until(until) => break,
+                    _ = tx.closed() => return,
+                }
             }
         }
     });

@@ -6,7 +6,10 @@ use std::process::Command;
 fn every_flag_is_in_the_readme() {
     let help = Command::new(env!("CARGO_BIN_EXE_jobd")).arg("--help").output().expect("jobd --help");
     let help = String::from_utf8(help.stdout).unwrap();
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    // The checkout's README, found at run time (the binary may have been
+    // built from another checkout sharing the target directory).
+    let dir = std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo test");
+    let readme = std::fs::read_to_string(std::path::Path::new(&dir).join("../README.md")).unwrap();
     let flags: Vec<&str> = help
         .split_whitespace()
         .filter(|w| w.starts_with("--") && w.len() > 2)

@@ -16,7 +16,8 @@ use proto::raft::RaftRequest;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
 fn make_certs(dir: &Path, names: &[&str]) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/make-certs.sh");
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo test");
+    let script = Path::new(&manifest).join("../deploy/make-certs.sh");
     let out = Process::new(script).arg(dir).args(names).output().expect("run deploy/make-certs.sh (needs openssl)");
     assert!(out.status.success(), "make-certs: {}", String::from_utf8_lossy(&out.stderr));
 }

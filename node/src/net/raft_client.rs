@@ -16,6 +16,7 @@ use openraft::raft::{
 use proto::raft::raft_client::RaftClient;
 use proto::raft::{RaftReply, RaftRequest};
 use tonic::transport::{Channel, Endpoint};
+use tracing::Instrument;
 
 use crate::clock::{now_ms, PeerClocks};
 use crate::net::{encode, MAX_MESSAGE_BYTES};
@@ -81,6 +82,9 @@ pub struct Peer {
     net: Network,
     target: NodeId,
     addr: String,
+    /// Every RPC to this peer, and what openraft logs while awaiting it,
+    /// carries the peer's id and address.
+    span: tracing::Span,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -88,7 +92,8 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 
     async fn new_client(&mut self, target: NodeId, node: &Member) -> Peer {
         let addr = self.overrides.get(&target).cloned().unwrap_or_else(|| node.raft_addr.clone());
-        Peer { net: self.clone(), target, addr }
+        let span = tracing::info_span!("raft_peer", peer = target, %addr);
+        Peer { net: self.clone(), target, addr, span }
     }
 }
 
@@ -103,6 +108,19 @@ fn is_unreachable(status: &tonic::Status) -> bool {
 
 impl Peer {
     async fn call<Req, Resp, E>(&self, kind: RPCTypes, req: &Req, option: &RPCOption) -> Result<Resp, RpcErr<E>>
+    where
+        Req: serde::Serialize,
+        Resp: for<'de> serde::Deserialize<'de>,
+        E: std::error::Error + for<'de> serde::Deserialize<'de>,
+    {
+        let result = self.call_inner(kind, req, option).instrument(self.span.clone()).await;
+        if let Err(e) = &result {
+            self.span.in_scope(|| tracing::debug!(rpc = ?kind, "failed: {e}"));
+        }
+        result
+    }
+
+    async fn call_inner<Req, Resp, E>(&self, kind: RPCTypes, req: &Req, option: &RPCOption) -> Result<Resp, RpcErr<E>>
     where
         Req: serde::Serialize,
         Resp: for<'de> serde::Deserialize<'de>,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use proto::raft::raft_server::Raft as RaftRpc;
 use proto::raft::{RaftReply, RaftRequest};
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 use crate::clock::{now_ms, PeerClocks};
 use crate::net::{decode, encode};
@@ -28,26 +29,31 @@ impl RaftService {
     }
 }
 
+/// What is logged while serving a peer's RPC names that peer.
+fn peer_span(req: &RaftRequest) -> tracing::Span {
+    tracing::info_span!("raft_peer", peer = req.from_node)
+}
+
 #[tonic::async_trait]
 impl RaftRpc for RaftService {
     async fn vote(&self, req: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
         let req = req.into_inner();
         self.observe(&req);
-        let res = self.raft.vote(decode(&req.payload)?).await;
+        let res = self.raft.vote(decode(&req.payload)?).instrument(peer_span(&req)).await;
         self.reply(&res)
     }
 
     async fn append_entries(&self, req: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
         let req = req.into_inner();
         self.observe(&req);
-        let res = self.raft.append_entries(decode(&req.payload)?).await;
+        let res = self.raft.append_entries(decode(&req.payload)?).instrument(peer_span(&req)).await;
         self.reply(&res)
     }
 
     async fn install_snapshot(&self, req: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
         let req = req.into_inner();
         self.observe(&req);
-        let res = self.raft.install_snapshot(decode(&req.payload)?).await;
+        let res = self.raft.install_snapshot(decode(&req.payload)?).instrument(peer_span(&req)).await;
         self.reply(&res)
     }
 }
