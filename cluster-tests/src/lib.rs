@@ -5,6 +5,7 @@
 //! and operators do (9P, signals, its command line); nothing reaches into
 //! its internals.
 
+pub mod bench;
 pub mod cluster;
 pub mod etcd_cluster;
 

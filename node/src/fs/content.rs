@@ -6,8 +6,15 @@ use chrono_tz::Tz;
 use crate::cron::Schedule;
 use crate::state::Job;
 
+/// Unix milliseconds as RFC 3339 UTC, to the second (as the seed's files).
 pub fn rfc3339_ms(ms: i64) -> String {
     Utc.timestamp_millis_opt(ms).single().map_or_else(|| "-".into(), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+}
+
+/// Unix milliseconds as RFC 3339 UTC with milliseconds, for run records:
+/// how late a run started is a matter of milliseconds.
+pub fn rfc3339_millis(ms: i64) -> String {
+    Utc.timestamp_millis_opt(ms).single().map_or_else(|| "-".into(), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
 }
 
 fn tz_of(job: &Job) -> Tz {
@@ -67,7 +74,7 @@ pub fn job_ctl(job: &Job, now_ms: i64) -> String {
 /// `runs`: `RUNID SCHEDULED TRIGGER NODE START END STATUS`, oldest first.
 pub fn runs(runs: &[crate::state::run::Run]) -> String {
     use crate::command::Trigger;
-    let opt = |t: Option<i64>| t.map_or_else(|| "-".into(), rfc3339_ms);
+    let opt = |t: Option<i64>| t.map_or_else(|| "-".into(), rfc3339_millis);
     runs.iter()
         .map(|r| {
             let trigger = match r.trigger {
@@ -76,7 +83,7 @@ pub fn runs(runs: &[crate::state::run::Run]) -> String {
                 Trigger::Manual => "manual",
             };
             let status = crate::state::run::status_text(&r.status);
-            format!("{} {} {trigger} {} {} {} {status}\n", r.id, rfc3339_ms(r.scheduled_ms), r.node, opt(r.start_ms), opt(r.end_ms))
+            format!("{} {} {trigger} {} {} {} {status}\n", r.id, rfc3339_millis(r.scheduled_ms), r.node, opt(r.start_ms), opt(r.end_ms))
         })
         .collect()
 }

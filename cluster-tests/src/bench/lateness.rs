@@ -1,0 +1,162 @@
+//! 2. Fire lateness: N started jobs on three nodes, each firing every 5 s,
+//! staggered across the 5 s by their expressions (`S/5 * * * * ?` with S
+//! = i mod 5, so N/5 jobs share each second), for a window of seconds. For
+//! every run the replicated record gives its scheduled time and the time
+//! the leader started its process (ms resolution): lateness = start −
+//! scheduled. Every scheduled time in the window is matched to its runs:
+//! none is a miss, two a duplicate. Beside it, the machine's floor: tokio
+//! timer wake-up lateness and the cost of spawning `sh -c true`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use chrono::DateTime;
+use ninep::client::{Client, Options};
+
+use super::{figure, quantile};
+use crate::cluster::Cluster;
+
+const PERIOD_S: i64 = 5;
+
+fn ms(t: &str) -> Option<i64> {
+    DateTime::parse_from_rfc3339(t).ok().map(|d| d.timestamp_millis())
+}
+
+/// Timer wake-up lateness (ms) of `tokio::time::sleep_until`, sorted.
+async fn timer_floor() -> Vec<f64> {
+    let mut v = vec![];
+    for _ in 0..500 {
+        let due = tokio::time::Instant::now() + Duration::from_millis(2);
+        tokio::time::sleep_until(due).await;
+        v.push(due.elapsed().as_secs_f64() * 1000.0);
+    }
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v
+}
+
+/// Spawn-to-exit of `sh -c true` (ms), sorted.
+async fn spawn_floor() -> Result<Vec<f64>> {
+    let mut v = vec![];
+    for _ in 0..200 {
+        let t = Instant::now();
+        tokio::process::Command::new("/bin/sh").args(["-c", "true"]).status().await?;
+        v.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    Ok(v)
+}
+
+struct Outcome {
+    lateness_ms: Vec<f64>,
+    expected: usize,
+    missed: usize,
+    duplicated: usize,
+    not_run: usize,
+}
+
+/// One round: `jobs` jobs for `secs` seconds on a fresh cluster.
+async fn round(jobs: usize, secs: u64) -> Result<Outcome> {
+    let cluster = Cluster::start(3).await?;
+    let leader = cluster.wait_leader().await?;
+    let mut conns = vec![];
+    for i in 0..16 {
+        conns.push(Client::connect(cluster.nodes[(leader + i) % 3].fs_addr, Options::default()).await?);
+    }
+    let conns = Arc::new(conns);
+    let tasks: Vec<_> = (0..16)
+        .map(|w| {
+            let conns = conns.clone();
+            tokio::spawn(async move {
+                for i in (w..jobs).step_by(16) {
+                    let c = &conns[w];
+                    c.write("clone", format!("j{i}:{}/{PERIOD_S} * * * * ?:true", i as i64 % PERIOD_S).as_bytes()).await?;
+                    c.write(&format!("jobs/j{i}/ctl"), b"start").await?;
+                }
+                Ok::<_, ninep::client::ClientError>(())
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await??;
+    }
+    // The window: whole seconds after every job is armed, ending a few
+    // seconds before the last read so every run in it has been recorded.
+    let now = chrono::Utc::now().timestamp_millis();
+    let from = (now / 1000 + 2) * 1000;
+    let to = from + secs as i64 * 1000;
+    let wait = (to + 3000 - now).max(0) as u64;
+    tokio::time::sleep(Duration::from_millis(wait)).await;
+
+    let c = &conns[0];
+    let mut out = Outcome { lateness_ms: vec![], expected: 0, missed: 0, duplicated: 0, not_run: 0 };
+    for i in 0..jobs {
+        let text = String::from_utf8(c.read(&format!("jobs/j{i}/runs")).await?)?;
+        let mut by_time: HashMap<i64, Vec<(Option<i64>, String)>> = HashMap::new();
+        for line in text.lines() {
+            let f: Vec<&str> = line.split(' ').collect();
+            let [_, scheduled, "schedule", _, start, _, status @ ..] = f.as_slice() else { continue };
+            let Some(t) = ms(scheduled) else { bail!("bad runs line {line:?}") };
+            by_time.entry(t).or_default().push((ms(start), status.join(" ")));
+        }
+        let offset = (i as i64 % PERIOD_S) * 1000;
+        let mut t = from;
+        while t < to {
+            if (t / 1000) % PERIOD_S == offset / 1000 {
+                out.expected += 1;
+                match by_time.get(&t).map(Vec::as_slice) {
+                    None | Some([]) => out.missed += 1,
+                    Some([(Some(start), _)]) => out.lateness_ms.push((start - t) as f64),
+                    Some([(None, _)]) => out.not_run += 1,
+                    Some(_) => out.duplicated += 1,
+                }
+            }
+            t += 1000;
+        }
+    }
+    out.lateness_ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    drop(cluster);
+    Ok(out)
+}
+
+pub async fn run(job_counts: &[usize], secs: u64) -> Result<()> {
+    println!("lateness: jobs every {PERIOD_S} s, staggered by second, on 3 nodes; {secs} s window per round");
+    let timer = timer_floor().await;
+    let spawn = spawn_floor().await?;
+    println!(
+        "floor: timer wake-up lateness p50 {:.3} ms p99 {:.3} ms; sh -c true spawn-to-exit p50 {:.2} ms p99 {:.2} ms",
+        quantile(&timer, 0.5),
+        quantile(&timer, 0.99),
+        quantile(&spawn, 0.5),
+        quantile(&spawn, 0.99)
+    );
+    figure("lateness.timer_p99", quantile(&timer, 0.99), "ms");
+    figure("lateness.spawn_p50", quantile(&spawn, 0.5), "ms");
+    println!("{:>6} {:>8} {:>9} {:>8} {:>8} {:>8} {:>7} {:>7} {:>7}", "jobs", "fires/s", "expected", "p50 ms", "p99 ms", "max ms", "missed", "dupl", "unrun");
+    let mut ceiling = None;
+    for &jobs in job_counts {
+        let o = round(jobs, secs).await?;
+        let rate = jobs as f64 / PERIOD_S as f64;
+        let (p50, p99) = (quantile(&o.lateness_ms, 0.5), quantile(&o.lateness_ms, 0.99));
+        let max = o.lateness_ms.last().copied().unwrap_or(f64::NAN);
+        println!("{jobs:>6} {rate:>8.0} {:>9} {p50:>8.0} {p99:>8.0} {max:>8.0} {:>7} {:>7} {:>7}", o.expected, o.missed, o.duplicated, o.not_run);
+        let n = format!("lateness.j{jobs}");
+        figure(&format!("{n}.fires_per_s"), rate, "1/s");
+        figure(&format!("{n}.p50"), p50, "ms");
+        figure(&format!("{n}.p99"), p99, "ms");
+        figure(&format!("{n}.max"), max, "ms");
+        figure(&format!("{n}.missed"), o.missed as f64, "count");
+        figure(&format!("{n}.duplicated"), o.duplicated as f64, "count");
+        figure(&format!("{n}.not_run"), o.not_run as f64, "count");
+        if p99 <= 5.0 && o.missed == 0 && o.duplicated == 0 {
+            ceiling = Some(rate);
+        }
+    }
+    match ceiling {
+        Some(r) => println!("ceiling: {r:.0} fires/s with p99 <= 5 ms and none missed or duplicated (of the rates tried)"),
+        None => println!("ceiling: no rate tried kept p99 <= 5 ms"),
+    }
+    figure("lateness.ceiling_fires_per_s", ceiling.unwrap_or(0.0), "1/s");
+    Ok(())
+}

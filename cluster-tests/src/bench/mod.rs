@@ -1,0 +1,100 @@
+//! The benchmark suite behind the `bench` binary: each benchmark runs jobd
+//! and its peer in the same invocation, prints a table, and prints every
+//! figure on its own line as `figure NAME VALUE UNIT`.
+
+pub mod create;
+pub mod lateness;
+pub mod serve9p;
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub struct Load {
+    pub ops: usize,
+    pub errors: usize,
+    pub secs: f64,
+    pub latencies_ms: Vec<f64>,
+}
+
+impl Load {
+    pub fn rate(&self) -> f64 {
+        self.ops as f64 / self.secs
+    }
+    pub fn pct(&self, p: f64) -> f64 {
+        if self.latencies_ms.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((self.latencies_ms.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies_ms[i]
+    }
+}
+
+/// Runs `clients` loops of `op` for `secs` seconds.
+pub async fn drive<F, Fut>(clients: usize, secs: u64, op: F) -> Load
+where
+    F: Fn(usize, usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let op = Arc::new(op);
+    let stop = Instant::now() + Duration::from_secs(secs);
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|c| {
+            let op = op.clone();
+            tokio::spawn(async move {
+                let (mut lat, mut errors, mut i) = (vec![], 0, 0);
+                while Instant::now() < stop {
+                    let t = Instant::now();
+                    if op(c, i).await {
+                        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                    } else {
+                        errors += 1;
+                    }
+                    i += 1;
+                }
+                (lat, errors)
+            })
+        })
+        .collect();
+    let mut all = vec![];
+    let mut errors = 0;
+    for t in tasks {
+        let (lat, e) = t.await.expect("load task");
+        all.extend(lat);
+        errors += e;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    all.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    Load { ops: all.len(), errors, secs, latencies_ms: all }
+}
+
+/// The disk's floor for a durable commit: 4 KiB write + fdatasync, p50 in ms.
+pub fn fsync_p50_ms() -> f64 {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut f = std::fs::File::create(dir.path().join("probe")).expect("probe file");
+    let block = vec![7u8; 4096];
+    let mut lat: Vec<f64> = (0..200)
+        .map(|_| {
+            let t = Instant::now();
+            f.write_all(&block).expect("write");
+            f.sync_data().expect("fdatasync");
+            t.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    lat[lat.len() / 2]
+}
+
+pub fn figure(name: &str, value: f64, unit: &str) {
+    println!("figure {name} {value:.3} {unit}");
+}
+
+
+/// The `p` quantile (0..=1) of sorted values.
+pub fn quantile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}

@@ -1,0 +1,184 @@
+//! 5. 9P serving: walk+open+read+clunk of a small file, and the read
+//! throughput of a 64 MiB file, from one 9P2000.L client connection with 1
+//! and 16 requests in flight. Servers: Debian's `diod` (the peer) exporting
+//! a directory, the ninep library's RAM file server (`ramfs` example; the
+//! same library jobd serves with) holding equal files, and jobd itself for
+//! the small file (a job's `cmd`, generated from the replicated state).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use ninep::client::{Client, Options};
+use tokio::process::{Child, Command};
+
+use super::{drive, figure, quantile, Load};
+use crate::jobd::{free_addr, Jobd};
+
+const SMALL: &[u8] = b"echo a small file of sixty-four bytes, like a job's command....\n";
+const BIG_MIB: usize = 64;
+
+/// A server process ended (killed) when dropped.
+struct Server {
+    _child: Child,
+    addr: SocketAddr,
+    aname: String,
+}
+
+async fn connect(s: &Server) -> Result<Client> {
+    let opts = Options { aname: s.aname.clone(), uname: "root".into(), ..Options::default() };
+    let start = Instant::now();
+    loop {
+        match Client::connect(s.addr, opts.clone()).await {
+            Ok(c) => return Ok(c),
+            Err(e) if start.elapsed() > Duration::from_secs(20) => bail!("cannot attach to {}: {e}", s.addr),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+fn diod(dir: &Path) -> Result<Server> {
+    let addr = free_addr()?;
+    let child = Command::new("diod")
+        // Foreground, no authentication, every user squashed to root (this
+        // process's user), logs discarded.
+        .args(["-f", "-n", "-S", "-U", "root", "-L", "/dev/null"])
+        .args(["-l", &addr.to_string(), "-e"])
+        .arg(dir)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("serve9p needs Debian's diod (apt-get install diod)")?;
+    Ok(Server { _child: child, addr, aname: dir.display().to_string() })
+}
+
+/// The ramfs example, built beside this program (cargo builds it on
+/// demand: `cargo build --release -p ninep --example ramfs`).
+async fn ramfs() -> Result<Server> {
+    let exe = std::env::current_exe()?;
+    let bin: PathBuf = exe.parent().context("no directory")?.join("examples/ramfs");
+    if !bin.exists() {
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "--release", "-p", "ninep", "--example", "ramfs"])
+            .status()
+            .await?;
+        if !status.success() || !bin.exists() {
+            bail!("cannot build the ramfs example at {bin:?}");
+        }
+    }
+    let addr = free_addr()?;
+    let child = Command::new(bin)
+        .args(["--addr", &addr.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    Ok(Server { _child: child, addr, aname: String::new() })
+}
+
+/// walk + open + read + clunk of `path`, `conc` at a time on one connection.
+async fn small_reads(c: &Client, path: &'static str, conc: usize, secs: u64) -> Load {
+    let c = c.clone();
+    drive(conc, secs, move |_, _| {
+        let c = c.clone();
+        async move { c.read(path).await.is_ok_and(|d| d.len() == SMALL.len()) }
+    })
+    .await
+}
+
+/// Reads the whole big file `passes` times with `conc` reads in flight
+/// (each taking the next iounit-sized block); MiB/s.
+async fn big_reads(c: &Client, conc: usize, passes: u64) -> Result<f64> {
+    let fid = c.walk("big").await?;
+    let iounit = c.open(fid, 0).await? as u64;
+    let size = (BIG_MIB << 20) as u64;
+    let blocks = size.div_ceil(iounit);
+    let next = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..conc)
+        .map(|_| {
+            let (c, next) = (c.clone(), next.clone());
+            tokio::spawn(async move {
+                let mut bytes = 0u64;
+                loop {
+                    let b = next.fetch_add(1, Ordering::Relaxed);
+                    if b >= blocks * passes {
+                        return Ok::<u64, ninep::client::ClientError>(bytes);
+                    }
+                    let data = c.read_at(fid, (b % blocks) * iounit, iounit as u32).await?;
+                    bytes += data.len() as u64;
+                }
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for t in tasks {
+        total += t.await??;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    c.clunk(fid).await?;
+    if total != size * passes {
+        bail!("read {total} bytes, expected {}", size * passes);
+    }
+    Ok(total as f64 / (1 << 20) as f64 / secs)
+}
+
+pub async fn run(seconds: u64) -> Result<()> {
+    println!("serve9p: one 9P2000.L connection, 1 and 16 requests in flight; ninep (ramfs example, and jobd) vs diod");
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("small"), SMALL)?;
+    let big: Vec<u8> = (0..BIG_MIB << 20).map(|i| (i * 31 % 251) as u8).collect();
+    std::fs::write(dir.path().join("big"), &big)?;
+    let diod = diod(dir.path())?;
+    let ramfs = ramfs().await?;
+    let jobd = Jobd::single().await?;
+    let (d, r, j) = (connect(&diod).await?, connect(&ramfs).await?, Client::connect(jobd.fs_addr, Options::default()).await?);
+    r.create("small", 0o644).await?;
+    r.write("small", SMALL).await?;
+    r.create("big", 0o644).await?;
+    r.write("big", &big).await?;
+    j.write("clone", format!("small:@yearly:{}", SMALL.strip_suffix(b"\n").map(String::from_utf8_lossy).unwrap_or_default()).as_bytes()).await?;
+    if d.read("big").await? != big || r.read("big").await? != big || j.read("jobs/small/cmd").await? != SMALL {
+        bail!("the servers do not hold equal files");
+    }
+    drop(big);
+
+    println!("{:>5} {:>10} {:>11} {:>11} {:>11} {:>9} {:>9}", "conc", "server", "ops/s", "p50 ms", "p99 ms", "vs diod", "");
+    for conc in [1usize, 16] {
+        let dl = small_reads(&d, "small", conc, seconds).await;
+        let rl = small_reads(&r, "small", conc, seconds).await;
+        let jl = small_reads(&j, "jobs/small/cmd", conc, seconds).await;
+        for (name, l) in [("diod", &dl), ("ninep", &rl), ("jobd", &jl)] {
+            let ratio = l.rate() / dl.rate();
+            println!("{conc:>5} {name:>10} {:>11.0} {:>11.3} {:>11.3} {:>8.2}x {}", l.rate(), l.pct(0.5), l.pct(0.99), ratio, if l.errors > 0 { format!("{} errors", l.errors) } else { String::new() });
+            figure(&format!("serve9p.small.c{conc}.{name}_per_s"), l.rate(), "1/s");
+            figure(&format!("serve9p.small.c{conc}.{name}_p99"), l.pct(0.99), "ms");
+            if name != "diod" {
+                figure(&format!("serve9p.small.c{conc}.{name}_ratio_vs_diod"), ratio, "x");
+            }
+        }
+    }
+    println!("{:>5} {:>10} {:>11} {:>11}", "conc", "server", "MiB/s", "vs diod");
+    for conc in [1usize, 16] {
+        // Alternate, three rounds each, and keep the median.
+        let (mut ds, mut rs) = (vec![], vec![]);
+        for _ in 0..3 {
+            ds.push(big_reads(&d, conc, 2).await?);
+            rs.push(big_reads(&r, conc, 2).await?);
+        }
+        ds.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        rs.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let (dm, rm) = (quantile(&ds, 0.5), quantile(&rs, 0.5));
+        println!("{conc:>5} {:>10} {dm:>11.0}", "diod");
+        println!("{conc:>5} {:>10} {rm:>11.0} {:>10.2}x", "ninep", rm / dm);
+        figure(&format!("serve9p.big.c{conc}.diod_mib_per_s"), dm, "MiB/s");
+        figure(&format!("serve9p.big.c{conc}.ninep_mib_per_s"), rm, "MiB/s");
+        figure(&format!("serve9p.big.c{conc}.ninep_ratio_vs_diod"), rm / dm, "x");
+    }
+    drop(jobd);
+    Ok(())
+}
