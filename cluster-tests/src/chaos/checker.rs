@@ -1,0 +1,212 @@
+//! The checkers, as pure functions of what a chaos run collected:
+//! P1 no lost acknowledged write, P2 no duplicate fire, P3 no silent miss,
+//! P4 run integrity, P5 convergence (the last is waited for, in `mod.rs`,
+//! and its outcome passed in).
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::witness;
+use super::workload::Known;
+
+/// One line of `/jobs/NAME/runs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunRec {
+    pub id: u64,
+    pub scheduled_ms: i64,
+    pub trigger: String,
+    pub start_ms: Option<i64>,
+    pub status: String,
+}
+
+fn ms(t: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(t).ok().map(|d| d.timestamp_millis())
+}
+
+pub fn parse_runs(text: &str) -> Vec<RunRec> {
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let [id, scheduled, trigger, _node, start, _end, status @ ..] = f.as_slice() else { return None };
+            Some(RunRec {
+                id: id.parse().ok()?,
+                scheduled_ms: ms(scheduled)?,
+                trigger: trigger.to_string(),
+                start_ms: ms(start),
+                status: status.join(" "),
+            })
+        })
+        .collect()
+}
+
+/// The text of each `log` line (after its timestamp).
+pub fn log_texts(log: &str) -> Vec<&str> {
+    log.lines().filter_map(|l| l.split_once(" UTC:").map(|(_, t)| t)).collect()
+}
+
+/// A job's runs as read over time: a later read of a run replaces the
+/// earlier one (its status moves on), so runs that scrolled out of the
+/// last-100 window are kept.
+#[derive(Debug, Default)]
+pub struct Runs(pub BTreeMap<u64, RunRec>);
+
+impl Runs {
+    pub fn merge(&mut self, text: &str) {
+        for r in parse_runs(text) {
+            self.0.insert(r.id, r);
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Verdict {
+    pub fires: usize,
+    pub duplicates: usize,
+    pub expected_times: usize,
+    pub missed_accounted_lost: usize,
+    pub skipped: usize,
+    pub unaccounted: usize,
+    pub lost_runs: usize,
+    pub failures: Vec<String>,
+}
+
+/// P1: every job the ledger settled is in that state on node `node`
+/// (`listing`: the names in its `/jobs`; `started`: its started jobs).
+pub fn p1(known: &BTreeMap<String, Option<Known>>, node: u64, listing: &[String], started: &[String], v: &mut Verdict) {
+    for (name, k) in known {
+        let Some(k) = k else { continue };
+        let exists = listing.contains(name);
+        if exists != k.exists {
+            v.failures.push(format!("P1 node {node}: job {name} exists={exists}, acknowledged exists={}", k.exists));
+        } else if exists && started.contains(name) != k.started {
+            v.failures.push(format!("P1 node {node}: job {name} started={}, acknowledged started={}", !k.started, k.started));
+        }
+    }
+}
+
+/// P2 and P3 for one tick job firing every second, over scheduled seconds
+/// `from_s..to_s`; P4 from its final log and runs.
+pub fn tick_job(job: &str, wit: &[witness::Line], runs: &Runs, log: &str, from_s: i64, to_s: i64, v: &mut Verdict) {
+    // P2: at most one run per scheduled time, by the witness and by the records.
+    let mut seen: HashMap<i64, usize> = HashMap::new();
+    for w in wit.iter().filter(|w| w.job == job) {
+        *seen.entry(w.scheduled_s).or_default() += 1;
+        v.fires += 1;
+    }
+    for (t, n) in &seen {
+        if *n > 1 {
+            v.duplicates += n - 1;
+            v.failures.push(format!("P2 {job}: scheduled time {t} ran {n} times (witness)"));
+        }
+    }
+    let mut started_per_time: HashMap<i64, usize> = HashMap::new();
+    for r in runs.0.values().filter(|r| r.trigger != "manual" && r.start_ms.is_some()) {
+        *started_per_time.entry(r.scheduled_ms / 1000).or_default() += 1;
+    }
+    for (t, n) in &started_per_time {
+        if *n > 1 {
+            v.duplicates += n - 1;
+            v.failures.push(format!("P2 {job}: scheduled time {t} has {n} started runs (records)"));
+        }
+    }
+    // P3: each second in the window ran, or has a run record (lost, not
+    // started...), or is counted in a "skipped N scheduled times" line.
+    let recorded: HashMap<i64, &RunRec> = runs.0.values().map(|r| (r.scheduled_ms / 1000, r)).collect();
+    let texts = log_texts(log);
+    let skipped: usize = texts
+        .iter()
+        .filter_map(|t| t.strip_prefix("skipped ")?.split(' ').next()?.parse::<usize>().ok())
+        .sum();
+    let mut missing = 0;
+    for t in from_s..to_s {
+        v.expected_times += 1;
+        if seen.contains_key(&t) {
+            continue;
+        }
+        match recorded.get(&t) {
+            Some(_) => v.missed_accounted_lost += 1,
+            None => missing += 1,
+        }
+    }
+    v.skipped += skipped;
+    if missing > skipped {
+        v.unaccounted += missing - skipped;
+        v.failures.push(format!("P3 {job}: {missing} scheduled times with no run and no record, {skipped} counted as skipped"));
+    }
+    // P4: every run ended, once; a successful run's output whole and in order.
+    for r in runs.0.values() {
+        if r.status == "running" || r.status == "pending" {
+            v.failures.push(format!("P4 {job}: run {} never ended ({})", r.id, r.status));
+        }
+        if r.status == "lost" {
+            v.lost_runs += 1;
+        }
+    }
+    let mut ends: HashMap<u64, usize> = HashMap::new();
+    let mut outs: HashMap<u64, Vec<&str>> = HashMap::new();
+    for t in &texts {
+        let f: Vec<&str> = t.split(' ').collect();
+        match f.as_slice() {
+            ["run", id, .., "in", _] => *ends.entry(id.parse().unwrap_or(0)).or_default() += 1,
+            [out @ ("out1" | "out2"), id] => outs.entry(id.parse().unwrap_or(0)).or_default().push(out),
+            _ => {}
+        }
+    }
+    for (id, n) in &ends {
+        if *n > 1 {
+            v.failures.push(format!("P4 {job}: run {id} ended {n} times in the log"));
+        }
+    }
+    for r in runs.0.values().filter(|r| r.status == "exit 0") {
+        // Only runs whose whole story is still inside the log's retention.
+        if let Some(o) = outs.get(&r.id) {
+            if o.as_slice() != ["out1", "out2"] {
+                v.failures.push(format!("P4 {job}: run {} output {o:?}, want out1 then out2 once", r.id));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w(t: i64) -> witness::Line {
+        witness::Line { job: "t".into(), scheduled_s: t, node: 1, run: t as u64 }
+    }
+
+    #[test]
+    fn duplicates_misses_and_skips_are_told_apart() {
+        let mut runs = Runs::default();
+        runs.merge("1 1970-01-01T00:00:10.000Z schedule 1 1970-01-01T00:00:10.001Z 1970-01-01T00:00:10.010Z exit 0\n");
+        runs.merge("2 1970-01-01T00:00:12.000Z schedule 1 - 1970-01-01T00:00:13.000Z not-started\n");
+        let log = "1970-01-01 00:00:10.001000000 +0000 UTC:started run 1\n\
+                   1970-01-01 00:00:10.002000000 +0000 UTC:out1 1\n\
+                   1970-01-01 00:00:10.003000000 +0000 UTC:out2 1\n\
+                   1970-01-01 00:00:10.010000000 +0000 UTC:run 1 exit 0 in 9ms\n";
+        // 10 ran, 11 missing, 12 recorded as not started.
+        let mut v = Verdict::default();
+        tick_job("t", &[w(10)], &runs, log, 10, 13, &mut v);
+        assert_eq!((v.expected_times, v.missed_accounted_lost, v.unaccounted), (3, 1, 1));
+        assert_eq!(v.failures.len(), 1, "{:?}", v.failures);
+        // The same miss counted by a skip line is accounted for.
+        let mut v = Verdict::default();
+        let log2 = format!("{log}1970-01-01 00:00:13.000000000 +0000 UTC:skipped 1 scheduled times (catch-up once)\n");
+        tick_job("t", &[w(10)], &runs, &log2, 10, 13, &mut v);
+        assert!(v.failures.is_empty(), "{:?}", v.failures);
+        // A second witness line for 10 is a duplicate.
+        let mut v = Verdict::default();
+        tick_job("t", &[w(10), w(10)], &runs, log, 10, 11, &mut v);
+        assert_eq!(v.duplicates, 1);
+    }
+
+    #[test]
+    fn acknowledged_state_must_hold_on_every_node() {
+        let known = BTreeMap::from([("a".to_string(), Some(Known { exists: true, started: true })), ("b".to_string(), None)]);
+        let mut v = Verdict::default();
+        p1(&known, 1, &["a".into()], &["a".into()], &mut v);
+        assert!(v.failures.is_empty());
+        p1(&known, 2, &["a".into()], &[], &mut v);
+        p1(&known, 3, &[], &[], &mut v);
+        assert_eq!(v.failures.len(), 2, "{:?}", v.failures);
+    }
+}

@@ -1,0 +1,203 @@
+//! Seeded combined chaos against three real jobd processes with every peer
+//! link through a proxy: the nemesis injects faults, a client works on
+//! jobs, tick jobs fire every second into a witness file, and at the end
+//! the cluster is healed, the tick jobs stopped, and the five checkers run.
+//! The seed alone replays the fault schedule and the client's choices
+//! (timing on a shared machine still varies).
+
+pub mod checker;
+pub mod nemesis;
+pub mod rng;
+pub mod witness;
+pub mod workload;
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use tokio::sync::watch;
+
+use crate::cluster::Cluster;
+use checker::{Runs, Verdict};
+use nemesis::Injected;
+
+pub const TICK_JOBS: usize = 3;
+
+pub struct Report {
+    pub seed: u64,
+    pub ran_for: Duration,
+    pub faults: Vec<Injected>,
+    pub ledger: workload::Ledger,
+    pub verdict: Verdict,
+}
+
+impl Report {
+    pub fn passed(&self) -> bool {
+        self.verdict.failures.is_empty() && self.ledger.violations.is_empty()
+    }
+}
+
+fn spread(mut v: Vec<Duration>) -> String {
+    if v.is_empty() {
+        return "-".into();
+    }
+    v.sort();
+    let q = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize].as_millis();
+    format!("min {} / median {} / p99 {} / max {} ms (n={})", q(0.0), q(0.5), q(0.99), q(1.0), v.len())
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (l, v) = (&self.ledger, &self.verdict);
+        writeln!(f, "seed {} ran {:.0} s, {} faults", self.seed, self.ran_for.as_secs_f64(), self.faults.len())?;
+        let mut kinds: Vec<String> = vec![];
+        for k in self.faults.iter().map(|i| format!("{:?}", i.fault)) {
+            if !kinds.contains(&k) {
+                kinds.push(k);
+            }
+        }
+        let counts: Vec<String> =
+            kinds.iter().map(|k| format!("{k} {}", self.faults.iter().filter(|i| format!("{:?}", i.fault) == *k).count())).collect();
+        writeln!(f, "faults: {}", counts.join(", "))?;
+        writeln!(f, "writes: {} acknowledged, {} failed (nothing done), {} unknown, {} refused", l.acked, l.failed, l.unknown, l.refused)?;
+        writeln!(
+            f,
+            "fires: {} (witness), duplicates {}, scheduled times {}, ended lost/not-started {}, skipped by policy {}, unaccounted {}, lost runs {}",
+            v.fires, v.duplicates, v.expected_times, v.missed_accounted_lost, v.skipped, v.unaccounted, v.lost_runs
+        )?;
+        writeln!(f, "failover kill -> new leader: {}", spread(self.faults.iter().filter_map(|i| i.to_leader).collect()))?;
+        writeln!(f, "failover kill -> first fire: {}", spread(self.faults.iter().filter_map(|i| i.to_fire).collect()))?;
+        for x in l.violations.iter().chain(&v.failures) {
+            writeln!(f, "FAIL {x}")?;
+        }
+        write!(f, "{}", if self.passed() { "PASS: P1-P5 hold" } else { "FAILED" })
+    }
+}
+
+async fn read(c: &Cluster, i: usize, path: &str) -> Result<String> {
+    let client = tokio::time::timeout(Duration::from_secs(5), c.client(i)).await.context("connect timed out")??;
+    let bytes = tokio::time::timeout(Duration::from_secs(10), client.read(path)).await.context("read timed out")??;
+    Ok(String::from_utf8(bytes)?)
+}
+
+/// Writes through the leader until acknowledged (or the deadline passes).
+async fn write_acked(c: &Cluster, path: &str, data: &str) -> Result<()> {
+    let start = Instant::now();
+    loop {
+        let leader = c.wait_leader().await?;
+        if let Ok(Ok(client)) = tokio::time::timeout(Duration::from_secs(5), c.client(leader)).await {
+            if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(10), client.write(path, data.as_bytes())).await {
+                return Ok(());
+            }
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            bail!("{path} <- {data:?} not acknowledged within 60 s");
+        }
+    }
+}
+
+/// Reads every tick job's runs from the first node that answers.
+async fn collect_runs(c: &Cluster, runs: &mut [Runs]) {
+    for (k, r) in runs.iter_mut().enumerate() {
+        for i in 0..c.nodes.len() {
+            if c.nodes[i].child.is_some() && !c.is_paused(i) {
+                if let Ok(text) = read(c, i, &format!("jobs/tick{k}/runs")).await {
+                    r.merge(&text);
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// P5: one leader, and every node at the same applied index and digest.
+async fn converge(c: &Cluster, within: Duration) -> Result<()> {
+    let start = Instant::now();
+    loop {
+        c.wait_leader().await?;
+        let mut seen = vec![];
+        for i in 0..c.nodes.len() {
+            seen.push(c.ctl(i).await.ok().map(|m| (m.get("applied").cloned(), m.get("digest").cloned())));
+        }
+        if seen[0].is_some() && seen.iter().all(|s| *s == seen[0]) {
+            return Ok(());
+        }
+        if start.elapsed() > within {
+            bail!("P5: nodes did not converge within {within:?}: {seen:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// One chaos run of about `duration`.
+pub async fn run(seed: u64, duration: Duration) -> Result<Report> {
+    let started = Instant::now();
+    let mut rng = rng::Rng::new(seed);
+    let mut c = Cluster::start_proxied(3).await?;
+    let dir = tempfile::tempdir()?;
+    let witness_path = dir.path().join("witness");
+    for k in 0..TICK_JOBS {
+        write_acked(&c, "clone", &format!("tick{k}:* * * * * ?:{}", witness::command(&witness_path))).await?;
+        write_acked(&c, &format!("jobs/tick{k}/ctl"), "start").await?;
+    }
+    let from_s = chrono::Utc::now().timestamp() + 2;
+    let addrs = c.nodes.iter().map(|n| n.fs_addr).collect();
+    let (stop, stopped) = watch::channel(false);
+    let client = tokio::spawn(workload::run(addrs, rng.next_u64(), stopped));
+
+    let mut runs: Vec<Runs> = (0..TICK_JOBS).map(|_| Runs::default()).collect();
+    let mut faults = vec![];
+    let mut last_collect = Instant::now();
+    while started.elapsed() < duration {
+        let fault = nemesis::draw(&mut rng);
+        let injected = nemesis::inject(&mut c, fault, &mut rng, &witness_path)
+            .await
+            .with_context(|| format!("seed {seed}: during {fault:?}\n{}", c.log_tails()))?;
+        println!("{} {:?} node {} for {} ms", injected.at.format("%H:%M:%S%.3f"), injected.fault, injected.node + 1, injected.held.as_millis());
+        faults.push(injected);
+        if last_collect.elapsed() > Duration::from_secs(20) {
+            collect_runs(&c, &mut runs).await;
+            last_collect = Instant::now();
+        }
+        tokio::time::sleep(rng.ms(500, 2500)).await;
+    }
+    let to_s = chrono::Utc::now().timestamp() - 2;
+    let _ = stop.send(true);
+    let ledger = client.await?;
+
+    // Healed (every fault heals itself): stop the ticks, let the leader end
+    // what its sweep must, and wait for every node to agree.
+    for k in 0..TICK_JOBS {
+        write_acked(&c, &format!("jobs/tick{k}/ctl"), "stop").await?;
+    }
+    converge(&c, Duration::from_secs(30)).await?;
+    let all_ended = |runs: &[Runs]| runs.iter().all(|r| r.0.values().all(|x| x.status != "running" && x.status != "pending"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        collect_runs(&c, &mut runs).await;
+        if all_ended(&runs) || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    converge(&c, Duration::from_secs(30)).await?;
+
+    let mut verdict = Verdict::default();
+    let wit = witness::read(&witness_path);
+    let leader = c.wait_leader().await?;
+    for (k, r) in runs.iter().enumerate() {
+        let log = read(&c, leader, &format!("jobs/tick{k}/log")).await?;
+        checker::tick_job(&format!("tick{k}"), &wit, r, &log, from_s, to_s, &mut verdict);
+    }
+    for i in 0..c.nodes.len() {
+        let listing: Vec<String> = c.client(i).await?.readdir("jobs").await?.into_iter().map(|e| e.name).collect();
+        let mut started_jobs = vec![];
+        for name in listing.iter().filter(|n| n.starts_with('w')) {
+            if read(&c, i, &format!("jobs/{name}/ctl")).await?.starts_with("state started\n") {
+                started_jobs.push(name.clone());
+            }
+        }
+        checker::p1(&ledger.known, c.nodes[i].id, &listing, &started_jobs, &mut verdict);
+    }
+    Ok(Report { seed, ran_for: started.elapsed(), faults, ledger, verdict })
+}

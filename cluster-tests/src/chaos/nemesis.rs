@@ -1,0 +1,176 @@
+//! The nemesis: faults drawn from a weighted schedule by the seeded
+//! generator, each injected, checked to have taken effect (a process gone
+//! or stopped, a proxy refusing or holding bytes), held for a while, then
+//! healed, after which the cluster must agree on a leader again.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+
+use super::rng::Rng;
+use super::witness;
+use crate::cluster::Cluster;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    KillLeader,
+    KillFollower,
+    PauseLeader,
+    IsolateLeader,
+    IsolateFollower,
+    /// The leader cannot reach one follower; the follower can reach it.
+    OneWay,
+    /// Nodes a and c cannot talk; b talks to both.
+    Bridge,
+    /// Every link holds each chunk 20–120 ms.
+    Delay,
+    Quiet,
+}
+
+const SCHEDULE: [(Fault, u64); 9] = [
+    (Fault::KillLeader, 4),
+    (Fault::KillFollower, 2),
+    (Fault::PauseLeader, 2),
+    (Fault::IsolateLeader, 2),
+    (Fault::IsolateFollower, 1),
+    (Fault::OneWay, 1),
+    (Fault::Bridge, 1),
+    (Fault::Delay, 1),
+    (Fault::Quiet, 1),
+];
+
+/// What one fault did.
+#[derive(Debug)]
+pub struct Injected {
+    pub fault: Fault,
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub node: usize,
+    pub held: Duration,
+    /// Leader kills: kill → the others agree on a new leader, and kill →
+    /// the first fire the witness saw from that new leader.
+    pub to_leader: Option<Duration>,
+    pub to_fire: Option<Duration>,
+}
+
+pub fn draw(rng: &mut Rng) -> Fault {
+    let weights: Vec<u64> = SCHEDULE.iter().map(|(_, w)| *w).collect();
+    SCHEDULE[rng.weighted(&weights)].0
+}
+
+fn others(n: usize, not: usize) -> Vec<usize> {
+    (0..n).filter(|i| *i != not).collect()
+}
+
+/// Injects `fault`, checks it took effect, holds it, heals it.
+pub async fn inject(c: &mut Cluster, fault: Fault, rng: &mut Rng, witness_path: &Path) -> Result<Injected> {
+    let n = c.nodes.len();
+    let leader = c.wait_leader().await?;
+    let follower = others(n, leader)[rng.below(n as u64 - 1) as usize];
+    let held = rng.ms(1500, 4000);
+    let at = chrono::Utc::now();
+    let mut out = Injected { fault, at, node: leader, held, to_leader: None, to_fire: None };
+    match fault {
+        Fault::KillLeader | Fault::KillFollower => {
+            let victim = if fault == Fault::KillLeader { leader } else { follower };
+            out.node = victim;
+            let seen = witness::read(witness_path).len();
+            let t = Instant::now();
+            c.kill(victim).await?;
+            if c.nodes[victim].child.is_some() {
+                bail!("node {} still running after SIGKILL", victim + 1);
+            }
+            if fault == Fault::KillLeader {
+                // Poll both from the kill on: the others naming one leader
+                // (not the victim), and the witness's first line from any
+                // other node.
+                let victim_id = c.nodes[victim].id;
+                while t.elapsed() < Duration::from_secs(20) && (out.to_leader.is_none() || out.to_fire.is_none()) {
+                    if out.to_leader.is_none() {
+                        let mut named = vec![];
+                        for i in others(n, victim) {
+                            named.push(c.ctl(i).await.ok().and_then(|m| m.get("leader").cloned()));
+                        }
+                        if named.iter().all(|l| l.is_some() && *l == named[0] && *l != Some(victim_id.to_string())) {
+                            out.to_leader = Some(t.elapsed());
+                        }
+                    }
+                    if out.to_fire.is_none() && witness::read(witness_path).iter().skip(seen).any(|w| w.node != victim_id) {
+                        out.to_fire = Some(t.elapsed());
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+            tokio::time::sleep(held.saturating_sub(t.elapsed())).await;
+            c.restart(victim).await?;
+        }
+        Fault::PauseLeader => {
+            c.pause(leader, true).await?;
+            if !c.is_paused(leader) {
+                bail!("node {} is not stopped after SIGSTOP", leader + 1);
+            }
+            tokio::time::sleep(held).await;
+            c.pause(leader, false).await?;
+        }
+        Fault::IsolateLeader | Fault::IsolateFollower => {
+            let victim = if fault == Fault::IsolateLeader { leader } else { follower };
+            out.node = victim;
+            let refused = refused_into(c, victim);
+            c.isolate(victim, true);
+            wait_effect(|| refused_into(c, victim) > refused, "the isolated node's links to refuse connections").await?;
+            tokio::time::sleep(held).await;
+            c.isolate(victim, false);
+        }
+        Fault::OneWay => {
+            out.node = follower;
+            let link = &c.links[&(leader, follower)];
+            let refused = link.refused();
+            link.cut(true);
+            wait_effect(|| link.refused() > refused, "the cut link to refuse connections").await?;
+            tokio::time::sleep(held).await;
+            link.cut(false);
+        }
+        Fault::Bridge => {
+            let (a, b) = (leader, follower);
+            let refused = c.links[&(a, b)].refused() + c.links[&(b, a)].refused();
+            c.links[&(a, b)].cut(true);
+            c.links[&(b, a)].cut(true);
+            wait_effect(|| c.links[&(a, b)].refused() + c.links[&(b, a)].refused() > refused, "the bridge's cut links to refuse")
+                .await?;
+            tokio::time::sleep(held).await;
+            c.links[&(a, b)].cut(false);
+            c.links[&(b, a)].cut(false);
+        }
+        Fault::Delay => {
+            let ms = 20 + rng.below(100);
+            let bytes: u64 = c.links.values().map(|l| l.bytes()).sum();
+            for l in c.links.values() {
+                l.delay(ms);
+            }
+            // Traffic still flows, late: the proxies keep forwarding.
+            wait_effect(|| c.links.values().map(|l| l.bytes()).sum::<u64>() > bytes, "delayed links to carry traffic").await?;
+            tokio::time::sleep(held).await;
+            for l in c.links.values() {
+                l.delay(0);
+            }
+        }
+        Fault::Quiet => tokio::time::sleep(held).await,
+    }
+    c.wait_leader().await?;
+    Ok(out)
+}
+
+fn refused_into(c: &Cluster, victim: usize) -> u64 {
+    c.links.iter().filter(|((a, b), _)| *a == victim || *b == victim).map(|(_, l)| l.refused()).sum()
+}
+
+async fn wait_effect(mut f: impl FnMut() -> bool, what: &str) -> Result<()> {
+    let start = Instant::now();
+    while !f() {
+        if start.elapsed() > Duration::from_secs(10) {
+            bail!("the fault did not take effect: waited 10 s for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}

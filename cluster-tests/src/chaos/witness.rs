@@ -1,0 +1,41 @@
+//! The witness: a file outside the cluster to which every run of a tick
+//! job appends `JOB SCHEDULED-TIME NODE RUN-ID` (its command does, with
+//! jobd's environment), so what actually ran is known independently of
+//! jobd's own records.
+
+use std::path::Path;
+
+/// The command a tick job runs: two output lines (for the run-integrity
+/// check), then its witness line.
+pub fn command(witness: &Path) -> String {
+    format!(
+        "echo out1 $JOBD_RUN_ID; echo out2 $JOBD_RUN_ID; echo \"$JOBD_JOB $JOBD_SCHEDULED_TIME $JOBD_NODE $JOBD_RUN_ID\" >> {}",
+        witness.display()
+    )
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    pub job: String,
+    pub scheduled_s: i64,
+    pub node: u64,
+    pub run: u64,
+}
+
+/// Every whole line of the witness file (a line being appended is skipped).
+pub fn read(path: &Path) -> Vec<Line> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.split_inclusive('\n')
+        .filter(|l| l.ends_with('\n'))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let [job, t, node, run] = f.as_slice() else { return None };
+            Some(Line {
+                job: job.to_string(),
+                scheduled_s: chrono::DateTime::parse_from_rfc3339(t).ok()?.timestamp(),
+                node: node.parse().ok()?,
+                run: run.parse().ok()?,
+            })
+        })
+        .collect()
+}
