@@ -3,6 +3,7 @@
 //! figure on its own line as `figure NAME VALUE UNIT`.
 
 pub mod create;
+pub mod failover;
 pub mod lateness;
 pub mod serve9p;
 

@@ -24,6 +24,12 @@ struct Args {
     /// lateness: seconds of firing measured per round.
     #[arg(long, default_value_t = 60)]
     window: u64,
+    /// failover: leader kills (each for jobd and for etcd).
+    #[arg(long, default_value_t = 20)]
+    kills: usize,
+    /// failover: the seed of the chaos harness it runs on.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 const ALL: [&str; 6] = ["create", "lateness", "failover", "scale", "serve9p", "growth"];
@@ -33,7 +39,8 @@ async fn one(name: &str, args: &Args) -> anyhow::Result<()> {
         "create" => bench::create::run(&args.clients, args.seconds).await,
         "serve9p" => bench::serve9p::run(args.seconds).await,
         "lateness" => bench::lateness::run(&args.jobs, args.window).await,
-        b @ ("failover" | "scale" | "growth") => anyhow::bail!("{b}: not written yet"),
+        "failover" => bench::failover::run(args.kills, args.seed).await,
+        b @ ("scale" | "growth") => anyhow::bail!("{b}: not written yet"),
         b => anyhow::bail!("unknown benchmark {b:?}; one of {} or all", ALL.join(", ")),
     }
 }

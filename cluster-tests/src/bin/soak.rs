@@ -26,7 +26,20 @@ async fn main() {
     let args = Args::parse();
     let seed = args.seed.unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos() as u64);
     println!("seed {seed} (replay: cargo run --release -p cluster-tests --bin soak -- --minutes {} --seed {seed})", args.minutes);
-    match cluster_tests::chaos::run(seed, Duration::from_secs_f64(args.minutes * 60.0)).await {
+    let run = cluster_tests::chaos::run(seed, cluster_tests::chaos::Plan::chaos(Duration::from_secs_f64(args.minutes * 60.0)));
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    // On SIGINT or SIGTERM the run is dropped, which ends its jobd
+    // processes (they are killed on drop) before exiting.
+    let outcome = tokio::select! {
+        r = run => Some(r),
+        _ = tokio::signal::ctrl_c() => None,
+        _ = term.recv() => None,
+    };
+    let Some(outcome) = outcome else {
+        println!("seed {seed}: interrupted");
+        std::process::exit(130);
+    };
+    match outcome {
         Ok(report) => {
             println!("{report}");
             if !report.passed() {

@@ -129,8 +129,26 @@ async fn converge(c: &Cluster, within: Duration) -> Result<()> {
     }
 }
 
-/// One chaos run of about `duration`.
-pub async fn run(seed: u64, duration: Duration) -> Result<Report> {
+/// What a run does: for how long or how many faults, which faults, and
+/// whether the client works beside them.
+pub struct Plan {
+    pub duration: Duration,
+    /// Stop after this many faults even if time is left.
+    pub max_faults: usize,
+    /// Draw only this fault (the failover benchmark: leader kills).
+    pub only: Option<nemesis::Fault>,
+    pub workload: bool,
+}
+
+impl Plan {
+    /// Every fault, with the client, for `duration`.
+    pub fn chaos(duration: Duration) -> Plan {
+        Plan { duration, max_faults: usize::MAX, only: None, workload: true }
+    }
+}
+
+/// One chaos run.
+pub async fn run(seed: u64, plan: Plan) -> Result<Report> {
     let started = Instant::now();
     let mut rng = rng::Rng::new(seed);
     let mut c = Cluster::start_proxied(3).await?;
@@ -143,13 +161,14 @@ pub async fn run(seed: u64, duration: Duration) -> Result<Report> {
     let from_s = chrono::Utc::now().timestamp() + 2;
     let addrs = c.nodes.iter().map(|n| n.fs_addr).collect();
     let (stop, stopped) = watch::channel(false);
-    let client = tokio::spawn(workload::run(addrs, rng.next_u64(), stopped));
+    let client_seed = rng.next_u64();
+    let client = plan.workload.then(|| tokio::spawn(workload::run(addrs, client_seed, stopped)));
 
     let mut runs: Vec<Runs> = (0..TICK_JOBS).map(|_| Runs::default()).collect();
     let mut faults = vec![];
     let mut last_collect = Instant::now();
-    while started.elapsed() < duration {
-        let fault = nemesis::draw(&mut rng);
+    while started.elapsed() < plan.duration && faults.len() < plan.max_faults {
+        let fault = plan.only.unwrap_or_else(|| nemesis::draw(&mut rng));
         let injected = nemesis::inject(&mut c, fault, &mut rng, &witness_path)
             .await
             .with_context(|| format!("seed {seed}: during {fault:?}\n{}", c.log_tails()))?;
@@ -163,7 +182,10 @@ pub async fn run(seed: u64, duration: Duration) -> Result<Report> {
     }
     let to_s = chrono::Utc::now().timestamp() - 2;
     let _ = stop.send(true);
-    let ledger = client.await?;
+    let ledger = match client {
+        Some(c) => c.await?,
+        None => workload::Ledger::default(),
+    };
 
     // Healed (every fault heals itself): stop the ticks, let the leader end
     // what its sweep must, and wait for every node to agree.

@@ -1,17 +1,16 @@
-//! Starting and following runs on the node that proposed them: wait for
-//! the scheduled time, start `sh -c CMD` within the start deadline (else
-//! record `not-started`), stream its output back into the replicated log in
+//! Starting and following runs on the node that proposed them: create the
+//! run's process at its gate (`spawn.rs`), wait for the scheduled time,
+//! open the gate within the start deadline (else kill it and record
+//! `not-started`), stream its output back into the replicated log in
 //! numbered batches, and record how it ended. Every record is a command
 //! through the write path, retried until it is applied (each is
 //! idempotent: a repeat is refused by the state machine, not doubled).
 
 use std::collections::HashMap;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
-use tokio::process::Command as Process;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
@@ -27,21 +26,10 @@ pub const START_DEADLINE_MS: i64 = 1000;
 const BATCH_LINES: usize = 100;
 const BATCH_EVERY: Duration = Duration::from_millis(100);
 const BATCH_BYTES: usize = 64 << 10;
-/// The guard shell around each command (given as `$0`): it runs the
-/// command in the background so that a SIGTERM (sent when jobd dies) is
-/// handled at once, by killing the run's process group; it exits as the
-/// command did, re-raising a signal that killed it.
-const GUARD: &str = r#"trap 'kill -KILL 0' TERM
-sh -c "$0" &
-wait $!
-s=$?
-if [ $s -gt 128 ]; then trap - TERM; kill -$((s - 128)) $$; fi
-exit $s"#;
-
 /// After SIGTERM, how long a run's processes get before SIGKILL.
 pub const KILL_GRACE: Duration = Duration::from_secs(5);
-/// The PATH jobs run with (jobd's own environment is not passed on).
-const JOB_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// Processes being created at once (see `run`).
+static CREATING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 
 /// Runs one node carries out at once; beyond it a run is `not-started`.
 pub const MAX_CONCURRENT_RUNS: usize = 512;
@@ -113,6 +101,15 @@ impl Executor {
         Command::RunEnded { name: o.name.clone(), incarnation: o.incarnation, run_id: o.run_id, status, at_ms: now_ms() }
     }
 
+    /// The job of a run, if that incarnation still wants it run (started,
+    /// or the run is manual).
+    fn still_wanted(&self, o: &RunOrder) -> Option<state::Job> {
+        match state::load_job(&self.sm, &o.name) {
+            Ok(Some(j)) if j.incarnation == o.incarnation && (j.started || o.trigger == Trigger::Manual) => Some(j),
+            _ => None,
+        }
+    }
+
     fn over_limit(&self) -> bool {
         self.active.lock().unwrap_or_else(|p| p.into_inner()).values().filter(|p| p.is_some()).count() >= MAX_CONCURRENT_RUNS
     }
@@ -141,24 +138,10 @@ impl Executor {
     pub async fn run(self, o: RunOrder) {
         self.active.lock().unwrap_or_else(|p| p.into_inner()).insert(o.run_id, None);
         let _active = Active(self.active.clone(), o.run_id);
-        if o.trigger == Trigger::Schedule {
-            let wait = o.scheduled_ms - now_ms();
-            if wait > 0 {
-                tokio::time::sleep(Duration::from_millis(wait as u64)).await;
-            }
-        }
         // Stop and delete cancel accepted runs that have not started.
-        let job = match state::load_job(&self.sm, &o.name) {
-            Ok(Some(j)) if j.incarnation == o.incarnation && (j.started || o.trigger == Trigger::Manual) => j,
-            _ => return self.record(self.end(&o, RunStatus::NotStarted)).await,
-        };
+        let Some(job) = self.still_wanted(&o) else { return self.record(self.end(&o, RunStatus::NotStarted)).await };
         if self.over_limit() {
             warn!(job = %o.name, run = o.run_id, "{MAX_CONCURRENT_RUNS} runs already running here: not starting");
-            return self.record(self.end(&o, RunStatus::NotStarted)).await;
-        }
-        let late = now_ms() - o.scheduled_ms;
-        if o.trigger == Trigger::Schedule && late > START_DEADLINE_MS {
-            warn!(job = %o.name, run = o.run_id, late_ms = late, "missed the start deadline");
             return self.record(self.end(&o, RunStatus::NotStarted)).await;
         }
         let trigger = match o.trigger {
@@ -166,56 +149,55 @@ impl Executor {
             Trigger::Catchup => "catchup",
             Trigger::Manual => "manual",
         };
-        let mut proc = Process::new("/bin/sh");
-        // A clean environment: nothing of jobd's own configuration leaks in.
-        proc.arg("-c")
-            .arg(GUARD)
-            .arg(&job.cmd)
-            .env_clear()
-            .env("PATH", JOB_PATH)
-            .env("HOME", &self.workdir)
-            .env("LANG", "C.UTF-8")
-            .env("JOBD_JOB", &o.name)
-            .env("JOBD_RUN_ID", o.run_id.to_string())
-            .env("JOBD_SCHEDULED_TIME", crate::fs::rfc3339_ms(o.scheduled_ms))
-            .env("JOBD_TRIGGER", trigger)
-            .env("JOBD_NODE", self.node.to_string())
-            .current_dir(&self.workdir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            // Its own process group, so a kill reaches everything it started.
-            .process_group(0)
-            .kill_on_drop(true);
-        if let Some(user) = &self.run_as {
-            proc.env("HOME", &user.home).env("USER", &user.name).env("LOGNAME", &user.name);
-        }
-        let run_as = self.run_as.clone();
-        // The job dies with this node, so a run marked lost is not still
-        // running: when jobd dies the guard shell gets SIGTERM and kills
-        // the run's whole group; a stopping jobd kills each group itself.
-        // The parent-death signal is cleared when the user changes, so it
-        // is set after the drop.
-        // SAFETY: setgroups/setgid/setuid, prctl and umask are
-        // async-signal-safe and touch only this child.
-        unsafe {
-            proc.pre_exec(move || {
-                if let Some(user) = &run_as {
-                    user.drop_privileges()?;
-                }
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                libc::umask(0o022);
-                Ok(())
-            });
-        }
-        let mut child = match proc.spawn() {
-            Ok(c) => c,
+        let env = [
+            ("JOBD_JOB", o.name.clone()),
+            ("JOBD_RUN_ID", o.run_id.to_string()),
+            ("JOBD_SCHEDULED_TIME", crate::fs::rfc3339_ms(o.scheduled_ms)),
+            ("JOBD_TRIGGER", trigger.to_string()),
+            ("JOBD_NODE", self.node.to_string()),
+        ];
+        // The process is created now, before its time, off the async
+        // workers (a fork blocks its thread), and waits at its gate.
+        let (cmd, workdir, run_as) = (job.cmd.clone(), self.workdir.clone(), self.run_as.clone());
+        // One at a time: forks of this (large, many-threaded) process
+        // serialize on its memory map anyway, and in parallel they thrash.
+        let permit = CREATING.acquire().await;
+        let created = tokio::task::spawn_blocking(move || super::spawn::create(&cmd, &env, &workdir, run_as.as_deref())).await;
+        drop(permit);
+        let mut gated = match created {
+            Ok(Ok(g)) => g,
+            Ok(Err(e)) => {
+                warn!(job = %o.name, "cannot start: {e}");
+                return self.record(self.end(&o, RunStatus::NotStarted)).await;
+            }
             Err(e) => {
                 warn!(job = %o.name, "cannot start: {e}");
                 return self.record(self.end(&o, RunStatus::NotStarted)).await;
             }
         };
-        self.active.lock().unwrap_or_else(|p| p.into_inner()).insert(o.run_id, child.id());
+        self.active.lock().unwrap_or_else(|p| p.into_inner()).insert(o.run_id, gated.child.id());
+        if o.trigger == Trigger::Schedule {
+            let wait = o.scheduled_ms - now_ms();
+            if wait > 0 {
+                tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+            }
+        }
+        // At its time: still wanted, and not too late?
+        let late = now_ms() - o.scheduled_ms;
+        let too_late = o.trigger == Trigger::Schedule && late > START_DEADLINE_MS;
+        if too_late {
+            warn!(job = %o.name, run = o.run_id, late_ms = late, "missed the start deadline");
+        }
+        if too_late || self.still_wanted(&o).is_none() || *self.stopping.borrow() {
+            gated.abandon().await;
+            return self.record(self.end(&o, RunStatus::NotStarted)).await;
+        }
+        if let Err(e) = gated.open() {
+            warn!(job = %o.name, "cannot open the gate: {e}");
+            gated.abandon().await;
+            return self.record(self.end(&o, RunStatus::NotStarted)).await;
+        }
+        let mut child = gated.child;
         let started = now_ms();
         info!(job = %o.name, run = o.run_id, late_ms = started - o.scheduled_ms, "started");
         if o.trigger == Trigger::Schedule {

@@ -14,6 +14,7 @@
 
 pub mod executor;
 pub mod run_as;
+pub mod spawn;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -31,8 +32,11 @@ use crate::leadership::Fence;
 use crate::state::{self, Job};
 use executor::{accepted, Executor, RunOrder, START_DEADLINE_MS};
 
-/// Propose this long before T, so the commit is hidden from the lateness.
-const LEAD_MS: i64 = 50;
+/// Propose this long before T, so the commit and the creation of the run's
+/// process (see `spawn.rs`) are hidden from the lateness. Longer would hide
+/// more load; each millisecond is also a window in which a leader crash
+/// leaves that time not-started instead of fired by the next leader.
+const LEAD_MS: i64 = 200;
 /// Look at the jobs at least this often.
 const TICK: Duration = Duration::from_millis(100);
 /// At most this many missed times are counted for one catch-up.
