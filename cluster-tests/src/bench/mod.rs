@@ -4,7 +4,9 @@
 
 pub mod create;
 pub mod failover;
+pub mod growth;
 pub mod lateness;
+pub mod scale;
 pub mod serve9p;
 
 use std::io::Write;
@@ -98,4 +100,20 @@ pub fn quantile(sorted: &[f64], p: f64) -> f64 {
         return f64::NAN;
     }
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// The bytes under `dir`, in MiB (a node's database size).
+pub fn dir_mib(dir: &std::path::Path) -> f64 {
+    fn walk(p: &std::path::Path) -> u64 {
+        std::fs::read_dir(p).map_or(0, |d| {
+            d.flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => walk(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+    }
+    walk(dir) as f64 / (1 << 20) as f64
 }

@@ -27,6 +27,15 @@ struct Args {
     /// failover: leader kills (each for jobd and for etcd).
     #[arg(long, default_value_t = 20)]
     kills: usize,
+    /// scale: jobs created (a tenth started).
+    #[arg(long, default_value_t = 100_000)]
+    scale_jobs: usize,
+    /// growth: output-heavy jobs.
+    #[arg(long, default_value_t = 100)]
+    growth_jobs: usize,
+    /// growth: minutes of running.
+    #[arg(long, default_value_t = 2.0)]
+    growth_minutes: f64,
     /// failover: the seed of the chaos harness it runs on.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -40,7 +49,8 @@ async fn one(name: &str, args: &Args) -> anyhow::Result<()> {
         "serve9p" => bench::serve9p::run(args.seconds).await,
         "lateness" => bench::lateness::run(&args.jobs, args.window).await,
         "failover" => bench::failover::run(args.kills, args.seed).await,
-        b @ ("scale" | "growth") => anyhow::bail!("{b}: not written yet"),
+        "scale" => bench::scale::run(args.scale_jobs).await,
+        "growth" => bench::growth::run(args.growth_jobs, args.growth_minutes).await,
         b => anyhow::bail!("unknown benchmark {b:?}; one of {} or all", ALL.join(", ")),
     }
 }
