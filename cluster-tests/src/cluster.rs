@@ -194,6 +194,18 @@ impl Cluster {
         Ok(())
     }
 
+    /// SIGTERM, by pid, and wait for the drain; fails unless jobd exits 0.
+    pub async fn terminate(&mut self, i: usize) -> Result<()> {
+        let mut child = self.nodes[i].child.take().context("node is not running")?;
+        let pid = child.id().context("node has exited")?;
+        tokio::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().await?;
+        let status = tokio::time::timeout(Duration::from_secs(20), child.wait()).await.context("no exit within 20 s of SIGTERM")??;
+        if !status.success() {
+            bail!("node {} exited {status} after SIGTERM", i + 1);
+        }
+        Ok(())
+    }
+
     /// SIGSTOP (`true`) or SIGCONT (`false`) to node `i`, by pid.
     pub async fn pause(&self, i: usize, stop: bool) -> Result<()> {
         let pid = self.nodes[i].child.as_ref().and_then(|c| c.id()).context("node is not running")?;

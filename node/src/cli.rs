@@ -110,6 +110,13 @@ pub struct Args {
     #[arg(long, env = "JOBD_RUN_AS")]
     pub run_as: Option<String>,
 
+    /// Runs this node carries out at once; beyond it a due run is recorded
+    /// `not-started`. (The cluster-wide limits are replicated state: see
+    /// `limit NAME VALUE` on /ctl.)
+    #[arg(long, env = "JOBD_MAX_CONCURRENT_RUNS", default_value_t = crate::sched::executor::MAX_CONCURRENT_RUNS as u64,
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub max_concurrent_runs: u64,
+
     /// Serve Prometheus metrics (text) on this address; off when unset.
     #[arg(long, env = "JOBD_METRICS_ADDR")]
     pub metrics_addr: Option<String>,
@@ -197,6 +204,7 @@ impl Args {
         c.max_clock_skew_ms = self.max_clock_skew_ms;
         c.cluster_token = self.cluster_token.clone();
         c.run_as = self.run_as.clone();
+        c.max_concurrent_runs = self.max_concurrent_runs as usize;
         let files = TlsFiles::from_flags(self.tls_cert.as_deref(), self.tls_key.as_deref(), self.tls_ca.as_deref())
             .map_err(|e| e.to_string())?;
         c.tls = files.map(|f| f.load()).transpose().map_err(|e| e.to_string())?;

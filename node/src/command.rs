@@ -99,6 +99,8 @@ pub enum Command {
     Output { name: String, incarnation: u64, run_id: u64, seq: u64, lines: Vec<String>, at_ms: i64 },
     /// The run is over (or never started, or was lost).
     RunEnded { name: String, incarnation: u64, run_id: u64, status: RunStatus, at_ms: i64 },
+    /// `limit NAME VALUE` on /ctl: one of the cluster's limits (`state::limits`).
+    SetLimit { name: String, value: u64 },
 }
 
 /// What applying a command did.

@@ -63,6 +63,8 @@ pub struct Config {
     pub tls: Option<crate::net::tls::Tls>,
     /// Run job processes as this user (jobd must be root).
     pub run_as: Option<String>,
+    /// Runs this node carries out at once.
+    pub max_concurrent_runs: usize,
 }
 
 impl Config {
@@ -85,6 +87,7 @@ impl Config {
             cluster_token: None,
             tls: None,
             run_as: None,
+            max_concurrent_runs: crate::sched::executor::MAX_CONCURRENT_RUNS,
         }
     }
 }
@@ -243,6 +246,7 @@ impl Node {
             stopping: stopping_rx,
             active: Arc::default(),
             run_as: run_as.map(Arc::new),
+            max_runs: cfg.max_concurrent_runs,
             metrics: crate::metrics::Metrics::new(),
         };
         let scheduler = crate::sched::Scheduler {

@@ -248,3 +248,27 @@ async fn a_read_only_listener_serves_the_tree_and_refuses_every_change() {
     refused(ro.remove("jobs/ro").await, EROFS, "read-only");
     assert_eq!(names(&client(c.fs_addrs[0]).await, "jobs").await, ["ro"], "nothing changed");
 }
+
+/// The cluster's limits through `/ctl` of any node: shown as
+/// `limit-NAME VALUE`, set with `limit NAME VALUE`, refused with a reason
+/// (and nothing changed) when out of range, unknown or not a number.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_are_read_and_set_through_ctl() {
+    let c = Cluster::start(3, 10_000).await;
+    let leader = c.leader().await;
+    let fs = client(c.fs_addrs[(leader + 1) % 3]).await;
+    assert!(text(&fs, "ctl").await.contains("limit-runs-kept 100\n"));
+    fs.write("ctl", b"limit runs-kept 7").await.unwrap();
+    refused(fs.write("ctl", b"limit runs-kept 0").await, EINVAL, "between 1 and 10000");
+    refused(fs.write("ctl", b"limit speed 3").await, EINVAL, "the limits are max-jobs");
+    refused(fs.write("ctl", b"limit runs-kept seven").await, EINVAL, "not a whole number");
+    // Replicated: every node shows the value set through a follower.
+    for i in 0..3 {
+        let node = client(c.fs_addrs[i]).await;
+        let start = tokio::time::Instant::now();
+        while !text(&node, "ctl").await.contains("limit-runs-kept 7\n") {
+            assert!(start.elapsed() < common::DEADLINE, "node {i} never showed the new limit");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}

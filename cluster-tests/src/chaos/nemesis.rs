@@ -25,10 +25,13 @@ pub enum Fault {
     Bridge,
     /// Every link holds each chunk 20–120 ms.
     Delay,
+    /// Each node in turn: SIGTERM (it must drain and exit 0), start again,
+    /// wait for a leader — an operator's upgrade.
+    RollingRestart,
     Quiet,
 }
 
-const SCHEDULE: [(Fault, u64); 9] = [
+const SCHEDULE: [(Fault, u64); 10] = [
     (Fault::KillLeader, 4),
     (Fault::KillFollower, 2),
     (Fault::PauseLeader, 2),
@@ -37,6 +40,7 @@ const SCHEDULE: [(Fault, u64); 9] = [
     (Fault::OneWay, 1),
     (Fault::Bridge, 1),
     (Fault::Delay, 1),
+    (Fault::RollingRestart, 1),
     (Fault::Quiet, 1),
 ];
 
@@ -152,6 +156,16 @@ pub async fn inject(c: &mut Cluster, fault: Fault, rng: &mut Rng, witness_path: 
             tokio::time::sleep(held).await;
             for l in c.links.values() {
                 l.delay(0);
+            }
+        }
+        Fault::RollingRestart => {
+            for i in 0..n {
+                c.terminate(i).await?;
+                if c.nodes[i].child.is_some() {
+                    bail!("node {} still running after SIGTERM", i + 1);
+                }
+                c.restart(i).await?;
+                c.wait_leader().await?;
             }
         }
         Fault::Quiet => tokio::time::sleep(held).await,

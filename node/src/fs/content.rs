@@ -105,6 +105,7 @@ pub struct ClusterStatus {
     pub purged: u64,
     /// The newest backup under this node's `--dbdir`.
     pub backup: Option<String>,
+    pub limits: crate::state::limits::Limits,
 }
 
 fn ids(v: &[u64]) -> String {
@@ -131,7 +132,7 @@ pub fn cluster_ctl(s: &ClusterStatus) -> String {
         s.snapshot,
         s.purged,
         s.backup.as_deref().unwrap_or("-")
-    )
+    ) + &s.limits.list().iter().map(|(n, v)| format!("limit-{n} {v}\n")).collect::<String>()
 }
 
 #[cfg(test)]

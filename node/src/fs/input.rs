@@ -120,9 +120,11 @@ pub enum ClusterVerb {
     Remove { id: u64 },
     /// Checkpoint this node's database under `DBDIR/backups/`.
     Backup,
+    /// Set one of the cluster's limits (replicated).
+    Limit { name: String, value: u64 },
 }
 
-pub const CLUSTER_VERBS: &str = "add ID RAFTADDR, promote ID, remove ID, backup";
+pub const CLUSTER_VERBS: &str = "add ID RAFTADDR, promote ID, remove ID, backup, limit NAME VALUE";
 
 pub fn parse_cluster_ctl(data: &[u8]) -> Result<Vec<ClusterVerb>, String> {
     let s = text(data)?;
@@ -135,6 +137,10 @@ pub fn parse_cluster_ctl(data: &[u8]) -> Result<Vec<ClusterVerb>, String> {
             ["promote", n] => ClusterVerb::Promote { id: id(n)? },
             ["remove", n] => ClusterVerb::Remove { id: id(n)? },
             ["backup"] => ClusterVerb::Backup,
+            ["limit", name, v] => ClusterVerb::Limit {
+                name: name.to_string(),
+                value: v.parse().map_err(|_| format!("limit value {v:?} is not a whole number"))?,
+            },
             _ => return Err(format!("unknown command {line:?}; the commands are: {CLUSTER_VERBS}")),
         });
     }

@@ -186,6 +186,7 @@ impl JobFs {
             snapshot: m.snapshot.map_or(0, |l| l.index),
             purged: m.purged.map_or(0, |l| l.index),
             backup: crate::store::backup::latest(&self.dbdir).map(|p| p.display().to_string()),
+            limits: state::limits::load(&self.sm).map_err(errors::from_store)?,
         })
     }
 
@@ -289,6 +290,9 @@ impl JobFs {
                     self.raft.change_membership(nodes, false).await.map_err(|e| not_leader(e.to_string()))?;
                 }
                 ClusterVerb::Backup => self.backup().await?,
+                ClusterVerb::Limit { name, value } => {
+                    self.write_cmd(Command::SetLimit { name, value }, "").await?;
+                }
             }
         }
         Ok(())

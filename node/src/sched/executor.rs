@@ -31,8 +31,9 @@ pub const KILL_GRACE: Duration = Duration::from_secs(5);
 /// Processes being created at once (see `run`).
 static CREATING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 
-/// Runs one node carries out at once; beyond it a run is `not-started`.
+/// The default of `--max-concurrent-runs`.
 pub const MAX_CONCURRENT_RUNS: usize = 512;
+
 
 /// How often a running job is checked for its timeout and for cancellation.
 const CHECK_EVERY: Duration = Duration::from_millis(200);
@@ -52,6 +53,9 @@ pub struct Executor {
     /// Runs this process is carrying out (waiting, running, recording),
     /// with the process group of those running.
     pub active: Arc<Mutex<HashMap<u64, Option<u32>>>>,
+    /// Runs this node carries out at once (`--max-concurrent-runs`);
+    /// beyond it a run is `not-started`.
+    pub max_runs: usize,
     /// `--run-as`: the user job processes run as.
     pub run_as: Option<Arc<super::run_as::RunAs>>,
 }
@@ -111,7 +115,7 @@ impl Executor {
     }
 
     fn over_limit(&self) -> bool {
-        self.active.lock().unwrap_or_else(|p| p.into_inner()).values().filter(|p| p.is_some()).count() >= MAX_CONCURRENT_RUNS
+        self.active.lock().unwrap_or_else(|p| p.into_inner()).values().filter(|p| p.is_some()).count() >= self.max_runs
     }
 
     pub fn is_active(&self, run_id: u64) -> bool {
@@ -141,7 +145,7 @@ impl Executor {
         // Stop and delete cancel accepted runs that have not started.
         let Some(job) = self.still_wanted(&o) else { return self.record(self.end(&o, RunStatus::NotStarted)).await };
         if self.over_limit() {
-            warn!(job = %o.name, run = o.run_id, "{MAX_CONCURRENT_RUNS} runs already running here: not starting");
+            warn!(job = %o.name, run = o.run_id, "{} runs already running here (--max-concurrent-runs): not starting", self.max_runs);
             return self.record(self.end(&o, RunStatus::NotStarted)).await;
         }
         let trigger = match o.trigger {

@@ -9,8 +9,6 @@ use chrono_tz::Tz;
 
 use super::{Job, Kv, KvError, KvRead};
 
-/// How much of each job's log is kept.
-pub const LOG_LIMIT_BYTES: u64 = 1 << 20;
 
 pub fn line_key(incarnation: u64, offset: u64) -> Vec<u8> {
     [b"log/".as_slice(), &incarnation.to_be_bytes(), &offset.to_be_bytes()].concat()
@@ -37,7 +35,8 @@ pub fn append(kv: &mut impl Kv, job: &mut Job, at_ms: i64, text: &str) -> Result
         kv.put(line_key(job.incarnation, job.log_end), bytes);
         job.log_end += len;
     }
-    trim(kv, job, LOG_LIMIT_BYTES)
+    let limit = super::limits::load(kv)?.log_bytes;
+    trim(kv, job, limit)
 }
 
 /// Drops whole lines from the front until at most `limit` bytes remain.

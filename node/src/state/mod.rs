@@ -7,6 +7,7 @@
 //! incarnation `log/INC/OFFSET` (`log.rs`) and `run/INC/RUNID` (`run.rs`),
 //! numbers big-endian so they sort.
 
+pub mod limits;
 pub mod log;
 pub mod run;
 
@@ -118,8 +119,6 @@ impl Job {
     }
 }
 
-/// At most this many jobs in the cluster (a create beyond it is refused).
-pub const MAX_JOBS: u64 = 200_000;
 
 const KEY_JOB_COUNT: &[u8] = b"\x00jobs";
 
@@ -221,8 +220,9 @@ pub fn apply(kv: &mut impl Kv, index: u64, cmd: &Command) -> Result<Response, Kv
                 return Ok(Response::AlreadyExists);
             }
             let count = job_count(kv)?;
-            if count >= MAX_JOBS {
-                return Ok(Response::Rejected { reason: format!("the cluster holds {MAX_JOBS} jobs, its limit; delete some first") });
+            let max = limits::load(kv)?.max_jobs;
+            if count >= max {
+                return Ok(Response::Rejected { reason: format!("the cluster holds {max} jobs, its limit (max-jobs); delete some first") });
             }
             set_job_count(kv, count + 1);
             let job = Job::new(name, index, cmd, schedule, *at_ms);
@@ -311,6 +311,16 @@ pub fn apply(kv: &mut impl Kv, index: u64, cmd: &Command) -> Result<Response, Kv
         }
         RunEnded { name, incarnation, run_id, status, at_ms } => {
             with_incarnation(kv, name, *incarnation, |kv, job| run::ended(kv, job, *run_id, status, *at_ms))?
+        }
+        SetLimit { name, value } => {
+            let mut l = limits::load(kv)?;
+            match l.set(name, *value) {
+                Ok(()) => {
+                    limits::store(kv, &l);
+                    Response::Done
+                }
+                Err(reason) => Response::Rejected { reason },
+            }
         }
         SetTz { name, tz, at_ms } => {
             let Some(mut job) = load_job(kv, name)? else { return Ok(Response::NoSuchJob) };

@@ -9,10 +9,6 @@ use super::{decode, encode, log, Job, Kv, KvError, KvRead};
 use crate::command::{Response, RunStatus, Trigger};
 use crate::leadership::Fence;
 
-/// Runs kept per job (the oldest are dropped from `runs`).
-pub const RUNS_KEPT: usize = 100;
-/// Output kept per run; the rest is dropped, with one line saying so.
-pub const MAX_RUN_OUTPUT_BYTES: u64 = 1 << 20;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Run {
@@ -194,7 +190,8 @@ fn new_run(kv: &mut impl Kv, index: u64, job: &mut Job, scheduled_ms: i64, trigg
     store_run(kv, job.incarnation, &run);
     kv.put(active_key(job.incarnation, index), vec![]);
     job.recent_runs.push(index);
-    while job.recent_runs.len() > RUNS_KEPT {
+    let kept = super::limits::load(kv)?.runs_kept as usize;
+    while job.recent_runs.len() > kept {
         let old = job.recent_runs.remove(0);
         kv.delete(run_key(job.incarnation, old));
         kv.delete(active_key(job.incarnation, old));
@@ -226,14 +223,15 @@ pub fn output(kv: &mut impl Kv, job: &mut Job, run_id: u64, seq: u64, lines: &[S
         return Ok(reject(format!("output batch {seq} of run {run_id}; expected {}", run.next_seq)));
     }
     run.next_seq += 1;
+    let cap = super::limits::load(kv)?.run_output_bytes;
     for line in lines {
-        if run.output_bytes >= MAX_RUN_OUTPUT_BYTES {
+        if run.output_bytes >= cap {
             break;
         }
         run.output_bytes += line.len() as u64 + 1;
         log::append(kv, job, at_ms, line)?;
-        if run.output_bytes >= MAX_RUN_OUTPUT_BYTES {
-            log::append(kv, job, at_ms, &format!("run {run_id}: output over {MAX_RUN_OUTPUT_BYTES} bytes; the rest is dropped"))?;
+        if run.output_bytes >= cap {
+            log::append(kv, job, at_ms, &format!("run {run_id}: output over {cap} bytes; the rest is dropped"))?;
         }
     }
     store_run(kv, job.incarnation, &run);

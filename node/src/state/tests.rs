@@ -212,3 +212,31 @@ fn the_started_and_active_indexes_follow_the_jobs_and_runs() {
     t.apply(Command::StopJob { name: "j".into() });
     assert!(!t.kv.contains_key(&started_key("j")), "stop unindexes the job");
 }
+
+#[test]
+fn limits_are_replicated_state_and_apply_at_the_next_change() {
+    let mut t = T::new();
+    let set = |t: &mut T, name: &str, value: u64| t.apply(Command::SetLimit { name: name.into(), value });
+    // A refused limit changes nothing.
+    assert!(matches!(set(&mut t, "runs-kept", 0), Response::Rejected { .. }));
+    assert!(matches!(set(&mut t, "speed", 3), Response::Rejected { .. }));
+    assert_eq!(limits::load(&t.kv).unwrap(), limits::Limits::default());
+    // runs-kept: the fourth run pushes the oldest out when two are kept.
+    assert_eq!(set(&mut t, "runs-kept", 2), Response::Done);
+    for s in 2..5 {
+        accepted(&t.fire(s * 1000));
+    }
+    assert_eq!(t.job().recent_runs.len(), 2);
+    // log-bytes: the log is trimmed at the next line.
+    assert_eq!(set(&mut t, "log-bytes", 4096), Response::Done);
+    let id = accepted(&t.fire(5000));
+    t.apply(Command::RunStarted { name: "j".into(), incarnation: 1, run_id: id, at_ms: 5001 });
+    let lines: Vec<String> = (0..200).map(|i| format!("line {i:03} {}", "x".repeat(40))).collect();
+    t.apply(Command::Output { name: "j".into(), incarnation: 1, run_id: id, seq: 0, lines, at_ms: 5002 });
+    let log = t.log();
+    assert!(log.len() <= 4096 && log.ends_with("x\n") && log.contains("line 199 "), "{} bytes", log.len());
+    // max-jobs: one job exists, so a limit of one refuses the next create.
+    assert_eq!(set(&mut t, "max-jobs", 1), Response::Done);
+    let r = t.apply(Command::CreateJob { name: "k".into(), schedule: "* * * * *".into(), cmd: "true".into(), at_ms: 0 });
+    assert!(matches!(r, Response::Rejected { ref reason } if reason.contains("max-jobs")), "{r:?}");
+}

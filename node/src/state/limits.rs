@@ -1,0 +1,95 @@
+//! The cluster's limits on replicated state. They are part of the state
+//! (set with `limit NAME VALUE` on `/ctl`, one replicated command), not
+//! per-node flags, because apply must trim and refuse identically on every
+//! node. A lowered limit takes effect at the next change it governs (the
+//! next line of a job's log, the next run, the next create), never by
+//! rewriting history at once.
+
+use serde::{Deserialize, Serialize};
+
+use super::{encode, KvError, KvRead};
+
+const KEY: &[u8] = b"\x00limits";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Jobs the cluster holds at most; creates beyond are refused.
+    pub max_jobs: u64,
+    /// Run records kept per job (the oldest go first).
+    pub runs_kept: u64,
+    /// Output kept per run; the rest is dropped, with a line saying so.
+    pub run_output_bytes: u64,
+    /// A job's log is trimmed from its oldest line to stay under this.
+    pub log_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits { max_jobs: 200_000, runs_kept: 100, run_output_bytes: 1 << 20, log_bytes: 1 << 20 }
+    }
+}
+
+/// Each limit's name on `/ctl`, and its allowed range.
+pub const NAMES: [(&str, u64, u64); 4] = [
+    ("max-jobs", 1, 10_000_000),
+    ("runs-kept", 1, 10_000),
+    ("run-output-bytes", 1 << 10, 64 << 20),
+    ("log-bytes", 4 << 10, 64 << 20),
+];
+
+impl Limits {
+    /// Sets the limit called `name`, or says why not (unknown name, out of range).
+    pub fn set(&mut self, name: &str, value: u64) -> Result<(), String> {
+        let Some((_, lo, hi)) = NAMES.iter().find(|(n, _, _)| *n == name) else {
+            let names: Vec<&str> = NAMES.iter().map(|(n, _, _)| *n).collect();
+            return Err(format!("no limit {name:?}; the limits are {}", names.join(", ")));
+        };
+        if value < *lo || value > *hi {
+            return Err(format!("limit {name} must be between {lo} and {hi}, not {value}"));
+        }
+        match name {
+            "max-jobs" => self.max_jobs = value,
+            "runs-kept" => self.runs_kept = value,
+            "run-output-bytes" => self.run_output_bytes = value,
+            _ => self.log_bytes = value,
+        }
+        Ok(())
+    }
+
+    /// `(name, value)` for each limit, in `NAMES` order.
+    pub fn list(&self) -> [(&'static str, u64); 4] {
+        [
+            ("max-jobs", self.max_jobs),
+            ("runs-kept", self.runs_kept),
+            ("run-output-bytes", self.run_output_bytes),
+            ("log-bytes", self.log_bytes),
+        ]
+    }
+}
+
+pub fn load(kv: &impl KvRead) -> Result<Limits, KvError> {
+    match kv.get(KEY)? {
+        Some(b) => serde_json::from_slice(&b).map_err(|e| KvError::Corrupt { key: "limits".into(), reason: e.to_string() }),
+        None => Ok(Limits::default()),
+    }
+}
+
+pub fn store(kv: &mut impl super::Kv, limits: &Limits) {
+    kv.put(KEY.to_vec(), encode(limits));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_ranges_and_defaults() {
+        let mut l = Limits::default();
+        assert_eq!(l.list()[1], ("runs-kept", 100));
+        l.set("runs-kept", 5).unwrap();
+        assert_eq!(l.runs_kept, 5);
+        assert_eq!(l.set("runs-kept", 0).unwrap_err(), "limit runs-kept must be between 1 and 10000, not 0");
+        assert!(l.set("speed", 1).unwrap_err().starts_with("no limit \"speed\"; the limits are max-jobs"));
+        assert_eq!(l.runs_kept, 5, "a refused change changes nothing");
+    }
+}
