@@ -206,13 +206,23 @@ impl Cluster {
         Ok(())
     }
 
-    /// SIGSTOP (`true`) or SIGCONT (`false`) to node `i`, by pid.
+    /// SIGSTOP (`true`) or SIGCONT (`false`) to node `i`, by pid; returns
+    /// once the process shows as stopped (or running again).
     pub async fn pause(&self, i: usize, stop: bool) -> Result<()> {
         let pid = self.nodes[i].child.as_ref().and_then(|c| c.id()).context("node is not running")?;
         let sig = if stop { "-STOP" } else { "-CONT" };
         let status = tokio::process::Command::new("kill").args([sig, &pid.to_string()]).status().await?;
         if !status.success() {
             bail!("kill {sig} {pid} failed");
+        }
+        // The signal is delivered asynchronously (every thread must stop or
+        // resume): return once /proc shows it.
+        let start = tokio::time::Instant::now();
+        while self.is_paused(i) != stop {
+            if start.elapsed() > Duration::from_secs(5) {
+                bail!("node {} did not {} within 5 s of kill {sig}", i + 1, if stop { "stop" } else { "resume" });
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
         Ok(())
     }

@@ -110,9 +110,8 @@ pub async fn inject(c: &mut Cluster, fault: Fault, rng: &mut Rng, witness_path: 
         }
         Fault::PauseLeader => {
             c.pause(leader, true).await?;
-            if !c.is_paused(leader) {
-                bail!("node {} is not stopped after SIGSTOP", leader + 1);
-            }
+            // SIGSTOP is delivered asynchronously: every thread must stop.
+            wait_effect(|| c.is_paused(leader), "the leader to show as stopped after SIGSTOP").await?;
             tokio::time::sleep(held).await;
             c.pause(leader, false).await?;
         }

@@ -34,7 +34,6 @@ static CREATING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 /// The default of `--max-concurrent-runs`.
 pub const MAX_CONCURRENT_RUNS: usize = 512;
 
-
 /// How often a running job is checked for its timeout and for cancellation.
 const CHECK_EVERY: Duration = Duration::from_millis(200);
 /// Longest output line; longer ones are split.
@@ -168,12 +167,8 @@ impl Executor {
         let permit = CREATING.acquire().await;
         let created = tokio::task::spawn_blocking(move || super::spawn::create(&cmd, &env, &workdir, run_as.as_deref())).await;
         drop(permit);
-        let mut gated = match created {
-            Ok(Ok(g)) => g,
-            Ok(Err(e)) => {
-                warn!(job = %o.name, "cannot start: {e}");
-                return self.record(self.end(&o, RunStatus::NotStarted)).await;
-            }
+        let mut gated = match created.map_err(std::io::Error::other).and_then(|r| r) {
+            Ok(g) => g,
             Err(e) => {
                 warn!(job = %o.name, "cannot start: {e}");
                 return self.record(self.end(&o, RunStatus::NotStarted)).await;
