@@ -21,12 +21,12 @@ struct Args {
     /// lateness: started jobs per round (each fires every 5 s), comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "50,250,1000")]
     jobs: Vec<usize>,
-    /// lateness: seconds of firing measured per round.
-    #[arg(long, default_value_t = 60)]
-    window: u64,
-    /// failover: leader kills (each for jobd and for etcd).
-    #[arg(long, default_value_t = 20)]
-    kills: usize,
+    /// lateness: seconds of firing measured per round [default: 60; 30 under `all`].
+    #[arg(long)]
+    window: Option<u64>,
+    /// failover: leader kills, each for jobd and for etcd [default: 20; 10 under `all`].
+    #[arg(long)]
+    kills: Option<usize>,
     /// scale: jobs created (a tenth started).
     #[arg(long, default_value_t = 100_000)]
     scale_jobs: usize,
@@ -43,12 +43,14 @@ struct Args {
 
 const ALL: [&str; 6] = ["create", "lateness", "failover", "scale", "serve9p", "growth"];
 
-async fn one(name: &str, args: &Args) -> anyhow::Result<()> {
+/// Runs benchmark `name`; `all` picks shorter defaults so the suite takes
+/// about ten minutes.
+async fn one(name: &str, args: &Args, all: bool) -> anyhow::Result<()> {
     match name {
         "create" => bench::create::run(&args.clients, args.seconds).await,
         "serve9p" => bench::serve9p::run(args.seconds).await,
-        "lateness" => bench::lateness::run(&args.jobs, args.window).await,
-        "failover" => bench::failover::run(args.kills, args.seed).await,
+        "lateness" => bench::lateness::run(&args.jobs, args.window.unwrap_or(if all { 30 } else { 60 })).await,
+        "failover" => bench::failover::run(args.kills.unwrap_or(if all { 10 } else { 20 }), args.seed).await,
         "scale" => bench::scale::run(args.scale_jobs).await,
         "growth" => bench::growth::run(args.growth_jobs, args.growth_minutes).await,
         b => anyhow::bail!("unknown benchmark {b:?}; one of {} or all", ALL.join(", ")),
@@ -61,11 +63,11 @@ async fn main() -> anyhow::Result<()> {
     let cmdline: Vec<String> = std::env::args().skip(1).collect();
     println!("reproduce: cargo run --release -p cluster-tests --bin bench -- {}", cmdline.join(" "));
     if args.bench != "all" {
-        return one(&args.bench, &args).await;
+        return one(&args.bench, &args, false).await;
     }
     let mut failed = vec![];
     for b in ALL {
-        if let Err(e) = one(b, &args).await {
+        if let Err(e) = one(b, &args, true).await {
             println!("{b}: {e:#}");
             failed.push(b);
         }
