@@ -27,6 +27,13 @@ pub fn timestamp(ms: i64, tz: &str) -> String {
 /// Appends one line per line of `text` (an empty text is one empty line),
 /// then trims to the retention limit.
 pub fn append(kv: &mut impl Kv, job: &mut Job, at_ms: i64, text: &str) -> Result<(), KvError> {
+    let limit = super::limits::load(kv)?.log_bytes;
+    append_within(kv, job, at_ms, text, limit)
+}
+
+/// `append` with the log limit already loaded (a run's output appends line
+/// by line, and the apply loop need not read the limits once per line).
+pub fn append_within(kv: &mut impl Kv, job: &mut Job, at_ms: i64, text: &str, limit: u64) -> Result<(), KvError> {
     let ts = timestamp(at_ms, &job.tz);
     let lines: Vec<&str> = if text.is_empty() { vec![""] } else { text.lines().collect() };
     for line in lines {
@@ -35,7 +42,6 @@ pub fn append(kv: &mut impl Kv, job: &mut Job, at_ms: i64, text: &str) -> Result
         kv.put(line_key(job.incarnation, job.log_end), bytes);
         job.log_end += len;
     }
-    let limit = super::limits::load(kv)?.log_bytes;
     trim(kv, job, limit)
 }
 

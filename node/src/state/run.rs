@@ -223,15 +223,16 @@ pub fn output(kv: &mut impl Kv, job: &mut Job, run_id: u64, seq: u64, lines: &[S
         return Ok(reject(format!("output batch {seq} of run {run_id}; expected {}", run.next_seq)));
     }
     run.next_seq += 1;
-    let cap = super::limits::load(kv)?.run_output_bytes;
+    let limits = super::limits::load(kv)?;
+    let (cap, log_bytes) = (limits.run_output_bytes, limits.log_bytes);
     for line in lines {
         if run.output_bytes >= cap {
             break;
         }
         run.output_bytes += line.len() as u64 + 1;
-        log::append(kv, job, at_ms, line)?;
+        log::append_within(kv, job, at_ms, line, log_bytes)?;
         if run.output_bytes >= cap {
-            log::append(kv, job, at_ms, &format!("run {run_id}: output over {cap} bytes; the rest is dropped"))?;
+            log::append_within(kv, job, at_ms, &format!("run {run_id}: output over {cap} bytes; the rest is dropped"), log_bytes)?;
         }
     }
     store_run(kv, job.incarnation, &run);
