@@ -1,8 +1,15 @@
 //! A cluster of real `jobd` processes formed from the command line, as an
 //! operator would: `--peers` and `--initial-cluster-state new`, each node in
 //! its own directory on OS-chosen ports. Nodes can be killed (SIGKILL) and
-//! restarted on the same directory; only processes started here are ended,
-//! by pid (a child is killed when its handle drops, also on panic).
+//! restarted on the same directory, wiped and rejoined under a new id, and
+//! have their wall clock shifted while running; only processes started
+//! here are ended, by pid (a child is killed when its handle drops, also on
+//! panic).
+//!
+//! Node ids: slot `i` (an index into `nodes`, with its own directory, ports
+//! and proxies) starts as id `i + 1`; each rejoin under a new id adds `n`,
+//! so slot `i` only ever holds ids `i + 1 + k·n`. The proxies' routes are
+//! set up for those ids in advance, as nodes cannot learn new routes.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -22,6 +29,16 @@ pub struct NodeProc {
     pub raft_addr: SocketAddr,
     pub dir: PathBuf,
     pub child: Option<Child>,
+    /// `new` for the founding members; `existing` once rejoined under a new id.
+    initial_state: &'static str,
+}
+
+/// How many ids a slot can hold over a run (rejoins under new ids).
+const IDS_PER_SLOT: u64 = 16;
+
+/// The file whose offset (ms) the node's clock seam re-reads.
+fn clock_file(dir: &std::path::Path) -> PathBuf {
+    dir.join("clock-offset-ms")
 }
 
 pub struct Cluster {
@@ -65,7 +82,11 @@ impl Cluster {
         }
         drop(held);
         let env = |i: usize| {
-            let addrs: Vec<String> = (0..n).filter(|j| *j != i).map(|j| format!("{}={}", j + 1, links[&(i, j)].addr)).collect();
+            let addrs: Vec<String> = (0..n)
+                .filter(|j| *j != i)
+                .flat_map(|j| (0..IDS_PER_SLOT).map(move |k| (j, j as u64 + 1 + k * n as u64)))
+                .map(|(j, id)| format!("{id}={}", links[&(i, j)].addr))
+                .collect();
             let mut env = vec![("JOBD_TEST_PEER_ADDRS".to_string(), addrs.join(","))];
             env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
             env
@@ -109,7 +130,9 @@ impl Cluster {
                 Some(r) => r[i],
                 None => reserve()?,
             };
-            nodes.push(NodeProc { env: env(i), id: i as u64 + 1, fs_addr, raft_addr, dir, child: None });
+            let mut env = env(i);
+            env.push(("JOBD_TEST_CLOCK_OFFSET_FILE".into(), clock_file(&dir).display().to_string()));
+            nodes.push(NodeProc { env, id: i as u64 + 1, fs_addr, raft_addr, dir, child: None, initial_state: "new" });
         }
         drop(held);
         let peers = nodes.iter().map(|n| format!("{}={}", n.id, n.raft_addr)).collect::<Vec<_>>().join(",");
@@ -124,7 +147,10 @@ impl Cluster {
     fn spawn(&mut self, i: usize) -> Result<()> {
         let n = &mut self.nodes[i];
         let id = n.id.to_string();
-        let args = ["--id", &id, "--peers", &self.peers, "--initial-cluster-state", "new"];
+        // A rejoining node knows only itself; it waits to be added.
+        let own = format!("{id}={}", n.raft_addr);
+        let peers = if n.initial_state == "new" { &self.peers } else { &own };
+        let args = ["--id", &id, "--peers", peers, "--initial-cluster-state", n.initial_state];
         let child = spawn_jobd(&n.dir, n.fs_addr, n.raft_addr, &args, &n.env, &n.dir.join("jobd.log"))?;
         n.child = Some(child);
         Ok(())
@@ -158,6 +184,11 @@ impl Cluster {
         Ok(text.lines().filter_map(|l| l.split_once(' ')).map(|(k, v)| (k.into(), v.into())).collect())
     }
 
+    /// The slot of the node with id `id`.
+    pub fn index_of(&self, id: u64) -> Option<usize> {
+        self.nodes.iter().position(|n| n.id == id)
+    }
+
     /// Waits until every running node names the same leader; returns its index.
     pub async fn wait_leader(&self) -> Result<usize> {
         self.wait_leader_among(&(0..self.nodes.len()).collect::<Vec<_>>()).await
@@ -174,9 +205,10 @@ impl Cluster {
                 }
             }
             if let Some(Some(l)) = seen.first() {
-                let leader_alive = self.nodes.get(*l as usize - 1).is_some_and(|n| n.child.is_some()) && among.contains(&(*l as usize - 1));
-                if leader_alive && seen.iter().all(|s| *s == Some(*l)) {
-                    return Ok(*l as usize - 1);
+                let at = self.index_of(*l);
+                let leader_alive = at.is_some_and(|i| self.nodes[i].child.is_some() && among.contains(&i));
+                if let (true, Some(i)) = (leader_alive && seen.iter().all(|s| *s == Some(*l)), at) {
+                    return Ok(i);
                 }
             }
             if start.elapsed() > READY_DEADLINE {
@@ -244,5 +276,96 @@ impl Cluster {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         Ok(())
+    }
+
+    /// Shifts node `i`'s wall clock by `ms` (0 puts it back), while it runs;
+    /// returns once the node's `/ctl` shows it sees its skew (or, for 0,
+    /// no longer does).
+    pub async fn skew(&self, i: usize, ms: i64) -> Result<()> {
+        std::fs::write(clock_file(&self.nodes[i].dir), ms.to_string())?;
+        let start = tokio::time::Instant::now();
+        loop {
+            let seen = self.ctl(i).await.ok().and_then(|m| m.get("clock-skew-ms")?.parse::<i64>().ok());
+            if seen.is_some_and(|s| if ms == 0 { s.abs() < 1000 } else { (s - ms).abs() < 5000 }) {
+                return Ok(());
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                bail!("node {} shows clock-skew-ms {seen:?} 30 s after its clock was shifted by {ms} ms", i + 1);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Writes a membership verb to the leader's `/ctl` (the leader that the
+    /// nodes in `among` agree on), retrying until it is acknowledged.
+    async fn member_ctl(&self, verb: &str, among: &[usize]) -> Result<()> {
+        let start = tokio::time::Instant::now();
+        loop {
+            let leader = self.wait_leader_among(among).await?;
+            let err = match self.client(leader).await {
+                Ok(c) => match c.write("ctl", verb.as_bytes()).await {
+                    Ok(_) => return Ok(()),
+                    Err(e) => e.to_string(),
+                },
+                Err(e) => e.to_string(),
+            };
+            if start.elapsed() > Duration::from_secs(30) {
+                bail!("`{verb}` not acknowledged within 30 s: {err}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Membership change, as an operator replaces a broken machine: removes
+    /// node `i` (a follower) from the cluster, ends its process, wipes its
+    /// data, starts it empty under a new id on the same addresses, adds it
+    /// as a learner, waits until it has caught up with the leader's commit,
+    /// and promotes it to voter. Returns the new id.
+    pub async fn replace(&mut self, i: usize) -> Result<u64> {
+        let n = self.nodes.len() as u64;
+        let (old, new) = (self.nodes[i].id, self.nodes[i].id + n);
+        if new > i as u64 + 1 + (IDS_PER_SLOT - 1) * n {
+            bail!("slot {i} has used all its ids");
+        }
+        let others: Vec<usize> = (0..self.nodes.len()).filter(|j| *j != i).collect();
+        self.member_ctl(&format!("remove {old}"), &others).await?;
+        let leader = self.wait_leader_among(&others).await?;
+        let members = self.ctl(leader).await?.get("members").cloned().unwrap_or_default();
+        if members.split(',').any(|m| m.trim() == old.to_string()) {
+            bail!("node {old} is still a member after `remove`: {members}");
+        }
+        if self.nodes[i].child.is_some() {
+            self.kill(i).await?;
+        }
+        std::fs::remove_dir_all(self.nodes[i].dir.join("db"))?;
+        self.nodes[i].id = new;
+        self.nodes[i].initial_state = "existing";
+        self.spawn(i)?;
+        let addr = self.nodes[i].raft_addr;
+        // Until it is added the new node names no leader: ask the others.
+        self.member_ctl(&format!("add {new} {addr}"), &others).await?;
+        let start = tokio::time::Instant::now();
+        loop {
+            let leader = self.wait_leader_among(&others).await?;
+            let commit = self.ctl(leader).await.ok().and_then(|m| m.get("commit")?.parse::<u64>().ok());
+            let applied = self.ctl(i).await.ok().and_then(|m| m.get("applied")?.parse::<u64>().ok());
+            if let (Some(c), Some(a)) = (commit, applied) {
+                if a >= c {
+                    break;
+                }
+            }
+            if start.elapsed() > Duration::from_secs(60) {
+                bail!("node {new} (learner) did not catch up within 60 s\n{}", self.log_tails());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let all: Vec<usize> = (0..self.nodes.len()).collect();
+        self.member_ctl(&format!("promote {new}"), &all).await?;
+        let leader = self.wait_leader().await?;
+        let members = self.ctl(leader).await?.get("members").cloned().unwrap_or_default();
+        if !members.split(',').any(|m| m.trim() == new.to_string()) {
+            bail!("node {new} is not a voter after `promote`: {members}");
+        }
+        Ok(new)
     }
 }

@@ -1,18 +1,36 @@
 //! Wall-clock time enters jobd here and nowhere else, and each peer's
 //! clock offset is estimated from the timestamps carried by Raft RPCs.
 //!
-//! `JOBD_TEST_CLOCK_OFFSET_MS` shifts this node's wall clock; the cluster
-//! tests use it to simulate skew. It is read once, at start.
+//! Test seams for skew: `JOBD_TEST_CLOCK_OFFSET_MS` shifts this node's wall
+//! clock from the start; `JOBD_TEST_CLOCK_OFFSET_FILE=PATH` names a file
+//! holding an offset in milliseconds that a thread re-reads every 50 ms, so
+//! a test can make a running node's clock jump (as an NTP step does) and
+//! jump back. Unset, neither costs anything but an atomic load.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Mutex, OnceLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::types::NodeId;
 
 fn offset_ms() -> i64 {
-    static OFFSET: OnceLock<i64> = OnceLock::new();
-    *OFFSET.get_or_init(|| std::env::var("JOBD_TEST_CLOCK_OFFSET_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(0))
+    static OFFSET: OnceLock<&'static AtomicI64> = OnceLock::new();
+    OFFSET
+        .get_or_init(|| {
+            let fixed = std::env::var("JOBD_TEST_CLOCK_OFFSET_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+            let offset: &'static AtomicI64 = Box::leak(Box::new(AtomicI64::new(fixed)));
+            if let Ok(path) = std::env::var("JOBD_TEST_CLOCK_OFFSET_FILE") {
+                let read = move || std::fs::read_to_string(&path).ok().and_then(|t| t.trim().parse::<i64>().ok());
+                offset.store(fixed + read().unwrap_or(0), Ordering::Relaxed);
+                std::thread::spawn(move || loop {
+                    std::thread::sleep(Duration::from_millis(50));
+                    offset.store(fixed + read().unwrap_or(0), Ordering::Relaxed);
+                });
+            }
+            offset
+        })
+        .load(Ordering::Relaxed)
 }
 
 /// Milliseconds since the Unix epoch on this node's (possibly shifted) clock.

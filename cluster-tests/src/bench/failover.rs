@@ -56,7 +56,7 @@ async fn etcd_kills(kills: usize) -> Result<Vec<Duration>> {
 
 pub async fn run(kills: usize, seed: u64) -> Result<()> {
     println!("failover: {kills} leader SIGKILLs, 3 jobs firing every second (seed {seed}); etcd: {kills} leader SIGKILLs");
-    let plan = Plan { duration: Duration::from_secs(3600), max_faults: kills, only: Some(Fault::KillLeader), workload: false };
+    let plan = Plan { duration: Duration::from_secs(3600), max_faults: kills, only: Some(Fault::KillLeader), workload: false, env: vec![] };
     let report = chaos::run(seed, plan).await?;
     let kill_leader: Vec<Duration> = report.faults.iter().filter_map(|f| f.to_leader).collect();
     let kill_fire: Vec<Duration> = report.faults.iter().filter_map(|f| f.to_fire).collect();

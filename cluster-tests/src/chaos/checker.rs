@@ -1,7 +1,8 @@
 //! The checkers, as pure functions of what a chaos run collected:
 //! P1 no lost acknowledged write, P2 no duplicate fire, P3 no silent miss,
 //! P4 run integrity, P5 convergence (the last is waited for, in `mod.rs`,
-//! and its outcome passed in).
+//! and its outcome passed in); beside P2, no run begins before its
+//! scheduled time by the witness's clock (what clock skew must not cause).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -66,6 +67,8 @@ pub struct Verdict {
     pub skipped: usize,
     pub unaccounted: usize,
     pub lost_runs: usize,
+    /// Runs whose command began before their scheduled time (witness clock).
+    pub early: usize,
     pub failures: Vec<String>,
 }
 
@@ -91,6 +94,11 @@ pub fn tick_job(job: &str, wit: &[witness::Line], runs: &Runs, log: &str, from_s
     for w in wit.iter().filter(|w| w.job == job) {
         *seen.entry(w.scheduled_s).or_default() += 1;
         v.fires += 1;
+        // No run starts before its time, whatever a node's clock says.
+        if w.start_ms < w.scheduled_s * 1000 {
+            v.early += 1;
+            v.failures.push(format!("early {job}: run {} of {} began {} ms early on node {}", w.run, w.scheduled_s, w.scheduled_s * 1000 - w.start_ms, w.node));
+        }
     }
     for (t, n) in &seen {
         if *n > 1 {
@@ -171,7 +179,7 @@ mod tests {
     use super::*;
 
     fn w(t: i64) -> witness::Line {
-        witness::Line { job: "t".into(), scheduled_s: t, node: 1, run: t as u64 }
+        witness::Line { job: "t".into(), scheduled_s: t, node: 1, run: t as u64, start_ms: t * 1000 + 3 }
     }
 
     #[test]
@@ -197,6 +205,10 @@ mod tests {
         let mut v = Verdict::default();
         tick_job("t", &[w(10), w(10)], &runs, log, 10, 11, &mut v);
         assert_eq!(v.duplicates, 1);
+        // A run that began before its scheduled time is a failure.
+        let mut v = Verdict::default();
+        tick_job("t", &[witness::Line { start_ms: 9_990, ..w(10) }], &runs, log, 10, 11, &mut v);
+        assert_eq!((v.early, v.failures.len()), (1, 1), "{:?}", v.failures);
     }
 
     #[test]

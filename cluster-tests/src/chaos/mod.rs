@@ -29,6 +29,15 @@ pub struct Report {
     pub faults: Vec<Injected>,
     pub ledger: workload::Ledger,
     pub verdict: Verdict,
+    /// The node ids at the end (a replaced node has a new one).
+    pub ids: Vec<u64>,
+}
+
+/// `JOBD_CHAOS_SEED` if set (a replay), else one from the clock.
+pub fn seed() -> u64 {
+    std::env::var("JOBD_CHAOS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64)
+    })
 }
 
 impl Report {
@@ -62,8 +71,8 @@ impl fmt::Display for Report {
         writeln!(f, "writes: {} acknowledged, {} failed (nothing done), {} unknown, {} refused", l.acked, l.failed, l.unknown, l.refused)?;
         writeln!(
             f,
-            "fires: {} (witness), duplicates {}, scheduled times {}, ended lost/not-started {}, skipped by policy {}, unaccounted {}, lost runs {}",
-            v.fires, v.duplicates, v.expected_times, v.missed_accounted_lost, v.skipped, v.unaccounted, v.lost_runs
+            "fires: {} (witness), duplicates {}, early {}, scheduled times {}, ended lost/not-started {}, skipped by policy {}, unaccounted {}, lost runs {}",
+            v.fires, v.duplicates, v.early, v.expected_times, v.missed_accounted_lost, v.skipped, v.unaccounted, v.lost_runs
         )?;
         writeln!(f, "failover kill -> new leader: {}", spread(self.faults.iter().filter_map(|i| i.to_leader).collect()))?;
         writeln!(f, "failover kill -> first fire: {}", spread(self.faults.iter().filter_map(|i| i.to_fire).collect()))?;
@@ -135,15 +144,29 @@ pub struct Plan {
     pub duration: Duration,
     /// Stop after this many faults even if time is left.
     pub max_faults: usize,
-    /// Draw only this fault (the failover benchmark: leader kills).
+    /// Draw only this fault (a scenario; the failover benchmark).
     pub only: Option<nemesis::Fault>,
     pub workload: bool,
+    /// Environment for every node.
+    pub env: Vec<(&'static str, &'static str)>,
 }
+
+/// How long the ticks and the client go on after the last fault.
+const AFTER_FAULTS: Duration = Duration::from_secs(5);
+
+/// Snapshots (and log purges) every 50 entries, so that isolated or
+/// replaced nodes catch up by snapshot and compaction runs under faults.
+const SNAPSHOT_EVERY: (&str, &str) = ("JOBD_SNAPSHOT_EVERY", "50");
 
 impl Plan {
     /// Every fault, with the client, for `duration`.
     pub fn chaos(duration: Duration) -> Plan {
-        Plan { duration, max_faults: usize::MAX, only: None, workload: true }
+        Plan { duration, max_faults: usize::MAX, only: None, workload: true, env: vec![SNAPSHOT_EVERY] }
+    }
+
+    /// `faults` of one kind, with the client working beside them.
+    pub fn scenario(fault: nemesis::Fault, faults: usize) -> Plan {
+        Plan { duration: Duration::from_secs(180), max_faults: faults, only: Some(fault), workload: true, env: vec![SNAPSHOT_EVERY] }
     }
 }
 
@@ -151,14 +174,22 @@ impl Plan {
 pub async fn run(seed: u64, plan: Plan) -> Result<Report> {
     let started = Instant::now();
     let mut rng = rng::Rng::new(seed);
-    let mut c = Cluster::start_proxied(3).await?;
+    let mut c = Cluster::start_proxied_with_env(3, &plan.env).await?;
     let dir = tempfile::tempdir()?;
     let witness_path = dir.path().join("witness");
     for k in 0..TICK_JOBS {
         write_acked(&c, "clone", &format!("tick{k}:* * * * * ?:{}", witness::command(&witness_path))).await?;
         write_acked(&c, &format!("jobs/tick{k}/ctl"), "start").await?;
     }
-    let from_s = chrono::Utc::now().timestamp() + 2;
+    // Faults start once every tick job has fired: they hit a working cluster.
+    let t = Instant::now();
+    while witness::read(&witness_path).len() < TICK_JOBS {
+        if t.elapsed() > Duration::from_secs(20) {
+            bail!("seed {seed}: the tick jobs did not fire within 20 s\n{}", c.log_tails());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let from_s = chrono::Utc::now().timestamp() + 1;
     let addrs = c.nodes.iter().map(|n| n.fs_addr).collect();
     let (stop, stopped) = watch::channel(false);
     let client_seed = rng.next_u64();
@@ -180,6 +211,8 @@ pub async fn run(seed: u64, plan: Plan) -> Result<Report> {
         }
         tokio::time::sleep(rng.ms(500, 2500)).await;
     }
+    // After the last fault, time for firing to be seen going on.
+    tokio::time::sleep(AFTER_FAULTS).await;
     let to_s = chrono::Utc::now().timestamp() - 2;
     let _ = stop.send(true);
     let ledger = match client {
@@ -206,6 +239,11 @@ pub async fn run(seed: u64, plan: Plan) -> Result<Report> {
 
     let mut verdict = Verdict::default();
     let wit = witness::read(&witness_path);
+    for s in faults.iter().filter_map(|i| i.silence.as_ref()) {
+        for w in wit.iter().filter(|w| w.node == s.node && (s.from_ms..=s.to_ms).contains(&w.start_ms)) {
+            verdict.failures.push(format!("{}: node {} began {} run {} (scheduled {}) at {}", s.why, s.node, w.job, w.run, w.scheduled_s, w.start_ms));
+        }
+    }
     let leader = c.wait_leader().await?;
     for (k, r) in runs.iter().enumerate() {
         let log = read(&c, leader, &format!("jobs/tick{k}/log")).await?;
@@ -221,5 +259,6 @@ pub async fn run(seed: u64, plan: Plan) -> Result<Report> {
         }
         checker::p1(&ledger.known, c.nodes[i].id, &listing, &started_jobs, &mut verdict);
     }
-    Ok(Report { seed, ran_for: started.elapsed(), faults, ledger, verdict })
+    let ids = c.nodes.iter().map(|n| n.id).collect();
+    Ok(Report { seed, ran_for: started.elapsed(), faults, ledger, verdict, ids })
 }

@@ -1,7 +1,10 @@
 //! The nemesis: faults drawn from a weighted schedule by the seeded
 //! generator, each injected, checked to have taken effect (a process gone
-//! or stopped, a proxy refusing or holding bytes), held for a while, then
-//! healed, after which the cluster must agree on a leader again.
+//! or stopped, a proxy refusing or holding bytes, the term risen, a clock
+//! seen skewed, a log purged past an isolated node), held for a while,
+//! then healed, after which the cluster must agree on a leader again.
+//! Some faults also name a node that must start no run for a while
+//! (`Quiet`), checked against the witness at the end.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -28,10 +31,17 @@ pub enum Fault {
     /// Each node in turn: SIGTERM (it must drain and exit 0), start again,
     /// wait for a leader — an operator's upgrade.
     RollingRestart,
+    /// Every node SIGKILLed, then all started again.
+    KillAll,
+    /// The leader's wall clock jumps ±30 s while it runs, then back.
+    SkewLeader,
+    /// Membership change: a follower removed, wiped, started empty under a
+    /// new id, added as a learner, caught up and promoted.
+    Replace,
     Quiet,
 }
 
-const SCHEDULE: [(Fault, u64); 10] = [
+const SCHEDULE: [(Fault, u64); 13] = [
     (Fault::KillLeader, 4),
     (Fault::KillFollower, 2),
     (Fault::PauseLeader, 2),
@@ -41,8 +51,29 @@ const SCHEDULE: [(Fault, u64); 10] = [
     (Fault::Bridge, 1),
     (Fault::Delay, 1),
     (Fault::RollingRestart, 1),
+    (Fault::KillAll, 1),
+    (Fault::SkewLeader, 1),
+    (Fault::Replace, 1),
     (Fault::Quiet, 1),
 ];
+
+/// Node `node` (an id) must begin no run between `from_ms` and `to_ms`
+/// (the test machine's clock), for the reason given.
+#[derive(Debug, Clone)]
+pub struct Silence {
+    pub node: u64,
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub why: &'static str,
+}
+
+/// A run accepted just before a fault may still begin up to this long
+/// after it: proposed 200 ms ahead of its time, started up to 1 s late.
+const ACCEPTED_TAIL_MS: i64 = 1500;
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
 
 /// What one fault did.
 #[derive(Debug)]
@@ -55,6 +86,7 @@ pub struct Injected {
     /// the first fire the witness saw from that new leader.
     pub to_leader: Option<Duration>,
     pub to_fire: Option<Duration>,
+    pub silence: Option<Silence>,
 }
 
 pub fn draw(rng: &mut Rng) -> Fault {
@@ -73,7 +105,9 @@ pub async fn inject(c: &mut Cluster, fault: Fault, rng: &mut Rng, witness_path: 
     let follower = others(n, leader)[rng.below(n as u64 - 1) as usize];
     let held = rng.ms(1500, 4000);
     let at = chrono::Utc::now();
-    let mut out = Injected { fault, at, node: leader, held, to_leader: None, to_fire: None };
+    let mut out = Injected { fault, at, node: leader, held, to_leader: None, to_fire: None, silence: None };
+    let term_before = term(c, leader).await?;
+    let leader_id = c.nodes[leader].id;
     match fault {
         Fault::KillLeader | Fault::KillFollower => {
             let victim = if fault == Fault::KillLeader { leader } else { follower };
@@ -114,15 +148,56 @@ pub async fn inject(c: &mut Cluster, fault: Fault, rng: &mut Rng, witness_path: 
             wait_effect(|| c.is_paused(leader), "the leader to show as stopped after SIGSTOP").await?;
             tokio::time::sleep(held).await;
             c.pause(leader, false).await?;
+            // Its fence is gone and what it had accepted is past its start
+            // deadline: the resumed old leader begins nothing stale.
+            let resumed = now_ms();
+            out.silence = Some(Silence { node: leader_id, from_ms: resumed, to_ms: resumed + 1000, why: "the resumed old leader began a run" });
         }
-        Fault::IsolateLeader | Fault::IsolateFollower => {
-            let victim = if fault == Fault::IsolateLeader { leader } else { follower };
-            out.node = victim;
-            let refused = refused_into(c, victim);
-            c.isolate(victim, true);
-            wait_effect(|| refused_into(c, victim) > refused, "the isolated node's links to refuse connections").await?;
+        Fault::IsolateLeader => {
+            let refused = refused_into(c, leader);
+            c.isolate(leader, true);
+            let cut = now_ms();
+            wait_effect(|| refused_into(c, leader) > refused, "the isolated node's links to refuse connections").await?;
             tokio::time::sleep(held).await;
-            c.isolate(victim, false);
+            c.isolate(leader, false);
+            out.silence =
+                Some(Silence { node: leader_id, from_ms: cut + ACCEPTED_TAIL_MS, to_ms: now_ms(), why: "the leader fired while cut off in a minority" });
+        }
+        Fault::IsolateFollower => {
+            // Held until the leader has snapshotted and purged its log past
+            // where the follower stopped, so healing must send a snapshot
+            // (the chaos clusters snapshot every 50 entries).
+            out.node = follower;
+            let behind = applied(c, follower).await?;
+            let refused = refused_into(c, follower);
+            c.isolate(follower, true);
+            wait_effect(|| refused_into(c, follower) > refused, "the isolated node's links to refuse connections").await?;
+            let t = Instant::now();
+            loop {
+                let leader = c.wait_leader_among(&others(n, follower)).await?;
+                let purged = c.ctl(leader).await.ok().and_then(|m| m.get("purged")?.parse::<u64>().ok()).unwrap_or(0);
+                if purged > behind && t.elapsed() >= held {
+                    break;
+                }
+                if t.elapsed() > Duration::from_secs(30) {
+                    bail!("the fault did not take effect: the leader did not purge past index {behind} within 30 s");
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            out.held = t.elapsed();
+            c.isolate(follower, false);
+            let t = Instant::now();
+            loop {
+                let ctl = c.ctl(follower).await.ok();
+                let snapshot = ctl.as_ref().and_then(|m| m.get("snapshot")?.parse::<u64>().ok()).unwrap_or(0);
+                if snapshot > behind {
+                    break;
+                }
+                if t.elapsed() > Duration::from_secs(30) {
+                    bail!("the healed follower holds no snapshot past index {behind} after 30 s: {ctl:?}");
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
         }
         Fault::OneWay => {
             out.node = follower;
@@ -167,10 +242,54 @@ pub async fn inject(c: &mut Cluster, fault: Fault, rng: &mut Rng, witness_path: 
                 c.wait_leader().await?;
             }
         }
+        Fault::KillAll => {
+            for i in 0..n {
+                c.kill(i).await?;
+            }
+            if c.nodes.iter().any(|x| x.child.is_some()) {
+                bail!("a node still running after SIGKILL to all");
+            }
+            tokio::time::sleep(held).await;
+            for i in 0..n {
+                c.restart(i).await?;
+            }
+        }
+        Fault::SkewLeader => {
+            let ms = if rng.below(2) == 0 { 30_000 } else { -30_000 };
+            // Returns once the leader's /ctl shows the skew it now sees.
+            c.skew(leader, ms).await?;
+            let seen = now_ms();
+            tokio::time::sleep(held).await;
+            let unskewed = now_ms();
+            c.skew(leader, 0).await?;
+            out.silence = Some(Silence { node: leader_id, from_ms: seen + ACCEPTED_TAIL_MS, to_ms: unskewed, why: "a node fired while its clock was 30 s off" });
+        }
+        Fault::Replace => {
+            out.node = follower;
+            let t = Instant::now();
+            c.replace(follower).await?;
+            out.held = t.elapsed();
+        }
         Fault::Quiet => tokio::time::sleep(held).await,
     }
-    c.wait_leader().await?;
+    let now_leader = c.wait_leader().await?;
+    // Not after KillAll: an old leader whose vote is committed on disk
+    // takes up its leadership again at start, in the same term (openraft).
+    if matches!(fault, Fault::KillLeader | Fault::PauseLeader | Fault::IsolateLeader) {
+        let after = term(c, now_leader).await?;
+        if after <= term_before {
+            bail!("the fault did not take effect: the term stayed {term_before} ({after} after)");
+        }
+    }
     Ok(out)
+}
+
+async fn term(c: &Cluster, i: usize) -> Result<u64> {
+    Ok(c.ctl(i).await?.get("term").and_then(|t| t.parse().ok()).unwrap_or(0))
+}
+
+async fn applied(c: &Cluster, i: usize) -> Result<u64> {
+    Ok(c.ctl(i).await?.get("applied").and_then(|t| t.parse().ok()).unwrap_or(0))
 }
 
 fn refused_into(c: &Cluster, victim: usize) -> u64 {

@@ -1,15 +1,16 @@
 //! The witness: a file outside the cluster to which every run of a tick
-//! job appends `JOB SCHEDULED-TIME NODE RUN-ID` (its command does, with
-//! jobd's environment), so what actually ran is known independently of
-//! jobd's own records.
+//! job appends `JOB SCHEDULED-TIME NODE RUN-ID START-MS` (its command does,
+//! with jobd's environment; START-MS is the test machine's own clock when
+//! the command began), so what actually ran, and when, is known
+//! independently of jobd's records and of any node's clock.
 
 use std::path::Path;
 
-/// The command a tick job runs: two output lines (for the run-integrity
-/// check), then its witness line.
+/// The command a tick job runs: the real time first, two output lines (for
+/// the run-integrity check), then its witness line.
 pub fn command(witness: &Path) -> String {
     format!(
-        "echo out1 $JOBD_RUN_ID; echo out2 $JOBD_RUN_ID; echo \"$JOBD_JOB $JOBD_SCHEDULED_TIME $JOBD_NODE $JOBD_RUN_ID\" >> {}",
+        "t=$(date +%s%3N); echo out1 $JOBD_RUN_ID; echo out2 $JOBD_RUN_ID; echo \"$JOBD_JOB $JOBD_SCHEDULED_TIME $JOBD_NODE $JOBD_RUN_ID $t\" >> {}",
         witness.display()
     )
 }
@@ -20,6 +21,8 @@ pub struct Line {
     pub scheduled_s: i64,
     pub node: u64,
     pub run: u64,
+    /// When the run's command began, by the test machine's clock.
+    pub start_ms: i64,
 }
 
 /// Every whole line of the witness file (a line being appended is skipped).
@@ -29,12 +32,13 @@ pub fn read(path: &Path) -> Vec<Line> {
         .filter(|l| l.ends_with('\n'))
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            let [job, t, node, run] = f.as_slice() else { return None };
+            let [job, t, node, run, start] = f.as_slice() else { return None };
             Some(Line {
                 job: job.to_string(),
                 scheduled_s: chrono::DateTime::parse_from_rfc3339(t).ok()?.timestamp(),
                 node: node.parse().ok()?,
                 run: run.parse().ok()?,
+                start_ms: start.parse().ok()?,
             })
         })
         .collect()
