@@ -34,7 +34,7 @@ pub struct NodeProc {
 }
 
 /// How many ids a slot can hold over a run (rejoins under new ids).
-const IDS_PER_SLOT: u64 = 16;
+const IDS_PER_SLOT: u64 = 64;
 
 /// The file whose offset (ms) the node's clock seam re-reads.
 fn clock_file(dir: &std::path::Path) -> PathBuf {
