@@ -39,6 +39,9 @@ pub fn now_ms() -> i64 {
     real + offset_ms()
 }
 
+/// A peer's offset counts for the skew while it is this recent.
+const CURRENT: Duration = Duration::from_secs(5);
+
 /// The latest estimate of each peer's clock minus ours, in milliseconds.
 #[derive(Default)]
 pub struct PeerClocks {
@@ -62,8 +65,12 @@ impl PeerClocks {
     }
 
     fn record(&self, peer: NodeId, offset: i64) {
+        self.record_at(peer, offset, std::time::Instant::now());
+    }
+
+    fn record_at(&self, peer: NodeId, offset: i64, at: std::time::Instant) {
         self.offsets.lock().unwrap_or_else(|p| p.into_inner()).insert(peer, offset);
-        self.seen.lock().unwrap_or_else(|p| p.into_inner()).insert(peer, std::time::Instant::now());
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).insert(peer, at);
     }
 
     /// How long since `peer` was last heard from (`None`: never).
@@ -76,9 +83,14 @@ impl PeerClocks {
     }
 
     /// Our clock against the median of the cluster's (ours counted as 0):
-    /// positive when ours runs ahead.
+    /// positive when ours runs ahead. Only peers heard from in the last
+    /// `CURRENT` count: a removed or dead node's last offset would
+    /// otherwise outvote the live ones (found by the chaos harness: after
+    /// two nodes were replaced, a leader 30 s ahead saw no skew).
     pub fn skew_ms(&self) -> i64 {
-        let mut all: Vec<i64> = self.offsets().into_values().collect();
+        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let current = |peer: &NodeId| seen.get(peer).is_some_and(|t| t.elapsed() < CURRENT);
+        let mut all: Vec<i64> = self.offsets().into_iter().filter(|(p, _)| current(p)).map(|(_, o)| o).collect();
         all.push(0);
         all.sort_unstable();
         -all[all.len() / 2]
@@ -100,5 +112,18 @@ mod tests {
         // One peer agrees with us: the median is ours.
         c.observe_request(3, 1000, 1000);
         assert_eq!(c.skew_ms(), 0);
+    }
+
+    #[test]
+    fn peers_not_heard_from_lately_do_not_count() {
+        let c = PeerClocks::default();
+        let long_ago = std::time::Instant::now().checked_sub(Duration::from_secs(60)).expect("the clock is past a minute");
+        // Two removed nodes agreed with us a minute ago; the two live ones
+        // say we run 30 s ahead now.
+        c.record_at(4, 0, long_ago);
+        c.record_at(5, 0, long_ago);
+        c.observe_request(2, 1000 - 30_000, 1000);
+        c.observe_request(3, 1000 - 30_000, 1000);
+        assert_eq!(c.skew_ms(), 30_000);
     }
 }
