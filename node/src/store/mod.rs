@@ -16,12 +16,21 @@ pub mod state_machine;
 use std::path::Path;
 use std::sync::Arc;
 
-use rocksdb::{ColumnFamilyDescriptor, Options, DB};
+use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, Options, DB};
 
 pub const CF_LOG: &str = "log";
 pub const CF_META: &str = "meta";
 pub const CF_SM: &str = "sm";
 pub const CF_SNAPSHOT: &str = "snapshot";
+
+/// Memory RocksDB may hold for unflushed writes, all column families
+/// together. RocksDB's defaults (64 MiB per column family, two each) let
+/// four families hold up to half a GiB: at 100,000 jobs a node sat at
+/// 320 MiB RSS, mostly memtables (the Raft log and the snapshot copy).
+const MEMTABLES_BYTES: usize = 64 << 20;
+/// One block cache shared by every column family (by default each has its
+/// own 32 MiB).
+const BLOCK_CACHE_BYTES: usize = 32 << 20;
 
 /// Opens (creating if needed) the node's database under `dir`.
 pub fn open(dir: &Path) -> Result<Arc<DB>, rocksdb::Error> {
@@ -30,7 +39,17 @@ pub fn open(dir: &Path) -> Result<Arc<DB>, rocksdb::Error> {
     opts.create_missing_column_families(true);
     // Statistics let the tests see that appends really reach fsync.
     opts.enable_statistics();
-    let cfs = [CF_LOG, CF_META, CF_SM, CF_SNAPSHOT].map(|n| ColumnFamilyDescriptor::new(n, Options::default()));
+    opts.set_db_write_buffer_size(MEMTABLES_BYTES);
+    let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
+    let family = |name| {
+        let mut table = BlockBasedOptions::default();
+        table.set_block_cache(&cache);
+        let mut o = Options::default();
+        o.set_block_based_table_factory(&table);
+        o.set_write_buffer_size(MEMTABLES_BYTES / 4);
+        ColumnFamilyDescriptor::new(name, o)
+    };
+    let cfs = [CF_LOG, CF_META, CF_SM, CF_SNAPSHOT].map(family);
     Ok(Arc::new(DB::open_cf_descriptors(&opts, dir, cfs)?))
 }
 
