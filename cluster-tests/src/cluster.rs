@@ -159,7 +159,8 @@ impl Cluster {
     pub fn log_tails(&self) -> String {
         let mut out = String::new();
         for n in &self.nodes {
-            let text = std::fs::read_to_string(n.dir.join("jobd.log")).unwrap_or_default();
+            // Lossy: a tail must show even if a line is not UTF-8.
+            let text = String::from_utf8_lossy(&std::fs::read(n.dir.join("jobd.log")).unwrap_or_default()).into_owned();
             let lines: Vec<&str> = text.lines().collect();
             out += &format!("--- node {} ---\n{}\n", n.id, lines[lines.len().saturating_sub(20)..].join("\n"));
         }

@@ -111,6 +111,8 @@ pub enum StartError {
     Config(String),
     #[error("starting raft: {0}")]
     Raft(String),
+    #[error("starting the process-creating thread: {source}")]
+    Thread { source: std::io::Error },
 }
 
 /// Why a write failed; each maps to one errno class at the 9P edge.
@@ -246,6 +248,7 @@ impl Node {
             stopping: stopping_rx,
             active: Arc::default(),
             run_as: run_as.map(Arc::new),
+            creator: Arc::new(crate::sched::spawn::Creator::start().map_err(|source| StartError::Thread { source })?),
             max_runs: cfg.max_concurrent_runs,
             metrics: crate::metrics::Metrics::new(),
         };

@@ -1,7 +1,8 @@
 //! 4. Scale: N jobs (a tenth of them started, on `@yearly` so they are
 //! armed but quiet) on three nodes: each node's RSS, `ls /jobs` time, the
-//! time a restarted node takes to serve again, and the snapshot a new
-//! member is sent (size, and time from `add` until it holds every job).
+//! time a restarted node takes to serve again, a `/ctl` read (it hashes the
+//! whole state), and the snapshot a new member is sent (size, and time from
+//! `add` until it holds every job).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,7 +19,6 @@ fn rss_mib(pid: u32) -> f64 {
     let kb: f64 = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap_or(f64::NAN);
     kb / 1024.0
 }
-
 
 pub async fn run(jobs: usize) -> Result<()> {
     println!("scale: {jobs} jobs ({} started) on 3 nodes", jobs / 10);
@@ -77,6 +77,12 @@ pub async fn run(jobs: usize) -> Result<()> {
         figure(&format!("scale.n{}.ls_jobs", i + 1), ls_secs[i], "s");
         figure(&format!("scale.n{}.db", i + 1), disk, "MiB");
     }
+    // `/ctl` hashes the whole state for its digest on every read.
+    let t = Instant::now();
+    c.ctl(leader).await?;
+    let ctl_secs = t.elapsed().as_secs_f64();
+    println!("read /ctl (digest over the whole state): {ctl_secs:.3} s");
+    figure("scale.ctl_read", ctl_secs, "s");
     // A restarted follower: SIGKILL, start, time until it serves 9P with every job.
     let follower = (c.wait_leader().await? + 1) % 3;
     c.kill(follower).await?;

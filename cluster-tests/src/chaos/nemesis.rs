@@ -146,7 +146,11 @@ pub async fn inject(c: &mut Cluster, fault: Fault, rng: &mut Rng, witness_path: 
             c.pause(leader, true).await?;
             // SIGSTOP is delivered asynchronously: every thread must stop.
             wait_effect(|| c.is_paused(leader), "the leader to show as stopped after SIGSTOP").await?;
-            tokio::time::sleep(held).await;
+            // Held at least `held`, and until the others have elected.
+            let t = Instant::now();
+            new_leader_among(c, &others(n, leader), term_before).await?;
+            tokio::time::sleep(held.saturating_sub(t.elapsed())).await;
+            out.held = t.elapsed();
             c.pause(leader, false).await?;
             // Its fence is gone and what it had accepted is past its start
             // deadline: the resumed old leader begins nothing stale.
@@ -158,7 +162,13 @@ pub async fn inject(c: &mut Cluster, fault: Fault, rng: &mut Rng, witness_path: 
             c.isolate(leader, true);
             let cut = now_ms();
             wait_effect(|| refused_into(c, leader) > refused, "the isolated node's links to refuse connections").await?;
-            tokio::time::sleep(held).await;
+            // Held at least `held`, and until the majority has elected (an
+            // election can take two rounds of timeouts: a 1.5 s hold once
+            // healed before one finished, in a 27-minute soak).
+            let t = Instant::now();
+            new_leader_among(c, &others(n, leader), term_before).await?;
+            tokio::time::sleep(held.saturating_sub(t.elapsed())).await;
+            out.held = t.elapsed();
             c.isolate(leader, false);
             out.silence =
                 Some(Silence { node: leader_id, from_ms: cut + ACCEPTED_TAIL_MS, to_ms: now_ms(), why: "the leader fired while cut off in a minority" });
@@ -282,6 +292,22 @@ pub async fn inject(c: &mut Cluster, fault: Fault, rng: &mut Rng, witness_path: 
         }
     }
     Ok(out)
+}
+
+/// Waits until the nodes in `among` agree on a leader in a term above
+/// `above` (the fault has deposed the old one).
+async fn new_leader_among(c: &Cluster, among: &[usize], above: u64) -> Result<()> {
+    let t = Instant::now();
+    loop {
+        let l = c.wait_leader_among(among).await?;
+        if term(c, l).await.unwrap_or(0) > above {
+            return Ok(());
+        }
+        if t.elapsed() > Duration::from_secs(20) {
+            bail!("the fault did not take effect: no leader above term {above} among nodes {among:?} within 20 s\n{}", c.log_tails());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn term(c: &Cluster, i: usize) -> Result<u64> {

@@ -28,8 +28,6 @@ const BATCH_EVERY: Duration = Duration::from_millis(100);
 const BATCH_BYTES: usize = 64 << 10;
 /// After SIGTERM, how long a run's processes get before SIGKILL.
 pub const KILL_GRACE: Duration = Duration::from_secs(5);
-/// Processes being created at once (see `run`).
-static CREATING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 
 /// The default of `--max-concurrent-runs`.
 pub const MAX_CONCURRENT_RUNS: usize = 512;
@@ -57,6 +55,8 @@ pub struct Executor {
     pub max_runs: usize,
     /// `--run-as`: the user job processes run as.
     pub run_as: Option<Arc<super::run_as::RunAs>>,
+    /// Creates every run's process, on one long-lived thread.
+    pub creator: Arc<super::spawn::Creator>,
 }
 
 /// Takes a run out of the active set when its carrying-out ends.
@@ -161,13 +161,8 @@ impl Executor {
         ];
         // The process is created now, before its time, off the async
         // workers (a fork blocks its thread), and waits at its gate.
-        let (cmd, workdir, run_as) = (job.cmd.clone(), self.workdir.clone(), self.run_as.clone());
-        // One at a time: forks of this (large, many-threaded) process
-        // serialize on its memory map anyway, and in parallel they thrash.
-        let permit = CREATING.acquire().await;
-        let created = tokio::task::spawn_blocking(move || super::spawn::create(&cmd, &env, &workdir, run_as.as_deref())).await;
-        drop(permit);
-        let mut gated = match created.map_err(std::io::Error::other).and_then(|r| r) {
+        let created = self.creator.create(job.cmd.clone(), env.to_vec(), self.workdir.clone(), self.run_as.clone()).await;
+        let mut gated = match created {
             Ok(g) => g,
             Err(e) => {
                 warn!(job = %o.name, "cannot start: {e}");

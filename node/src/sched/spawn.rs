@@ -11,11 +11,20 @@
 //! after all (stopped, deleted, too late), kills the waiting process group.
 //! If jobd dies first, the pipe reaches end-of-file and the guard exits
 //! without running anything.
+//!
+//! Every process is created on one thread per node (`Creator`), one at a
+//! time, living as long as the node. Two reasons: forks of this large,
+//! many-threaded process serialise on its memory map anyway (in parallel
+//! they thrash), and the parent-death signal that ties a run to its node
+//! fires when the *thread* that forked the run ends (prctl(2)), not the
+//! process — created on tokio's blocking pool, whose threads end after
+//! 10 s idle, any run that outlived its thread was SIGKILLed at 10 s.
 
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 
 use tokio::process::{Child, Command as Process};
 
@@ -62,10 +71,56 @@ impl Gated {
     }
 }
 
+/// One run's process to create, and where to send it.
+struct Order {
+    cmd: String,
+    env: Vec<(&'static str, String)>,
+    workdir: PathBuf,
+    run_as: Option<Arc<RunAs>>,
+    reply: tokio::sync::oneshot::Sender<std::io::Result<Gated>>,
+}
+
+/// The node's process-creating thread; it ends when the last handle is
+/// dropped (the node has stopped), and with it, by the parent-death
+/// signal, any run still going.
+pub struct Creator {
+    orders: std::sync::mpsc::Sender<Order>,
+}
+
+impl Creator {
+    /// Starts the thread; call within the node's runtime (the processes
+    /// are registered with its reactor, to be awaited there).
+    pub fn start() -> std::io::Result<Creator> {
+        let (orders, rx) = std::sync::mpsc::channel::<Order>();
+        let runtime = tokio::runtime::Handle::current();
+        std::thread::Builder::new().name("jobd-creator".into()).spawn(move || {
+            let _inside = runtime.enter();
+            for o in rx {
+                let _ = o.reply.send(create(&o.cmd, &o.env, &o.workdir, o.run_as.as_deref()));
+            }
+        })?;
+        Ok(Creator { orders })
+    }
+
+    /// Creates a run's process at its gate (see `create`), on the thread.
+    pub async fn create(
+        &self,
+        cmd: String,
+        env: Vec<(&'static str, String)>,
+        workdir: PathBuf,
+        run_as: Option<Arc<RunAs>>,
+    ) -> std::io::Result<Gated> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let gone = || std::io::Error::other("the process-creating thread has ended");
+        self.orders.send(Order { cmd, env, workdir, run_as, reply }).map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+}
+
 /// Creates `sh -c GUARD CMD` in its own process group, with a clean
 /// environment (`env`, nothing of jobd's own), in `workdir`, as `run_as`
 /// if set, dying with jobd, and waiting at its gate.
-pub fn create(cmd: &str, env: &[(&str, String)], workdir: &Path, run_as: Option<&RunAs>) -> std::io::Result<Gated> {
+fn create(cmd: &str, env: &[(&str, String)], workdir: &Path, run_as: Option<&RunAs>) -> std::io::Result<Gated> {
     let mut fds = [0i32; 2];
     // SAFETY: pipe2 fills two fds; both close on exec in every child but
     // this one, which gets the read end as fd 3 (dup2 clears the flag).
