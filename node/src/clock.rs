@@ -42,12 +42,29 @@ pub fn now_ms() -> i64 {
 /// A peer's offset counts for the skew while it is this recent.
 const CURRENT: Duration = Duration::from_secs(5);
 
+/// This node's wall clock minus its monotonic clock (ms since the first
+/// call): constant while the wall clock runs true, it moves by exactly the
+/// size of a step (an NTP jump, an operator's `date -s`).
+fn wall_minus_mono() -> i64 {
+    static START: OnceLock<std::time::Instant> = OnceLock::new();
+    now_ms() - START.get_or_init(std::time::Instant::now).elapsed().as_millis() as i64
+}
+
+/// One peer's clock offset as last observed.
+#[derive(Clone, Copy)]
+struct Observed {
+    /// The peer's clock minus ours, when observed.
+    offset: i64,
+    /// `wall_minus_mono` when observed.
+    base: i64,
+    /// When, on the monotonic clock.
+    at: std::time::Instant,
+}
+
 /// The latest estimate of each peer's clock minus ours, in milliseconds.
 #[derive(Default)]
 pub struct PeerClocks {
-    offsets: Mutex<HashMap<NodeId, i64>>,
-    /// When each peer was last heard from, on this node's monotonic clock.
-    seen: Mutex<HashMap<NodeId, std::time::Instant>>,
+    seen: Mutex<HashMap<NodeId, Observed>>,
 }
 
 impl PeerClocks {
@@ -65,32 +82,37 @@ impl PeerClocks {
     }
 
     fn record(&self, peer: NodeId, offset: i64) {
-        self.record_at(peer, offset, std::time::Instant::now());
+        self.record_at(peer, Observed { offset, base: wall_minus_mono(), at: std::time::Instant::now() });
     }
 
-    fn record_at(&self, peer: NodeId, offset: i64, at: std::time::Instant) {
-        self.offsets.lock().unwrap_or_else(|p| p.into_inner()).insert(peer, offset);
-        self.seen.lock().unwrap_or_else(|p| p.into_inner()).insert(peer, at);
+    fn record_at(&self, peer: NodeId, o: Observed) {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).insert(peer, o);
     }
 
     /// How long since `peer` was last heard from (`None`: never).
     pub fn silent_for(&self, peer: NodeId) -> Option<std::time::Duration> {
-        self.seen.lock().unwrap_or_else(|p| p.into_inner()).get(&peer).map(|t| t.elapsed())
-    }
-
-    pub fn offsets(&self) -> HashMap<NodeId, i64> {
-        self.offsets.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).get(&peer).map(|o| o.at.elapsed())
     }
 
     /// Our clock against the median of the cluster's (ours counted as 0):
-    /// positive when ours runs ahead. Only peers heard from in the last
-    /// `CURRENT` count: a removed or dead node's last offset would
-    /// otherwise outvote the live ones (found by the chaos harness: after
-    /// two nodes were replaced, a leader 30 s ahead saw no skew).
+    /// positive when ours runs ahead.
+    ///
+    /// Only peers heard from in the last `CURRENT` count: a removed or dead
+    /// node's last offset would otherwise outvote the live ones (found by
+    /// the chaos harness: after two nodes were replaced, a leader 30 s
+    /// ahead saw no skew). And each offset is corrected by how far our own
+    /// wall clock has stepped since it was observed (against the monotonic
+    /// clock), so a step shows at once rather than at the next heartbeat
+    /// reply — in that gap a leader whose clock had just jumped ahead
+    /// proposed a fire for its jumped "now" and began it 30 s early.
     pub fn skew_ms(&self) -> i64 {
+        self.skew_with_base(wall_minus_mono())
+    }
+
+    fn skew_with_base(&self, base_now: i64) -> i64 {
         let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let current = |peer: &NodeId| seen.get(peer).is_some_and(|t| t.elapsed() < CURRENT);
-        let mut all: Vec<i64> = self.offsets().into_iter().filter(|(p, _)| current(p)).map(|(_, o)| o).collect();
+        let mut all: Vec<i64> =
+            seen.values().filter(|o| o.at.elapsed() < CURRENT).map(|o| o.offset - (base_now - o.base)).collect();
         all.push(0);
         all.sort_unstable();
         -all[all.len() / 2]
@@ -120,10 +142,22 @@ mod tests {
         let long_ago = std::time::Instant::now().checked_sub(Duration::from_secs(60)).expect("the clock is past a minute");
         // Two removed nodes agreed with us a minute ago; the two live ones
         // say we run 30 s ahead now.
-        c.record_at(4, 0, long_ago);
-        c.record_at(5, 0, long_ago);
+        c.record_at(4, Observed { offset: 0, base: wall_minus_mono(), at: long_ago });
+        c.record_at(5, Observed { offset: 0, base: wall_minus_mono(), at: long_ago });
         c.observe_request(2, 1000 - 30_000, 1000);
         c.observe_request(3, 1000 - 30_000, 1000);
         assert_eq!(c.skew_ms(), 30_000);
+    }
+
+    #[test]
+    fn a_step_of_our_own_clock_shows_before_any_peer_replies() {
+        let c = PeerClocks::default();
+        let now = std::time::Instant::now();
+        c.record_at(2, Observed { offset: 0, base: 1_000, at: now });
+        c.record_at(3, Observed { offset: 0, base: 1_000, at: now });
+        assert_eq!(c.skew_with_base(1_000), 0);
+        // Our wall clock has jumped 30 s ahead of the monotonic clock since.
+        assert_eq!(c.skew_with_base(31_000), 30_000);
+        assert_eq!(c.skew_with_base(-29_000), -30_000);
     }
 }

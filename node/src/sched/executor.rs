@@ -57,6 +57,9 @@ pub struct Executor {
     pub run_as: Option<Arc<super::run_as::RunAs>>,
     /// Creates every run's process, on one long-lived thread.
     pub creator: Arc<super::spawn::Creator>,
+    /// This node's clock against the quorum's, checked again at the gate.
+    pub clocks: Arc<crate::clock::PeerClocks>,
+    pub max_clock_skew_ms: i64,
 }
 
 /// Takes a run out of the active set when its carrying-out ends.
@@ -182,7 +185,15 @@ impl Executor {
         if too_late {
             warn!(job = %o.name, run = o.run_id, late_ms = late, "missed the start deadline");
         }
-        if too_late || self.still_wanted(&o).is_none() || *self.stopping.borrow() {
+        // The scheduler does not fire while this node's clock is off; this
+        // catches a clock that stepped after the fire was proposed, whose
+        // scheduled time came from the stepped clock.
+        let skew = self.clocks.skew_ms();
+        let skewed = o.trigger != Trigger::Manual && skew.abs() > self.max_clock_skew_ms;
+        if skewed {
+            warn!(job = %o.name, run = o.run_id, skew_ms = skew, "this node's clock is off: not starting");
+        }
+        if too_late || skewed || self.still_wanted(&o).is_none() || *self.stopping.borrow() {
             gated.abandon().await;
             return self.record(self.end(&o, RunStatus::NotStarted)).await;
         }
