@@ -50,8 +50,8 @@ async fn all_three_sigkilled_and_restarted() {
 
 /// Breaks: the leader, by SIGSTOP for longer than the election timeout,
 /// then SIGCONT. Expects: the others elect a leader and fire; the resumed
-/// old leader begins no run in the second after it resumes (its fence is
-/// gone and what it had accepted is past its start deadline).
+/// old leader begins no stale run (what it had accepted is past its start
+/// deadline, and no scheduled run anywhere begins past that deadline).
 #[tokio::test(flavor = "multi_thread")]
 async fn leader_sigstop_then_sigcont() {
     scenario("leader_sigstop_then_sigcont", Plan::scenario(Fault::PauseLeader, 2)).await;

@@ -9,6 +9,11 @@ use std::collections::{BTreeMap, HashMap};
 use super::witness;
 use super::workload::Known;
 
+/// jobd's start deadline for scheduled runs, and what the witness's own
+/// clock reading may add (the shell's start, a busy machine).
+const START_DEADLINE_MS: i64 = 1000;
+const START_SLACK_MS: i64 = 300;
+
 /// One line of `/jobs/NAME/runs`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunRec {
@@ -94,10 +99,16 @@ pub fn tick_job(job: &str, wit: &[witness::Line], runs: &Runs, log: &str, from_s
     for w in wit.iter().filter(|w| w.job == job) {
         *seen.entry(w.scheduled_s).or_default() += 1;
         v.fires += 1;
-        // No run starts before its time, whatever a node's clock says.
-        if w.start_ms < w.scheduled_s * 1000 {
+        // No run starts before its time, whatever a node's clock says; and
+        // a scheduled (not catch-up) run starts within the start deadline,
+        // so a deposed leader cannot begin a stale one.
+        let late = w.start_ms - w.scheduled_s * 1000;
+        if late < 0 {
             v.early += 1;
-            v.failures.push(format!("early {job}: run {} of {} began {} ms early on node {}", w.run, w.scheduled_s, w.scheduled_s * 1000 - w.start_ms, w.node));
+            v.failures.push(format!("early {job}: run {} of {} began {} ms early on node {}", w.run, w.scheduled_s, -late, w.node));
+        }
+        if w.trigger == "schedule" && late > START_DEADLINE_MS + START_SLACK_MS {
+            v.failures.push(format!("late {job}: run {} of {} began {late} ms after its time on node {}, past the start deadline", w.run, w.scheduled_s, w.node));
         }
     }
     for (t, n) in &seen {
@@ -179,7 +190,7 @@ mod tests {
     use super::*;
 
     fn w(t: i64) -> witness::Line {
-        witness::Line { job: "t".into(), scheduled_s: t, node: 1, run: t as u64, start_ms: t * 1000 + 3 }
+        witness::Line { job: "t".into(), scheduled_s: t, node: 1, run: t as u64, start_ms: t * 1000 + 3, trigger: "schedule".into() }
     }
 
     #[test]
@@ -209,6 +220,14 @@ mod tests {
         let mut v = Verdict::default();
         tick_job("t", &[witness::Line { start_ms: 9_990, ..w(10) }], &runs, log, 10, 11, &mut v);
         assert_eq!((v.early, v.failures.len()), (1, 1), "{:?}", v.failures);
+        // A scheduled run begun past the start deadline is a failure; a
+        // catch-up run may begin late.
+        let mut v = Verdict::default();
+        tick_job("t", &[witness::Line { start_ms: 11_500, ..w(10) }], &runs, log, 10, 11, &mut v);
+        assert_eq!(v.failures.len(), 1, "{:?}", v.failures);
+        let mut v = Verdict::default();
+        tick_job("t", &[witness::Line { start_ms: 11_500, trigger: "catchup".into(), ..w(10) }], &runs, log, 10, 11, &mut v);
+        assert!(v.failures.is_empty(), "{:?}", v.failures);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The witness: a file outside the cluster to which every run of a tick
-//! job appends `JOB SCHEDULED-TIME NODE RUN-ID START-MS` (its command does,
+//! job appends `JOB SCHEDULED-TIME NODE RUN-ID START-MS TRIGGER` (its command does,
 //! with jobd's environment; START-MS is the test machine's own clock when
 //! the command began), so what actually ran, and when, is known
 //! independently of jobd's records and of any node's clock.
@@ -10,7 +10,7 @@ use std::path::Path;
 /// the run-integrity check), then its witness line.
 pub fn command(witness: &Path) -> String {
     format!(
-        "t=$(date +%s%3N); echo out1 $JOBD_RUN_ID; echo out2 $JOBD_RUN_ID; echo \"$JOBD_JOB $JOBD_SCHEDULED_TIME $JOBD_NODE $JOBD_RUN_ID $t\" >> {}",
+        "t=$(date +%s%3N); echo out1 $JOBD_RUN_ID; echo out2 $JOBD_RUN_ID; echo \"$JOBD_JOB $JOBD_SCHEDULED_TIME $JOBD_NODE $JOBD_RUN_ID $t $JOBD_TRIGGER\" >> {}",
         witness.display()
     )
 }
@@ -23,6 +23,8 @@ pub struct Line {
     pub run: u64,
     /// When the run's command began, by the test machine's clock.
     pub start_ms: i64,
+    /// `schedule`, `catchup` or `manual`.
+    pub trigger: String,
 }
 
 /// Every whole line of the witness file (a line being appended is skipped).
@@ -32,13 +34,14 @@ pub fn read(path: &Path) -> Vec<Line> {
         .filter(|l| l.ends_with('\n'))
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            let [job, t, node, run, start] = f.as_slice() else { return None };
+            let [job, t, node, run, start, trigger] = f.as_slice() else { return None };
             Some(Line {
                 job: job.to_string(),
                 scheduled_s: chrono::DateTime::parse_from_rfc3339(t).ok()?.timestamp(),
                 node: node.parse().ok()?,
                 run: run.parse().ok()?,
                 start_ms: start.parse().ok()?,
+                trigger: trigger.to_string(),
             })
         })
         .collect()

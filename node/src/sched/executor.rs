@@ -202,7 +202,6 @@ impl Executor {
             gated.abandon().await;
             return self.record(self.end(&o, RunStatus::NotStarted)).await;
         }
-        let mut child = gated.child;
         let started = now_ms();
         info!(job = %o.name, run = o.run_id, late_ms = started - o.scheduled_ms, "started");
         if o.trigger == Trigger::Schedule {
@@ -211,15 +210,17 @@ impl Executor {
         self.record(Command::RunStarted { name: o.name.clone(), incarnation: o.incarnation, run_id: o.run_id, at_ms: started })
             .await;
         let (tx, rx) = mpsc::channel::<String>(1024);
-        if let Some(out) = child.stdout.take() {
+        if let Some(out) = gated.child.stdout.take() {
             tokio::spawn(lines(out, tx.clone()));
         }
-        if let Some(err) = child.stderr.take() {
+        if let Some(err) = gated.child.stderr.take() {
             tokio::spawn(lines(err, tx.clone()));
         }
         drop(tx);
         let sender = tokio::spawn(self.clone().send_output(o.clone(), rx));
-        let status = self.follow(&o, &mut child, job.timeout_ms).await;
+        let status = self.follow(&o, &mut gated.child, job.timeout_ms).await;
+        // The guard has exited: its watcher may go (see spawn.rs).
+        gated.release();
         // All output is recorded before the end.
         let _ = sender.await;
         self.metrics.run_seconds.observe((now_ms() - started).max(0) as f64 / 1000.0);

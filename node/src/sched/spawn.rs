@@ -12,16 +12,29 @@
 //! If jobd dies first, the pipe reaches end-of-file and the guard exits
 //! without running anything.
 //!
+//! The gate pipe is also how a run dies with its node: jobd keeps its end
+//! open until the run has ended, and a watcher beside the command waits on
+//! it; end-of-file there (jobd is gone: the kernel closed its end) kills
+//! the run's whole process group, while the line jobd writes when it has
+//! seen the run end lets the watcher go quietly (a job's own background
+//! processes are left alone, as cron leaves them).
+//!
+//! Why a pipe and not the parent-death signal: the signal needs code run
+//! in the child between fork and exec, which rules out `posix_spawn`
+//! (`vfork` semantics); a fork of jobd copies its page tables, and at 200
+//! runs a second that copying was half a core on the one thread that
+//! creates processes (profile in docs/BENCHMARKS.md). With nothing to run
+//! between fork and exec, the standard library spawns through
+//! `posix_spawn`. Only `--run-as` still forks (to change user).
+//!
 //! Every process is created on one thread per node (`Creator`), one at a
-//! time, living as long as the node. Two reasons: forks of this large,
-//! many-threaded process serialise on its memory map anyway (in parallel
-//! they thrash), and the parent-death signal that ties a run to its node
-//! fires when the *thread* that forked the run ends (prctl(2)), not the
-//! process — created on tokio's blocking pool, whose threads end after
-//! 10 s idle, any run that outlived its thread was SIGKILLed at 10 s.
+//! time, off the async workers. (While the parent-death signal was used, it
+//! fired when the *thread* that forked the run ended — on tokio's blocking
+//! pool, whose idle threads end after 10 s, that SIGKILLed every run
+//! longer than 10 s on a quiet node.)
 
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -30,14 +43,19 @@ use tokio::process::{Child, Command as Process};
 
 use super::run_as::RunAs;
 
-/// The guard shell around each command (given as `$0`): it waits at the
-/// gate, then runs the command in the background so that a SIGTERM (sent
-/// when jobd dies) is handled at once, by killing the run's process group;
-/// it exits as the command did, re-raising a signal that killed it.
-const GUARD: &str = r#"trap 'kill -KILL 0' TERM
-read -r gate <&3 || exit 0
-exec 3<&-
-sh -c "$0" &
+/// The guard shell around each command (given as `$0`), its stdin the
+/// gate: it waits at the gate; starts the watcher (above); runs the
+/// command in the background so that a SIGTERM to the group (a stopping
+/// jobd's) is handled at once, by killing the group; and exits as the
+/// command did, re-raising a signal that killed it. The gate moves to fd 3
+/// first (a background list's stdin is /dev/null); the watcher's output
+/// goes nowhere, so it cannot hold the run's output open.
+const GUARD: &str = r#"umask 022
+trap 'kill -KILL 0' TERM
+read -r gate || exit 0
+exec 3<&0 </dev/null
+(read -r done <&3 || kill -KILL 0) >/dev/null 2>&1 &
+sh -c "$0" 3<&- &
 wait $!
 s=$?
 if [ $s -gt 128 ]; then trap - TERM; kill -$((s - 128)) $$; fi
@@ -53,10 +71,19 @@ pub struct Gated {
 }
 
 impl Gated {
-    /// Opens the gate: the command starts now.
+    /// Opens the gate: the command starts now. The gate stays held: it is
+    /// what ties the run to this process (see the module's comment).
     pub fn open(&mut self) -> std::io::Result<()> {
-        let mut gate = self.gate.take().ok_or_else(|| std::io::Error::other("the gate was already opened"))?;
-        gate.write_all(b"\n")
+        self.gate.as_mut().ok_or_else(|| std::io::Error::other("the gate is closed"))?.write_all(b"\n")
+    }
+
+    /// The run has ended: tells its watcher to leave quietly and closes the
+    /// gate.
+    pub fn release(&mut self) {
+        if let Some(mut gate) = self.gate.take() {
+            // The watcher may already be gone (a kill took the group).
+            let _ = gate.write_all(b"\n");
+        }
     }
 
     /// Ends a run that must not start: kills its waiting process group.
@@ -122,8 +149,8 @@ impl Creator {
 /// if set, dying with jobd, and waiting at its gate.
 fn create(cmd: &str, env: &[(&str, String)], workdir: &Path, run_as: Option<&RunAs>) -> std::io::Result<Gated> {
     let mut fds = [0i32; 2];
-    // SAFETY: pipe2 fills two fds; both close on exec in every child but
-    // this one, which gets the read end as fd 3 (dup2 clears the flag).
+    // SAFETY: pipe2 fills two fds; both close on exec (the read end is
+    // given to the child as its stdin, which clears the flag there).
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
@@ -139,7 +166,7 @@ fn create(cmd: &str, env: &[(&str, String)], workdir: &Path, run_as: Option<&Run
         .env("LANG", "C.UTF-8")
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .current_dir(workdir)
-        .stdin(Stdio::null())
+        .stdin(Stdio::from(read_end))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         // Its own process group, so a kill reaches everything it started.
@@ -147,32 +174,13 @@ fn create(cmd: &str, env: &[(&str, String)], workdir: &Path, run_as: Option<&Run
         .kill_on_drop(true);
     if let Some(user) = run_as {
         proc.env("HOME", &user.home).env("USER", &user.name).env("LOGNAME", &user.name);
-    }
-    let run_as = run_as.cloned();
-    let gate_fd = read_end.as_raw_fd();
-    // The job dies with this node, so a run marked lost is not still
-    // running: when jobd dies the guard shell gets SIGTERM and kills the
-    // run's whole group; a stopping jobd kills each group itself. The
-    // parent-death signal is cleared when the user changes, so it is set
-    // after the drop.
-    // SAFETY: setgroups/setgid/setuid, prctl, umask and dup2 are
-    // async-signal-safe and touch only this child.
-    unsafe {
-        proc.pre_exec(move || {
-            if let Some(user) = &run_as {
-                user.drop_privileges()?;
-            }
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-            libc::umask(0o022);
-            // dup2 onto itself would keep close-on-exec: clear it instead.
-            let ok = if gate_fd == 3 { libc::fcntl(3, libc::F_SETFD, 0) == 0 } else { libc::dup2(gate_fd, 3) == 3 };
-            if !ok {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
+        let user = user.clone();
+        // SAFETY: setgroups/setgid/setuid are async-signal-safe and touch
+        // only this child. (This is the one case that forks.)
+        unsafe {
+            proc.pre_exec(move || user.drop_privileges());
+        }
     }
     let child = proc.spawn()?;
-    drop(read_end);
     Ok(Gated { child, gate: Some(std::fs::File::from(write_end)) })
 }
