@@ -108,8 +108,7 @@ struct Order {
 }
 
 /// The node's process-creating thread; it ends when the last handle is
-/// dropped (the node has stopped), and with it, by the parent-death
-/// signal, any run still going.
+/// dropped (the node has stopped).
 pub struct Creator {
     orders: std::sync::mpsc::Sender<Order>,
 }
