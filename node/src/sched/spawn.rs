@@ -118,7 +118,7 @@ impl Creator {
     /// are registered with its reactor, to be awaited there).
     pub fn start() -> std::io::Result<Creator> {
         let (orders, rx) = std::sync::mpsc::channel::<Order>();
-        let runtime = tokio::runtime::Handle::current();
+        let runtime = tokio::runtime::Handle::try_current().map_err(std::io::Error::other)?;
         std::thread::Builder::new().name("jobd-creator".into()).spawn(move || {
             let _inside = runtime.enter();
             for o in rx {
