@@ -4,7 +4,7 @@
 //! seen skewed, a log purged past an isolated node), held for a while,
 //! then healed, after which the cluster must agree on a leader again.
 //! Some faults also name a node that must start no run for a while
-//! (`Quiet`), checked against the witness at the end.
+//! (`Silence`), checked against the witness at the end.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
