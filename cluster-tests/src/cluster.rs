@@ -185,6 +185,17 @@ impl Cluster {
         Ok(text.lines().filter_map(|l| l.split_once(' ')).map(|(k, v)| (k.into(), v.into())).collect())
     }
 
+    /// A number from node `i`'s `/ctl` (`None` if unreadable or absent).
+    pub async fn ctl_num(&self, i: usize, key: &str) -> Option<i64> {
+        self.ctl(i).await.ok()?.get(key)?.parse().ok()
+    }
+
+    /// The voters named in node `i`'s `/ctl`.
+    async fn voters(&self, i: usize) -> Result<Vec<u64>> {
+        let ctl = self.ctl(i).await?;
+        Ok(ctl.get("members").map(|m| m.split(',').filter_map(|id| id.trim().parse().ok()).collect()).unwrap_or_default())
+    }
+
     /// The slot of the node with id `id`.
     pub fn index_of(&self, id: u64) -> Option<usize> {
         self.nodes.iter().position(|n| n.id == id)
@@ -286,7 +297,7 @@ impl Cluster {
         std::fs::write(clock_file(&self.nodes[i].dir), ms.to_string())?;
         let start = tokio::time::Instant::now();
         loop {
-            let seen = self.ctl(i).await.ok().and_then(|m| m.get("clock-skew-ms")?.parse::<i64>().ok());
+            let seen = self.ctl_num(i, "clock-skew-ms").await;
             if seen.is_some_and(|s| if ms == 0 { s.abs() < 1000 } else { (s - ms).abs() < 5000 }) {
                 return Ok(());
             }
@@ -331,9 +342,9 @@ impl Cluster {
         let others: Vec<usize> = (0..self.nodes.len()).filter(|j| *j != i).collect();
         self.member_ctl(&format!("remove {old}"), &others).await?;
         let leader = self.wait_leader_among(&others).await?;
-        let members = self.ctl(leader).await?.get("members").cloned().unwrap_or_default();
-        if members.split(',').any(|m| m.trim() == old.to_string()) {
-            bail!("node {old} is still a member after `remove`: {members}");
+        let members = self.voters(leader).await?;
+        if members.contains(&old) {
+            bail!("node {old} is still a member after `remove`: {members:?}");
         }
         if self.nodes[i].child.is_some() {
             self.kill(i).await?;
@@ -348,8 +359,8 @@ impl Cluster {
         let start = tokio::time::Instant::now();
         loop {
             let leader = self.wait_leader_among(&others).await?;
-            let commit = self.ctl(leader).await.ok().and_then(|m| m.get("commit")?.parse::<u64>().ok());
-            let applied = self.ctl(i).await.ok().and_then(|m| m.get("applied")?.parse::<u64>().ok());
+            let commit = self.ctl_num(leader, "commit").await;
+            let applied = self.ctl_num(i, "applied").await;
             if let (Some(c), Some(a)) = (commit, applied) {
                 if a >= c {
                     break;
@@ -363,9 +374,9 @@ impl Cluster {
         let all: Vec<usize> = (0..self.nodes.len()).collect();
         self.member_ctl(&format!("promote {new}"), &all).await?;
         let leader = self.wait_leader().await?;
-        let members = self.ctl(leader).await?.get("members").cloned().unwrap_or_default();
-        if !members.split(',').any(|m| m.trim() == new.to_string()) {
-            bail!("node {new} is not a voter after `promote`: {members}");
+        let members = self.voters(leader).await?;
+        if !members.contains(&new) {
+            bail!("node {new} is not a voter after `promote`: {members:?}");
         }
         Ok(new)
     }

@@ -186,7 +186,7 @@ pub async fn inject(c: &mut Cluster, fault: Fault, rng: &mut Rng, witness_path: 
             let t = Instant::now();
             loop {
                 let leader = c.wait_leader_among(&others(n, follower)).await?;
-                let purged = c.ctl(leader).await.ok().and_then(|m| m.get("purged")?.parse::<u64>().ok()).unwrap_or(0);
+                let purged = c.ctl_num(leader, "purged").await.unwrap_or(0) as u64;
                 if purged > behind && t.elapsed() >= held {
                     break;
                 }
@@ -199,13 +199,12 @@ pub async fn inject(c: &mut Cluster, fault: Fault, rng: &mut Rng, witness_path: 
             c.isolate(follower, false);
             let t = Instant::now();
             loop {
-                let ctl = c.ctl(follower).await.ok();
-                let snapshot = ctl.as_ref().and_then(|m| m.get("snapshot")?.parse::<u64>().ok()).unwrap_or(0);
-                if snapshot > behind {
+                let snapshot = c.ctl_num(follower, "snapshot").await;
+                if snapshot.is_some_and(|s| s as u64 > behind) {
                     break;
                 }
                 if t.elapsed() > Duration::from_secs(30) {
-                    bail!("the healed follower holds no snapshot past index {behind} after 30 s: {ctl:?}");
+                    bail!("the healed follower holds no snapshot past index {behind} after 30 s (its snapshot: {snapshot:?})");
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
