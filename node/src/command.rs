@@ -101,6 +101,22 @@ pub enum Command {
     RunEnded { name: String, incarnation: u64, run_id: u64, status: RunStatus, at_ms: i64 },
     /// `limit NAME VALUE` on /ctl: one of the cluster's limits (`state::limits`).
     SetLimit { name: String, value: u64 },
+    /// Several commands in one log entry (group commit on the leader,
+    /// `propose.rs`), applied in order; never nested.
+    Batch(Vec<Command>),
+}
+
+impl Command {
+    /// Roughly how many bytes the command takes in an entry (its text).
+    pub fn approx_bytes(&self) -> usize {
+        64 + match self {
+            Command::Output { lines, .. } => lines.iter().map(|l| l.len() + 4).sum(),
+            Command::CreateJob { name, schedule, cmd, .. } => name.len() + schedule.len() + cmd.len(),
+            Command::SetCmd { name, cmd } => name.len() + cmd.len(),
+            Command::Batch(cmds) => cmds.iter().map(Command::approx_bytes).sum(),
+            _ => 64,
+        }
+    }
 }
 
 /// What applying a command did.
@@ -121,4 +137,6 @@ pub enum Response {
     /// The time was accepted but not run: an earlier run still runs and the
     /// overlap policy is `skip` (counted in the log).
     SkippedForOverlap,
+    /// One answer per command of a `Batch`, in order.
+    Batch(Vec<Response>),
 }

@@ -16,6 +16,7 @@ pub mod net;
 pub mod leadership;
 pub mod metrics;
 pub mod node;
+pub mod propose;
 pub mod sched;
 pub mod state;
 pub mod store;

@@ -23,6 +23,7 @@ use crate::net::forward::{forward, ForwardError, ForwardService};
 use crate::net::raft_client::Network;
 use crate::net::raft_service::RaftService;
 use crate::net::MAX_MESSAGE_BYTES;
+use crate::propose::{ProposeError, Proposer};
 use crate::store::{self, log_store::LogStore, state_machine::StateMachine};
 use crate::types::{Member, NodeId, Raft};
 
@@ -136,6 +137,7 @@ pub struct Node {
     /// `Some(fence)` while this node is the confirmed leader.
     pub leadership: watch::Receiver<Option<crate::leadership::Fence>>,
     pub raft: Raft,
+    proposer: Proposer,
     pub sm: StateMachine,
     pub clocks: Arc<PeerClocks>,
     pub db: Arc<rocksdb::DB>,
@@ -190,7 +192,8 @@ impl Node {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = vec![];
         let raft_svc = RaftService { raft: raft.clone(), me: cfg.id, clocks: clocks.clone() };
-        let fwd_svc = ForwardService { raft: raft.clone(), commit_timeout: cfg.write_timeout };
+        let proposer = Proposer::start(raft.clone(), cfg.write_timeout);
+        let fwd_svc = ForwardService { raft: raft.clone(), proposer: proposer.clone(), commit_timeout: cfg.write_timeout };
         let mut server_stop = stopped.clone();
         tasks.push(tokio::spawn(async move {
             let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
@@ -232,7 +235,7 @@ impl Node {
         let incarnation = crate::clock::now_ms() as u64;
         let recheck = Duration::from_millis(cfg.heartbeat_ms * 2);
         let leadership = crate::leadership::watch_leadership(raft.clone(), cfg.id, incarnation, recheck);
-        let writer = Writer { id: cfg.id, raft: raft.clone(), net: net.clone(), timeout: cfg.write_timeout };
+        let writer = Writer { id: cfg.id, raft: raft.clone(), proposer: proposer.clone(), net: net.clone(), timeout: cfg.write_timeout };
         let workdir = cfg.dbdir.join("work");
         std::fs::create_dir_all(&workdir).map_err(|source| StartError::DataDir { dir: workdir.display().to_string(), source })?;
         let run_as = cfg.run_as.as_deref().map(crate::sched::run_as::RunAs::lookup).transpose().map_err(|e| StartError::RunAs(e.to_string()))?;
@@ -262,7 +265,7 @@ impl Node {
             incarnation,
         };
         tasks.push(tokio::spawn(scheduler.run()));
-        let node = Node { id: cfg.id, incarnation, executor, leadership, stopping, raft, sm, clocks, db, dbdir: cfg.dbdir.clone(), net, write_timeout: cfg.write_timeout, stop, tasks };
+        let node = Node { id: cfg.id, incarnation, executor, leadership, stopping, raft, proposer, sm, clocks, db, dbdir: cfg.dbdir.clone(), net, write_timeout: cfg.write_timeout, stop, tasks };
         node.announce(cfg.fs_addr.clone(), incarnation, stopped);
         Ok(node)
     }
@@ -289,7 +292,7 @@ impl Node {
 
     /// A handle that can write without holding the node.
     pub fn writer(&self) -> Writer {
-        Writer { id: self.id, raft: self.raft.clone(), net: self.net.clone(), timeout: self.write_timeout }
+        Writer { id: self.id, raft: self.raft.clone(), proposer: self.proposer.clone(), net: self.net.clone(), timeout: self.write_timeout }
     }
 
     pub async fn write(&self, cmd: Command) -> Result<Response, WriteError> {
@@ -346,6 +349,7 @@ impl Node {
 pub struct Writer {
     id: NodeId,
     raft: Raft,
+    proposer: Proposer,
     net: Network,
     timeout: Duration,
 }
@@ -407,12 +411,14 @@ impl Writer {
         }
         let Some(leader) = metrics.current_leader else { return Err(WriteError::NoQuorum) };
         if leader == self.id {
-            return match tokio::time::timeout_at(deadline, self.raft.client_write(cmd.clone())).await {
-                Err(_) => Err(WriteError::Timeout),
-                Ok(Ok(r)) => Ok(r.data),
-                Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => Err(WriteError::NoQuorum),
-                Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(_)))) => Err(WriteError::NoQuorum),
-                Ok(Err(RaftError::Fatal(_))) => Err(WriteError::ShuttingDown),
+            return match tokio::time::timeout_at(deadline, self.proposer.propose(cmd.clone())).await {
+                Err(_) | Ok(Err(ProposeError::Timeout)) => Err(WriteError::Timeout),
+                Ok(Ok((_, r))) => Ok(r),
+                Ok(Err(ProposeError::Raft(RaftError::APIError(ClientWriteError::ForwardToLeader(_))))) => Err(WriteError::NoQuorum),
+                Ok(Err(ProposeError::Raft(RaftError::APIError(ClientWriteError::ChangeMembershipError(_))))) => {
+                    Err(WriteError::NoQuorum)
+                }
+                Ok(Err(ProposeError::Raft(RaftError::Fatal(_)) | ProposeError::Closed)) => Err(WriteError::ShuttingDown),
             };
         }
         let Some(member) = metrics.membership_config.membership().get_node(&leader).cloned() else {

@@ -195,3 +195,36 @@ async fn with_a_cluster_token_members_work_and_a_stranger_is_refused() {
         assert_eq!(status.code(), tonic::Code::Unauthenticated, "token {token:?}: {status:?}");
     }
 }
+
+/// Group commit (`propose.rs`): many writes at once, on the leader and
+/// forwarded by a follower, share log entries; each gets its own answer
+/// and its own incarnation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_share_log_entries_and_each_gets_its_own_answer() {
+    let c = Cluster::start(3, 10_000).await;
+    let leader = c.leader().await;
+    let follower = (leader + 1) % 3;
+    let before = c.node(leader).applied_index();
+    const N: usize = 200;
+    let mut writes = tokio::task::JoinSet::new();
+    for i in 0..N {
+        let writer = c.node(if i % 2 == 0 { leader } else { follower }).writer();
+        writes.spawn(async move { writer.write(create(&format!("g{i}"))).await });
+    }
+    let answers = writes.join_all().await;
+    let mut incarnations: Vec<u64> = answers
+        .iter()
+        .map(|a| match a {
+            Ok(Response::Created { incarnation }) => *incarnation,
+            other => panic!("each write is answered for itself: {other:?}"),
+        })
+        .collect();
+    incarnations.sort_unstable();
+    incarnations.dedup();
+    assert_eq!(incarnations.len(), N, "every job its own incarnation");
+    let entries = c.node(leader).applied_index() - before;
+    assert!(entries < N as u64 / 2, "{N} concurrent writes took {entries} log entries");
+    for i in 0..3 {
+        eventually("every job on every node", || (0..N).all(|j| c.has_job(i, &format!("g{j}"))).then_some(())).await;
+    }
+}

@@ -13,6 +13,7 @@ use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 use crate::command::{Command, Response as CmdResponse};
+use crate::propose::ProposeError;
 use crate::net::{decode, encode, MAX_MESSAGE_BYTES};
 use crate::types::{NodeId, Raft};
 
@@ -31,6 +32,8 @@ pub type ForwardResult = Result<(u64, CmdResponse), ForwardError>;
 
 pub struct ForwardService {
     pub raft: Raft,
+    /// Forwarded writes join the leader's own in its batches.
+    pub proposer: crate::propose::Proposer,
     pub commit_timeout: Duration,
 }
 
@@ -38,10 +41,10 @@ pub struct ForwardService {
 impl Forward for ForwardService {
     async fn write(&self, req: Request<ForwardRequest>) -> Result<Response<ForwardReply>, Status> {
         let cmd: Command = decode(&req.into_inner().command)?;
-        let result: ForwardResult = match tokio::time::timeout(self.commit_timeout, self.raft.client_write(cmd)).await {
-            Err(_) => Err(ForwardError::Timeout),
-            Ok(Ok(r)) => Ok((r.log_id.index, r.data)),
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+        let result: ForwardResult = match tokio::time::timeout(self.commit_timeout, self.proposer.propose(cmd)).await {
+            Err(_) | Ok(Err(ProposeError::Timeout)) => Err(ForwardError::Timeout),
+            Ok(Ok(done)) => Ok(done),
+            Ok(Err(ProposeError::Raft(RaftError::APIError(ClientWriteError::ForwardToLeader(f))))) => {
                 Err(ForwardError::NotLeader { leader: f.leader_id })
             }
             Ok(Err(e)) => Err(ForwardError::Failed(e.to_string())),

@@ -41,8 +41,8 @@ pub enum KvError {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Job {
     pub name: String,
-    /// The log index that created this job: a job deleted and created again
-    /// under the same name is a different incarnation.
+    /// The log index that created this job (`take_id`): a job deleted and
+    /// created again under the same name is a different incarnation.
     pub incarnation: u64,
     pub cmd: String,
     pub schedule: String,
@@ -130,6 +130,20 @@ fn set_job_count(kv: &mut impl Kv, n: u64) {
     kv.put(KEY_JOB_COUNT.to_vec(), encode(&n));
 }
 
+/// The lowest id not taken yet.
+const KEY_NEXT_ID: &[u8] = b"\x00next_id";
+
+/// A new id for a job incarnation or a run: the log index of the entry
+/// that makes it, so ids are unique and grow. When one entry makes several
+/// (a `Batch`), the later ones take the indexes after it, and the entries
+/// after that start above them.
+pub(crate) fn take_id(kv: &mut impl Kv, index: u64) -> Result<u64, KvError> {
+    let next = kv.get(KEY_NEXT_ID)?.map(|v| decode::<u64>(KEY_NEXT_ID, &v)).transpose()?.unwrap_or(0);
+    let id = index.max(next);
+    kv.put(KEY_NEXT_ID.to_vec(), encode(&(id + 1)));
+    Ok(id)
+}
+
 /// What the cluster knows of a node process.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeInfo {
@@ -206,8 +220,18 @@ fn with_incarnation<K: Kv>(
     }
 }
 
-/// Applies one command committed at log `index`.
+/// Applies one command committed at log `index` (a batch: each of its
+/// commands, in order).
 pub fn apply(kv: &mut impl Kv, index: u64, cmd: &Command) -> Result<Response, KvError> {
+    let Command::Batch(cmds) = cmd else { return apply_one(kv, index, cmd) };
+    let mut answers = Vec::with_capacity(cmds.len());
+    for c in cmds {
+        answers.push(apply_one(kv, index, c)?);
+    }
+    Ok(Response::Batch(answers))
+}
+
+fn apply_one(kv: &mut impl Kv, index: u64, cmd: &Command) -> Result<Response, KvError> {
     use Command::*;
     let resp = match cmd {
         AnnounceNode { id, fs_addr, incarnation } => {
@@ -225,9 +249,10 @@ pub fn apply(kv: &mut impl Kv, index: u64, cmd: &Command) -> Result<Response, Kv
                 return Ok(Response::Rejected { reason: format!("the cluster holds {max} jobs, its limit (max-jobs); delete some first") });
             }
             set_job_count(kv, count + 1);
-            let job = Job::new(name, index, cmd, schedule, *at_ms);
+            let incarnation = take_id(kv, index)?;
+            let job = Job::new(name, incarnation, cmd, schedule, *at_ms);
             store_job(kv, &job);
-            Response::Created { incarnation: index }
+            Response::Created { incarnation }
         }
         StartJob { name, at_ms } => {
             let Some(mut job) = load_job(kv, name)? else { return Ok(Response::NoSuchJob) };
@@ -329,6 +354,7 @@ pub fn apply(kv: &mut impl Kv, index: u64, cmd: &Command) -> Result<Response, Kv
             store_job(kv, &job);
             Response::Done
         }
+        Batch(_) => Response::Rejected { reason: "a batch inside a batch".into() },
     };
     Ok(resp)
 }

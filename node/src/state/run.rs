@@ -1,7 +1,8 @@
 //! Runs in the state machine: fires accepted (or refused) by the firing
 //! rules, manual runs, and each run's start, output and end. A run is
 //! stored under `run/INCARNATION/RUNID`; its id is the log index of the
-//! command that created it, the same on every node.
+//! command that created it (`take_id`: the next free one after it when one
+//! entry creates several), the same on every node.
 
 use serde::{Deserialize, Serialize};
 
@@ -173,8 +174,9 @@ pub fn run_now(kv: &mut impl Kv, index: u64, job: &mut Job, fence: Fence, at_ms:
 }
 
 fn new_run(kv: &mut impl Kv, index: u64, job: &mut Job, scheduled_ms: i64, trigger: Trigger, fence: Fence) -> Result<Response, KvError> {
+    let id = super::take_id(kv, index)?;
     let run = Run {
-        id: index,
+        id,
         job: job.name.clone(),
         scheduled_ms,
         trigger,
@@ -188,15 +190,15 @@ fn new_run(kv: &mut impl Kv, index: u64, job: &mut Job, scheduled_ms: i64, trigg
         output_bytes: 0,
     };
     store_run(kv, job.incarnation, &run);
-    kv.put(active_key(job.incarnation, index), vec![]);
-    job.recent_runs.push(index);
+    kv.put(active_key(job.incarnation, id), vec![]);
+    job.recent_runs.push(id);
     let kept = super::limits::load(kv)?.runs_kept as usize;
     while job.recent_runs.len() > kept {
         let old = job.recent_runs.remove(0);
         kv.delete(run_key(job.incarnation, old));
         kv.delete(active_key(job.incarnation, old));
     }
-    Ok(Response::Accepted { run_id: index })
+    Ok(Response::Accepted { run_id: id })
 }
 
 pub fn started(kv: &mut impl Kv, job: &mut Job, run_id: u64, at_ms: i64) -> Result<Response, KvError> {

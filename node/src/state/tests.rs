@@ -240,3 +240,40 @@ fn limits_are_replicated_state_and_apply_at_the_next_change() {
     let r = t.apply(Command::CreateJob { name: "k".into(), schedule: "* * * * *".into(), cmd: "true".into(), at_ms: 0 });
     assert!(matches!(r, Response::Rejected { ref reason } if reason.contains("max-jobs")), "{r:?}");
 }
+
+#[test]
+fn a_batch_answers_each_command_and_gives_each_new_thing_its_own_id() {
+    let mut t = T::new();
+    let create = |name: &str| Command::CreateJob { name: name.into(), schedule: "* * * * * *".into(), cmd: "true".into(), at_ms: 0 };
+    let run_now = |force| Command::RunNow { name: "j".into(), incarnation: 1, fence: FENCE, at_ms: 5000, force };
+    // Entry 3 holds five commands: two creates, a refused create, two forced runs.
+    let r = t.apply(Command::Batch(vec![create("a"), create("b"), create("a"), run_now(true), run_now(true)]));
+    let Response::Batch(answers) = r else { panic!("a batch gets one answer per command, got {r:?}") };
+    assert_eq!(
+        answers,
+        vec![
+            Response::Created { incarnation: 3 },
+            Response::Created { incarnation: 4 },
+            Response::AlreadyExists,
+            Response::Accepted { run_id: 5 },
+            Response::Accepted { run_id: 6 },
+        ]
+    );
+    // The next entries start above the ids the batch took.
+    assert_eq!(accepted(&t.apply(run_now(true))), 7);
+    assert_eq!(t.apply(create("c")), Response::Created { incarnation: 8 });
+    // Later, ids are the log index again.
+    t.index = 20;
+    assert_eq!(accepted(&t.apply(run_now(true))), 21);
+    let runs: Vec<u64> = t.job().recent_runs;
+    assert_eq!(runs, vec![5, 6, 7, 21]);
+}
+
+#[test]
+fn a_batch_inside_a_batch_is_refused_and_changes_nothing() {
+    let mut t = T::new();
+    let before = t.kv.clone();
+    let r = t.apply(Command::Batch(vec![Command::Batch(vec![Command::StopJob { name: "j".into() }])]));
+    assert!(matches!(&r, Response::Batch(a) if matches!(a[..], [Response::Rejected { .. }])), "{r:?}");
+    assert_eq!(t.kv, before);
+}

@@ -110,8 +110,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.get_meta(KEY_VOTE, ErrorSubject::Vote)
     }
 
+    /// Not synced: openraft calls this on every commit, in its core task,
+    /// and losing the latest value only means re-applying from an older
+    /// one. The next synced write (an append, the vote) syncs it anyway.
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        self.put_meta(KEY_COMMITTED, &committed, ErrorSubject::Store)
+        let bytes = serde_json::to_vec(&committed).map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Write, e))?;
+        self.db.put_cf(cf(&self.db, CF_META), KEY_COMMITTED, bytes).map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Write, e))
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {

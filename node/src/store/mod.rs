@@ -2,11 +2,12 @@
 //! for the Raft log (`log`), the vote and log metadata (`meta`), the state
 //! machine (`sm`) and the latest snapshot (`snapshot`).
 //!
-//! Durability: log appends, the vote, the committed id, truncation and the
-//! purge marker are written with `sync` before openraft is told they are
-//! done. State machine applies are not synced by themselves: every later
-//! synced log write syncs the shared WAL behind them, and an apply lost to
-//! a power cut is re-applied from the log on restart.
+//! Durability: log appends, the vote, truncation and the purge marker are
+//! written with `sync` before openraft is told they are done. State machine
+//! applies and the committed id are not synced by themselves: every later
+//! synced log write syncs the shared WAL behind them (RocksDB recovers a
+//! prefix of it), and an apply lost to a power cut is re-applied from the
+//! log on restart.
 
 pub mod backup;
 pub mod log_store;

@@ -1,0 +1,141 @@
+//! Group commit on the leader. openraft 0.9 turns each `client_write` into
+//! its own log entry with its own fsync and its own replication message,
+//! one after another in its core task; with many writers at once that is
+//! one disk flush per write. Every write on the leader (its own and those
+//! forwarded by followers) goes through here instead: while `IN_FLIGHT`
+//! entries are already on their way, new commands wait, and the next entry
+//! carries all that waited (`Command::Batch`). A lone write is proposed at
+//! once, as itself.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{ClientWriteError, RaftError};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use crate::command::{Command, Response};
+use crate::types::{Member, NodeId, Raft};
+
+/// Entries proposed and not yet answered: more overlap the disk and the
+/// network (the leader flushes one while followers store another); fewer
+/// make bigger batches.
+const IN_FLIGHT: usize = 2;
+/// At most this many commands share an entry...
+const MAX_COMMANDS: usize = 512;
+/// ...and about this many bytes (output lines), so an entry stays a
+/// small part of a replication message.
+const MAX_BYTES: usize = 1 << 20;
+
+pub type RaftWriteError = RaftError<NodeId, ClientWriteError<NodeId, Member>>;
+
+/// Why a proposal got no answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ProposeError {
+    #[error(transparent)]
+    Raft(#[from] RaftWriteError),
+    /// Not committed in time; it may still be.
+    #[error("not committed in time; the write may still commit")]
+    Timeout,
+    #[error("the node is shutting down")]
+    Closed,
+}
+
+/// A committed command: the log index of its entry and what applying it did.
+pub type Proposed = Result<(u64, Response), ProposeError>;
+
+struct Waiting {
+    cmd: Command,
+    done: oneshot::Sender<Proposed>,
+}
+
+/// The handle writers hold; cheap to clone.
+#[derive(Clone)]
+pub struct Proposer {
+    tx: mpsc::UnboundedSender<Waiting>,
+}
+
+impl Proposer {
+    /// Starts the batching task for `raft`; an entry not committed within
+    /// `timeout` is answered `Timeout` so its slot frees.
+    pub fn start(raft: Raft, timeout: Duration) -> Proposer {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(batch_loop(raft, rx, timeout));
+        Proposer { tx }
+    }
+
+    /// Proposes `cmd` (this node should be the leader; if it is not, the
+    /// answer says so) and waits until it is committed and applied here.
+    pub async fn propose(&self, cmd: Command) -> Proposed {
+        let (done, answer) = oneshot::channel();
+        self.tx.send(Waiting { cmd, done }).map_err(|_| ProposeError::Closed)?;
+        answer.await.unwrap_or(Err(ProposeError::Closed))
+    }
+}
+
+async fn batch_loop(raft: Raft, mut rx: mpsc::UnboundedReceiver<Waiting>, timeout: Duration) {
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    let mut held: Option<Waiting> = None;
+    loop {
+        let first = match held.take() {
+            Some(w) => w,
+            None => match rx.recv().await {
+                Some(w) => w,
+                None => return,
+            },
+        };
+        // Wait for a slot; meanwhile more commands queue up behind `first`.
+        let Ok(slot) = slots.clone().acquire_owned().await else { return };
+        let mut bytes = first.cmd.approx_bytes();
+        let mut batch = vec![first];
+        while batch.len() < MAX_COMMANDS {
+            let Ok(w) = rx.try_recv() else { break };
+            bytes += w.cmd.approx_bytes();
+            if bytes > MAX_BYTES {
+                held = Some(w);
+                break;
+            }
+            batch.push(w);
+        }
+        let raft = raft.clone();
+        tokio::spawn(async move {
+            commit(raft, batch, timeout).await;
+            drop(slot);
+        });
+    }
+}
+
+/// Proposes one entry for `batch` and answers each waiter.
+async fn commit(raft: Raft, mut batch: Vec<Waiting>, timeout: Duration) {
+    let cmd = if batch.len() == 1 {
+        batch[0].cmd.clone()
+    } else {
+        Command::Batch(batch.iter_mut().map(|w| std::mem::replace(&mut w.cmd, Command::Batch(vec![]))).collect())
+    };
+    let result = match tokio::time::timeout(timeout, raft.client_write(cmd)).await {
+        Err(_) => Err(ProposeError::Timeout),
+        Ok(Err(e)) => Err(ProposeError::Raft(e)),
+        Ok(Ok(r)) => Ok((r.log_id.index, r.data)),
+    };
+    match result {
+        Ok((index, Response::Batch(answers))) if batch.len() > 1 && answers.len() == batch.len() => {
+            for (w, a) in batch.into_iter().zip(answers) {
+                let _ = w.done.send(Ok((index, a)));
+            }
+        }
+        Ok((index, answer)) if batch.len() == 1 => {
+            let _ = batch.remove(0).done.send(Ok((index, answer)));
+        }
+        Ok((_, other)) => {
+            // The state machine answers a batch with one answer per command.
+            tracing::error!("a batch of {} commands was answered {other:?}", batch.len());
+            for w in batch {
+                let _ = w.done.send(Err(ProposeError::Timeout));
+            }
+        }
+        Err(e) => {
+            for w in batch {
+                let _ = w.done.send(Err(e.clone()));
+            }
+        }
+    }
+}
