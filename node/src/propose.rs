@@ -2,8 +2,8 @@
 //! its own log entry with its own fsync and its own replication message,
 //! one after another in its core task; with many writers at once that is
 //! one disk flush per write. Every write on the leader (its own and those
-//! forwarded by followers) goes through here instead: while `IN_FLIGHT`
-//! entries are already on their way, new commands wait, and the next entry
+//! forwarded by followers) goes through here instead: while an entry is
+//! on its way (`IN_FLIGHT`), new commands wait, and the next entry
 //! carries all that waited (`Command::Batch`). A lone write is proposed at
 //! once, as itself.
 
@@ -16,10 +16,11 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use crate::command::{Command, Response};
 use crate::types::{Member, NodeId, Raft};
 
-/// Entries proposed and not yet answered: more overlap the disk and the
-/// network (the leader flushes one while followers store another); fewer
-/// make bigger batches.
-const IN_FLIGHT: usize = 2;
+/// Entries proposed and not yet answered. One: on this 2-core machine a
+/// write is CPU-bound, and bigger batches beat overlapping the disk with
+/// the network (64 clients creating jobs: 1 in flight 9.0k/s, 2 8.3k/s,
+/// 4 7.7k/s; `docs/BENCHMARKS.md` §1).
+const IN_FLIGHT: usize = 1;
 /// At most this many commands share an entry...
 const MAX_COMMANDS: usize = 512;
 /// ...and about this many bytes (output lines), so an entry stays a
