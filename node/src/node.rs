@@ -252,6 +252,7 @@ impl Node {
             active: Arc::default(),
             run_as: run_as.map(Arc::new),
             creator: Arc::new(crate::sched::spawn::Creator::start().map_err(|source| StartError::Thread { source })?),
+            gates: Arc::new(crate::sched::gate::Gatekeeper::start().map_err(|source| StartError::Thread { source })?),
             clocks: clocks.clone(),
             max_clock_skew_ms: cfg.max_clock_skew_ms,
             max_runs: cfg.max_concurrent_runs,

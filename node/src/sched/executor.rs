@@ -1,7 +1,7 @@
 //! Starting and following runs on the node that proposed them: create the
-//! run's process at its gate (`spawn.rs`), wait for the scheduled time,
-//! open the gate within the start deadline (else kill it and record
-//! `not-started`), stream its output back into the replicated log in
+//! run's process at its gate (`spawn.rs`), have the gate thread open it at
+//! the scheduled time within the start deadline (`gate.rs`; else kill it
+//! and record `not-started`), stream its output back into the replicated log in
 //! numbered batches, and record how it ended. Every record is a command
 //! through the write path, retried until it is applied (each is
 //! idempotent: a repeat is refused by the state machine, not doubled).
@@ -17,6 +17,7 @@ use tracing::{info, warn};
 use crate::clock::now_ms;
 use crate::command::{Command, Response, RunStatus, Trigger};
 use crate::node::{WriteError, Writer};
+use super::gate::Refusal;
 use crate::state;
 use crate::store::state_machine::StateMachine;
 
@@ -57,6 +58,8 @@ pub struct Executor {
     pub run_as: Option<Arc<super::run_as::RunAs>>,
     /// Creates every run's process, on one long-lived thread.
     pub creator: Arc<super::spawn::Creator>,
+    /// Opens every run's gate at its time, on another.
+    pub gates: Arc<super::gate::Gatekeeper>,
     /// This node's clock against the quorum's, checked again at the gate.
     pub clocks: Arc<crate::clock::PeerClocks>,
     pub max_clock_skew_ms: i64,
@@ -116,6 +119,25 @@ impl Executor {
         }
     }
 
+    /// The last checks before run `o` starts, at `now`. The scheduler does
+    /// not fire while this node's clock is off; the skew check catches a
+    /// clock that stepped after the fire was proposed (whose scheduled time
+    /// came from the stepped clock).
+    fn may_start(&self, o: &RunOrder, now: i64) -> Result<(), Refusal> {
+        let late_ms = now - o.scheduled_ms;
+        if o.trigger == Trigger::Schedule && late_ms > START_DEADLINE_MS {
+            return Err(Refusal::TooLate { late_ms });
+        }
+        let skew_ms = self.clocks.skew_ms();
+        if o.trigger != Trigger::Manual && skew_ms.abs() > self.max_clock_skew_ms {
+            return Err(Refusal::ClockOff { skew_ms });
+        }
+        if *self.stopping.borrow() {
+            return Err(Refusal::Stopping);
+        }
+        self.still_wanted(o).map(|_| ()).ok_or(Refusal::NotWanted)
+    }
+
     fn over_limit(&self) -> bool {
         self.active.lock().unwrap_or_else(|p| p.into_inner()).values().filter(|p| p.is_some()).count() >= self.max_runs
     }
@@ -173,36 +195,23 @@ impl Executor {
             }
         };
         self.active.lock().unwrap_or_else(|p| p.into_inner()).insert(o.run_id, gated.child.id());
-        if o.trigger == Trigger::Schedule {
-            let wait = o.scheduled_ms - now_ms();
-            if wait > 0 {
-                tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+        // At its time (a scheduled run; others now), on the gate thread:
+        // still wanted, not too late, this node's clock not off?
+        let at_ms = if o.trigger == Trigger::Schedule { o.scheduled_ms } else { 0 };
+        let (me, order) = (self.clone(), o.clone());
+        let check: super::gate::Check = Box::new(move |now| me.may_start(&order, now));
+        let opened = match gated.gate() {
+            Some(gate) => self.gates.open_at(at_ms, gate, check).await,
+            None => Err(Refusal::Io("the gate is closed".into())),
+        };
+        let started = match opened {
+            Ok(at) => at,
+            Err(why) => {
+                warn!(job = %o.name, run = o.run_id, "not starting: {why}");
+                gated.abandon().await;
+                return self.record(self.end(&o, RunStatus::NotStarted)).await;
             }
-        }
-        // At its time: still wanted, and not too late?
-        let late = now_ms() - o.scheduled_ms;
-        let too_late = o.trigger == Trigger::Schedule && late > START_DEADLINE_MS;
-        if too_late {
-            warn!(job = %o.name, run = o.run_id, late_ms = late, "missed the start deadline");
-        }
-        // The scheduler does not fire while this node's clock is off; this
-        // catches a clock that stepped after the fire was proposed, whose
-        // scheduled time came from the stepped clock.
-        let skew = self.clocks.skew_ms();
-        let skewed = o.trigger != Trigger::Manual && skew.abs() > self.max_clock_skew_ms;
-        if skewed {
-            warn!(job = %o.name, run = o.run_id, skew_ms = skew, "this node's clock is off: not starting");
-        }
-        if too_late || skewed || self.still_wanted(&o).is_none() || *self.stopping.borrow() {
-            gated.abandon().await;
-            return self.record(self.end(&o, RunStatus::NotStarted)).await;
-        }
-        if let Err(e) = gated.open() {
-            warn!(job = %o.name, "cannot open the gate: {e}");
-            gated.abandon().await;
-            return self.record(self.end(&o, RunStatus::NotStarted)).await;
-        }
-        let started = now_ms();
+        };
         info!(job = %o.name, run = o.run_id, late_ms = started - o.scheduled_ms, "started");
         if o.trigger == Trigger::Schedule {
             self.metrics.lateness_seconds.observe((started - o.scheduled_ms).max(0) as f64 / 1000.0);

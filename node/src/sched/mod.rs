@@ -13,6 +13,7 @@
 //! not fire at all. Once a second it also ends runs nobody will end (`sweep`).
 
 pub mod executor;
+pub mod gate;
 pub mod run_as;
 pub mod spawn;
 

@@ -6,9 +6,10 @@
 //! their processes were created at that second. So a scheduled run's
 //! process is created when its fire is committed (shortly before its
 //! time): the guard shell first blocks reading fd 3, a pipe whose other
-//! end the executor holds. At the scheduled time the executor writes one
-//! byte (the gate opens, in microseconds) or, if the run must not start
-//! after all (stopped, deleted, too late), kills the waiting process group.
+//! end the executor holds. At the scheduled time the gate thread
+//! (`gate.rs`) writes one byte (the gate opens, in microseconds) or, if the
+//! run must not start after all (stopped, deleted, too late), the executor
+//! kills the waiting process group.
 //! If jobd dies first, the pipe reaches end-of-file and the guard exits
 //! without running anything.
 //!
@@ -67,22 +68,23 @@ const JOB_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:
 /// A run's process, created and waiting at its gate.
 pub struct Gated {
     pub child: Child,
-    gate: Option<std::fs::File>,
+    gate: Option<Arc<std::fs::File>>,
 }
 
 impl Gated {
-    /// Opens the gate: the command starts now. The gate stays held: it is
-    /// what ties the run to this process (see the module's comment).
-    pub fn open(&mut self) -> std::io::Result<()> {
-        self.gate.as_mut().ok_or_else(|| std::io::Error::other("the gate is closed"))?.write_all(b"\n")
+    /// The gate, to open at the run's time (`gate.rs`: one byte opens
+    /// it). It stays held after: it is what ties the run to this process
+    /// (see the module's comment).
+    pub fn gate(&self) -> Option<Arc<std::fs::File>> {
+        self.gate.clone()
     }
 
     /// The run has ended: tells its watcher to leave quietly and closes the
     /// gate.
     pub fn release(&mut self) {
-        if let Some(mut gate) = self.gate.take() {
+        if let Some(gate) = self.gate.take() {
             // The watcher may already be gone (a kill took the group).
-            let _ = gate.write_all(b"\n");
+            let _ = (&*gate).write_all(b"\n");
         }
     }
 
@@ -181,5 +183,5 @@ fn create(cmd: &str, env: &[(&str, String)], workdir: &Path, run_as: Option<&Run
         }
     }
     let child = proc.spawn()?;
-    Ok(Gated { child, gate: Some(std::fs::File::from(write_end)) })
+    Ok(Gated { child, gate: Some(Arc::new(std::fs::File::from(write_end))) })
 }
