@@ -6,7 +6,7 @@
 //!     diodls -s 127.0.0.1:5640 -l /      diodcat -s 127.0.0.1:5640 hello
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use clap::Parser;
 use ninep::error::errno::{EEXIST, ENOTEMPTY};
@@ -17,7 +17,8 @@ struct Node {
     qid: Qid,
     perm: u32,
     mtime: u32,
-    data: Vec<u8>,
+    /// Shared, so a read copies it outside the lock (copy-on-write).
+    data: Arc<Vec<u8>>,
     parent: u64,
     children: BTreeMap<String, u64>,
 }
@@ -36,7 +37,7 @@ impl RamFs {
             qid: Qid::dir(ROOT),
             perm: 0o777,
             mtime: 0,
-            data: vec![],
+            data: Arc::default(),
             parent: ROOT,
             children: BTreeMap::new(),
         };
@@ -66,7 +67,7 @@ impl RamFs {
                 qid,
                 perm: perm & 0o777,
                 mtime: 0,
-                data: data.to_vec(),
+                data: Arc::new(data.to_vec()),
                 parent: dir,
                 children: BTreeMap::new(),
             };
@@ -115,19 +116,18 @@ impl Filesystem for RamFs {
         self.with(|nodes, _| {
             let n = get(nodes, *fid)?;
             if mode.truncate {
-                n.data.clear();
+                Arc::make_mut(&mut n.data).clear();
             }
             Ok(n.qid)
         })
     }
 
     async fn read(&self, fid: &u64, offset: u64, count: u32) -> Result<Vec<u8>> {
-        self.with(|nodes, _| {
-            let data = &get(nodes, *fid)?.data;
-            let start = (offset.min(data.len() as u64)) as usize;
-            let end = start.saturating_add(count as usize).min(data.len());
-            Ok(data[start..end].to_vec())
-        })
+        // Only the handle is taken under the lock: concurrent reads copy in parallel.
+        let data = self.with(|nodes, _| Ok(get(nodes, *fid)?.data.clone()))?;
+        let start = (offset.min(data.len() as u64)) as usize;
+        let end = start.saturating_add(count as usize).min(data.len());
+        Ok(data[start..end].to_vec())
     }
 
     async fn readdir(&self, dir: &u64) -> Result<Vec<Stat>> {
@@ -142,10 +142,11 @@ impl Filesystem for RamFs {
             let n = get(nodes, *fid)?;
             let end = usize::try_from(offset).ok().and_then(|o| o.checked_add(data.len()));
             let end = end.filter(|&e| e <= 1 << 30).ok_or_else(|| Error::invalid("file too large"))?;
-            if n.data.len() < end {
-                n.data.resize(end, 0);
+            let file = Arc::make_mut(&mut n.data);
+            if file.len() < end {
+                file.resize(end, 0);
             }
-            n.data[end - data.len()..end].copy_from_slice(data);
+            file[end - data.len()..end].copy_from_slice(data);
             n.qid.version += 1;
             Ok(data.len() as u32)
         })
@@ -192,7 +193,7 @@ impl Filesystem for RamFs {
             }
             let n = get(nodes, *fid)?;
             if let Some(len) = w.length {
-                n.data.resize(usize::try_from(len).map_err(|_| Error::invalid("bad length"))?.min(1 << 30), 0);
+                Arc::make_mut(&mut n.data).resize(usize::try_from(len).map_err(|_| Error::invalid("bad length"))?.min(1 << 30), 0);
             }
             if let Some(mode) = w.mode {
                 n.perm = mode & 0o777;

@@ -10,6 +10,8 @@ use crate::wire::{DecodeError, Reader, Writer};
 
 /// Bytes of `size[4] type[1] tag[2]`.
 pub const HEADER_LEN: usize = 7;
+/// Read replies with at least this much data are encoded apart (`Rmsg::encode_split`).
+pub const SPLIT_DATA_AT: usize = 16 << 10;
 
 /// Reads `size[4]` from the start of a frame.
 pub fn frame_size(head: [u8; 4]) -> u32 {
@@ -430,6 +432,24 @@ impl Rmsg {
             Mkdir { .. } => ty::TMKDIR + 1,
             Renameat => ty::TRENAMEAT + 1,
             Unlinkat => ty::TUNLINKAT + 1,
+        }
+    }
+
+    /// Encodes the frame, but a big read's data is handed back apart
+    /// instead of copied in: the frame is the first part followed by the
+    /// second. (A 1 MiB read reply would otherwise be copied once more
+    /// here, after the file system's own copy.)
+    pub fn encode_split(self, tag: u16, d: Dialect) -> (Vec<u8>, Option<Vec<u8>>) {
+        match self {
+            Rmsg::Read { data } if data.len() >= SPLIT_DATA_AT => {
+                let mut w = Writer::default();
+                w.u32((HEADER_LEN + 4 + data.len()) as u32);
+                w.u8(ty::TREAD + 1);
+                w.u16(tag);
+                w.u32(data.len() as u32);
+                (w.buf, Some(data))
+            }
+            other => (other.encode(tag, d), None),
         }
     }
 

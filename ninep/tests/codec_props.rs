@@ -191,3 +191,19 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// A read reply encoded in two parts is byte for byte the whole frame.
+    #[test]
+    fn a_split_read_reply_is_the_whole_frame(len in 0usize..(40 << 10), tag in any::<u16>(), seed in any::<u8>()) {
+        let data: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(31) ^ seed).collect();
+        for d in [Dialect::P2000, Dialect::P2000U, Dialect::P2000L] {
+            let whole = Rmsg::Read { data: data.clone() }.encode(tag, d);
+            let (head, tail) = Rmsg::Read { data: data.clone() }.encode_split(tag, d);
+            prop_assert_eq!(tail.is_some(), len >= ninep::codec::SPLIT_DATA_AT);
+            let mut joined = head;
+            joined.extend_from_slice(tail.as_deref().unwrap_or_default());
+            prop_assert_eq!(joined, whole);
+        }
+    }
+}

@@ -36,6 +36,9 @@ struct Args {
     /// growth: minutes of running.
     #[arg(long, default_value_t = 2.0)]
     growth_minutes: f64,
+    /// growth: each job's log retention (`limit log-bytes`) [default: jobd's, 1 MiB].
+    #[arg(long)]
+    growth_log_bytes: Option<u64>,
     /// failover: the seed of the chaos harness it runs on.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -52,7 +55,7 @@ async fn one(name: &str, args: &Args, all: bool) -> anyhow::Result<()> {
         "lateness" => bench::lateness::run(&args.jobs, args.window.unwrap_or(if all { 30 } else { 60 })).await,
         "failover" => bench::failover::run(args.kills.unwrap_or(if all { 10 } else { 20 }), args.seed).await,
         "scale" => bench::scale::run(args.scale_jobs).await,
-        "growth" => bench::growth::run(args.growth_jobs, args.growth_minutes).await,
+        "growth" => bench::growth::run(args.growth_jobs, args.growth_minutes, args.growth_log_bytes).await,
         b => anyhow::bail!("unknown benchmark {b:?}; one of {} or all", ALL.join(", ")),
     }
 }

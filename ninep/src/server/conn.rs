@@ -25,8 +25,9 @@ use crate::server::{Config, LegacyErrors};
 use crate::trace::Traced;
 use crate::wire::DecodeError;
 
-/// An encoded reply and the queue slot it occupies until written.
-type Outgoing = (Vec<u8>, OwnedSemaphorePermit);
+/// An encoded reply (a big read's data apart: `Rmsg::encode_split`) and
+/// the queue slot it occupies until written.
+type Outgoing = (Vec<u8>, Option<Vec<u8>>, OwnedSemaphorePermit);
 
 struct InFlight {
     id: u64,
@@ -83,15 +84,24 @@ async fn read_frame<R: AsyncRead + Unpin>(rd: &mut R, msize: u32) -> std::io::Re
     Ok(Some(buf))
 }
 
+/// Writes one reply; the buffer passes a big read's data straight through.
+async fn write_reply<W: AsyncWrite + Unpin>(w: &mut BufWriter<W>, head: &[u8], data: Option<&[u8]>) -> std::io::Result<()> {
+    w.write_all(head).await?;
+    if let Some(data) = data {
+        w.write_all(data).await?;
+    }
+    Ok(())
+}
+
 async fn write_loop<W: AsyncWrite + Unpin>(wr: W, mut rx: mpsc::UnboundedReceiver<Outgoing>) {
     let mut w = BufWriter::new(wr);
-    while let Some((bytes, _slot)) = rx.recv().await {
-        if w.write_all(&bytes).await.is_err() {
+    while let Some((head, data, _slot)) = rx.recv().await {
+        if write_reply(&mut w, &head, data.as_deref()).await.is_err() {
             return;
         }
         // Coalesce what is already queued into one flush.
-        while let Ok((bytes, _slot)) = rx.try_recv() {
-            if w.write_all(&bytes).await.is_err() {
+        while let Ok((head, data, _slot)) = rx.try_recv() {
+            if write_reply(&mut w, &head, data.as_deref()).await.is_err() {
                 return;
             }
         }
@@ -144,7 +154,7 @@ impl<F: Filesystem> Conn<F> {
     fn send(&self, tag: u16, reply: Rmsg, dialect: Dialect, slot: OwnedSemaphorePermit) {
         debug!("-> {}", Traced(tag, &reply));
         // A send fails only when the writer is gone, i.e. the connection is closing.
-        let _ = self.out.send((reply.encode(tag, dialect), slot));
+        let _ = self.out.send((reply.encode(tag, dialect), None, slot));
     }
 
     fn send_error(&self, tag: u16, e: &Error, slot: OwnedSemaphorePermit) {
@@ -201,13 +211,16 @@ impl<F: Filesystem> Conn<F> {
                     error_reply(&e, session.dialect, legacy)
                 }
             };
-            let bytes = reply.encode(tag, session.dialect);
+            let trace = tracing::enabled!(tracing::Level::DEBUG).then(|| Traced(tag, &reply).to_string());
+            let (head, data) = reply.encode_split(tag, session.dialect);
             let mut tags = lock(&tags_ref);
             // Still ours? Otherwise it was flushed, and must not be answered.
             if tags.get(&tag).is_some_and(|t| t.id == id) {
                 tags.remove(&tag);
-                debug!("-> {}", Traced(tag, &reply));
-                let _ = out.send((bytes, slot));
+                if let Some(trace) = trace {
+                    debug!("-> {trace}");
+                }
+                let _ = out.send((head, data, slot));
             }
         });
         tags.insert(tag, InFlight { id, task });
@@ -224,7 +237,7 @@ impl<F: Filesystem> Conn<F> {
                 let _ = old.task.await;
             }
             debug!("-> {}", Traced(tag, &Rmsg::Flush));
-            let _ = out.send((Rmsg::Flush.encode(tag, dialect), slot));
+            let _ = out.send((Rmsg::Flush.encode(tag, dialect), None, slot));
         });
     }
 
