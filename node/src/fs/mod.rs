@@ -133,32 +133,11 @@ impl JobFs {
     }
 
     fn stat_of(&self, node: &Node) -> Result<Stat> {
-        let qid = node.qid();
-        let (mut length, mut mtime) = (0, 0);
-        match node {
-            Node::Job { name, incarnation } => mtime = secs(self.job(name, *incarnation)?.created_at_ms),
-            Node::File { name, incarnation, file } => {
-                let job = self.job(name, *incarnation)?;
-                mtime = secs(job.created_at_ms);
-                if *file == JobFile::Log {
-                    length = job.log_end;
-                }
-            }
-            _ => {}
-        }
-        let dir = if qid.is_dir() { DMDIR } else { 0 };
-        Ok(Stat {
-            qid,
-            mode: dir | node.perm(),
-            atime: mtime,
-            mtime,
-            length,
-            name: node.name().to_string(),
-            uid: "jobd".into(),
-            gid: "jobd".into(),
-            muid: "jobd".into(),
-            ..Stat::default()
-        })
+        let job = match node {
+            Node::Job { name, incarnation } | Node::File { name, incarnation, .. } => Some(self.job(name, *incarnation)?),
+            _ => None,
+        };
+        Ok(stat_from(node, job.as_ref()))
     }
 
     fn cluster_status(&self) -> Result<content::ClusterStatus> {
@@ -299,6 +278,30 @@ impl JobFs {
     }
 }
 
+/// The stat of `node`, from its job's record (`job`: needed for a job's
+/// directory and files).
+fn stat_from(node: &Node, job: Option<&Job>) -> Stat {
+    let qid = node.qid();
+    let mtime = job.map_or(0, |j| secs(j.created_at_ms));
+    let length = match (node, job) {
+        (Node::File { file: JobFile::Log, .. }, Some(j)) => j.log_end,
+        _ => 0,
+    };
+    let dir = if qid.is_dir() { DMDIR } else { 0 };
+    Stat {
+        qid,
+        mode: dir | node.perm(),
+        atime: mtime,
+        mtime,
+        length,
+        name: node.name().to_string(),
+        uid: "jobd".into(),
+        gid: "jobd".into(),
+        muid: "jobd".into(),
+        ..Stat::default()
+    }
+}
+
 fn secs(ms: i64) -> u32 {
     (ms / 1000).clamp(0, u32::MAX as i64) as u32
 }
@@ -393,12 +396,14 @@ impl Filesystem for JobFs {
         let children: Vec<Node> = match &dir.node {
             Node::Root => vec![Node::Clone, Node::Ctl, Node::Jobs],
             Node::Jobs => {
-                let mut jobs = vec![];
+                // Each stat from the record the scan just read (not read again).
+                let mut stats = vec![];
                 for (k, v) in self.sm.scan(state::JOB_PREFIX).map_err(errors::from_store)? {
                     let job: Job = state::decode(&k, &v).map_err(errors::from_store)?;
-                    jobs.push(Node::Job { name: job.name, incarnation: job.incarnation });
+                    let node = Node::Job { name: job.name.clone(), incarnation: job.incarnation };
+                    stats.push(stat_from(&node, Some(&job)));
                 }
-                jobs
+                return Ok(stats);
             }
             Node::Job { name, incarnation } => {
                 self.job(name, *incarnation)?;
