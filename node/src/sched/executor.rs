@@ -1,8 +1,8 @@
 //! Starting and following runs on the node that proposed them: create the
 //! run's process at its gate (`spawn.rs`), have the gate thread open it at
 //! the scheduled time within the start deadline (`gate.rs`; else kill it
-//! and record `not-started`), stream its output back into the replicated log in
-//! numbered batches, and record how it ended. Every record is a command
+//! and record `not-started`), stream its output back into the replicated
+//! log in numbered batches, and record how it ended. Every record is a command
 //! through the write path, retried until it is applied (each is
 //! idempotent: a repeat is refused by the state machine, not doubled).
 
@@ -14,10 +14,10 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
+use super::gate::Refusal;
 use crate::clock::now_ms;
 use crate::command::{Command, Response, RunStatus, Trigger};
 use crate::node::{WriteError, Writer};
-use super::gate::Refusal;
 use crate::state;
 use crate::store::state_machine::StateMachine;
 
