@@ -107,11 +107,9 @@ async fn batch_loop(raft: Raft, mut rx: mpsc::UnboundedReceiver<Waiting>, timeou
 
 /// Proposes one entry for `batch` and answers each waiter.
 async fn commit(raft: Raft, mut batch: Vec<Waiting>, timeout: Duration) {
-    let cmd = if batch.len() == 1 {
-        batch[0].cmd.clone()
-    } else {
-        Command::Batch(batch.iter_mut().map(|w| std::mem::replace(&mut w.cmd, Command::Batch(vec![]))).collect())
-    };
+    // The commands move into the entry (an output batch can be 64 KiB).
+    let mut cmds: Vec<Command> = batch.iter_mut().map(|w| std::mem::replace(&mut w.cmd, Command::Batch(vec![]))).collect();
+    let cmd = if cmds.len() == 1 { cmds.remove(0) } else { Command::Batch(cmds) };
     let result = match tokio::time::timeout(timeout, raft.client_write(cmd)).await {
         Err(_) => Err(ProposeError::Timeout),
         Ok(Err(e)) => Err(ProposeError::Raft(e)),
