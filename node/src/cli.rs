@@ -63,6 +63,13 @@ pub struct Args {
     #[arg(long, env = "JOBD_SNAPSHOT_EVERY", default_value_t = 10_000)]
     pub snapshot_every: u64,
 
+    /// Also take a snapshot once this many bytes were appended to the Raft
+    /// log since it was last purged (run output makes entries big). At
+    /// least 1 MiB: a snapshot copies the whole state.
+    #[arg(long, env = "JOBD_SNAPSHOT_LOG_BYTES", default_value_t = 64 << 20,
+          value_parser = clap::value_parser!(u64).range(1 << 20..))]
+    pub snapshot_log_bytes: u64,
+
     /// How long a write may wait for its commit before failing, in milliseconds.
     #[arg(long, env = "JOBD_WRITE_TIMEOUT_MS", default_value_t = 5000)]
     pub write_timeout_ms: u64,
@@ -200,6 +207,7 @@ impl Args {
         c.election_max_ms = self.election_max_ms;
         c.install_snapshot_timeout_ms = self.install_snapshot_timeout_ms;
         c.snapshot_every = self.snapshot_every;
+        c.snapshot_log_bytes = self.snapshot_log_bytes;
         c.write_timeout = Duration::from_millis(self.write_timeout_ms);
         c.max_clock_skew_ms = self.max_clock_skew_ms;
         c.cluster_token = self.cluster_token.clone();
@@ -230,6 +238,7 @@ mod tests {
         assert!(Args::try_parse_from(["jobd", "--peers", "x=a:1"]).is_err());
         assert!(Args::try_parse_from(["jobd", "--peers", "1=nohost"]).is_err());
         assert!(Args::try_parse_from(["jobd", "--initial-cluster-state", "maybe"]).is_err());
+        assert!(Args::try_parse_from(["jobd", "--snapshot-log-bytes", "4096"]).is_err(), "a snapshot every 4 KiB");
         let a = Args::try_parse_from(["jobd", "--id", "4", "--peers", "1=a:1"]).unwrap();
         assert!(a.node_config().unwrap_err().contains("must include"));
     }

@@ -54,6 +54,8 @@ pub struct Config {
     pub install_snapshot_timeout_ms: u64,
     /// Take a snapshot (and purge the log behind it) every this many entries.
     pub snapshot_every: u64,
+    /// ... or once this many bytes were appended to the log since its last purge.
+    pub snapshot_log_bytes: u64,
     /// How long a write may take before it fails.
     pub write_timeout: Duration,
     /// A node whose clock is further than this from the quorum's does not fire.
@@ -83,6 +85,7 @@ impl Config {
             election_max_ms: 600,
             install_snapshot_timeout_ms: 5000,
             snapshot_every: 10_000,
+            snapshot_log_bytes: 64 << 20,
             write_timeout: Duration::from_secs(5),
             max_clock_skew_ms: 500,
             cluster_token: None,
@@ -185,12 +188,14 @@ impl Node {
             builder = builder.tls_config(tls.server.clone()).map_err(|e| StartError::Tls(e.to_string()))?;
         }
         let sm = StateMachine::new(db.clone());
-        let raft = Raft::new(cfg.id, Arc::new(raft_config), net.clone(), LogStore::new(db.clone()), sm.clone())
+        let log = LogStore::new(db.clone());
+        let appended = log.appended();
+        let raft = Raft::new(cfg.id, Arc::new(raft_config), net.clone(), log, sm.clone())
             .await
             .map_err(|e| StartError::Raft(e.to_string()))?;
 
         let (stop, stopped) = watch::channel(false);
-        let mut tasks = vec![];
+        let mut tasks = vec![store::log_bytes::watch(raft.clone(), appended, cfg.snapshot_log_bytes, stopped.clone())];
         let raft_svc = RaftService { raft: raft.clone(), me: cfg.id, clocks: clocks.clone() };
         let proposer = Proposer::start(raft.clone(), cfg.write_timeout);
         let fwd_svc = ForwardService { raft: raft.clone(), proposer: proposer.clone(), commit_timeout: cfg.write_timeout };

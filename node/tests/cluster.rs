@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{create, eventually, Cluster};
-use node::command::Response;
+use node::command::{Command, Response};
 use node::node::{Config, Node, StartError, WriteError};
 use node::state::KvRead;
 use tokio::net::TcpListener;
@@ -64,6 +64,29 @@ async fn a_node_far_behind_catches_up_by_snapshot() {
     })
     .await;
     eventually("the lagging node to hold every job", || (0..60).all(|i| c.has_job(lagging, &format!("job{i}"))).then_some(())).await;
+}
+
+/// Few entries but many bytes (run output makes entries big): the log is
+/// still purged, by `snapshot_log_bytes`, long before `snapshot_every`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_of_few_big_entries_is_purged_by_its_size() {
+    let c = Cluster::start_with(3, 1_000_000, |cfg| cfg.snapshot_log_bytes = 256 << 10).await;
+    let leader = c.leader().await;
+    let big = "x".repeat(16 << 10);
+    for i in 0..40 {
+        let cmd = Command::CreateJob { name: format!("big{i}"), schedule: "* * * * *".into(), cmd: format!("echo {big}"), at_ms: 0 };
+        c.node(leader).write(cmd).await.unwrap();
+    }
+    for i in 0..3 {
+        eventually("every node to purge its log behind a snapshot", || {
+            let m = c.node(i).raft.metrics().borrow().clone();
+            m.purged.filter(|p| p.index > 0).map(|_| ())
+        })
+        .await;
+    }
+    let m = c.node(leader).raft.metrics().borrow().clone();
+    let kept = m.last_log_index.unwrap_or(0) - m.purged.map_or(0, |p| p.index);
+    assert!(kept < 40, "the log still holds {kept} entries");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,6 +12,7 @@ use rocksdb::{Direction, IteratorMode, WriteBatch, DB};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::log_bytes::LogBytes;
 use super::{cf, synced, CF_LOG, CF_META};
 use crate::types::{Entry, LogId, NodeId, StorageError, TypeConfig, Vote};
 
@@ -22,6 +23,7 @@ pub const KEY_LAST_PURGED: &[u8] = b"last_purged";
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<DB>,
+    appended: Arc<LogBytes>,
 }
 
 fn io_err(subject: ErrorSubject<NodeId>, verb: ErrorVerb, e: impl std::error::Error + 'static) -> StorageError {
@@ -34,7 +36,12 @@ fn index_key(index: u64) -> [u8; 8] {
 
 impl LogStore {
     pub fn new(db: Arc<DB>) -> Self {
-        LogStore { db }
+        LogStore { db, appended: Arc::default() }
+    }
+
+    /// The count of bytes appended since the last purge, for `log_bytes::watch`.
+    pub fn appended(&self) -> Arc<LogBytes> {
+        self.appended.clone()
     }
 
     fn get_meta<T: DeserializeOwned>(&self, key: &[u8], subject: ErrorSubject<NodeId>) -> Result<Option<T>, StorageError> {
@@ -130,13 +137,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let mut batch = WriteBatch::default();
         let log = cf(&self.db, CF_LOG);
+        let mut total = 0;
         for entry in entries {
             let bytes = serde_json::to_vec(&entry).map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Write, e))?;
+            total += bytes.len() as u64;
             batch.put_cf(log, index_key(entry.log_id.index), bytes);
         }
         let res = self.db.write_opt(batch, &synced());
         match res {
             Ok(()) => {
+                self.appended.add(total);
                 callback.log_io_completed(Ok(()));
                 Ok(())
             }
@@ -163,6 +173,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let end = log_id.index.saturating_add(1);
         self.db
             .delete_range_cf_opt(cf(&self.db, CF_LOG), index_key(0), index_key(end), &synced())
-            .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Write, e))
+            .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Write, e))?;
+        self.appended.reset();
+        Ok(())
     }
 }

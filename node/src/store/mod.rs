@@ -1,6 +1,7 @@
 //! RocksDB under Raft: one database per node with a column family each
 //! for the Raft log (`log`), the vote and log metadata (`meta`), the state
-//! machine (`sm`) and the latest snapshot (`snapshot`).
+//! machine (`sm`) and the latest snapshot (`snapshot`). `log_bytes` adds a
+//! snapshot trigger by log size to openraft's count of entries.
 //!
 //! Durability: log appends, the vote, truncation and the purge marker are
 //! written with `sync` before openraft is told they are done. State machine
@@ -10,6 +11,7 @@
 //! log on restart.
 
 pub mod backup;
+pub mod log_bytes;
 pub mod log_store;
 pub mod snapshot;
 pub mod state_machine;
