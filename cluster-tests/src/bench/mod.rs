@@ -117,3 +117,15 @@ pub fn dir_mib(dir: &std::path::Path) -> f64 {
     }
     walk(dir) as f64 / (1 << 20) as f64
 }
+
+/// The part of a RocksDB directory that is write-ahead log (`*.log`).
+pub fn wal_mib(db: &std::path::Path) -> f64 {
+    let wal: u64 = std::fs::read_dir(db).map_or(0, |d| {
+        d.flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .sum()
+    });
+    wal as f64 / (1 << 20) as f64
+}
