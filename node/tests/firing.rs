@@ -110,6 +110,33 @@ async fn timeout_kills_a_run_and_records_it() {
     assert!(log.contains(":begin\n") && !log.contains("never"), "{log}");
 }
 
+/// The start is recorded while the process runs (so its commit does not
+/// delay the output or the end); the log still reads start, output, end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_logs_its_start_then_its_output_then_its_end() {
+    let c = Cluster::start(3, 10_000).await;
+    let leader = c.leader().await;
+    let fs = ninep::client::Client::connect(c.fs_addrs[(leader + 1) % 3], Default::default()).await.unwrap();
+    fs.write("clone", b"quick:@yearly:echo one; echo two").await.unwrap();
+    for _ in 0..3 {
+        fs.write("jobs/quick/ctl", b"run").await.unwrap();
+        let runs = wait_text(&fs, "jobs/quick/runs", "the run to end", |t| t.lines().last().is_some_and(|l| !l.ends_with(" running") && !l.ends_with(" pending"))).await;
+        assert!(runs.lines().all(|l| !l.ends_with(" running")), "{runs}");
+    }
+    let log = text(&fs, "jobs/quick/log").await;
+    let order: Vec<&str> = log
+        .lines()
+        .filter_map(|l| l.rsplit_once(':').map(|(_, t)| t))
+        .filter_map(|t| match t {
+            "one" | "two" => Some(t),
+            _ if t.starts_with("started run ") => Some("start"),
+            _ if t.starts_with("run ") && t.contains(" in ") => Some("end"),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(order, ["start", "one", "two", "end"].repeat(3), "{log}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overlap_skip_and_replace() {
     let c = Cluster::start(1, 10_000).await;

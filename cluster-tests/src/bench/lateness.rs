@@ -14,14 +14,12 @@
 //! (end − scheduled, printed beside) bounds that from above.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use chrono::DateTime;
-use ninep::client::{Client, Options};
 
-use super::{figure, quantile};
+use super::{create_jobs, figure, quantile};
 use crate::cluster::Cluster;
 
 const PERIOD_S: i64 = 5;
@@ -68,27 +66,7 @@ struct Outcome {
 async fn round(jobs: usize, secs: u64) -> Result<Outcome> {
     let cluster = Cluster::start(3).await?;
     let leader = cluster.wait_leader().await?;
-    let mut conns = vec![];
-    for i in 0..16 {
-        conns.push(Client::connect(cluster.nodes[(leader + i) % 3].fs_addr, Options::default()).await?);
-    }
-    let conns = Arc::new(conns);
-    let tasks: Vec<_> = (0..16)
-        .map(|w| {
-            let conns = conns.clone();
-            tokio::spawn(async move {
-                for i in (w..jobs).step_by(16) {
-                    let c = &conns[w];
-                    c.write("clone", format!("j{i}:{}/{PERIOD_S} * * * * ?:true", i as i64 % PERIOD_S).as_bytes()).await?;
-                    c.write(&format!("jobs/j{i}/ctl"), b"start").await?;
-                }
-                Ok::<_, ninep::client::ClientError>(())
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await??;
-    }
+    let conns = create_jobs(&cluster, leader, 16, jobs, |i| (format!("j{i}"), format!("{}/{PERIOD_S} * * * * ?:true", i as i64 % PERIOD_S), true)).await?;
     // The window: whole seconds after every job is armed, ending a few
     // seconds before the last read so every run in it has been recorded.
     let now = chrono::Utc::now().timestamp_millis();

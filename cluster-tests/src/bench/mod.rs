@@ -129,3 +129,38 @@ pub fn wal_mib(db: &std::path::Path) -> f64 {
     });
     wal as f64 / (1 << 20) as f64
 }
+
+/// Creates jobs `0..jobs` through `workers` connections spread over the
+/// nodes from the leader on, each worker taking every `workers`-th job.
+/// `spec(i)` is job i's name, its `SCHEDULE:CMD`, and whether to start it.
+/// Returns the connections for further use.
+pub async fn create_jobs<S>(c: &crate::cluster::Cluster, leader: usize, workers: usize, jobs: usize, spec: S) -> anyhow::Result<Arc<Vec<ninep::client::Client>>>
+where
+    S: Fn(usize) -> (String, String, bool) + Send + Sync + 'static,
+{
+    let mut conns = vec![];
+    for w in 0..workers {
+        let addr = c.nodes[(leader + w) % c.nodes.len()].fs_addr;
+        conns.push(ninep::client::Client::connect(addr, ninep::client::Options::default()).await?);
+    }
+    let (conns, spec) = (Arc::new(conns), Arc::new(spec));
+    let tasks: Vec<_> = (0..workers)
+        .map(|w| {
+            let (conns, spec) = (conns.clone(), spec.clone());
+            tokio::spawn(async move {
+                for i in (w..jobs).step_by(workers) {
+                    let (name, rest, start) = spec(i);
+                    conns[w].write("clone", format!("{name}:{rest}").as_bytes()).await?;
+                    if start {
+                        conns[w].write(&format!("jobs/{name}/ctl"), b"start").await?;
+                    }
+                }
+                Ok::<_, ninep::client::ClientError>(())
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await??;
+    }
+    Ok(conns)
+}

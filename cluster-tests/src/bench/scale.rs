@@ -4,13 +4,12 @@
 //! whole state), and the snapshot a new member is sent (size, and time from
 //! `add` until it holds every job).
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use ninep::client::{Client, Options};
 
-use super::{dir_mib, figure};
+use super::{create_jobs, dir_mib, figure};
 use crate::cluster::Cluster;
 use crate::jobd::{free_addr, spawn_jobd};
 
@@ -25,31 +24,7 @@ pub async fn run(jobs: usize) -> Result<()> {
     let mut c = Cluster::start(3).await?;
     let leader = c.wait_leader().await?;
     let t = Instant::now();
-    let conns: Vec<Client> = {
-        let mut v = vec![];
-        for i in 0..32 {
-            v.push(Client::connect(c.nodes[(leader + i) % 3].fs_addr, Options::default()).await?);
-        }
-        v
-    };
-    let conns = Arc::new(conns);
-    let tasks: Vec<_> = (0..32)
-        .map(|w| {
-            let conns = conns.clone();
-            tokio::spawn(async move {
-                for i in (w..jobs).step_by(32) {
-                    conns[w].write("clone", format!("s{i}:@yearly:true").as_bytes()).await?;
-                    if i % 10 == 0 {
-                        conns[w].write(&format!("jobs/s{i}/ctl"), b"start").await?;
-                    }
-                }
-                Ok::<_, ninep::client::ClientError>(())
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await??;
-    }
+    create_jobs(&c, leader, 32, jobs, |i| (format!("s{i}"), "@yearly:true".into(), i % 10 == 0)).await?;
     println!("created in {:.1} s", t.elapsed().as_secs_f64());
     // Every node has applied everything (ls on each shows them all).
     let mut ls_secs = vec![];

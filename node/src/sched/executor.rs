@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use super::gate::Refusal;
@@ -100,14 +101,19 @@ impl Executor {
         }
     }
 
+    /// The end of run `o`, now.
     fn end(&self, o: &RunOrder, status: RunStatus) -> Command {
+        self.end_at(o, status, now_ms())
+    }
+
+    fn end_at(&self, o: &RunOrder, status: RunStatus, at_ms: i64) -> Command {
         let outcome = match &status {
             RunStatus::Exit(0) => "succeeded".to_string(),
             RunStatus::Exit(_) => "failed".into(),
             s => state::run::status_text(s).split(' ').next().unwrap_or("other").into(),
         };
         self.metrics.runs.with_label_values(&[&outcome]).inc();
-        Command::RunEnded { name: o.name.clone(), incarnation: o.incarnation, run_id: o.run_id, status, at_ms: now_ms() }
+        Command::RunEnded { name: o.name.clone(), incarnation: o.incarnation, run_id: o.run_id, status, at_ms }
     }
 
     /// The job of a run, if that incarnation still wants it run (started,
@@ -216,8 +222,14 @@ impl Executor {
         if o.trigger == Trigger::Schedule {
             self.metrics.lateness_seconds.observe((started - o.scheduled_ms).max(0) as f64 / 1000.0);
         }
-        self.record(Command::RunStarted { name: o.name.clone(), incarnation: o.incarnation, run_id: o.run_id, at_ms: started })
-            .await;
+        // Recorded while the process runs, not before following it: the
+        // commit must not delay reading its output or noting its end. The
+        // output sender waits for it, so the log keeps start, output, end.
+        let start = Command::RunStarted { name: o.name.clone(), incarnation: o.incarnation, run_id: o.run_id, at_ms: started };
+        let recorded = tokio::spawn({
+            let me = self.clone();
+            async move { me.record(start).await }
+        });
         let (tx, rx) = mpsc::channel::<String>(1024);
         if let Some(out) = gated.child.stdout.take() {
             tokio::spawn(lines(out, tx.clone()));
@@ -226,14 +238,15 @@ impl Executor {
             tokio::spawn(lines(err, tx.clone()));
         }
         drop(tx);
-        let sender = tokio::spawn(self.clone().send_output(o.clone(), rx));
+        let sender = tokio::spawn(self.clone().send_output(o.clone(), rx, recorded));
         let status = self.follow(&o, &mut gated.child, job.timeout_ms).await;
+        let ended = now_ms();
         // The guard has exited: its watcher may go (see spawn.rs).
         gated.release();
-        // All output is recorded before the end.
+        // The start and all output are recorded before the end.
         let _ = sender.await;
-        self.metrics.run_seconds.observe((now_ms() - started).max(0) as f64 / 1000.0);
-        self.record(self.end(&o, status)).await;
+        self.metrics.run_seconds.observe((ended - started).max(0) as f64 / 1000.0);
+        self.record(self.end_at(&o, status, ended)).await;
     }
 
     /// Waits for the process, killing its group on timeout or when a newer
@@ -275,7 +288,10 @@ impl Executor {
         }
     }
 
-    async fn send_output(self, o: RunOrder, mut rx: mpsc::Receiver<String>) {
+    /// Records the run's output in batches, once `started` (the run's start
+    /// being recorded) is done; lines wait in `rx` meanwhile.
+    async fn send_output(self, o: RunOrder, mut rx: mpsc::Receiver<String>, started: JoinHandle<()>) {
+        let _ = started.await;
         let mut seq = 0;
         let mut batch = Vec::new();
         // A batch goes out when full, when the run ends, or BATCH_EVERY
