@@ -7,9 +7,10 @@
 //! before the Rflush or not at all.
 
 use std::collections::HashMap;
+use std::io::IoSlice;
 use std::sync::{Arc, Mutex};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
@@ -28,6 +29,9 @@ use crate::wire::DecodeError;
 /// An encoded reply (a big read's data apart: `Rmsg::encode_split`) and
 /// the queue slot it occupies until written.
 type Outgoing = (Vec<u8>, Option<Vec<u8>>, OwnedSemaphorePermit);
+
+/// The connection's read buffer (a Twrite bigger than it passes through).
+const READ_BUFFER: usize = 64 << 10;
 
 struct InFlight {
     id: u64,
@@ -84,30 +88,43 @@ async fn read_frame<R: AsyncRead + Unpin>(rd: &mut R, msize: u32) -> std::io::Re
     Ok(Some(buf))
 }
 
-/// Writes one reply; the buffer passes a big read's data straight through.
-async fn write_reply<W: AsyncWrite + Unpin>(w: &mut BufWriter<W>, head: &[u8], data: Option<&[u8]>) -> std::io::Result<()> {
-    w.write_all(head).await?;
-    if let Some(data) = data {
-        w.write_all(data).await?;
+/// Replies written with one `writev` at most (each is one or two parts;
+/// Linux takes up to 1024 parts a call).
+const MAX_REPLIES_PER_WRITE: usize = 256;
+
+/// Writes every part of `batch` in order, as few `writev` calls as the
+/// socket takes: a big read's header and data leave together (two writes
+/// would send the 11-byte header as a packet of its own and wake the client
+/// for it), and replies already queued share the call.
+async fn write_batch<W: AsyncWrite + Unpin>(w: &mut W, batch: &[Outgoing]) -> std::io::Result<()> {
+    let mut parts: Vec<IoSlice<'_>> =
+        batch.iter().flat_map(|(head, data, _)| std::iter::once(head.as_slice()).chain(data.as_deref())).map(IoSlice::new).collect();
+    let mut rest = &mut parts[..];
+    while !rest.is_empty() {
+        let n = w.write_vectored(rest).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut rest, n);
     }
-    Ok(())
+    w.flush().await
 }
 
-async fn write_loop<W: AsyncWrite + Unpin>(wr: W, mut rx: mpsc::UnboundedReceiver<Outgoing>) {
-    let mut w = BufWriter::new(wr);
-    while let Some((head, data, _slot)) = rx.recv().await {
-        if write_reply(&mut w, &head, data.as_deref()).await.is_err() {
-            return;
-        }
-        // Coalesce what is already queued into one flush.
-        while let Ok((head, data, _slot)) = rx.try_recv() {
-            if write_reply(&mut w, &head, data.as_deref()).await.is_err() {
-                return;
+async fn write_loop<W: AsyncWrite + Unpin>(mut w: W, mut rx: mpsc::UnboundedReceiver<Outgoing>) {
+    let mut batch = Vec::new();
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_REPLIES_PER_WRITE {
+            match rx.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
             }
         }
-        if w.flush().await.is_err() {
+        if write_batch(&mut w, &batch).await.is_err() {
             return;
         }
+        // Frees the replies' queue slots.
+        batch.clear();
     }
 }
 
@@ -116,7 +133,9 @@ where
     F: Filesystem,
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
-    let (mut rd, wr) = tokio::io::split(stream);
+    let (rd, wr) = tokio::io::split(stream);
+    // Requests are small: one read takes in as many as have arrived.
+    let mut rd = BufReader::with_capacity(READ_BUFFER, rd);
     let (out, rx) = mpsc::unbounded_channel();
     let writer = tokio::spawn(write_loop(wr, rx));
     let slots = Arc::new(Semaphore::new(config.max_outstanding * 2 + 2));
@@ -264,6 +283,68 @@ impl<F: Filesystem> Conn<F> {
         }
         if let Some(s) = self.session.take() {
             s.clunk_all().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use super::*;
+
+    /// Takes at most 7 bytes a call, across slices if `vectored`.
+    struct Trickle {
+        got: Vec<u8>,
+        vectored: bool,
+    }
+
+    impl AsyncWrite for Trickle {
+        fn poll_write(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+            let n = buf.len().min(7);
+            self.got.extend_from_slice(&buf[..n]);
+            Poll::Ready(Ok(n))
+        }
+        fn poll_write_vectored(mut self: Pin<&mut Self>, _: &mut Context<'_>, bufs: &[IoSlice<'_>]) -> Poll<std::io::Result<usize>> {
+            let mut n = 0;
+            for b in bufs {
+                let take = b.len().min(7 - n);
+                self.got.extend_from_slice(&b[..take]);
+                n += take;
+                if n == 7 || !self.vectored {
+                    break;
+                }
+            }
+            Poll::Ready(Ok(n))
+        }
+        fn is_write_vectored(&self) -> bool {
+            self.vectored
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_arrives_whole_and_in_order_through_short_writes() {
+        let slots = Arc::new(Semaphore::new(8));
+        let mut batch: Vec<Outgoing> = vec![];
+        let mut want = vec![];
+        for (i, (head, data)) in [(5, Some(20)), (2, None), (1, Some(100)), (9, Some(3))].into_iter().enumerate() {
+            let head = vec![i as u8; head];
+            let data = data.map(|n| (0..n).map(|b| (b * 7 + i) as u8).collect::<Vec<u8>>());
+            want.extend_from_slice(&head);
+            want.extend(data.iter().flatten());
+            batch.push((head, data, slots.clone().try_acquire_owned().unwrap()));
+        }
+        for vectored in [false, true] {
+            let mut w = Trickle { got: vec![], vectored };
+            write_batch(&mut w, &batch).await.unwrap();
+            assert_eq!(w.got, want, "vectored: {vectored}");
         }
     }
 }
