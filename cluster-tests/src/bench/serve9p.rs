@@ -4,6 +4,8 @@
 //! a directory, the ninep library's RAM file server (`ramfs` example; the
 //! same library jobd serves with) holding equal files, and jobd itself for
 //! the small file (a job's `cmd`, generated from the replicated state).
+//! All at the msize diod grants (64 KiB), so requests are the same size;
+//! ninep's big reads are also shown at 1 MiB.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
