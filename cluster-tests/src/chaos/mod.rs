@@ -203,7 +203,18 @@ pub async fn run(seed: u64, plan: Plan) -> Result<Report> {
         let injected = nemesis::inject(&mut c, fault, &mut rng, &witness_path)
             .await
             .with_context(|| format!("seed {seed}: during {fault:?}\n{}", c.log_tails()))?;
-        println!("{} {:?} node {} for {} ms", injected.at.format("%H:%M:%S%.3f"), injected.fault, injected.node + 1, injected.held.as_millis());
+        // Leader kills also say how long until a new leader and its first
+        // fire, so a slow one can be matched with the faults around it.
+        let took = |what: &str, d: Option<Duration>| d.map_or(String::new(), |d| format!(", {what} {} ms", d.as_millis()));
+        println!(
+            "{} {:?} node {} for {} ms{}{}",
+            injected.at.format("%H:%M:%S%.3f"),
+            injected.fault,
+            injected.node + 1,
+            injected.held.as_millis(),
+            took("new leader", injected.to_leader),
+            took("first fire", injected.to_fire)
+        );
         faults.push(injected);
         if last_collect.elapsed() > Duration::from_secs(20) {
             collect_runs(&c, &mut runs).await;
