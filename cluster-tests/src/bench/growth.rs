@@ -4,9 +4,10 @@
 //! level off at what the retention settings allow (1 MiB of log per job,
 //! the last 100 runs, a snapshot every 10,000 entries or 64 MiB of log
 //! with the log purged behind it, 64 MiB of RocksDB write-ahead log)
-//! instead of growing with time; node 1's write-ahead log is shown apart. At 1 KiB a second a job's log
-//! reaches the default 1 MiB cap only after 17 minutes; `--growth-log-bytes`
-//! sets a smaller cap (`limit log-bytes` on /ctl) so a shorter run reaches it.
+//! instead of growing with time; node 1's write-ahead log is shown apart.
+//! At 1 KiB a second a job's log reaches the default 1 MiB cap only after
+//! 17 minutes; `--growth-log-bytes` sets a smaller cap (`limit log-bytes`
+//! on /ctl) so a shorter run reaches it.
 
 use std::time::{Duration, Instant};
 
