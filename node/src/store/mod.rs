@@ -38,8 +38,8 @@ const BLOCK_CACHE_BYTES: usize = 32 << 20;
 /// that pin its oldest file. A WAL file is deleted only once every family
 /// with data in it is flushed, and `meta` (the committed id, the vote) gets
 /// so few bytes that its memtable never fills: with RocksDB's default
-/// (four times all memtables, 512 MiB here) output-heavy jobs kept ~500 MiB
-/// of WAL behind a 60 MiB database.
+/// (four times all memtables, 512 MiB here) output-heavy jobs had 265 MiB
+/// of WAL beside 62 MiB of tables after six minutes, and growing.
 const MAX_WAL_BYTES: u64 = 64 << 20;
 
 /// Opens (creating if needed) the node's database under `dir`.
