@@ -31,6 +31,7 @@ use crate::wire::DecodeError;
 type Outgoing = (Vec<u8>, Option<Vec<u8>>, OwnedSemaphorePermit);
 
 /// The connection's read buffer (a Twrite bigger than it passes through).
+/// Allocated per connection: 64 MiB at the default limit of 1024.
 const READ_BUFFER: usize = 64 << 10;
 
 struct InFlight {
