@@ -4,8 +4,9 @@
 //! a directory, the ninep library's RAM file server (`ramfs` example; the
 //! same library jobd serves with) holding equal files, and jobd itself for
 //! the small file (a job's `cmd`, generated from the replicated state).
-//! All at the msize diod grants (64 KiB), so requests are the same size;
-//! ninep's big reads are also shown at 1 MiB.
+//! All at the msize diod grants, so requests are the same size; ninep's
+//! big reads are also shown at 1 MiB. Then one request in flight again,
+//! with client and servers placed on chosen CPUs (`placed.rs`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -18,27 +19,34 @@ use anyhow::{bail, Context, Result};
 use ninep::client::{Client, Options};
 use tokio::process::{Child, Command};
 
-use super::{drive, figure, quantile, Load};
+use crate::bench::{drive, figure, quantile, Load};
 use crate::jobd::{free_addr, Jobd};
+
+mod pin;
+mod placed;
 
 const SMALL: &[u8] = b"echo a small file of sixty-four bytes, like a job's command....\n";
 const BIG_MIB: usize = 64;
 
 /// A server process ended (killed) when dropped.
 struct Server {
-    _child: Child,
+    child: Child,
     addr: SocketAddr,
     aname: String,
 }
 
 /// Attaches asking for `msize` (the server may grant less).
 async fn connect(s: &Server, msize: u32) -> Result<Client> {
-    let opts = Options { aname: s.aname.clone(), uname: "root".into(), msize, ..Options::default() };
+    attach(s.addr, &s.aname, msize).await
+}
+
+async fn attach(addr: SocketAddr, aname: &str, msize: u32) -> Result<Client> {
+    let opts = Options { aname: aname.into(), uname: "root".into(), msize, ..Options::default() };
     let start = Instant::now();
     loop {
-        match Client::connect(s.addr, opts.clone()).await {
+        match Client::connect(addr, opts.clone()).await {
             Ok(c) => return Ok(c),
-            Err(e) if start.elapsed() > Duration::from_secs(20) => bail!("cannot attach to {}: {e}", s.addr),
+            Err(e) if start.elapsed() > Duration::from_secs(20) => bail!("cannot attach to {addr}: {e}"),
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     }
@@ -56,7 +64,7 @@ fn diod(dir: &Path) -> Result<Server> {
         .kill_on_drop(true)
         .spawn()
         .context("serve9p needs Debian's diod (apt-get install diod)")?;
-    Ok(Server { _child: child, addr, aname: dir.display().to_string() })
+    Ok(Server { child, addr, aname: dir.display().to_string() })
 }
 
 /// The ramfs example, built beside this program (cargo builds it on
@@ -80,7 +88,7 @@ async fn ramfs() -> Result<Server> {
         .stdout(Stdio::null())
         .kill_on_drop(true)
         .spawn()?;
-    Ok(Server { _child: child, addr, aname: String::new() })
+    Ok(Server { child, addr, aname: String::new() })
 }
 
 /// walk + open + read + clunk of `path`, `conc` at a time on one connection.
@@ -196,6 +204,13 @@ pub async fn run(seconds: u64) -> Result<()> {
         figure(&format!("serve9p.big.c{conc}.ninep_1m_mib_per_s"), r1, "MiB/s");
         figure(&format!("serve9p.big.c{conc}.ninep_1m_ratio_vs_diod"), r1 / dm, "x");
     }
+    let pid = |c: &Child| c.id().context("a server exited during the benchmark");
+    let servers = vec![
+        placed::Placed { name: "diod", addr: diod.addr, aname: diod.aname.clone(), pid: pid(&diod.child)?, small: "small", big: true },
+        placed::Placed { name: "ninep", addr: ramfs.addr, aname: ramfs.aname.clone(), pid: pid(&ramfs.child)?, small: "small", big: true },
+        placed::Placed { name: "jobd", addr: jobd.fs_addr, aname: String::new(), pid: pid(&jobd.child)?, small: "jobs/small/cmd", big: false },
+    ];
+    placed::run(servers, msize, seconds).await?;
     drop(jobd);
     Ok(())
 }
