@@ -77,3 +77,27 @@ async fn a_fresh_directory_is_fresh() {
     let db = store::open(dir.path()).unwrap();
     assert!(store::is_fresh(&db).unwrap());
 }
+
+/// The 9P tree reads jobs through the state machine's cache of decoded
+/// records: every apply and every snapshot install must show through it.
+#[tokio::test]
+async fn cached_jobs_follow_applies_and_snapshot_installs() {
+    let set_cmd = |cmd: &str| Command::SetCmd { name: "a".into(), cmd: cmd.into() };
+    let create = Command::CreateJob { name: "a".into(), schedule: "@daily".into(), cmd: "one".into(), at_ms: 0 };
+    let (dir, other_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut sm = StateMachine::new(store::open(dir.path()).unwrap());
+    sm.apply([entry(1, create.clone())]).await.unwrap();
+    assert_eq!(sm.job("a").unwrap().unwrap().cmd, "one");
+    sm.apply([entry(2, set_cmd("two"))]).await.unwrap();
+    assert_eq!(sm.job("a").unwrap().unwrap().cmd, "two", "an apply shows through the cache");
+
+    // Another replica's state, where the job says "three", installed here.
+    let mut other = StateMachine::new(store::open(other_dir.path()).unwrap());
+    other.apply([entry(1, create), entry(2, set_cmd("three"))]).await.unwrap();
+    let snap = openraft::RaftSnapshotBuilder::build_snapshot(&mut other).await.unwrap();
+    sm.install_snapshot(&snap.meta, snap.snapshot).await.unwrap();
+    assert_eq!(sm.job("a").unwrap().unwrap().cmd, "three", "a snapshot install shows through the cache");
+
+    sm.apply([entry(3, Command::DeleteJob { name: "a".into() })]).await.unwrap();
+    assert!(sm.job("a").unwrap().is_none(), "a deleted job is gone");
+}

@@ -105,8 +105,8 @@ impl JobFs {
     }
 
     /// The job a fid names, if that incarnation still exists.
-    fn job(&self, name: &str, incarnation: u64) -> Result<Job> {
-        match state::load_job(&self.sm, name).map_err(errors::from_store)? {
+    fn job(&self, name: &str, incarnation: u64) -> Result<Arc<Job>> {
+        match self.sm.job(name).map_err(errors::from_store)? {
             Some(j) if j.incarnation == incarnation => Ok(j),
             Some(_) => Err(Error::new(errno::ENOENT, format!("job {name} was deleted (a new one has its name)"))),
             None => Err(errors::no_job(name)),
@@ -137,7 +137,7 @@ impl JobFs {
             Node::Job { name, incarnation } | Node::File { name, incarnation, .. } => Some(self.job(name, *incarnation)?),
             _ => None,
         };
-        Ok(stat_from(node, job.as_ref()))
+        Ok(stat_from(node, job.as_deref()))
     }
 
     fn cluster_status(&self) -> Result<content::ClusterStatus> {
@@ -327,8 +327,8 @@ impl Filesystem for JobFs {
             (Node::Root, "clone") => Node::Clone,
             (Node::Root, "ctl") => Node::Ctl,
             (Node::Root, "jobs") => Node::Jobs,
-            (Node::Jobs, name) => match self.linearize().await.and_then(|()| state::load_job(&self.sm, name).map_err(errors::from_store))? {
-                Some(job) => Node::Job { name: job.name, incarnation: job.incarnation },
+            (Node::Jobs, name) => match self.linearize().await.and_then(|()| self.sm.job(name).map_err(errors::from_store))? {
+                Some(job) => Node::Job { name: job.name.clone(), incarnation: job.incarnation },
                 None => return Err(errors::no_job(name)),
             },
             (Node::Job { name, incarnation }, file) => {

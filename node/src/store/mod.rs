@@ -1,7 +1,8 @@
 //! RocksDB under Raft: one database per node with a column family each
 //! for the Raft log (`log`), the vote and log metadata (`meta`), the state
 //! machine (`sm`) and the latest snapshot (`snapshot`). `log_bytes` adds a
-//! snapshot trigger by log size to openraft's count of entries.
+//! snapshot trigger by log size to openraft's count of entries; `job_cache`
+//! keeps decoded job records for the 9P tree between changes of state.
 //!
 //! Durability: log appends, the vote, truncation and the purge marker are
 //! written with `sync` before openraft is told they are done. State machine
@@ -11,6 +12,7 @@
 //! log on restart.
 
 pub mod backup;
+pub mod job_cache;
 pub mod log_bytes;
 pub mod log_store;
 pub mod snapshot;

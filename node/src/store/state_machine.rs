@@ -13,9 +13,10 @@ use openraft::storage::RaftStateMachine;
 use openraft::{AnyError, EntryPayload, ErrorSubject, ErrorVerb, RaftSnapshotBuilder, StorageIOError};
 use rocksdb::{IteratorMode, WriteBatch, DB};
 
+use super::job_cache::JobCache;
 use super::{cf, snapshot, synced, CF_SM, CF_SNAPSHOT};
 use crate::command::Response;
-use crate::state::{self, Kv, KvError, KvRead};
+use crate::state::{self, Job, Kv, KvError, KvRead};
 use crate::types::{LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 
 /// Internal keys sort before every state key (which start with a letter).
@@ -28,6 +29,7 @@ const SNAP_DATA: &[u8] = b"data";
 pub struct StateMachine {
     db: Arc<DB>,
     snapshots_built: Arc<AtomicU64>,
+    jobs: Arc<JobCache>,
 }
 
 fn sm_err(verb: ErrorVerb, e: impl std::error::Error + 'static) -> StorageError {
@@ -67,7 +69,13 @@ impl Kv for BatchKv<'_> {
 
 impl StateMachine {
     pub fn new(db: Arc<DB>) -> Self {
-        StateMachine { db, snapshots_built: Arc::new(AtomicU64::new(0)) }
+        StateMachine { db, snapshots_built: Arc::new(AtomicU64::new(0)), jobs: Arc::default() }
+    }
+
+    /// The job `name` as applied here, decoded once per change of state
+    /// (see `job_cache.rs`).
+    pub fn job(&self, name: &str) -> Result<Option<Arc<Job>>, KvError> {
+        self.jobs.get(name, || state::load_job(self, name))
     }
 
 
@@ -194,6 +202,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
         let BatchKv { batch, .. } = kv;
         self.db.write(batch).map_err(|e| sm_err(ErrorVerb::Write, e))?;
+        self.jobs.changed();
         Ok(responses)
     }
 
@@ -221,6 +230,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         batch.put_cf(sm, KEY_APPLIED, state::encode(&meta.last_log_id));
         batch.put_cf(sm, KEY_MEMBERSHIP, state::encode(&meta.last_membership));
         self.db.write_opt(batch, &synced()).map_err(|e| snap_err(Some(meta), e))?;
+        self.jobs.changed();
         save_snapshot(&self.db, meta, &data)
     }
 
