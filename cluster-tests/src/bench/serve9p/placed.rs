@@ -90,26 +90,25 @@ pub async fn run(servers: Vec<Placed>, msize: u32, seconds: u64) -> Result<()> {
         let s = servers.clone();
         let figures = tokio::task::spawn_blocking(move || round(&s, client_cpu, server_cpu, msize, seconds)).await??;
         let (peer_small, peer_big) = (figures[0].0.rate(), figures[0].1);
-        for (s, (small, big)) in servers.iter().zip(&figures) {
+        for (i, (s, (small, big))) in servers.iter().zip(&figures).enumerate() {
             let ratio = small.rate() / peer_small;
             let big_ratio = big.zip(peer_big).map(|(b, p)| b / p);
-            let cell = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or("-".to_string(), f);
+            let big_cell = big.map_or("-".to_string(), |b| format!("{b:.0}"));
+            let big_ratio_cell = big_ratio.map_or("-".to_string(), |r| format!("{r:.2}x"));
             let errors = if small.errors > 0 { format!(" {} errors", small.errors) } else { String::new() };
             println!(
-                "{label:>9} {:>8} {:>11.0} {:>9.3} {:>8.2}x {:>9} {:>9}{errors}",
+                "{label:>9} {:>8} {:>11.0} {:>9.3} {:>8.2}x {big_cell:>9} {big_ratio_cell:>9}{errors}",
                 s.name,
                 small.rate(),
                 small.pct(0.5),
                 ratio,
-                cell(*big, &|b| format!("{b:.0}")),
-                cell(big_ratio, &|r| format!("{r:.2}x")),
             );
             figure(&format!("serve9p.{label}.small.c1.{}_per_s", s.name), small.rate(), "1/s");
             figure(&format!("serve9p.{label}.small.c1.{}_p50", s.name), small.pct(0.5), "ms");
             if let Some(b) = big {
                 figure(&format!("serve9p.{label}.big.c1.{}_mib_per_s", s.name), *b, "MiB/s");
             }
-            if !std::ptr::eq(s, &servers[0]) {
+            if i > 0 {
                 figure(&format!("serve9p.{label}.small.c1.{}_ratio_vs_{}", s.name, servers[0].name), ratio, "x");
                 if let Some(r) = big_ratio {
                     figure(&format!("serve9p.{label}.big.c1.{}_ratio_vs_{}", s.name, servers[0].name), r, "x");
