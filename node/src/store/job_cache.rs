@@ -1,8 +1,9 @@
 //! Decoded job records for the 9P tree, kept while the state machine has
 //! applied nothing new. Reading one job file takes four requests (walk,
-//! open, read, clunk) and three of them load the job to check it still
-//! exists: reading and decoding the record was 42 % of jobd's instructions
-//! on that path (callgrind, one connection reading a job's `cmd`).
+//! open, read, clunk) and loads the job four times (the walk's two steps,
+//! the open and the read), mostly to check it still exists: reading and
+//! decoding the record was 42 % of jobd's instructions on that path
+//! (callgrind, one connection reading a job's `cmd`).
 //!
 //! Every write to the state (an apply, a snapshot install) bumps the
 //! generation *after* it is in RocksDB; a record is served from here only
