@@ -46,7 +46,7 @@ impl JobCache {
         drop(jobs);
         let Some(job) = load()?.map(Arc::new) else { return Ok(None) };
         jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
-        if jobs.len() >= MAX_JOBS {
+        if jobs.len() >= MAX_JOBS && !jobs.contains_key(name) {
             jobs.clear();
         }
         jobs.insert(name.to_owned(), (generation, job.clone()));
