@@ -8,7 +8,8 @@
 use std::io;
 
 fn set(tid: libc::pid_t, cpus: &[usize]) -> io::Result<()> {
-    // SAFETY: cpu_set_t is plain data; CPU_ZERO/CPU_SET only write inside it.
+    // SAFETY: cpu_set_t is plain data (all zeroes: the empty set); CPU_SET
+    // writes only inside it.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     for &c in cpus {
         unsafe { libc::CPU_SET(c, &mut set) };
