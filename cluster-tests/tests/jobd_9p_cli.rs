@@ -45,6 +45,9 @@ async fn the_seed_session_through_jobd_9p_on_every_node() {
         refused(a, &["write", "/clone", "nocolon"], "name:cronexpr:cmd").await;
         refused(a, &["write", "/clone", &format!("{name}:@daily:true")], "exists").await;
         refused(a, &["write", "/clone", "x:0 0 0 30 2 ?:true"], "never fires").await;
+        // A step that used to wrap in the parser and panic the request.
+        refused(a, &["write", "/clone", "x:0 0 0 1 1 ? 2000/4294967000:true"], "never fires").await;
+        refused(a, &["write", "/clone", "c:0 0 L * ?:true"], "makes it Quartz").await;
         refused(a, &["write", "/clone", "a/b:@daily:true"], "'/'").await;
         refused(a, &["write", &format!("/jobs/{name}/ctl"), "frob"], "start, stop, run").await;
         refused(a, &["write", &format!("/jobs/{name}/log"), "x"], "read-only").await;
@@ -62,4 +65,26 @@ async fn the_seed_session_through_jobd_9p_on_every_node() {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     }
+}
+
+/// A peer that accepts and never answers: `jobd 9p` gives up after
+/// `--timeout` with one line that says what happened, and `--timeout` is
+/// checked like any flag.
+#[tokio::test]
+async fn jobd_9p_gives_up_on_a_silent_peer_after_its_timeout() {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap();
+    let held = tokio::spawn(async move {
+        let mut conns = vec![];
+        while let Ok((c, _)) = silent.accept().await {
+            conns.push(c);
+        }
+    });
+    let started = std::time::Instant::now();
+    refused(&addr, &["--timeout", "1s", "read", "/ctl"], "no answer within 1s").await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "took {:?}", started.elapsed());
+    let out = jobd_9p(&addr, &["--timeout", "soon", "read", "/ctl"]).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("or 0 to wait forever"), "{err}");
+    held.abort();
 }

@@ -61,6 +61,8 @@ pub mod reason {
     pub const TOO_MANY_REQUESTS: &str = "too many outstanding requests on this connection";
     pub const TOO_MANY_CONNECTIONS: &str = "too many connections; try again later";
     pub const PERMISSION: &str = "permission denied";
+    /// A file-system callback panicked; the server logs where.
+    pub const INTERNAL: &str = "internal error (the server logged it)";
 }
 
 /// An error as 9P carries it.

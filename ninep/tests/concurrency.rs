@@ -130,3 +130,33 @@ async fn legacy_truncate_reaches_a_default_wstat_as_truncation() {
         assert_eq!(c.rpc(1, Tmsg::Wstat { fid: 1, stat }).await, Rmsg::Wstat, "{d:?}");
     }
 }
+
+/// A bug in a callback must not wedge a client: the request is answered
+/// (EIO, with a reason in .u), its tag is free again, and the session and
+/// the other requests on it go on.
+#[tokio::test]
+async fn a_panicking_callback_is_answered_with_eio_and_frees_its_tag() {
+    let (srv, _fs) = slow_server(Config { max_outstanding: 4, ..Config::default() }).await;
+    for d in [Dialect::P2000U, Dialect::P2000L] {
+        let mut c = Raw::session(srv.addr, d).await;
+        let mode = if d == Dialect::P2000L { 0 } else { omode::OREAD as u32 };
+        assert!(matches!(c.walk(0, 1, &["panic"]).await, Rmsg::Walk { .. }));
+        let opened = if d == Dialect::P2000L { Tmsg::Lopen { fid: 1, flags: mode } } else { Tmsg::Open { fid: 1, mode: mode as u8 } };
+        assert!(matches!(c.rpc(1, opened).await, Rmsg::Open { .. } | Rmsg::Lopen { .. }));
+        // More panics than the request limit: each frees its slot, or the
+        // fifth would be refused with "too many outstanding requests".
+        for _ in 0..6 {
+            let r = c.rpc(10, Tmsg::Read { fid: 1, offset: 0, count: 100 }).await;
+            let (reason, errno) = error_of(&r).expect("an error reply");
+            assert_eq!(errno, ninep::error::errno::EIO, "{d:?}: {r:?}");
+            if d == Dialect::P2000U {
+                assert_eq!(reason, ninep::error::reason::INTERNAL);
+            }
+        }
+        // The session goes on: another file, on the same tag.
+        assert!(matches!(c.walk(0, 2, &["fast"]).await, Rmsg::Walk { .. }));
+        let opened = if d == Dialect::P2000L { Tmsg::Lopen { fid: 2, flags: mode } } else { Tmsg::Open { fid: 2, mode: mode as u8 } };
+        assert!(matches!(c.rpc(1, opened).await, Rmsg::Open { .. } | Rmsg::Lopen { .. }));
+        assert_eq!(c.rpc(10, Tmsg::Read { fid: 2, offset: 0, count: 100 }).await, Rmsg::Read { data: b"fast".to_vec() });
+    }
+}

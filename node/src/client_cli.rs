@@ -7,6 +7,7 @@
 //! ```
 
 use std::io::{Read, Write};
+use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use ninep::client::{Client, Options};
@@ -29,14 +30,48 @@ pub struct NinePArgs {
     /// The dialect: 9P2000.u (default) carries the server's error text; 9P2000.L only its errno.
     #[arg(long, default_value = "9P2000.u")]
     pub dialect: String,
+    /// How long the whole operation may take before the command gives up
+    /// (`30s`, `2m`; `0` waits forever). A node that is cut off from its
+    /// cluster answers a write within its own write timeout, so this only
+    /// fires for a node (or network) that does not answer at all.
+    #[arg(long, env = "JOBD_9P_TIMEOUT", default_value = "30s", value_parser = parse_timeout)]
+    pub timeout: Timeout,
     pub op: Op,
     pub path: String,
     /// For write: the text (without it, standard input).
     pub text: Option<String>,
 }
 
+/// `--timeout`: none, or a bound on the whole operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeout(pub Option<Duration>);
+
+fn parse_timeout(s: &str) -> Result<Timeout, String> {
+    if s == "0" {
+        return Ok(Timeout(None));
+    }
+    let ms = crate::cron::parse_duration_ms(s).map_err(|e| format!("{e}; or 0 to wait forever"))?;
+    Ok(Timeout(Some(Duration::from_millis(ms as u64))))
+}
+
 /// Runs one operation; the error is what to print.
 pub async fn run(a: NinePArgs) -> Result<(), String> {
+    // A read meant to block until something happens (none exists yet)
+    // would be exempt from this bound; every operation today is bounded.
+    let Timeout(Some(limit)) = a.timeout else {
+        return run_op(a).await;
+    };
+    let addr = a.addr.clone();
+    match tokio::time::timeout(limit, run_op(a)).await {
+        Ok(r) => r,
+        Err(_) => Err(format!(
+            "{addr}: no answer within {}s; is the node up and reachable? (--timeout 0 waits forever)",
+            limit.as_secs_f64()
+        )),
+    }
+}
+
+async fn run_op(a: NinePArgs) -> Result<(), String> {
     let dialect = match a.dialect.as_str() {
         "9P2000" => Dialect::P2000,
         "9P2000.u" => Dialect::P2000U,

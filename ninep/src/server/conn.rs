@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 
 use crate::codec::{frame_size, split_header, HEADER_LEN};
 use crate::dialect::{negotiate_msize, Dialect};
@@ -22,6 +22,7 @@ use crate::fcall::{ty, Rmsg, Tmsg};
 use crate::fs::Filesystem;
 use crate::server::dispatch::Session;
 use crate::server::fids::lock;
+use crate::server::unwind::{catch_unwind_async, panic_message};
 use crate::server::{Config, LegacyErrors};
 use crate::trace::Traced;
 use crate::wire::DecodeError;
@@ -220,7 +221,15 @@ impl<F: Filesystem> Conn<F> {
         let kind = msg.name();
         let task = tokio::spawn(async move {
             let started = std::time::Instant::now();
-            let result = session.handle(msg).await;
+            let result = match catch_unwind_async(session.handle(msg)).await {
+                Ok(result) => result,
+                Err(payload) => {
+                    // A bug in a callback: answer it (so the client is not
+                    // left waiting and the tag is freed) and say where.
+                    error!(tag, request = kind, "file system panicked: {}; answered EIO", panic_message(&*payload));
+                    Err(Error::new(errno::EIO, reason::INTERNAL))
+                }
+            };
             if let Some(o) = &observer {
                 o.request(kind, started.elapsed(), result.as_ref().err().map(|e| e.errno));
             }

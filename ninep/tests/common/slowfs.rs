@@ -1,5 +1,6 @@
-//! A file system with one file whose reads never finish ("slow") and one
-//! that answers at once ("fast"), to test flush, concurrency and limits.
+//! A file system with one file whose reads never finish ("slow"), one
+//! that answers at once ("fast") and one whose read panics ("panic", a
+//! bug in a callback), to test flush, concurrency, limits and recovery.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -24,6 +25,7 @@ fn qid_of(name: &str) -> Qid {
     match name {
         "slow" => Qid::file(1),
         "fast" => Qid::file(2),
+        "panic" => Qid::file(3),
         _ => Qid::dir(0),
     }
 }
@@ -35,7 +37,7 @@ impl Filesystem for SlowFs {
     }
     async fn walk(&self, _: &String, name: &str) -> Result<(String, Qid)> {
         match name {
-            "slow" | "fast" => Ok((name.to_string(), qid_of(name))),
+            "slow" | "fast" | "panic" => Ok((name.to_string(), qid_of(name))),
             _ => Err(Error::not_found()),
         }
     }
@@ -47,6 +49,10 @@ impl Filesystem for SlowFs {
             self.started.fetch_add(1, Ordering::SeqCst);
             let _guard = OnDrop(self.cancelled.clone());
             std::future::pending::<()>().await;
+        }
+        if fid == "panic" {
+            tokio::task::yield_now().await;
+            panic!("a bug in the file system");
         }
         Ok(b"fast".to_vec())
     }

@@ -80,7 +80,8 @@ impl Kind {
         let v: u32 = s.parse().map_err(|_| format!("{} field: {s:?} is not a number or name", self.name()))?;
         let (lo, hi) = self.bounds();
         if v < lo || v > hi {
-            return Err(format!("{} field: {v} is outside {lo}-{hi}", self.name()));
+            let hint = if self == Kind::DayOfWeekQuartz { " (Quartz counts 1 = Sunday to 7 = Saturday)" } else { "" };
+            return Err(format!("{} field: {v} is outside {lo}-{hi}{hint}", self.name()));
         }
         Ok(v)
     }
@@ -127,6 +128,7 @@ pub fn parse(text: &str, kind: Kind) -> Result<Field, String> {
 
 fn set(f: &mut Field, kind: Kind, v: u32) {
     match kind {
+        // `value` and `bounds` keep v within 1970..=2199, the 230 slots of `years`.
         Kind::Year => f.years[(v - 1970) as usize] = true,
         Kind::DayOfWeekVixie | Kind::DayOfWeekQuartz => f.values.set(kind.weekday(v)),
         _ => f.values.set(v),
@@ -216,20 +218,18 @@ fn parse_item(item: &str, kind: Kind, f: &mut Field) -> Result<(), String> {
         // "N/S" (Quartz) starts at N and steps to the end of the range.
         (a, if item.contains('/') { hi } else { a })
     };
-    let mut v = from;
-    while v <= to {
+    // step_by, not `v += step`: a step near u32::MAX must end the loop,
+    // not wrap around to a value below `to` (and index past the years).
+    for v in (from..=to).step_by(step as usize) {
         set(f, kind, v);
-        v += step;
     }
     Ok(())
 }
 
 fn fill(f: &mut Field, kind: Kind, step: u32) -> Result<(), String> {
     let (lo, hi) = kind.bounds();
-    let mut v = lo;
-    while v <= hi {
+    for v in (lo..=hi).step_by(step as usize) {
         set(f, kind, v);
-        v += step;
     }
     Ok(())
 }

@@ -47,6 +47,8 @@ pub struct Cron {
     day_or: bool,
 }
 
+const MACROS: &str = "@yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly and @every DURATION";
+
 fn macro_expansion(name: &str) -> Option<&'static str> {
     Some(match name {
         "@yearly" | "@annually" => "0 0 0 1 1 *",
@@ -118,7 +120,7 @@ impl Schedule {
             return Ok(Schedule::Every { ms: parse_duration_ms(d.trim()).map_err(|e| format!("@every: {e}"))? });
         }
         let text = match expr {
-            e if e.starts_with('@') => macro_expansion(e).ok_or_else(|| format!("unknown macro {e}"))?,
+            e if e.starts_with('@') => macro_expansion(e).ok_or_else(|| format!("unknown macro {e}; the macros are {MACROS}"))?,
             e => e,
         };
         let f: Vec<&str> = text.split_whitespace().collect();
@@ -127,6 +129,13 @@ impl Schedule {
             (5, false) => Cron::new(&["0", f[0], f[1], f[2], f[3], f[4]], None, false)?,
             (6, false) => Cron::new(&f, None, false)?,
             (6, true) | (7, true) => Cron::new(&f[..6], f.get(6).copied(), true)?,
+            (0, _) => return Err("empty expression; for example */5 * * * * (every five minutes)".into()),
+            (n, true) if n < 7 => {
+                let crontab = if n == 5 { "; for a 5-field crontab, write * instead of ?" } else { "" };
+                return Err(format!(
+                    "{n} fields with a ?, which makes it Quartz: want 6 or 7 (sec min hour dom month dow [year]){crontab}"
+                ));
+            }
             (n, _) => {
                 return Err(format!("{n} fields; want 5 (min hour dom month dow), 6 (with seconds) or 7 (Quartz, with year)"))
             }
@@ -152,7 +161,7 @@ impl Cron {
         let dom = field::parse(f[3], Kind::DayOfMonth)?;
         let dow = field::parse(f[5], dow_kind)?;
         if quartz && !dom.any && !dow.any {
-            return Err("Quartz expressions need ? in day-of-month or day-of-week".into());
+            return Err("a Quartz expression needs ? in day-of-month or day-of-week (it cannot restrict both)".into());
         }
         let day_or = !quartz && !f[3].starts_with('*') && !f[5].starts_with('*');
         Ok(Cron {

@@ -118,7 +118,7 @@ fn dst_repeated_time_fires_once() {
 #[test]
 fn bad_expressions_say_what_is_wrong() {
     for (expr, want) in [
-        ("", "0 fields"),
+        ("", "empty expression"),
         ("* * *", "3 fields"),
         ("61 * * * *", "minute field: 61 is outside 0-59"),
         ("* * * * 8", "day-of-week field: 8 is outside 0-7"),
@@ -126,12 +126,37 @@ fn bad_expressions_say_what_is_wrong() {
         ("*/0 * * * *", "step 0"),
         ("5-1 * * * *", "runs backwards"),
         ("0 0 0 30 2 ?", "never fires"),
-        ("0 0 0 1 * MON *", "need ?"),
-        ("@fortnightly", "unknown macro"),
+        ("0 0 0 1 * MON *", "needs ?"),
+        ("0 0 L * ?", "a ?, which makes it Quartz: want 6 or 7"),
+        ("0 0 0 ? * 0", "Quartz counts 1 = Sunday"),
+        ("0 0 0 1 1 ? 2000/4294967000", "never fires"),
+        ("@fortnightly", "unknown macro @fortnightly; the macros are @yearly"),
         ("0 0 0 ? * 6#9", "#9 must be 1-5"),
     ] {
         let err = Schedule::parse_new(expr).expect_err(expr);
         assert!(err.contains(want), "{expr:?}: {err:?} should mention {want:?}");
         assert!(!err.contains('\n'), "one line");
     }
+}
+
+#[test]
+fn a_step_near_the_largest_number_ends_its_field_instead_of_wrapping() {
+    // `v += step` used to wrap here and index past the year table (a panic
+    // that left the client's request unanswered).
+    let big = u32::MAX;
+    for expr in [
+        format!("0 0 0 1 1 ? 2030/{big}"),
+        format!("0 0 0 1 1 ? 2030/{}", big - 40),
+        format!("*/{big} * * * * *"),
+        format!("0 5/{big} * * * *"),
+        format!("0 0 0/{big} * * *"),
+        format!("0 0 0 1/{big} * *"),
+        format!("0 0 0 * 1-12/{big} *"),
+        format!("0 0 0 ? * 1/{big}"),
+        format!("0 0 * * 0-7/{big}"),
+    ] {
+        let s = Schedule::parse_new(&expr).unwrap_or_else(|e| panic!("{expr}: {e}"));
+        assert!(s.next_after(at("2026-01-01T00:00:00Z"), Tz::UTC).is_some(), "{expr}");
+    }
+    assert_eq!(next(&format!("0 0 0 1 1 ? 2030/{big}"), "2026-01-01T00:00:00Z"), "2030-01-01T00:00:00+00:00");
 }

@@ -40,7 +40,8 @@ pub fn parse_clone(data: &[u8]) -> Result<CloneRequest, String> {
     let s = text(data)?;
     let mut parts = s.splitn(3, ':');
     let (Some(name), Some(schedule), Some(cmd)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err("want name:cronexpr:cmd".into());
+        let colons = s.matches(':').count();
+        return Err(format!("want name:cronexpr:cmd (split at the first two colons); this has {colons} colon(s)"));
     };
     check_name(name)?;
     if cmd.trim().is_empty() {
@@ -78,7 +79,8 @@ pub fn parse_ctl(data: &[u8]) -> Result<Vec<Verb>, String> {
             ["delete"] => Verb::Delete,
             ["kill"] => Verb::Kill,
             ["tz", zone] => {
-                zone.parse::<chrono_tz::Tz>().map_err(|_| format!("unknown time zone {zone:?}"))?;
+                zone.parse::<chrono_tz::Tz>()
+                    .map_err(|_| format!("unknown time zone {zone:?}; use an IANA name such as UTC or Europe/Paris"))?;
                 Verb::Tz(zone.to_string())
             }
             ["overlap", mode] => {
@@ -99,11 +101,15 @@ pub fn parse_ctl(data: &[u8]) -> Result<Vec<Verb>, String> {
                     "all" => Catchup::All,
                     m => return Err(format!("catchup {m:?}: use once, skip or all, and optionally a window")),
                 };
-                let window_ms = rest.first().map(|w| crate::cron::parse_duration_ms(w)).transpose()?;
+                let window_ms =
+                    rest.first().map(|w| crate::cron::parse_duration_ms(w)).transpose().map_err(|e| format!("catchup window: {e}"))?;
                 Verb::Policy(crate::command::Policy::Catchup { mode, window_ms })
             }
             ["timeout", "off"] => Verb::Policy(crate::command::Policy::Timeout(None)),
-            ["timeout", d] => Verb::Policy(crate::command::Policy::Timeout(Some(crate::cron::parse_duration_ms(d)?))),
+            ["timeout", d] => {
+                let ms = crate::cron::parse_duration_ms(d).map_err(|e| format!("timeout: {e}, or off"))?;
+                Verb::Policy(crate::command::Policy::Timeout(Some(ms)))
+            }
             _ => return Err(format!("unknown command {line:?}; the verbs are: {VERBS}")),
         });
     }
@@ -134,6 +140,7 @@ pub fn parse_cluster_ctl(data: &[u8]) -> Result<Vec<ClusterVerb>, String> {
         let words: Vec<&str> = line.split_whitespace().collect();
         verbs.push(match words.as_slice() {
             ["add", n, addr] if addr.contains(':') => ClusterVerb::Add { id: id(n)?, raft_addr: addr.to_string() },
+            ["add", _, addr] => return Err(format!("add ID RAFTADDR: {addr:?} has no port; write HOST:PORT")),
             ["promote", n] => ClusterVerb::Promote { id: id(n)? },
             ["remove", n] => ClusterVerb::Remove { id: id(n)? },
             ["backup"] => ClusterVerb::Backup,
@@ -165,7 +172,7 @@ mod tests {
         let long = format!("{}:* * * * *:true", "x".repeat(65));
         for (input, want) in [
             ("nocolon", "want name:cronexpr:cmd"),
-            ("one:colon", "want name:cronexpr:cmd"),
+            ("one:colon", "this has 1 colon(s)"),
             (":* * * * *:true", "empty job name"),
             (".:* * * * *:true", "not a job name"),
             ("..:* * * * *:true", "not a job name"),
@@ -201,7 +208,8 @@ mod tests {
         );
         assert_eq!(parse_ctl(b"timeout 30s").unwrap(), vec![Verb::Policy(Policy::Timeout(Some(30_000)))]);
         assert!(parse_ctl(b"overlap maybe").unwrap_err().contains("allow, skip or replace"));
-        assert!(parse_ctl(b"timeout 10x").unwrap_err().contains("duration"));
+        assert!(parse_ctl(b"timeout 10x").unwrap_err().starts_with("timeout: cannot read duration"));
+        assert!(parse_ctl(b"catchup all soon").unwrap_err().starts_with("catchup window: "));
     }
 
     #[test]
@@ -212,5 +220,6 @@ mod tests {
         );
         assert!(parse_cluster_ctl(b"add x 1:2").unwrap_err().contains("not a number"));
         assert!(parse_cluster_ctl(b"evict 3").unwrap_err().contains("add ID RAFTADDR"));
+        assert!(parse_cluster_ctl(b"add 4 somehost").unwrap_err().contains("has no port; write HOST:PORT"));
     }
 }
