@@ -23,7 +23,7 @@ pub struct EtcdCluster {
 
 impl EtcdCluster {
     pub async fn start(n: usize) -> Result<EtcdCluster> {
-        let bin = which("etcd").context("etcd is not installed (Debian: apt-get install etcd-server)")?;
+        let bin = crate::tools::find_tool("etcd").map_err(anyhow::Error::msg)?;
         let dir = tempfile::tempdir()?;
         let clients: Vec<SocketAddr> = (0..n).map(|_| free_addr()).collect::<Result<_>>()?;
         let peers: Vec<SocketAddr> = (0..n).map(|_| free_addr()).collect::<Result<_>>()?;
@@ -128,8 +128,4 @@ impl EtcdCluster {
             let _ = c.wait().await;
         }
     }
-}
-
-fn which(name: &str) -> Option<std::path::PathBuf> {
-    std::env::var_os("PATH")?.to_str()?.split(':').map(|d| std::path::Path::new(d).join(name)).find(|p| p.exists())
 }

@@ -16,6 +16,7 @@ pub mod etcd {
 }
 pub mod jobd;
 pub mod proxy;
+pub mod tools;
 pub mod v9fs;
 
 use std::path::PathBuf;

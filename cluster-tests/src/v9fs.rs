@@ -42,12 +42,15 @@ fn target_dir() -> PathBuf {
 impl Vm {
     /// Builds the kernel and initramfs if they are not there yet.
     pub async fn prepare() -> Result<Vm> {
+        for tool in ["qemu-system-x86_64", "busybox", "xz"] {
+            crate::tools::find_tool(tool).map_err(anyhow::Error::msg)?;
+        }
         let dir = target_dir().join("v9fs");
         let script = crate::crate_dir().join("v9fs/build-initramfs.sh");
         let out = Command::new(&script).arg(&dir).output().await.with_context(|| format!("running {script:?}"))?;
         if !out.status.success() {
             bail!(
-                "{script:?} failed (needs qemu-system-x86 and busybox-static):\n{}{}",
+                "{script:?} failed:\n{}{}",
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
             );
@@ -75,7 +78,7 @@ impl Vm {
             "console=ttyS0 quiet loglevel=3 panic=-1 acpi=off nokaslr mitigations=off rodata=off audit=0 \
              cryptomgr.notests tsc=reliable no_timer_check jobd.port={port} jobd.version={version}"
         );
-        let mut qemu = Command::new("qemu-system-x86_64");
+        let mut qemu = Command::new(crate::tools::find_tool("qemu-system-x86_64").map_err(anyhow::Error::msg)?);
         qemu.args(["-nodefaults", "-no-user-config", "-M", "pc", "-accel", "tcg", "-cpu", "qemu64", "-m", "128", "-smp", "1"])
             .arg("-kernel")
             .arg(self.dir.join("vmlinux"))

@@ -8,6 +8,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use cluster_tests::jobd::binary;
+use cluster_tests::tools::require_tool;
 use cluster_tests::wait_for;
 use tokio::process::Command;
 
@@ -26,7 +27,7 @@ async fn the_systemd_unit_verifies() {
         .replace("/etc/jobd/%i.env", systemd.join("jobd-1.env").to_str().unwrap());
     let path = dir.path().join("jobd@1.service");
     std::fs::write(&path, unit).unwrap();
-    let out = Command::new("systemd-analyze").arg("verify").arg(&path).output().await.expect("systemd-analyze (install systemd)");
+    let out = Command::new(require_tool("systemd-analyze")).arg("verify").arg(&path).output().await.unwrap();
     let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success() && said.trim().is_empty(), "systemd-analyze verify: {said}");
 }
@@ -109,18 +110,18 @@ async fn local_cluster_script_runs_the_failover_demo() {
 }
 
 /// The Kubernetes manifests are checked against the API's schemas
-/// (`kubernetes-validate --strict`, from PyPI; `.ci/run` installs it), and
+/// (`kubernetes-validate --strict`, from PyPI; the set-up installs it), and
 /// a misspelt field is caught, so the check is not vacuous.
 #[tokio::test]
 async fn the_kubernetes_manifests_validate() {
     let manifest = repo().join("deploy/kubernetes/jobd.yaml");
     let validate = |path: PathBuf| async move {
-        Command::new("kubernetes-validate")
+        Command::new(require_tool("kubernetes-validate"))
             .args(["--strict", "--quiet"])
             .arg(path)
             .output()
             .await
-            .expect("kubernetes-validate (pip install kubernetes-validate; .ci/run does)")
+            .unwrap()
     };
     let out = validate(manifest.clone()).await;
     assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));

@@ -3,6 +3,7 @@
 //! the errors a user would see; diod's tools read the same tree.
 
 use cluster_tests::jobd::Jobd;
+use cluster_tests::tools::require_tool;
 use cluster_tests::v9fs::Vm;
 use tokio::process::Command;
 
@@ -70,16 +71,16 @@ async fn diod_tools_read_jobd() {
     let c = ninep::client::Client::connect(jobd.fs_addr, Default::default()).await.unwrap();
     c.write("clone", b"hello:0 0/5 * * * ? *:echo hello world").await.unwrap();
     let addr = jobd.fs_addr.to_string();
-    let ls = Command::new("diodls").args(["-s", &addr, "-l", "/jobs/hello"]).output().await.expect("diodls (install diod)");
+    let ls = Command::new(require_tool("diodls")).args(["-s", &addr, "-l", "/jobs/hello"]).output().await.unwrap();
     let ls = String::from_utf8_lossy(&ls.stdout).into_owned();
     for f in ["ctl", "cmd", "schedule", "log", "runs"] {
         assert!(ls.lines().any(|l| l.ends_with(&format!(" {f}"))), "diodls shows {f}: {ls}");
     }
-    let root = Command::new("diodls").args(["-s", &addr, "/"]).output().await.unwrap();
+    let root = Command::new(require_tool("diodls")).args(["-s", &addr, "/"]).output().await.unwrap();
     assert_eq!(String::from_utf8_lossy(&root.stdout).lines().collect::<Vec<_>>().len(), 3);
-    let cat = Command::new("diodcat").args(["-s", &addr, "jobs/hello/schedule"]).output().await.unwrap();
+    let cat = Command::new(require_tool("diodcat")).args(["-s", &addr, "jobs/hello/schedule"]).output().await.unwrap();
     assert_eq!(String::from_utf8_lossy(&cat.stdout), "0 0/5 * * * ? *\n");
-    let log = Command::new("diodcat").args(["-s", &addr, "jobs/hello/log"]).output().await.unwrap();
+    let log = Command::new(require_tool("diodcat")).args(["-s", &addr, "jobs/hello/log"]).output().await.unwrap();
     assert!(log.status.success() && log.stdout.is_empty());
     let status = jobd.stop().await.unwrap();
     assert!(status.success(), "jobd exits 0 on SIGTERM: {status:?}");

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 
 use common::ramfs;
+use common::tools::require_tool;
 use ninep::client::{Client, Options};
 use ninep::{Dialect, DMDIR};
 use tokio::process::Command;
@@ -16,7 +17,7 @@ use tokio::process::Command;
 async fn run(cmd: &mut Command, deadline: std::time::Duration) -> String {
     let what = format!("{cmd:?}");
     let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true).spawn();
-    let child = child.unwrap_or_else(|e| panic!("{what}: {e} (is it installed? .ci/run installs it)"));
+    let child = child.unwrap_or_else(|e| panic!("{what}: {e}"));
     let out = tokio::time::timeout(deadline, child.wait_with_output())
         .await
         .unwrap_or_else(|_| panic!("{what} did not finish within {deadline:?}"))
@@ -30,9 +31,9 @@ async fn run(cmd: &mut Command, deadline: std::time::Duration) -> String {
 async fn diod_tools_list_and_read() {
     let srv = ramfs().await;
     let addr = srv.addr.to_string();
-    let ls = run(Command::new("diodls").args(["-s", &addr, "-l", "/"]), common::DEADLINE).await;
+    let ls = run(Command::new(require_tool("diodls")).args(["-s", &addr, "-l", "/"]), common::DEADLINE).await;
     assert!(ls.lines().any(|l| l.ends_with(" hello") && l.starts_with("-rw-rw-rw-")), "diodls -l /: {ls}");
-    let cat = run(Command::new("diodcat").args(["-s", &addr, "hello"]), common::DEADLINE).await;
+    let cat = run(Command::new(require_tool("diodcat")).args(["-s", &addr, "hello"]), common::DEADLINE).await;
     assert_eq!(cat, "hello, world\n");
 }
 

@@ -16,9 +16,10 @@ use proto::raft::RaftRequest;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
 fn make_certs(dir: &Path, names: &[&str]) {
+    common::tools::require_tool("openssl");
     let manifest = std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo test");
     let script = Path::new(&manifest).join("../deploy/make-certs.sh");
-    let out = Process::new(script).arg(dir).args(names).output().expect("run deploy/make-certs.sh (needs openssl)");
+    let out = Process::new(script).arg(dir).args(names).output().expect("run deploy/make-certs.sh");
     assert!(out.status.success(), "make-certs: {}", String::from_utf8_lossy(&out.stderr));
 }
 

@@ -124,6 +124,10 @@ pub fn error_of(r: &Rmsg) -> Option<(String, u32)> {
 
 pub mod slowfs;
 
+/// The outside programs these tests run (`deploy/dev-tools.txt`).
+#[path = "../../../cluster-tests/src/tools.rs"]
+pub mod tools;
+
 /// Polls `cond` until it holds or the deadline passes.
 pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     let start = tokio::time::Instant::now();

@@ -17,6 +17,10 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+/// The outside programs these tests run (`deploy/dev-tools.txt`).
+#[path = "../../../cluster-tests/src/tools.rs"]
+pub mod tools;
+
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
 pub struct Cluster {

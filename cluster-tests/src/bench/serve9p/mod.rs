@@ -54,7 +54,7 @@ async fn attach(addr: SocketAddr, aname: &str, msize: u32) -> Result<Client> {
 
 fn diod(dir: &Path) -> Result<Server> {
     let addr = free_addr()?;
-    let child = Command::new("diod")
+    let child = Command::new(crate::tools::find_tool("diod").map_err(anyhow::Error::msg)?)
         // Foreground, no authentication, every user squashed to root (this
         // process's user), logs discarded.
         .args(["-f", "-n", "-S", "-U", "root", "-L", "/dev/null"])
