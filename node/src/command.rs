@@ -4,8 +4,20 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::leadership::Fence;
-use crate::types::NodeId;
+/// A member's id in the cluster (openraft's node id).
+pub type NodeId = u64;
+
+/// Identifies one leadership of one process: commands proposed under a
+/// fence can be told apart from those of any earlier leader or process.
+/// Part of the vocabulary (commands carry it); `leadership.rs` decides when
+/// a node holds one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fence {
+    pub term: u64,
+    pub node: NodeId,
+    /// Chosen when the process starts, so a restarted node is a new incarnation.
+    pub incarnation: u64,
+}
 
 /// Why a run exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,21 +8,11 @@
 use std::time::Duration;
 
 use openraft::ServerState;
-use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tracing::info;
 
+use crate::command::Fence;
 use crate::types::{NodeId, Raft};
-
-/// Identifies one leadership of one process: commands proposed under a
-/// fence can be told apart from those of any earlier leader or process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Fence {
-    pub term: u64,
-    pub node: NodeId,
-    /// Chosen when the process starts, so a restarted node is a new incarnation.
-    pub incarnation: u64,
-}
 
 /// What leadership depends on in openraft's metrics.
 fn role(m: &openraft::RaftMetrics<NodeId, crate::types::Member>) -> (ServerState, Option<NodeId>, u64, bool) {

@@ -138,7 +138,7 @@ pub struct Node {
     pub incarnation: u64,
     pub executor: crate::sched::executor::Executor,
     /// `Some(fence)` while this node is the confirmed leader.
-    pub leadership: watch::Receiver<Option<crate::leadership::Fence>>,
+    pub leadership: watch::Receiver<Option<crate::command::Fence>>,
     pub raft: Raft,
     proposer: Proposer,
     pub sm: StateMachine,

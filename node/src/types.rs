@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::command::{Command, Response};
 
-pub type NodeId = u64;
+pub use crate::command::NodeId;
 
 /// What the cluster knows of a member: where its Raft (gRPC) service listens.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

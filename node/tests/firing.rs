@@ -184,7 +184,7 @@ async fn a_run_past_its_start_deadline_is_recorded_not_started() {
     n.write(Command::CreateJob { name: "late".into(), schedule: "@yearly".into(), cmd, at_ms: now }).await.unwrap();
     n.write(Command::StartJob { name: "late".into(), at_ms: now }).await.unwrap();
     let job = state::load_job(&n.sm, "late").unwrap().unwrap();
-    let fence = node::leadership::Fence { term: 1, node: n.id, incarnation: n.incarnation };
+    let fence = node::command::Fence { term: 1, node: n.id, incarnation: n.incarnation };
     let r = n.write(Command::RunNow { name: "late".into(), incarnation: job.incarnation, fence, at_ms: now, force: true }).await;
     let Ok(node::command::Response::Accepted { run_id }) = r else { panic!("{r:?}") };
     // Carried out as if it were due five seconds ago: past the 1 s deadline.

@@ -213,7 +213,7 @@ impl JobFs {
                 Verb::Run { force } => {
                     // A manual run is carried out by the node that took it.
                     let term = self.raft.metrics().borrow().current_term;
-                    let fence = crate::leadership::Fence { term, node: self.id, incarnation: self.incarnation };
+                    let fence = crate::command::Fence { term, node: self.id, incarnation: self.incarnation };
                     Command::RunNow { name: name.into(), incarnation, fence, at_ms, force }
                 }
             };

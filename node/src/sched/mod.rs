@@ -29,7 +29,7 @@ use tracing::{debug, warn};
 use crate::clock::{now_ms, PeerClocks};
 use crate::command::{Command, Trigger};
 use crate::cron::Schedule;
-use crate::leadership::Fence;
+use crate::command::Fence;
 use crate::state::{self, Job};
 use executor::{accepted, Executor, RunOrder, START_DEADLINE_MS};
 

@@ -7,8 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{decode, encode, log, Job, Kv, KvError, KvRead};
-use crate::command::{Response, RunStatus, Trigger};
-use crate::leadership::Fence;
+use crate::command::{Fence, Response, RunStatus, Trigger};
 
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::command::{RunStatus, Trigger};
-use crate::leadership::Fence;
+use crate::command::Fence;
 
 type Mem = BTreeMap<Vec<u8>, Vec<u8>>;
 
