@@ -15,6 +15,7 @@ pub mod etcd {
     tonic::include_proto!("etcdserverpb");
 }
 pub mod jobd;
+pub mod poll;
 pub mod proxy;
 pub mod tools;
 pub mod v9fs;
@@ -32,9 +33,5 @@ pub fn crate_dir() -> PathBuf {
 
 /// Polls `f` every 100 ms until it holds; panics naming `what` after `deadline`.
 pub async fn wait_for(what: &str, deadline: Duration, mut f: impl AsyncFnMut() -> bool) {
-    let start = tokio::time::Instant::now();
-    while !f().await {
-        assert!(start.elapsed() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    poll::poll(what, deadline, Duration::from_millis(100), async || f().await.then_some(())).await
 }

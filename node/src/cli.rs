@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::net::tls::TlsFiles;
-use crate::node::{Config, InitialState};
+use crate::node::{defaults, Config, InitialState};
 use crate::types::NodeId;
 
 #[derive(Debug, Parser)]
@@ -44,34 +44,34 @@ pub struct Args {
     pub initial_cluster_state: Option<InitialState>,
 
     /// Raft heartbeat interval, in milliseconds.
-    #[arg(long, env = "JOBD_HEARTBEAT_MS", default_value_t = 100)]
+    #[arg(long, env = "JOBD_HEARTBEAT_MS", default_value_t = defaults::HEARTBEAT_MS)]
     pub heartbeat_ms: u64,
 
     /// Shortest election timeout, in milliseconds.
-    #[arg(long, env = "JOBD_ELECTION_MIN_MS", default_value_t = 300)]
+    #[arg(long, env = "JOBD_ELECTION_MIN_MS", default_value_t = defaults::ELECTION_MIN_MS)]
     pub election_min_ms: u64,
 
     /// Longest election timeout, in milliseconds.
-    #[arg(long, env = "JOBD_ELECTION_MAX_MS", default_value_t = 600)]
+    #[arg(long, env = "JOBD_ELECTION_MAX_MS", default_value_t = defaults::ELECTION_MAX_MS)]
     pub election_max_ms: u64,
 
     /// How long one snapshot chunk may take to install, in milliseconds.
-    #[arg(long, env = "JOBD_INSTALL_SNAPSHOT_TIMEOUT_MS", default_value_t = 5000)]
+    #[arg(long, env = "JOBD_INSTALL_SNAPSHOT_TIMEOUT_MS", default_value_t = defaults::INSTALL_SNAPSHOT_TIMEOUT_MS)]
     pub install_snapshot_timeout_ms: u64,
 
     /// Take a snapshot, and purge the log behind it, every this many entries.
-    #[arg(long, env = "JOBD_SNAPSHOT_EVERY", default_value_t = 10_000)]
+    #[arg(long, env = "JOBD_SNAPSHOT_EVERY", default_value_t = defaults::SNAPSHOT_EVERY)]
     pub snapshot_every: u64,
 
     /// Also take a snapshot once this many bytes were appended to the Raft
     /// log since it was last purged (run output makes entries big). At
     /// least 1 MiB: a snapshot copies the whole state.
-    #[arg(long, env = "JOBD_SNAPSHOT_LOG_BYTES", default_value_t = 64 << 20,
+    #[arg(long, env = "JOBD_SNAPSHOT_LOG_BYTES", default_value_t = defaults::SNAPSHOT_LOG_BYTES,
           value_parser = clap::value_parser!(u64).range(1 << 20..))]
     pub snapshot_log_bytes: u64,
 
     /// How long a write may wait for its commit before failing, in milliseconds.
-    #[arg(long, env = "JOBD_WRITE_TIMEOUT_MS", default_value_t = 5000)]
+    #[arg(long, env = "JOBD_WRITE_TIMEOUT_MS", default_value_t = defaults::WRITE_TIMEOUT_MS)]
     pub write_timeout_ms: u64,
 
     /// What a 9P2000 (legacy) error carries: the one-line reason (for
@@ -82,7 +82,7 @@ pub struct Args {
 
     /// A node whose clock differs from the quorum's median by more than
     /// this (milliseconds) does not fire.
-    #[arg(long, env = "JOBD_MAX_CLOCK_SKEW_MS", default_value_t = 500)]
+    #[arg(long, env = "JOBD_MAX_CLOCK_SKEW_MS", default_value_t = defaults::MAX_CLOCK_SKEW_MS)]
     pub max_clock_skew_ms: i64,
 
     /// Serve linearizable reads: each read first confirms with the leader
@@ -120,7 +120,7 @@ pub struct Args {
     /// Runs this node carries out at once; beyond it a due run is recorded
     /// `not-started`. (The cluster-wide limits are replicated state: see
     /// `limit NAME VALUE` on /ctl.)
-    #[arg(long, env = "JOBD_MAX_CONCURRENT_RUNS", default_value_t = crate::sched::executor::MAX_CONCURRENT_RUNS as u64,
+    #[arg(long, env = "JOBD_MAX_CONCURRENT_RUNS", default_value_t = defaults::MAX_CONCURRENT_RUNS as u64,
           value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub max_concurrent_runs: u64,
 
@@ -229,6 +229,13 @@ mod tests {
         let a = Args::try_parse_from(["jobd"]).unwrap();
         assert_eq!((a.fsaddr.as_str(), a.dbdir.to_str().unwrap()), ("127.0.0.1:5640", "./jobd-data"));
         assert!(a.peers.is_empty());
+    }
+
+    #[test]
+    fn no_arguments_give_the_configs_defaults() {
+        let from_flags = Args::try_parse_from(["jobd"]).unwrap().node_config().unwrap();
+        let from_code = Config::new(1, "./jobd-data".into(), "127.0.0.1:5740".into(), "127.0.0.1:5640".into());
+        assert_eq!(format!("{from_flags:?}"), format!("{from_code:?}"));
     }
 
     #[test]

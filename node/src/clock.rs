@@ -86,12 +86,12 @@ impl PeerClocks {
     }
 
     fn record_at(&self, peer: NodeId, o: Observed) {
-        self.seen.lock().unwrap_or_else(|p| p.into_inner()).insert(peer, o);
+        crate::lock::lock(&self.seen).insert(peer, o);
     }
 
     /// How long since `peer` was last heard from (`None`: never).
     pub fn silent_for(&self, peer: NodeId) -> Option<std::time::Duration> {
-        self.seen.lock().unwrap_or_else(|p| p.into_inner()).get(&peer).map(|o| o.at.elapsed())
+        crate::lock::lock(&self.seen).get(&peer).map(|o| o.at.elapsed())
     }
 
     /// Our clock against the median of the cluster's (ours counted as 0):
@@ -110,7 +110,7 @@ impl PeerClocks {
     }
 
     fn skew_with_base(&self, base_now: i64) -> i64 {
-        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let seen = crate::lock::lock(&self.seen).clone();
         let mut all: Vec<i64> =
             seen.values().filter(|o| o.at.elapsed() < CURRENT).map(|o| o.offset - (base_now - o.base)).collect();
         all.push(0);

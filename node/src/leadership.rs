@@ -4,6 +4,7 @@
 //! partitioned leader keeps reporting it), so leadership is confirmed with
 //! `ensure_linearizable` — a round trip to a quorum — and re-confirmed
 //! every `recheck` while it lasts. The scheduler fires only under a fence.
+//! A manual run, which any node may take, carries a fence made here too.
 
 use std::time::Duration;
 
@@ -71,4 +72,12 @@ pub fn watch_leadership(raft: Raft, me: NodeId, incarnation: u64, recheck: Durat
         }
     });
     rx
+}
+
+/// The fence a manual run (`run` on a job's ctl) is proposed under: this
+/// process, in the current term. Any node may take a manual run, leader
+/// or not; the fence names the process that carries it out, so a later
+/// leader's sweep can tell when that process is gone.
+pub fn manual_run_fence(raft: &Raft, me: NodeId, incarnation: u64) -> Fence {
+    Fence { term: raft.metrics().borrow().current_term, node: me, incarnation }
 }

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use clap::Parser;
 use node::cli::{Args, Sub};
-use node::fs::JobFs;
 use node::node::Node;
 use tokio::sync::oneshot;
 use tracing::{error, info, warn};
@@ -77,7 +76,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let node = Node::start(config, raft_listener).await?;
     let metrics = node.executor.metrics.clone();
     let metrics_task = metrics_listener.map(|l| tokio::spawn(node::metrics::serve(l, metrics.clone(), node.raft.clone(), node.db.clone())));
-    let mut fs = JobFs::new(&node);
+    let mut fs = node.tree();
     fs.linearizable = args.linearizable_reads;
     fs.read_only = args.read_only;
     fs.max_write = args.max_write;

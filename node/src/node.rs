@@ -1,31 +1,30 @@
-//! One jobd node: its RocksDB, its openraft instance, its gRPC service, and
-//! the write path every change goes through (propose here when leader,
-//! forward to the leader otherwise, and answer once applied here).
+//! One jobd node, started and stopped: its RocksDB, its openraft instance,
+//! its gRPC service, its scheduler and executor, and the file tree it
+//! serves. The pieces live in their own modules (`store`, `net`, `write`,
+//! `sched`, `fs`); this one wires them together and nothing imports it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::error::{ClientWriteError, RaftError};
-use openraft::{ChangeMembers, SnapshotPolicy};
-use proto::raft::forward_server::ForwardServer;
-use proto::raft::raft_server::RaftServer;
+use openraft::SnapshotPolicy;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::clock::PeerClocks;
 use crate::command::{Command, Response};
-use crate::net::forward::{forward, ForwardError, ForwardService};
+use crate::fs::JobFs;
+use crate::net::forward::ForwardService;
 use crate::net::raft_client::Network;
 use crate::net::raft_service::RaftService;
-use crate::net::MAX_MESSAGE_BYTES;
-use crate::propose::{ProposeError, Proposer};
+use crate::net::serve::GrpcServer;
+use crate::propose::Proposer;
 use crate::store::{self, log_store::LogStore, state_machine::StateMachine};
 use crate::types::{Member, NodeId, Raft};
+use crate::write::{WriteError, Writer};
 
 /// How a node with an empty data directory starts (like etcd's
 /// `--initial-cluster-state`).
@@ -70,8 +69,23 @@ pub struct Config {
     pub max_concurrent_runs: usize,
 }
 
+/// The defaults of [`Config`], suited to a loaded 2-core machine, written
+/// once: `Config::new` and the command line's flags (`cli.rs`) both read
+/// them.
+pub mod defaults {
+    pub const HEARTBEAT_MS: u64 = 100;
+    pub const ELECTION_MIN_MS: u64 = 300;
+    pub const ELECTION_MAX_MS: u64 = 600;
+    pub const INSTALL_SNAPSHOT_TIMEOUT_MS: u64 = 5000;
+    pub const SNAPSHOT_EVERY: u64 = 10_000;
+    pub const SNAPSHOT_LOG_BYTES: u64 = 64 << 20;
+    pub const WRITE_TIMEOUT_MS: u64 = 5000;
+    pub const MAX_CLOCK_SKEW_MS: i64 = 500;
+    pub const MAX_CONCURRENT_RUNS: usize = crate::sched::executor::MAX_CONCURRENT_RUNS;
+}
+
 impl Config {
-    /// Defaults suited to a loaded 2-core machine.
+    /// A node with the [`defaults`].
     pub fn new(id: NodeId, dbdir: PathBuf, raft_addr: String, fs_addr: String) -> Config {
         Config {
             id,
@@ -80,18 +94,18 @@ impl Config {
             fs_addr,
             peers: vec![],
             initial_state: None,
-            heartbeat_ms: 100,
-            election_min_ms: 300,
-            election_max_ms: 600,
-            install_snapshot_timeout_ms: 5000,
-            snapshot_every: 10_000,
-            snapshot_log_bytes: 64 << 20,
-            write_timeout: Duration::from_secs(5),
-            max_clock_skew_ms: 500,
+            heartbeat_ms: defaults::HEARTBEAT_MS,
+            election_min_ms: defaults::ELECTION_MIN_MS,
+            election_max_ms: defaults::ELECTION_MAX_MS,
+            install_snapshot_timeout_ms: defaults::INSTALL_SNAPSHOT_TIMEOUT_MS,
+            snapshot_every: defaults::SNAPSHOT_EVERY,
+            snapshot_log_bytes: defaults::SNAPSHOT_LOG_BYTES,
+            write_timeout: Duration::from_millis(defaults::WRITE_TIMEOUT_MS),
+            max_clock_skew_ms: defaults::MAX_CLOCK_SKEW_MS,
             cluster_token: None,
             tls: None,
             run_as: None,
-            max_concurrent_runs: crate::sched::executor::MAX_CONCURRENT_RUNS,
+            max_concurrent_runs: defaults::MAX_CONCURRENT_RUNS,
         }
     }
 }
@@ -117,19 +131,6 @@ pub enum StartError {
     Raft(String),
     #[error("starting the process-creating thread: {source}")]
     Thread { source: std::io::Error },
-}
-
-/// Why a write failed; each maps to one errno class at the 9P edge.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum WriteError {
-    /// Nothing was proposed (no leader, or it cannot be reached). EAGAIN.
-    #[error("no leader or no quorum; nothing was done, try again")]
-    NoQuorum,
-    /// Proposed, but not known to be committed in time. ETIMEDOUT.
-    #[error("timed out; the change may still be applied")]
-    Timeout,
-    #[error("the node is shutting down")]
-    ShuttingDown,
 }
 
 pub struct Node {
@@ -183,10 +184,7 @@ impl Node {
         let token: Option<Arc<str>> = cfg.cluster_token.as_deref().map(Arc::from);
         net.token = token.clone();
         net.tls = cfg.tls.as_ref().map(|t| t.client.clone());
-        let mut builder = tonic::transport::Server::builder();
-        if let Some(tls) = &cfg.tls {
-            builder = builder.tls_config(tls.server.clone()).map_err(|e| StartError::Tls(e.to_string()))?;
-        }
+        let grpc = GrpcServer::new(cfg.tls.as_ref(), token.clone()).map_err(|e| StartError::Tls(e.to_string()))?;
         let sm = StateMachine::new(db.clone());
         let log = LogStore::new(db.clone());
         let appended = log.appended();
@@ -199,26 +197,7 @@ impl Node {
         let raft_svc = RaftService { raft: raft.clone(), me: cfg.id, clocks: clocks.clone() };
         let proposer = Proposer::start(raft.clone(), cfg.write_timeout);
         let fwd_svc = ForwardService { raft: raft.clone(), proposer: proposer.clone(), commit_timeout: cfg.write_timeout };
-        let mut server_stop = stopped.clone();
-        tasks.push(tokio::spawn(async move {
-            let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-            let res = builder
-                .add_service(tonic::service::interceptor::InterceptedService::new(
-                    RaftServer::new(raft_svc).max_decoding_message_size(MAX_MESSAGE_BYTES),
-                    crate::net::check_token(token.clone()),
-                ))
-                .add_service(tonic::service::interceptor::InterceptedService::new(
-                    ForwardServer::new(fwd_svc).max_decoding_message_size(MAX_MESSAGE_BYTES),
-                    crate::net::check_token(token),
-                ))
-                .serve_with_incoming_shutdown(incoming, async move {
-                    let _ = server_stop.wait_for(|s| *s).await;
-                })
-                .await;
-            if let Err(e) = res {
-                warn!("raft gRPC service ended: {e}");
-            }
-        }));
+        tasks.push(grpc.spawn(listener, raft_svc, fwd_svc, stopped.clone()));
 
         if fresh {
             let members: BTreeMap<NodeId, Member> = if cfg.peers.is_empty() {
@@ -240,7 +219,7 @@ impl Node {
         let incarnation = crate::clock::now_ms() as u64;
         let recheck = Duration::from_millis(cfg.heartbeat_ms * 2);
         let leadership = crate::leadership::watch_leadership(raft.clone(), cfg.id, incarnation, recheck);
-        let writer = Writer { id: cfg.id, raft: raft.clone(), proposer: proposer.clone(), net: net.clone(), timeout: cfg.write_timeout };
+        let writer = Writer::new(cfg.id, raft.clone(), proposer.clone(), net.clone(), cfg.write_timeout);
         let workdir = cfg.dbdir.join("work");
         std::fs::create_dir_all(&workdir).map_err(|source| StartError::DataDir { dir: workdir.display().to_string(), source })?;
         let run_as = cfg.run_as.as_deref().map(crate::sched::run_as::RunAs::lookup).transpose().map_err(|e| StartError::RunAs(e.to_string()))?;
@@ -298,7 +277,7 @@ impl Node {
 
     /// A handle that can write without holding the node.
     pub fn writer(&self) -> Writer {
-        Writer { id: self.id, raft: self.raft.clone(), proposer: self.proposer.clone(), net: self.net.clone(), timeout: self.write_timeout }
+        Writer::new(self.id, self.raft.clone(), self.proposer.clone(), self.net.clone(), self.write_timeout)
     }
 
     pub async fn write(&self, cmd: Command) -> Result<Response, WriteError> {
@@ -313,23 +292,23 @@ impl Node {
         self.raft.metrics().borrow().current_leader
     }
 
-    /// Adds `id` as a learner (it then receives the log; it does not vote).
-    pub async fn add_learner(&self, id: NodeId, raft_addr: String) -> Result<(), String> {
-        self.raft.add_learner(id, Member { raft_addr }, true).await.map(|_| ()).map_err(|e| e.to_string())
-    }
-
-    /// Makes a learner a voter.
-    pub async fn promote(&self, id: NodeId) -> Result<(), String> {
-        let change = ChangeMembers::AddVoterIds(BTreeSet::from([id]));
-        self.raft.change_membership(change, false).await.map(|_| ()).map_err(|e| e.to_string())
-    }
-
-    /// Removes `id` from the voters and learners.
-    pub async fn remove(&self, id: NodeId) -> Result<(), String> {
-        let voters = ChangeMembers::RemoveVoters(BTreeSet::from([id]));
-        self.raft.change_membership(voters, false).await.map_err(|e| e.to_string())?;
-        let learners = ChangeMembers::RemoveNodes(BTreeSet::from([id]));
-        self.raft.change_membership(learners, false).await.map(|_| ()).map_err(|e| e.to_string())
+    /// The file tree this node serves over 9P (read-write, default limits;
+    /// the caller sets `read_only`, `max_write` and `linearizable`).
+    pub fn tree(&self) -> JobFs {
+        JobFs {
+            read_only: false,
+            max_write: crate::fs::MAX_WRITE,
+            linearizable: false,
+            id: self.id,
+            incarnation: self.incarnation,
+            executor: self.executor.clone(),
+            raft: self.raft.clone(),
+            sm: self.sm.clone(),
+            db: self.db.clone(),
+            dbdir: self.dbdir.clone(),
+            clocks: self.clocks.clone(),
+            writer: self.writer(),
+        }
     }
 
     /// Stops scheduling, lets running jobs end (TERM, then KILL after a
@@ -346,105 +325,5 @@ impl Node {
         for t in self.tasks {
             let _ = t.await;
         }
-    }
-}
-
-/// The write path: propose when leader, forward otherwise; either way the
-/// answer comes once the command is applied on this node.
-#[derive(Clone)]
-pub struct Writer {
-    id: NodeId,
-    raft: Raft,
-    proposer: Proposer,
-    net: Network,
-    timeout: Duration,
-}
-
-impl Writer {
-    pub async fn write(&self, cmd: Command) -> Result<Response, WriteError> {
-        let deadline = Instant::now() + self.timeout;
-        // Only NoQuorum is retried: the command was not proposed anywhere.
-        loop {
-            match self.try_write(&cmd, deadline).await {
-                Err(WriteError::NoQuorum) if Instant::now() + Duration::from_millis(50) < deadline => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                other => return other,
-            }
-        }
-    }
-
-    /// Waits until this node has applied everything committed before now,
-    /// as confirmed by the leader with a quorum: a read after this is
-    /// linearizable. Fails like a write that proposed nothing.
-    pub async fn linearize(&self) -> Result<(), WriteError> {
-        let deadline = Instant::now() + self.timeout;
-        loop {
-            let metrics = self.raft.metrics().borrow().clone();
-            let leader = metrics.current_leader;
-            let index = if leader == Some(self.id) {
-                match tokio::time::timeout_at(deadline, self.raft.ensure_linearizable()).await {
-                    Ok(Ok(id)) => Some(id.map_or(0, |l| l.index)),
-                    Ok(Err(_)) => None,
-                    Err(_) => return Err(WriteError::Timeout),
-                }
-            } else if let Some(member) = leader.and_then(|l| metrics.membership_config.membership().get_node(&l).cloned()) {
-                let channel = self.net.channel_to(leader.unwrap_or_default(), &member.raft_addr).map_err(|_| WriteError::NoQuorum)?;
-                let left = deadline.saturating_duration_since(Instant::now());
-                match crate::net::forward::read_index(channel, left, self.net.token.as_deref()).await {
-                    Ok(Ok(i)) => Some(i),
-                    _ => None,
-                }
-            } else {
-                None
-            };
-            if let Some(index) = index {
-                let left = deadline.saturating_duration_since(Instant::now());
-                let applied = self.raft.wait(Some(left)).applied_index_at_least(Some(index), "linearizable read").await;
-                return applied.map(|_| ()).map_err(|_| WriteError::Timeout);
-            }
-            if Instant::now() + Duration::from_millis(50) >= deadline {
-                return Err(WriteError::NoQuorum);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn try_write(&self, cmd: &Command, deadline: Instant) -> Result<Response, WriteError> {
-        let metrics = self.raft.metrics().borrow().clone();
-        if metrics.running_state.is_err() {
-            return Err(WriteError::ShuttingDown);
-        }
-        let Some(leader) = metrics.current_leader else { return Err(WriteError::NoQuorum) };
-        if leader == self.id {
-            return match tokio::time::timeout_at(deadline, self.proposer.propose(cmd.clone())).await {
-                Err(_) | Ok(Err(ProposeError::Timeout)) => Err(WriteError::Timeout),
-                Ok(Ok((_, r))) => Ok(r),
-                Ok(Err(ProposeError::Raft(RaftError::APIError(ClientWriteError::ForwardToLeader(_))))) => Err(WriteError::NoQuorum),
-                Ok(Err(ProposeError::Raft(RaftError::APIError(ClientWriteError::ChangeMembershipError(_))))) => {
-                    Err(WriteError::NoQuorum)
-                }
-                Ok(Err(ProposeError::Raft(RaftError::Fatal(_)) | ProposeError::Closed)) => Err(WriteError::ShuttingDown),
-            };
-        }
-        let Some(member) = metrics.membership_config.membership().get_node(&leader).cloned() else {
-            return Err(WriteError::NoQuorum);
-        };
-        let channel = self.net.channel_to(leader, &member.raft_addr).map_err(|_| WriteError::NoQuorum)?;
-        let left = deadline.saturating_duration_since(Instant::now());
-        let (index, resp) = match forward(channel, cmd, left, self.net.token.as_deref()).await {
-            Ok(Ok(done)) => done,
-            Ok(Err(ForwardError::NotLeader { .. })) => return Err(WriteError::NoQuorum),
-            Ok(Err(ForwardError::Failed(_))) => return Err(WriteError::NoQuorum),
-            Ok(Err(ForwardError::Timeout)) => return Err(WriteError::Timeout),
-            // The request may have reached the leader: the outcome is unknown,
-            // unless the connection was never made.
-            Err(s) if s.code() == tonic::Code::Unavailable => return Err(WriteError::NoQuorum),
-            Err(_) => return Err(WriteError::Timeout),
-        };
-        // Committed: answer once it is applied here too (read-your-writes).
-        let left = deadline.saturating_duration_since(Instant::now());
-        let applied = self.raft.wait(Some(left)).applied_index_at_least(Some(index), "forwarded write").await;
-        applied.map(|_| resp).map_err(|_| WriteError::Timeout)
     }
 }

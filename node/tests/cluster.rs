@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use common::{create, eventually, Cluster};
 use node::command::{Command, Response};
-use node::node::{Config, Node, StartError, WriteError};
+use node::node::{Config, Node, StartError};
+use node::write::WriteError;
 use node::state::KvRead;
 use tokio::net::TcpListener;
 use tokio::time::Instant;

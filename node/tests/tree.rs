@@ -237,7 +237,7 @@ async fn a_read_only_listener_serves_the_tree_and_refuses_every_change() {
     client(c.fs_addrs[0]).await.write("clone", b"ro:@daily:true").await.unwrap();
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
-    let mut fs = node::fs::JobFs::new(c.node(0));
+    let mut fs = c.node(0).tree();
     fs.read_only = true;
     tokio::spawn(ninep::serve(l, std::sync::Arc::new(fs), std::future::pending()));
     let ro = client(addr).await;

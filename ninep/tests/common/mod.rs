@@ -128,11 +128,11 @@ pub mod slowfs;
 #[path = "../../../cluster-tests/src/tools.rs"]
 pub mod tools;
 
+/// How the workspace's tests wait (`cluster-tests/src/poll.rs`).
+#[path = "../../../cluster-tests/src/poll.rs"]
+pub mod poll;
+
 /// Polls `cond` until it holds or the deadline passes.
 pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = tokio::time::Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    poll::poll(what, DEADLINE, Duration::from_millis(5), async || cond().then_some(())).await
 }

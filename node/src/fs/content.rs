@@ -5,17 +5,7 @@ use chrono_tz::Tz;
 
 use crate::cron::Schedule;
 use crate::state::Job;
-
-/// Unix milliseconds as RFC 3339 UTC, to the second (as the seed's files).
-pub fn rfc3339_ms(ms: i64) -> String {
-    Utc.timestamp_millis_opt(ms).single().map_or_else(|| "-".into(), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-}
-
-/// Unix milliseconds as RFC 3339 UTC with milliseconds, for run records:
-/// how late a run started is a matter of milliseconds.
-pub fn rfc3339_millis(ms: i64) -> String {
-    Utc.timestamp_millis_opt(ms).single().map_or_else(|| "-".into(), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-}
+use crate::time::{rfc3339_millis, rfc3339_secs};
 
 fn tz_of(job: &Job) -> Tz {
     job.tz.parse().unwrap_or(Tz::UTC)
@@ -51,12 +41,12 @@ pub fn cmd(job: &Job) -> String {
 pub fn job_ctl(job: &Job, now_ms: i64) -> String {
     let next = next_time(job, now_ms).map_or_else(|| "-".into(), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
     let state = if job.started { "started" } else { "stopped" };
-    let armed = job.armed_at_ms.map_or_else(|| "-".into(), rfc3339_ms);
-    let last_start = job.last_start_ms.map_or_else(|| "-".into(), rfc3339_ms);
-    let overlap = format!("{:?}", job.overlap).to_lowercase();
+    let armed = job.armed_at_ms.map_or_else(|| "-".into(), rfc3339_secs);
+    let last_start = job.last_start_ms.map_or_else(|| "-".into(), rfc3339_secs);
+    let overlap = job.overlap;
     let catchup = match job.catchup_window_ms {
-        Some(w) => format!("{} {}s", format!("{:?}", job.catchup).to_lowercase(), w / 1000),
-        None => format!("{:?}", job.catchup).to_lowercase(),
+        Some(w) => format!("{} {}s", job.catchup, w / 1000),
+        None => job.catchup.to_string(),
     };
     let timeout = job.timeout_ms.map_or_else(|| "off".into(), |t| format!("{}s", t / 1000));
     format!(
@@ -67,21 +57,16 @@ pub fn job_ctl(job: &Job, now_ms: i64) -> String {
         job.failures,
         job.skipped,
         job.tz,
-        rfc3339_ms(job.created_at_ms)
+        rfc3339_secs(job.created_at_ms)
     )
 }
 
 /// `runs`: `RUNID SCHEDULED TRIGGER NODE START END STATUS`, oldest first.
 pub fn runs(runs: &[crate::state::run::Run]) -> String {
-    use crate::command::Trigger;
     let opt = |t: Option<i64>| t.map_or_else(|| "-".into(), rfc3339_millis);
     runs.iter()
         .map(|r| {
-            let trigger = match r.trigger {
-                Trigger::Schedule => "schedule",
-                Trigger::Catchup => "catchup",
-                Trigger::Manual => "manual",
-            };
+            let trigger = r.trigger;
             let status = crate::state::run::status_text(&r.status);
             format!("{} {} {trigger} {} {} {} {status}\n", r.id, rfc3339_millis(r.scheduled_ms), r.node, opt(r.start_ms), opt(r.end_ms))
         })

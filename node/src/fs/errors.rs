@@ -5,7 +5,7 @@ use ninep::error::errno;
 use ninep::Error;
 
 use crate::command::Response;
-use crate::node::WriteError;
+use crate::write::WriteError;
 use crate::state::KvError;
 
 pub fn from_write(e: WriteError) -> Error {

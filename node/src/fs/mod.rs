@@ -5,13 +5,12 @@
 //! ```
 //!
 //! Reads serve this node's applied state; every change is a command
-//! through the write path (`Node::write`), acted on at Twrite and
+//! through the write path (`write.rs`), acted on at Twrite and
 //! answered once applied here.
 
 mod content;
-pub use content::rfc3339_ms;
 pub mod errors;
-pub mod input;
+pub use jobd_core::input;
 pub mod path;
 
 use std::sync::{Arc, Mutex};
@@ -21,10 +20,10 @@ use ninep::{Error, Filesystem, OpenMode, Qid, Result, Stat, DMDIR};
 
 use crate::clock::{now_ms, PeerClocks};
 use crate::command::{Command, Response};
-use crate::node::Writer;
 use crate::state::{self, Job};
 use crate::store::state_machine::StateMachine;
 use crate::types::Raft;
+use crate::write::Writer;
 use input::{ClusterVerb, Verb};
 use path::{JobFile, Node};
 
@@ -61,7 +60,7 @@ impl Fid {
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, FidState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        crate::lock::lock(&self.state)
     }
 }
 
@@ -87,23 +86,6 @@ pub struct JobFs {
 }
 
 impl JobFs {
-    pub fn new(node: &crate::node::Node) -> JobFs {
-        JobFs {
-            read_only: false,
-            max_write: MAX_WRITE,
-            linearizable: false,
-            id: node.id,
-            incarnation: node.incarnation,
-            executor: node.executor.clone(),
-            raft: node.raft.clone(),
-            sm: node.sm.clone(),
-            db: node.db.clone(),
-            dbdir: node.dbdir.clone(),
-            clocks: node.clocks.clone(),
-            writer: node.writer(),
-        }
-    }
-
     /// The job a fid names, if that incarnation still exists.
     fn job(&self, name: &str, incarnation: u64) -> Result<Arc<Job>> {
         match self.sm.job(name).map_err(errors::from_store)? {
@@ -212,8 +194,7 @@ impl JobFs {
                 Verb::Kill => Command::KillRuns { name: name.into(), incarnation },
                 Verb::Run { force } => {
                     // A manual run is carried out by the node that took it.
-                    let term = self.raft.metrics().borrow().current_term;
-                    let fence = crate::command::Fence { term, node: self.id, incarnation: self.incarnation };
+                    let fence = crate::leadership::manual_run_fence(&self.raft, self.id, self.incarnation);
                     Command::RunNow { name: name.into(), incarnation, fence, at_ms, force }
                 }
             };
@@ -241,8 +222,8 @@ impl JobFs {
     async fn backup(&self) -> Result<()> {
         self.writer.linearize().await.map_err(errors::from_write)?;
         let applied = self.raft.metrics().borrow().last_applied.map_or(0, |l| l.index);
-        let (db, dbdir) = (self.db.clone(), self.dbdir.clone());
-        let made = tokio::task::spawn_blocking(move || crate::store::backup::checkpoint(&db, &dbdir, applied))
+        let (db, dbdir, at_ms) = (self.db.clone(), self.dbdir.clone(), now_ms());
+        let made = tokio::task::spawn_blocking(move || crate::store::backup::checkpoint(&db, &dbdir, applied, at_ms))
             .await
             .map_err(|e| Error::new(errno::EIO, format!("backup task failed: {e}")))?;
         let dir = made.map_err(|e| Error::new(errno::EIO, e.to_string()))?;

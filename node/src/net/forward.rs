@@ -9,11 +9,11 @@ use proto::raft::forward_client::ForwardClient;
 use proto::raft::forward_server::Forward;
 use proto::raft::{ForwardReply, ForwardRequest, ReadIndexReply, ReadIndexRequest};
 use serde::{Deserialize, Serialize};
-use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 use crate::command::{Command, Response as CmdResponse};
 use crate::propose::ProposeError;
+use crate::net::raft_client::Network;
 use crate::net::{decode, encode, MAX_MESSAGE_BYTES};
 use crate::types::{NodeId, Raft};
 
@@ -69,21 +69,44 @@ impl Forward for ForwardService {
     }
 }
 
-/// Asks the leader over `channel` for its read index.
-pub async fn read_index(channel: Channel, deadline: Duration, token: Option<&str>) -> Result<Result<u64, ForwardError>, Status> {
+/// Why a call to the leader's forward service got no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unanswered {
+    /// No connection was made: the leader never saw the request.
+    NotSent,
+    /// The request may have reached the leader and no answer came back:
+    /// the outcome is unknown.
+    Unknown,
+}
+
+impl From<Status> for Unanswered {
+    fn from(s: Status) -> Unanswered {
+        if s.code() == tonic::Code::Unavailable {
+            Unanswered::NotSent
+        } else {
+            Unanswered::Unknown
+        }
+    }
+}
+
+/// Asks the leader (`leader` at `addr`) for its read index.
+pub async fn read_index(net: &Network, leader: NodeId, addr: &str, deadline: Duration) -> Result<Result<u64, ForwardError>, Unanswered> {
+    let channel = net.channel_to(leader, addr).map_err(|_| Unanswered::NotSent)?;
     let mut client = ForwardClient::new(channel);
     let mut req = Request::new(ReadIndexRequest {});
     req.set_timeout(deadline);
-    let reply = client.read_index(crate::net::with_token(req, token)).await?.into_inner();
-    decode(&reply.result)
+    let reply = client.read_index(crate::net::with_token(req, net.token.as_deref())).await?.into_inner();
+    Ok(decode(&reply.result)?)
 }
 
-/// Sends `cmd` to the leader's forward service over `channel`.
-pub async fn forward(channel: Channel, cmd: &Command, deadline: Duration, token: Option<&str>) -> Result<ForwardResult, Status> {
+/// Sends `cmd` to the leader's (`leader` at `addr`) forward service.
+pub async fn forward(net: &Network, leader: NodeId, addr: &str, cmd: &Command, deadline: Duration) -> Result<ForwardResult, Unanswered> {
+    let channel = net.channel_to(leader, addr).map_err(|_| Unanswered::NotSent)?;
     let mut client = ForwardClient::new(channel).max_decoding_message_size(MAX_MESSAGE_BYTES);
-    let command = encode(cmd).map_err(|e| Status::internal(e.to_string()))?;
+    // A command that does not encode never left this node.
+    let command = encode(cmd).map_err(|_| Unanswered::NotSent)?;
     let mut req = Request::new(ForwardRequest { command });
     req.set_timeout(deadline);
-    let reply = client.write(crate::net::with_token(req, token)).await?.into_inner();
-    decode(&reply.result)
+    let reply = client.write(crate::net::with_token(req, net.token.as_deref())).await?.into_inner();
+    Ok(decode(&reply.result)?)
 }

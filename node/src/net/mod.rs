@@ -4,6 +4,7 @@
 pub mod forward;
 pub mod raft_client;
 pub mod raft_service;
+pub mod serve;
 pub mod tls;
 
 /// The largest gRPC message accepted, large enough for the biggest

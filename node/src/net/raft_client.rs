@@ -61,7 +61,7 @@ impl Network {
 
     /// The channel to `addr`, created (not yet connected) on first use.
     pub fn channel(&self, addr: &str) -> Result<Channel, tonic::transport::Error> {
-        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        let mut channels = crate::lock::lock(&self.channels);
         if let Some(c) = channels.get(addr) {
             return Ok(c.clone());
         }

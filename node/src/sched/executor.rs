@@ -18,7 +18,7 @@ use tracing::{info, warn};
 use super::gate::Refusal;
 use crate::clock::now_ms;
 use crate::command::{Command, Response, RunStatus, Trigger};
-use crate::node::{WriteError, Writer};
+use crate::write::{WriteError, Writer};
 use crate::state;
 use crate::store::state_machine::StateMachine;
 
@@ -71,7 +71,7 @@ struct Active(Arc<Mutex<HashMap<u64, Option<u32>>>>, u64);
 
 impl Drop for Active {
     fn drop(&mut self) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.1);
+        crate::lock::lock(&self.0).remove(&self.1);
     }
 }
 
@@ -145,22 +145,22 @@ impl Executor {
     }
 
     fn over_limit(&self) -> bool {
-        self.active.lock().unwrap_or_else(|p| p.into_inner()).values().filter(|p| p.is_some()).count() >= self.max_runs
+        crate::lock::lock(&self.active).values().filter(|p| p.is_some()).count() >= self.max_runs
     }
 
     pub fn is_active(&self, run_id: u64) -> bool {
-        self.active.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&run_id)
+        crate::lock::lock(&self.active).contains_key(&run_id)
     }
 
     /// Waits (up to `bound`) for every run to end and be recorded; the
     /// node has set `stopping`, so running jobs get TERM, then KILL.
     pub async fn drain(&self, bound: Duration) {
         let start = tokio::time::Instant::now();
-        while !self.active.lock().unwrap_or_else(|p| p.into_inner()).is_empty() && start.elapsed() < bound {
+        while !crate::lock::lock(&self.active).is_empty() && start.elapsed() < bound {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         // Whatever is left is killed outright.
-        for pid in self.active.lock().unwrap_or_else(|p| p.into_inner()).values().flatten() {
+        for pid in crate::lock::lock(&self.active).values().flatten() {
             // SAFETY: kill(2) on a process group this executor created.
             unsafe {
                 libc::kill(-(*pid as i32), libc::SIGKILL);
@@ -170,7 +170,7 @@ impl Executor {
 
     /// Carries out one run from its scheduled time to its end.
     pub async fn run(self, o: RunOrder) {
-        self.active.lock().unwrap_or_else(|p| p.into_inner()).insert(o.run_id, None);
+        crate::lock::lock(&self.active).insert(o.run_id, None);
         let _active = Active(self.active.clone(), o.run_id);
         // Stop and delete cancel accepted runs that have not started.
         let Some(job) = self.still_wanted(&o) else { return self.record(self.end(&o, RunStatus::NotStarted)).await };
@@ -178,16 +178,11 @@ impl Executor {
             warn!(job = %o.name, run = o.run_id, "{} runs already running here (--max-concurrent-runs): not starting", self.max_runs);
             return self.record(self.end(&o, RunStatus::NotStarted)).await;
         }
-        let trigger = match o.trigger {
-            Trigger::Schedule => "schedule",
-            Trigger::Catchup => "catchup",
-            Trigger::Manual => "manual",
-        };
         let env = [
             ("JOBD_JOB", o.name.clone()),
             ("JOBD_RUN_ID", o.run_id.to_string()),
-            ("JOBD_SCHEDULED_TIME", crate::fs::rfc3339_ms(o.scheduled_ms)),
-            ("JOBD_TRIGGER", trigger.to_string()),
+            ("JOBD_SCHEDULED_TIME", crate::time::rfc3339_secs(o.scheduled_ms)),
+            ("JOBD_TRIGGER", o.trigger.to_string()),
             ("JOBD_NODE", self.node.to_string()),
         ];
         // The process is created now, before its time, off the async
@@ -200,7 +195,7 @@ impl Executor {
                 return self.record(self.end(&o, RunStatus::NotStarted)).await;
             }
         };
-        self.active.lock().unwrap_or_else(|p| p.into_inner()).insert(o.run_id, gated.child.id());
+        crate::lock::lock(&self.active).insert(o.run_id, gated.child.id());
         // At its time (a scheduled run; others now), on the gate thread:
         // still wanted, not too late, this node's clock not off?
         let at_ms = if o.trigger == Trigger::Schedule { o.scheduled_ms } else { 0 };

@@ -237,7 +237,7 @@ impl Scheduler {
         let now = now_ms();
         for (k, _) in started {
             let name = String::from_utf8_lossy(&k[state::STARTED_PREFIX.len()..]).into_owned();
-            if in_flight.lock().unwrap_or_else(|p| p.into_inner()).contains(&name) {
+            if crate::lock::lock(&in_flight).contains(&name) {
                 continue;
             }
             let Ok(Some(job)) = state::load_job(&self.executor.sm, &name) else { continue };
@@ -248,12 +248,12 @@ impl Scheduler {
                 Err(w) => wait = wait.min(w),
                 Ok(d) => {
                     let name = job.name.clone();
-                    in_flight.lock().unwrap_or_else(|p| p.into_inner()).insert(name.clone());
+                    crate::lock::lock(&in_flight).insert(name.clone());
                     let (executor, in_flight) = (self.executor.clone(), in_flight.clone());
                     // The job's next fire waits until this one is applied here.
                     tokio::spawn(async move {
                         fire(executor, job, d, fence).await;
-                        in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&name);
+                        crate::lock::lock(&in_flight).remove(&name);
                     });
                 }
             }

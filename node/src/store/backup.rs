@@ -42,11 +42,13 @@ pub enum BackupError {
     Snapshot(String),
 }
 
-/// Takes a checkpoint of `db` into `DBDIR/backups/<UTC stamp>-applied-<N>`.
-pub fn checkpoint(db: &DB, dbdir: &Path, applied: u64) -> Result<PathBuf, BackupError> {
+/// Takes a checkpoint of `db` into `DBDIR/backups/<UTC stamp>-applied-<N>`,
+/// the stamp being `at_ms` (the caller's clock reading: wall-clock time
+/// enters through `clock`, not here).
+pub fn checkpoint(db: &DB, dbdir: &Path, applied: u64, at_ms: i64) -> Result<PathBuf, BackupError> {
     let parent = dbdir.join(BACKUP_DIR);
     std::fs::create_dir_all(&parent).map_err(|source| BackupError::Dir { dir: parent.display().to_string(), source })?;
-    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
+    let stamp = chrono::DateTime::from_timestamp_millis(at_ms).unwrap_or_default().format("%Y%m%dT%H%M%S%.3fZ");
     let dir = parent.join(format!("{stamp}-applied-{applied}"));
     let err = |source| BackupError::Checkpoint { dir: dir.display().to_string(), source };
     rocksdb::checkpoint::Checkpoint::new(db).map_err(err)?.create_checkpoint(&dir).map_err(err)?;

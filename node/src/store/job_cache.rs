@@ -36,7 +36,7 @@ impl JobCache {
     /// The job `name`, from here while current, otherwise from `load`.
     pub fn get(&self, name: &str, load: impl FnOnce() -> Result<Option<Job>, KvError>) -> Result<Option<Arc<Job>>, KvError> {
         let generation = self.generation.load(Ordering::Acquire);
-        let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        let mut jobs = crate::lock::lock(&self.jobs);
         if let Some((g, job)) = jobs.get(name) {
             if *g == generation {
                 return Ok(Some(job.clone()));
@@ -45,7 +45,7 @@ impl JobCache {
         // Not under the lock: other readers go on while this one decodes.
         drop(jobs);
         let Some(job) = load()?.map(Arc::new) else { return Ok(None) };
-        jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        jobs = crate::lock::lock(&self.jobs);
         if jobs.len() >= MAX_JOBS && !jobs.contains_key(name) {
             jobs.clear();
         }

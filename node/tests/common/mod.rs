@@ -9,13 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use node::command::Command;
-use node::fs::JobFs;
 use node::node::{Config, InitialState, Node};
 use node::state::{job_key, KvRead};
 use tempfile::TempDir;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-use tokio::time::Instant;
 
 /// The outside programs these tests run (`deploy/dev-tools.txt`).
 #[path = "../../../cluster-tests/src/tools.rs"]
@@ -36,15 +34,13 @@ pub fn create(name: &str) -> Command {
     Command::CreateJob { name: name.into(), schedule: "* * * * *".into(), cmd: "true".into(), at_ms: 0 }
 }
 
+/// How the workspace's tests wait (`cluster-tests/src/poll.rs`).
+#[path = "../../../cluster-tests/src/poll.rs"]
+pub mod poll;
+
+/// Polls `f` until it gives a value or the deadline passes.
 pub async fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    poll::poll(what, DEADLINE, Duration::from_millis(20), async || f()).await
 }
 
 impl Cluster {
@@ -132,7 +128,7 @@ pub async fn serve_9p_with(node: &Node, linearizable: bool) -> (SocketAddr, ones
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let mut fs = JobFs::new(node);
+    let mut fs = node.tree();
     fs.linearizable = linearizable;
     tokio::spawn(ninep::serve(l, Arc::new(fs), async {
         let _ = stopped.await;

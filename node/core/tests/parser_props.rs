@@ -7,8 +7,8 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
-use node::cron::Schedule;
-use node::fs::input::{parse_clone, parse_cluster_ctl, parse_ctl};
+use jobd_core::cron::Schedule;
+use jobd_core::input::{parse_clone, parse_cluster_ctl, parse_ctl};
 use proptest::prelude::*;
 
 /// Instants from 1970 to 2200 (the year field's range and beyond).

@@ -51,6 +51,46 @@ pub enum Catchup {
     All,
 }
 
+/// The words users read and write for [`Trigger`], [`Overlap`] and
+/// [`Catchup`]: one table each, used by `Display` (the `runs` and `ctl`
+/// files, `JOBD_TRIGGER`) and `FromStr` (ctl verbs). Debug is not a
+/// format anyone reads.
+macro_rules! spelled {
+    ($ty:ident { $($variant:ident => $word:literal),+ $(,)? }) => {
+        impl $ty {
+            /// Every word, in the order the docs list them.
+            pub const WORDS: &'static [&'static str] = &[$($word),+];
+
+            pub fn word(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $word),+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.word())
+            }
+        }
+
+        impl std::str::FromStr for $ty {
+            type Err = ();
+
+            fn from_str(s: &str) -> Result<$ty, ()> {
+                match s {
+                    $($word => Ok($ty::$variant),)+
+                    _ => Err(()),
+                }
+            }
+        }
+    };
+}
+
+spelled!(Trigger { Schedule => "schedule", Catchup => "catchup", Manual => "manual" });
+spelled!(Overlap { Allow => "allow", Skip => "skip", Replace => "replace" });
+spelled!(Catchup { Once => "once", Skip => "skip", All => "all" });
+
 /// A per-job policy, set through `ctl`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Policy {
@@ -151,4 +191,24 @@ pub enum Response {
     SkippedForOverlap,
     /// One answer per command of a `Batch`, in order.
     Batch(Vec<Response>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_word_reads_back_as_itself() {
+        for w in Trigger::WORDS {
+            assert_eq!(w.parse::<Trigger>().map(|t| t.to_string()).as_deref(), Ok(*w));
+        }
+        for w in Overlap::WORDS {
+            assert_eq!(w.parse::<Overlap>().map(|t| t.to_string()).as_deref(), Ok(*w));
+        }
+        for w in Catchup::WORDS {
+            assert_eq!(w.parse::<Catchup>().map(|t| t.to_string()).as_deref(), Ok(*w));
+        }
+        assert_eq!("Skip".parse::<Overlap>(), Err(()));
+        assert_eq!(Trigger::Catchup.to_string(), "catchup");
+    }
 }

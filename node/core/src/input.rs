@@ -84,23 +84,11 @@ pub fn parse_ctl(data: &[u8]) -> Result<Vec<Verb>, String> {
                 Verb::Tz(zone.to_string())
             }
             ["overlap", mode] => {
-                use crate::command::Overlap;
-                let o = match *mode {
-                    "allow" => Overlap::Allow,
-                    "skip" => Overlap::Skip,
-                    "replace" => Overlap::Replace,
-                    m => return Err(format!("overlap {m:?}: use allow, skip or replace")),
-                };
+                let o = mode.parse().map_err(|()| format!("overlap {mode:?}: use allow, skip or replace"))?;
                 Verb::Policy(crate::command::Policy::Overlap(o))
             }
             ["catchup", mode, rest @ ..] if rest.len() <= 1 => {
-                use crate::command::Catchup;
-                let mode = match *mode {
-                    "once" => Catchup::Once,
-                    "skip" => Catchup::Skip,
-                    "all" => Catchup::All,
-                    m => return Err(format!("catchup {m:?}: use once, skip or all, and optionally a window")),
-                };
+                let mode = mode.parse().map_err(|()| format!("catchup {mode:?}: use once, skip or all, and optionally a window"))?;
                 let window_ms =
                     rest.first().map(|w| crate::cron::parse_duration_ms(w)).transpose().map_err(|e| format!("catchup window: {e}"))?;
                 Verb::Policy(crate::command::Policy::Catchup { mode, window_ms })
