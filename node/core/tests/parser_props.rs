@@ -81,10 +81,17 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
 
     #[test]
-    fn any_text_parses_or_says_why_in_one_line(text in ".{0,80}") {
+    fn any_text_parses_or_says_why_in_one_line(text in "(?s).{0,80}") {
         match Schedule::parse_new(&text) {
             Ok(s) => check_next(&s, Utc.timestamp_opt(1_800_000_000, 0).unwrap(), Tz::UTC)?,
             Err(e) => prop_assert!(one_line(&e), "{text:?}: {e:?}"),
+        }
+    }
+
+    #[test]
+    fn macros_and_durations_with_control_characters_say_why_in_one_line(text in "@(every )?[a-z0-9!\\x00-\\x1f]{0,12}") {
+        if let Err(e) = Schedule::parse_new(&text) {
+            prop_assert!(one_line(&e) && !e.chars().any(char::is_control), "{text:?}: {e:?}");
         }
     }
 

@@ -98,6 +98,16 @@ pub fn parse_duration_ms(s: &str) -> Result<i64, String> {
     Ok(total)
 }
 
+/// An error that quotes the expression stays one line: its control
+/// characters (a newline inside a macro's name, say) are written as escapes
+/// (`\n`). Found by the fuzz target `cron`.
+fn one_line(e: String) -> String {
+    if !e.chars().any(char::is_control) {
+        return e;
+    }
+    e.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+}
+
 impl Schedule {
     /// Parses an expression a client gave: `parse`, and refuses one that
     /// can never fire (30 February, say). The error is one line.
@@ -115,6 +125,10 @@ impl Schedule {
     /// tick; stored expressions were checked by `parse_new` when written).
     /// The error is one line naming what is wrong.
     pub fn parse(expr: &str) -> Result<Schedule, String> {
+        Schedule::parse_syntax(expr).map_err(one_line)
+    }
+
+    fn parse_syntax(expr: &str) -> Result<Schedule, String> {
         let expr = expr.trim();
         if let Some(d) = expr.strip_prefix("@every") {
             return Ok(Schedule::Every { ms: parse_duration_ms(d.trim()).map_err(|e| format!("@every: {e}"))? });

@@ -160,3 +160,12 @@ fn a_step_near_the_largest_number_ends_its_field_instead_of_wrapping() {
     }
     assert_eq!(next(&format!("0 0 0 1 1 ? 2030/{big}"), "2026-01-01T00:00:00Z"), "2030-01-01T00:00:00+00:00");
 }
+
+#[test]
+fn an_error_quoting_the_expression_stays_one_line() {
+    let e = Schedule::parse("@!every\0\0\n@").unwrap_err();
+    assert!(!e.contains('\n') && !e.contains('\0'), "{e:?}");
+    assert!(e.contains(r"@!every\u{0}\u{0}\n@"), "{e:?}");
+    let e = Schedule::parse("@every 1\n5x").unwrap_err();
+    assert!(!e.contains('\n'), "{e:?}");
+}
