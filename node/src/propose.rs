@@ -37,8 +37,36 @@ pub enum ProposeError {
     /// Not committed in time; it may still be.
     #[error("not committed in time; the write may still commit")]
     Timeout,
+    /// The batching task is gone before the command reached it: nothing
+    /// was proposed.
     #[error("the node is shutting down")]
     Closed,
+    /// The batching task went away while the command was on its way (the
+    /// node is stopping): it may have been appended, and may still commit.
+    #[error("the node stopped while the write was on its way; it may still commit")]
+    Abandoned,
+}
+
+impl ProposeError {
+    /// Whether the command may be in the Raft log, and so may still be
+    /// committed. The one reading of these errors: the write path sends
+    /// again only a command that is not (`write.rs`, and the forward
+    /// service for a follower's writes, `net/forward.rs`), and answers one
+    /// that is "may still be applied" — sending it again could apply it
+    /// twice (two manual runs, or a create answered "exists").
+    pub fn may_commit(&self) -> bool {
+        match self {
+            // Appended, not known to be committed in time.
+            ProposeError::Timeout | ProposeError::Abandoned => true,
+            // Raft stopped: what it had appended may be committed by the
+            // next leader.
+            ProposeError::Raft(RaftError::Fatal(_)) => true,
+            // Refused before anything was appended: not the leader, or a
+            // membership change in the way.
+            ProposeError::Raft(RaftError::APIError(_)) => false,
+            ProposeError::Closed => false,
+        }
+    }
 }
 
 /// A committed command: the log index of its entry and what applying it did.
@@ -69,7 +97,7 @@ impl Proposer {
     pub async fn propose(&self, cmd: Command) -> Proposed {
         let (done, answer) = oneshot::channel();
         self.tx.send(Waiting { cmd, done }).map_err(|_| ProposeError::Closed)?;
-        answer.await.unwrap_or(Err(ProposeError::Closed))
+        answer.await.unwrap_or(Err(ProposeError::Abandoned))
     }
 }
 

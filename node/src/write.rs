@@ -7,7 +7,6 @@
 
 use std::time::Duration;
 
-use openraft::error::{ClientWriteError, RaftError};
 use tokio::time::Instant;
 
 use crate::command::{Command, Response};
@@ -27,6 +26,17 @@ pub enum WriteError {
     Timeout,
     #[error("the node is shutting down")]
     ShuttingDown,
+}
+
+/// What a proposal that failed on this node (the leader) means for the
+/// writer: retried (`NoQuorum`) only if nothing was proposed
+/// (`ProposeError::may_commit`); stopped if this node's proposer is gone.
+fn local_failure(e: ProposeError) -> WriteError {
+    match e {
+        e if e.may_commit() => WriteError::Timeout,
+        ProposeError::Closed => WriteError::ShuttingDown,
+        _ => WriteError::NoQuorum,
+    }
 }
 
 /// How long to wait before asking again when no leader could take a write.
@@ -105,13 +115,9 @@ impl Writer {
         let Some(leader) = metrics.current_leader else { return Err(WriteError::NoQuorum) };
         if leader == self.id {
             return match tokio::time::timeout_at(deadline, self.proposer.propose(cmd.clone())).await {
-                Err(_) | Ok(Err(ProposeError::Timeout)) => Err(WriteError::Timeout),
+                Err(_) => Err(WriteError::Timeout),
                 Ok(Ok((_, r))) => Ok(r),
-                Ok(Err(ProposeError::Raft(RaftError::APIError(ClientWriteError::ForwardToLeader(_))))) => Err(WriteError::NoQuorum),
-                Ok(Err(ProposeError::Raft(RaftError::APIError(ClientWriteError::ChangeMembershipError(_))))) => {
-                    Err(WriteError::NoQuorum)
-                }
-                Ok(Err(ProposeError::Raft(RaftError::Fatal(_)) | ProposeError::Closed)) => Err(WriteError::ShuttingDown),
+                Ok(Err(e)) => Err(local_failure(e)),
             };
         }
         let Some(member) = metrics.membership_config.membership().get_node(&leader).cloned() else {
@@ -121,6 +127,7 @@ impl Writer {
         let (index, resp) = match forward::forward(&self.net, leader, &member.raft_addr, cmd, left).await {
             Ok(Ok(done)) => done,
             Ok(Err(ForwardError::NotLeader { .. })) => return Err(WriteError::NoQuorum),
+            // Nothing was proposed on the leader (ProposeError::may_commit).
             Ok(Err(ForwardError::Failed(_))) => return Err(WriteError::NoQuorum),
             Ok(Err(ForwardError::Timeout)) => return Err(WriteError::Timeout),
             Err(Unanswered::NotSent) => return Err(WriteError::NoQuorum),
@@ -130,5 +137,23 @@ impl Writer {
         let left = deadline.saturating_duration_since(Instant::now());
         let applied = self.raft.wait(Some(left)).applied_index_at_least(Some(index), "forwarded write").await;
         applied.map(|_| resp).map_err(|_| WriteError::Timeout)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::error::{ClientWriteError, Fatal, ForwardToLeader, RaftError};
+
+    use super::*;
+
+    #[test]
+    fn the_leader_retries_only_what_it_did_not_propose() {
+        let not_leader = ProposeError::Raft(RaftError::APIError(ClientWriteError::ForwardToLeader(ForwardToLeader::empty())));
+        assert_eq!(local_failure(not_leader), WriteError::NoQuorum);
+        assert_eq!(local_failure(ProposeError::Closed), WriteError::ShuttingDown);
+        // Appended perhaps: "may still be applied", never sent again.
+        assert_eq!(local_failure(ProposeError::Raft(RaftError::Fatal(Fatal::Stopped))), WriteError::Timeout);
+        assert_eq!(local_failure(ProposeError::Timeout), WriteError::Timeout);
+        assert_eq!(local_failure(ProposeError::Abandoned), WriteError::Timeout);
     }
 }

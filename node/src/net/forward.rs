@@ -22,6 +22,7 @@ use crate::types::{NodeId, Raft};
 pub enum ForwardError {
     #[error("not the leader (leader: {leader:?})")]
     NotLeader { leader: Option<NodeId> },
+    /// Nothing was proposed: sending the command again is safe.
     #[error("the leader could not commit: {0}")]
     Failed(String),
     #[error("the leader timed out; the write may still commit")]
@@ -42,12 +43,8 @@ impl Forward for ForwardService {
     async fn write(&self, req: Request<ForwardRequest>) -> Result<Response<ForwardReply>, Status> {
         let cmd: Command = decode(&req.into_inner().command)?;
         let result: ForwardResult = match tokio::time::timeout(self.commit_timeout, self.proposer.propose(cmd)).await {
-            Err(_) | Ok(Err(ProposeError::Timeout)) => Err(ForwardError::Timeout),
-            Ok(Ok(done)) => Ok(done),
-            Ok(Err(ProposeError::Raft(RaftError::APIError(ClientWriteError::ForwardToLeader(f))))) => {
-                Err(ForwardError::NotLeader { leader: f.leader_id })
-            }
-            Ok(Err(e)) => Err(ForwardError::Failed(e.to_string())),
+            Err(_) => Err(ForwardError::Timeout),
+            Ok(proposed) => proposed.map_err(refusal),
         };
         let result = encode(&result).map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(ForwardReply { result }))
@@ -66,6 +63,17 @@ impl Forward for ForwardService {
         };
         let result = encode(&result).map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(ReadIndexReply { result }))
+    }
+}
+
+/// What the follower is told of a proposal that failed on the leader:
+/// `Failed` only when nothing was proposed (the follower then tries again),
+/// `Timeout` when the command may still commit (`ProposeError::may_commit`).
+fn refusal(e: ProposeError) -> ForwardError {
+    match e {
+        ProposeError::Raft(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => ForwardError::NotLeader { leader: f.leader_id },
+        e if e.may_commit() => ForwardError::Timeout,
+        e => ForwardError::Failed(e.to_string()),
     }
 }
 
@@ -109,4 +117,25 @@ pub async fn forward(net: &Network, leader: NodeId, addr: &str, cmd: &Command, d
     req.set_timeout(deadline);
     let reply = client.write(crate::net::with_token(req, net.token.as_deref())).await?.into_inner();
     Ok(decode(&reply.result)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::error::{Fatal, ForwardToLeader};
+
+    use super::*;
+
+    #[test]
+    fn a_follower_retries_only_what_the_leader_did_not_propose() {
+        let not_leader = ProposeError::Raft(RaftError::APIError(ClientWriteError::ForwardToLeader(ForwardToLeader::empty())));
+        assert!(matches!(refusal(not_leader), ForwardError::NotLeader { leader: None }));
+        assert!(matches!(refusal(ProposeError::Closed), ForwardError::Failed(_)));
+        // Raft stopped with the command perhaps appended: the next leader
+        // may commit it, so the follower must not send it again.
+        for stopped in [Fatal::Stopped, Fatal::Panicked] {
+            assert!(matches!(refusal(ProposeError::Raft(RaftError::Fatal(stopped))), ForwardError::Timeout));
+        }
+        assert!(matches!(refusal(ProposeError::Timeout), ForwardError::Timeout));
+        assert!(matches!(refusal(ProposeError::Abandoned), ForwardError::Timeout));
+    }
 }
