@@ -160,25 +160,8 @@ impl Node {
     /// forms or joins the cluster as the config says, and announces this
     /// node's 9P address in the background.
     pub async fn start(cfg: Config, listener: TcpListener) -> Result<Node, StartError> {
-        std::fs::create_dir_all(&cfg.dbdir)
-            .map_err(|source| StartError::DataDir { dir: cfg.dbdir.display().to_string(), source })?;
-        let db = store::open(&cfg.dbdir).map_err(|source| StartError::Db { dir: cfg.dbdir.display().to_string(), source })?;
-        let fresh = store::is_fresh(&db).map_err(|source| StartError::Db { dir: cfg.dbdir.display().to_string(), source })?;
-        if fresh && !cfg.peers.is_empty() && cfg.initial_state.is_none() {
-            return Err(StartError::FreshNeedsInitialState(cfg.dbdir.display().to_string()));
-        }
-        let raft_config = openraft::Config {
-            cluster_name: "jobd".into(),
-            heartbeat_interval: cfg.heartbeat_ms,
-            election_timeout_min: cfg.election_min_ms,
-            election_timeout_max: cfg.election_max_ms,
-            install_snapshot_timeout: cfg.install_snapshot_timeout_ms,
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(cfg.snapshot_every),
-            max_in_snapshot_log_to_keep: 0,
-            ..Default::default()
-        }
-        .validate()
-        .map_err(|e| StartError::Config(e.to_string()))?;
+        let (db, fresh) = open_db(&cfg)?;
+        let raft_config = raft_config(&cfg)?;
         let clocks = Arc::new(PeerClocks::default());
         let mut net = Network::new(cfg.id, clocks.clone());
         let token: Option<Arc<str>> = cfg.cluster_token.as_deref().map(Arc::from);
@@ -200,48 +183,15 @@ impl Node {
         tasks.push(grpc.spawn(listener, raft_svc, fwd_svc, stopped.clone()));
 
         if fresh {
-            let members: BTreeMap<NodeId, Member> = if cfg.peers.is_empty() {
-                BTreeMap::from([(cfg.id, Member { raft_addr: cfg.raft_addr.clone() })])
-            } else {
-                cfg.peers.iter().map(|(id, addr)| (*id, Member { raft_addr: addr.clone() })).collect()
-            };
-            if cfg.peers.is_empty() || cfg.initial_state == Some(InitialState::New) {
-                info!(node = cfg.id, members = ?members.keys().collect::<Vec<_>>(), "forming a new cluster");
-                if let Err(e) = raft.initialize(members).await {
-                    // Another member may have initialized first; that is fine.
-                    info!("initialize: {e}");
-                }
-            } else {
-                info!(node = cfg.id, "empty data directory: waiting to be added as a learner");
-            }
+            form_or_wait(&raft, &cfg).await;
         }
 
         let incarnation = crate::clock::now_ms() as u64;
         let recheck = Duration::from_millis(cfg.heartbeat_ms * 2);
         let leadership = crate::leadership::watch_leadership(raft.clone(), cfg.id, incarnation, recheck);
         let writer = Writer::new(cfg.id, raft.clone(), proposer.clone(), net.clone(), cfg.write_timeout);
-        let workdir = cfg.dbdir.join("work");
-        std::fs::create_dir_all(&workdir).map_err(|source| StartError::DataDir { dir: workdir.display().to_string(), source })?;
-        let run_as = cfg.run_as.as_deref().map(crate::sched::run_as::RunAs::lookup).transpose().map_err(|e| StartError::RunAs(e.to_string()))?;
-        if let Some(user) = &run_as {
-            user.own(&workdir).map_err(|e| StartError::RunAs(e.to_string()))?;
-        }
         let (stopping, stopping_rx) = watch::channel(false);
-        let executor = crate::sched::executor::Executor {
-            sm: sm.clone(),
-            writer,
-            node: cfg.id,
-            workdir,
-            stopping: stopping_rx,
-            active: Arc::default(),
-            run_as: run_as.map(Arc::new),
-            creator: Arc::new(crate::sched::spawn::Creator::start().map_err(|source| StartError::Thread { source })?),
-            gates: Arc::new(crate::sched::gate::Gatekeeper::start().map_err(|source| StartError::Thread { source })?),
-            clocks: clocks.clone(),
-            max_clock_skew_ms: cfg.max_clock_skew_ms,
-            max_runs: cfg.max_concurrent_runs,
-            metrics: crate::metrics::Metrics::new(),
-        };
+        let executor = executor(&cfg, sm.clone(), writer, clocks.clone(), stopping_rx)?;
         let scheduler = crate::sched::Scheduler {
             executor: executor.clone(),
             leadership: leadership.clone(),
@@ -326,4 +276,85 @@ impl Node {
             let _ = t.await;
         }
     }
+}
+
+/// Opens (or creates) the database in `--dbdir`, and says whether it holds
+/// no Raft state yet; a fresh member of a multi-node cluster must be told
+/// whether it forms the cluster or joins it.
+fn open_db(cfg: &Config) -> Result<(Arc<rocksdb::DB>, bool), StartError> {
+    let dir = || cfg.dbdir.display().to_string();
+    std::fs::create_dir_all(&cfg.dbdir).map_err(|source| StartError::DataDir { dir: dir(), source })?;
+    let db = store::open(&cfg.dbdir).map_err(|source| StartError::Db { dir: dir(), source })?;
+    let fresh = store::is_fresh(&db).map_err(|source| StartError::Db { dir: dir(), source })?;
+    if fresh && !cfg.peers.is_empty() && cfg.initial_state.is_none() {
+        return Err(StartError::FreshNeedsInitialState(dir()));
+    }
+    Ok((db, fresh))
+}
+
+/// openraft's configuration from the node's.
+fn raft_config(cfg: &Config) -> Result<openraft::Config, StartError> {
+    openraft::Config {
+        cluster_name: "jobd".into(),
+        heartbeat_interval: cfg.heartbeat_ms,
+        election_timeout_min: cfg.election_min_ms,
+        election_timeout_max: cfg.election_max_ms,
+        install_snapshot_timeout: cfg.install_snapshot_timeout_ms,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(cfg.snapshot_every),
+        max_in_snapshot_log_to_keep: 0,
+        ..Default::default()
+    }
+    .validate()
+    .map_err(|e| StartError::Config(e.to_string()))
+}
+
+/// With an empty data directory: form the new cluster the config names
+/// (a single node forms its own), or wait to be added as a learner.
+async fn form_or_wait(raft: &Raft, cfg: &Config) {
+    let members: BTreeMap<NodeId, Member> = if cfg.peers.is_empty() {
+        BTreeMap::from([(cfg.id, Member { raft_addr: cfg.raft_addr.clone() })])
+    } else {
+        cfg.peers.iter().map(|(id, addr)| (*id, Member { raft_addr: addr.clone() })).collect()
+    };
+    if cfg.peers.is_empty() || cfg.initial_state == Some(InitialState::New) {
+        info!(node = cfg.id, members = ?members.keys().collect::<Vec<_>>(), "forming a new cluster");
+        if let Err(e) = raft.initialize(members).await {
+            // Another member may have initialized first; that is fine.
+            info!("initialize: {e}");
+        }
+    } else {
+        info!(node = cfg.id, "empty data directory: waiting to be added as a learner");
+    }
+}
+
+/// The executor: the jobs' working directory under `--dbdir` (given to
+/// `--run-as`'s user), the process-creating and gate threads.
+fn executor(
+    cfg: &Config,
+    sm: StateMachine,
+    writer: Writer,
+    clocks: Arc<PeerClocks>,
+    stopping: watch::Receiver<bool>,
+) -> Result<crate::sched::executor::Executor, StartError> {
+    let workdir = cfg.dbdir.join("work");
+    std::fs::create_dir_all(&workdir).map_err(|source| StartError::DataDir { dir: workdir.display().to_string(), source })?;
+    let run_as = cfg.run_as.as_deref().map(crate::sched::run_as::RunAs::lookup).transpose().map_err(|e| StartError::RunAs(e.to_string()))?;
+    if let Some(user) = &run_as {
+        user.own(&workdir).map_err(|e| StartError::RunAs(e.to_string()))?;
+    }
+    Ok(crate::sched::executor::Executor {
+        sm,
+        writer,
+        node: cfg.id,
+        workdir,
+        stopping,
+        active: Arc::default(),
+        run_as: run_as.map(Arc::new),
+        creator: Arc::new(crate::sched::spawn::Creator::start().map_err(|source| StartError::Thread { source })?),
+        gates: Arc::new(crate::sched::gate::Gatekeeper::start().map_err(|source| StartError::Thread { source })?),
+        clocks,
+        max_clock_skew_ms: cfg.max_clock_skew_ms,
+        max_runs: cfg.max_concurrent_runs,
+        metrics: crate::metrics::Metrics::new(),
+    })
 }

@@ -25,7 +25,7 @@ use crate::store::state_machine::StateMachine;
 use crate::types::Raft;
 use crate::write::Writer;
 use input::{ClusterVerb, Verb};
-use path::{JobFile, Node};
+use path::{JobFile, Entry};
 
 /// Largest single write accepted, by default (`--max-write`).
 pub const MAX_WRITE: usize = 64 << 10;
@@ -43,20 +43,20 @@ struct FidState {
 }
 
 pub struct Fid {
-    node: Node,
+    entry: Entry,
     state: Arc<Mutex<FidState>>,
 }
 
 /// A cloned fid (Twalk with no names) starts with no per-open state.
 impl Clone for Fid {
     fn clone(&self) -> Fid {
-        Fid::new(self.node.clone())
+        Fid::new(self.entry.clone())
     }
 }
 
 impl Fid {
-    fn new(node: Node) -> Fid {
-        Fid { node, state: Arc::default() }
+    fn new(entry: Entry) -> Fid {
+        Fid { entry, state: Arc::default() }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, FidState> {
@@ -114,12 +114,12 @@ impl JobFs {
         errors::check(resp, name)
     }
 
-    fn stat_of(&self, node: &Node) -> Result<Stat> {
-        let job = match node {
-            Node::Job { name, incarnation } | Node::File { name, incarnation, .. } => Some(self.job(name, *incarnation)?),
+    fn stat_of(&self, entry: &Entry) -> Result<Stat> {
+        let job = match entry {
+            Entry::Job { name, incarnation } | Entry::File { name, incarnation, .. } => Some(self.job(name, *incarnation)?),
             _ => None,
         };
-        Ok(stat_from(node, job.as_deref()))
+        Ok(stat_from(entry, job.as_deref()))
     }
 
     fn cluster_status(&self) -> Result<content::ClusterStatus> {
@@ -154,10 +154,10 @@ impl JobFs {
     /// The bytes a generated file reads as right now.
     fn generate(&self, fid: &Fid) -> Result<Vec<u8>> {
         let now = now_ms();
-        let text = match &fid.node {
-            Node::Clone => fid.state().created.as_ref().map(|n| format!("{n}\n")).unwrap_or_default(),
-            Node::Ctl => content::cluster_ctl(&self.cluster_status()?),
-            Node::File { name, incarnation, file } => {
+        let text = match &fid.entry {
+            Entry::Clone => fid.state().created.as_ref().map(|n| format!("{n}\n")).unwrap_or_default(),
+            Entry::Ctl => content::cluster_ctl(&self.cluster_status()?),
+            Entry::File { name, incarnation, file } => {
                 let job = self.job(name, *incarnation)?;
                 match file {
                     JobFile::Ctl => content::job_ctl(&job, now),
@@ -259,23 +259,23 @@ impl JobFs {
     }
 }
 
-/// The stat of `node`, from its job's record (`job`: needed for a job's
+/// The stat of `entry`, from its job's record (`job`: needed for a job's
 /// directory and files).
-fn stat_from(node: &Node, job: Option<&Job>) -> Stat {
-    let qid = node.qid();
+fn stat_from(entry: &Entry, job: Option<&Job>) -> Stat {
+    let qid = entry.qid();
     let mtime = job.map_or(0, |j| secs(j.created_at_ms));
-    let length = match (node, job) {
-        (Node::File { file: JobFile::Log, .. }, Some(j)) => j.log_end,
+    let length = match (entry, job) {
+        (Entry::File { file: JobFile::Log, .. }, Some(j)) => j.log_end,
         _ => 0,
     };
     let dir = if qid.is_dir() { DMDIR } else { 0 };
     Stat {
         qid,
-        mode: dir | node.perm(),
+        mode: dir | entry.perm(),
         atime: mtime,
         mtime,
         length,
-        name: node.name().to_string(),
+        name: entry.name().to_string(),
         uid: "jobd".into(),
         gid: "jobd".into(),
         muid: "jobd".into(),
@@ -299,23 +299,23 @@ impl Filesystem for JobFs {
 
     /// The attach name is ignored: every client sees the same tree.
     async fn attach(&self, _uname: &str, _aname: &str) -> Result<(Fid, Qid)> {
-        Ok((Fid::new(Node::Root), Node::Root.qid()))
+        Ok((Fid::new(Entry::Root), Entry::Root.qid()))
     }
 
     async fn walk(&self, dir: &Fid, name: &str) -> Result<(Fid, Qid)> {
-        let next = match (&dir.node, name) {
+        let next = match (&dir.entry, name) {
             (n, "..") => n.parent(),
-            (Node::Root, "clone") => Node::Clone,
-            (Node::Root, "ctl") => Node::Ctl,
-            (Node::Root, "jobs") => Node::Jobs,
-            (Node::Jobs, name) => match self.linearize().await.and_then(|()| self.sm.job(name).map_err(errors::from_store))? {
-                Some(job) => Node::Job { name: job.name.clone(), incarnation: job.incarnation },
+            (Entry::Root, "clone") => Entry::Clone,
+            (Entry::Root, "ctl") => Entry::Ctl,
+            (Entry::Root, "jobs") => Entry::Jobs,
+            (Entry::Jobs, name) => match self.linearize().await.and_then(|()| self.sm.job(name).map_err(errors::from_store))? {
+                Some(job) => Entry::Job { name: job.name.clone(), incarnation: job.incarnation },
                 None => return Err(errors::no_job(name)),
             },
-            (Node::Job { name, incarnation }, file) => {
+            (Entry::Job { name, incarnation }, file) => {
                 self.job(name, *incarnation)?;
                 let file = JobFile::from_name(file).ok_or_else(Error::not_found)?;
-                Node::File { name: name.clone(), incarnation: *incarnation, file }
+                Entry::File { name: name.clone(), incarnation: *incarnation, file }
             }
             _ => return Err(Error::not_found()),
         };
@@ -327,11 +327,11 @@ impl Filesystem for JobFs {
         if mode.write {
             self.writable()?;
         }
-        match &fid.node {
-            Node::Job { name, incarnation } => {
+        match &fid.entry {
+            Entry::Job { name, incarnation } => {
                 self.job(name, *incarnation)?;
             }
-            Node::File { name, incarnation, file } => {
+            Entry::File { name, incarnation, file } => {
                 self.job(name, *incarnation)?;
                 if mode.write && !file.writable() {
                     return Err(errors::read_only(file.name()));
@@ -339,14 +339,14 @@ impl Filesystem for JobFs {
             }
             _ => {}
         }
-        Ok(fid.node.qid())
+        Ok(fid.entry.qid())
     }
 
     async fn read(&self, fid: &Fid, offset: u64, count: u32) -> Result<Vec<u8>> {
         if offset == 0 {
             self.linearize().await?;
         }
-        if let Node::File { name, incarnation, file: JobFile::Log } = &fid.node {
+        if let Entry::File { name, incarnation, file: JobFile::Log } = &fid.entry {
             let job = self.job(name, *incarnation)?;
             let mut st = fid.state();
             if offset == 0 {
@@ -374,21 +374,21 @@ impl Filesystem for JobFs {
 
     async fn readdir(&self, dir: &Fid) -> Result<Vec<Stat>> {
         self.linearize().await?;
-        let children: Vec<Node> = match &dir.node {
-            Node::Root => vec![Node::Clone, Node::Ctl, Node::Jobs],
-            Node::Jobs => {
+        let children: Vec<Entry> = match &dir.entry {
+            Entry::Root => vec![Entry::Clone, Entry::Ctl, Entry::Jobs],
+            Entry::Jobs => {
                 // Each stat from the record the scan just read (not read again).
                 let mut stats = vec![];
                 for (k, v) in self.sm.scan(state::JOB_PREFIX).map_err(errors::from_store)? {
                     let job: Job = state::decode(&k, &v).map_err(errors::from_store)?;
-                    let node = Node::Job { name: job.name.clone(), incarnation: job.incarnation };
-                    stats.push(stat_from(&node, Some(&job)));
+                    let entry = Entry::Job { name: job.name.clone(), incarnation: job.incarnation };
+                    stats.push(stat_from(&entry, Some(&job)));
                 }
                 return Ok(stats);
             }
-            Node::Job { name, incarnation } => {
+            Entry::Job { name, incarnation } => {
                 self.job(name, *incarnation)?;
-                JobFile::ALL.iter().map(|f| Node::File { name: name.clone(), incarnation: *incarnation, file: *f }).collect()
+                JobFile::ALL.iter().map(|f| Entry::File { name: name.clone(), incarnation: *incarnation, file: *f }).collect()
             }
             _ => return Err(Error::new(errno::ENOTDIR, "not a directory")),
         };
@@ -401,16 +401,16 @@ impl Filesystem for JobFs {
         if data.len() > self.max_write {
             return Err(errors::invalid(format!("write of {} bytes; at most {}", data.len(), self.max_write)));
         }
-        match &fid.node {
-            Node::Clone => {
+        match &fid.entry {
+            Entry::Clone => {
                 whole(offset, "clone")?;
                 let req = input::parse_clone(data).map_err(errors::invalid)?;
                 let cmd = Command::CreateJob { name: req.name.clone(), schedule: req.schedule, cmd: req.cmd, at_ms: now_ms() };
                 self.write_cmd(cmd, &req.name).await?;
                 fid.state().created = Some(req.name);
             }
-            Node::Ctl => self.write_cluster_ctl(data).await?,
-            Node::File { name, incarnation, file } => match file {
+            Entry::Ctl => self.write_cluster_ctl(data).await?,
+            Entry::File { name, incarnation, file } => match file {
                 JobFile::Ctl => self.write_job_ctl(name, *incarnation, data).await?,
                 JobFile::Cmd => {
                     whole(offset, "cmd")?;
@@ -440,7 +440,7 @@ impl Filesystem for JobFs {
     /// written next.
     async fn create(&self, dir: &Fid, name: &str, perm: u32, _mode: OpenMode) -> Result<(Fid, Qid)> {
         self.writable()?;
-        if dir.node != Node::Jobs || perm & DMDIR == 0 {
+        if dir.entry != Entry::Jobs || perm & DMDIR == 0 {
             return Err(errors::not_permitted(format!("cannot create {name} here; create jobs with mkdir in /jobs or by writing /clone")));
         }
         input::check_name(name).map_err(errors::invalid)?;
@@ -449,26 +449,26 @@ impl Filesystem for JobFs {
             Response::Created { incarnation } => incarnation,
             other => return Err(Error::new(errno::EIO, format!("unexpected answer {other:?}"))),
         };
-        let node = Node::Job { name: name.into(), incarnation };
-        let qid = node.qid();
-        Ok((Fid::new(node), qid))
+        let entry = Entry::Job { name: name.into(), incarnation };
+        let qid = entry.qid();
+        Ok((Fid::new(entry), qid))
     }
 
     /// Removing a job's directory deletes the job; removing one of its
     /// files succeeds and does nothing, so `rm -r` works.
     async fn remove(&self, fid: &Fid) -> Result<()> {
         self.writable()?;
-        match &fid.node {
-            Node::Job { name, incarnation } => {
+        match &fid.entry {
+            Entry::Job { name, incarnation } => {
                 self.job(name, *incarnation)?;
                 self.write_cmd(Command::DeleteJob { name: name.clone() }, name).await.map(|_| ())
             }
-            Node::File { .. } => Ok(()),
+            Entry::File { .. } => Ok(()),
             n => Err(errors::not_permitted(format!("{} cannot be removed", n.name()))),
         }
     }
 
     async fn stat(&self, fid: &Fid) -> Result<Stat> {
-        self.stat_of(&fid.node)
+        self.stat_of(&fid.entry)
     }
 }

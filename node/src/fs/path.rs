@@ -35,10 +35,11 @@ impl JobFile {
     }
 }
 
-/// What a fid points at. Job paths carry the job's incarnation, so a fid
+/// An entry of the tree: what a fid points at (a cluster member is
+/// `node::Node`, never this). Job paths carry the job's incarnation, so a fid
 /// of a deleted job never reaches a new job of the same name.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Node {
+pub enum Entry {
     Root,
     Clone,
     Ctl,
@@ -47,28 +48,28 @@ pub enum Node {
     File { name: String, incarnation: u64, file: JobFile },
 }
 
-impl Node {
+impl Entry {
     /// Qid paths: 1–4 for the fixed files; `incarnation << 4 | 8..13` for
     /// a job's directory and files (incarnations are log indexes ≥ 1).
     pub fn qid(&self) -> Qid {
         match self {
-            Node::Root => Qid::dir(1),
-            Node::Clone => Qid::file(2),
-            Node::Ctl => Qid::file(3),
-            Node::Jobs => Qid::dir(4),
-            Node::Job { incarnation, .. } => Qid::dir(incarnation << 4 | 8),
-            Node::File { incarnation, file, .. } => Qid::file(incarnation << 4 | (9 + *file as u64)),
+            Entry::Root => Qid::dir(1),
+            Entry::Clone => Qid::file(2),
+            Entry::Ctl => Qid::file(3),
+            Entry::Jobs => Qid::dir(4),
+            Entry::Job { incarnation, .. } => Qid::dir(incarnation << 4 | 8),
+            Entry::File { incarnation, file, .. } => Qid::file(incarnation << 4 | (9 + *file as u64)),
         }
     }
 
     pub fn name(&self) -> &str {
         match self {
-            Node::Root => "/",
-            Node::Clone => "clone",
-            Node::Ctl => "ctl",
-            Node::Jobs => "jobs",
-            Node::Job { name, .. } => name,
-            Node::File { file, .. } => file.name(),
+            Entry::Root => "/",
+            Entry::Clone => "clone",
+            Entry::Ctl => "ctl",
+            Entry::Jobs => "jobs",
+            Entry::Job { name, .. } => name,
+            Entry::File { file, .. } => file.name(),
         }
     }
 
@@ -76,19 +77,19 @@ impl Node {
     /// 0444, directories others create in 0777, the root 0755.
     pub fn perm(&self) -> u32 {
         match self {
-            Node::Root => 0o755,
-            Node::Jobs | Node::Job { .. } => 0o777,
-            Node::Clone | Node::Ctl => 0o666,
-            Node::File { file, .. } if file.writable() => 0o666,
-            Node::File { .. } => 0o444,
+            Entry::Root => 0o755,
+            Entry::Jobs | Entry::Job { .. } => 0o777,
+            Entry::Clone | Entry::Ctl => 0o666,
+            Entry::File { file, .. } if file.writable() => 0o666,
+            Entry::File { .. } => 0o444,
         }
     }
 
-    pub fn parent(&self) -> Node {
+    pub fn parent(&self) -> Entry {
         match self {
-            Node::Root | Node::Clone | Node::Ctl | Node::Jobs => Node::Root,
-            Node::Job { .. } => Node::Jobs,
-            Node::File { name, incarnation, .. } => Node::Job { name: name.clone(), incarnation: *incarnation },
+            Entry::Root | Entry::Clone | Entry::Ctl | Entry::Jobs => Entry::Root,
+            Entry::Job { .. } => Entry::Jobs,
+            Entry::File { name, incarnation, .. } => Entry::Job { name: name.clone(), incarnation: *incarnation },
         }
     }
 }
@@ -100,11 +101,11 @@ mod tests {
     #[test]
     fn qids_are_distinct_and_stable() {
         let mut seen = std::collections::HashSet::new();
-        let mut all = vec![Node::Root, Node::Clone, Node::Ctl, Node::Jobs];
+        let mut all = vec![Entry::Root, Entry::Clone, Entry::Ctl, Entry::Jobs];
         for inc in [1, 2, 77] {
-            all.push(Node::Job { name: "a".into(), incarnation: inc });
+            all.push(Entry::Job { name: "a".into(), incarnation: inc });
             for f in JobFile::ALL {
-                all.push(Node::File { name: "a".into(), incarnation: inc, file: f });
+                all.push(Entry::File { name: "a".into(), incarnation: inc, file: f });
             }
         }
         for n in &all {
