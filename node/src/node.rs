@@ -1,7 +1,8 @@
 //! One jobd node, started and stopped: its RocksDB, its openraft instance,
 //! its gRPC service, its scheduler and executor, and the file tree it
 //! serves. The pieces live in their own modules (`store`, `net`, `write`,
-//! `sched`, `fs`); this one wires them together and nothing imports it.
+//! `sched`, `fs`); this one wires them together, and only the command line
+//! (`cli`) imports it.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

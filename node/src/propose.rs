@@ -56,13 +56,22 @@ impl ProposeError {
     /// twice (two manual runs, or a create answered "exists").
     pub fn may_commit(&self) -> bool {
         match self {
-            // Appended, not known to be committed in time.
+            // Perhaps appended (or still on its way to Raft), not known
+            // to be committed in time.
             ProposeError::Timeout | ProposeError::Abandoned => true,
             // Raft stopped: what it had appended may be committed by the
             // next leader.
             ProposeError::Raft(RaftError::Fatal(_)) => true,
-            // Refused before anything was appended: not the leader, or a
-            // membership change in the way.
+            // Not the leader (or a membership change in the way): nearly
+            // always refused before anything was appended. Known gap:
+            // openraft 0.9 also answers ForwardToLeader when a newer
+            // leader's log truncates an entry this node had appended
+            // (raft_core.rs, DeleteConflictLog); other nodes may hold it,
+            // and with five or more voters a later leader could commit it.
+            // The error does not tell the two apart, and reading every
+            // not-leader answer as "may commit" would turn each failover's
+            // retries into ETIMEDOUT; closing it needs commands the state
+            // machine can recognise as resent (request ids).
             ProposeError::Raft(RaftError::APIError(_)) => false,
             ProposeError::Closed => false,
         }

@@ -61,7 +61,8 @@ impl Writer {
 
     pub async fn write(&self, cmd: Command) -> Result<Response, WriteError> {
         let deadline = Instant::now() + self.timeout;
-        // Only NoQuorum is retried: the command was not proposed anywhere.
+        // Only NoQuorum is retried: the command was not proposed anywhere
+        // (see ProposeError::may_commit for the one known exception).
         loop {
             match self.try_write(&cmd, deadline).await {
                 Err(WriteError::NoQuorum) if Instant::now() + RETRY_EVERY < deadline => {

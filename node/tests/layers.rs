@@ -59,30 +59,77 @@ fn module_of(root: &Path, file: &Path) -> String {
     first.strip_suffix(".rs").unwrap_or(&first).to_string()
 }
 
-/// Every top-level module a source text names through `crate::`, both as
-/// `crate::name` and inside `use crate::{a, b::c}`.
-fn imports(text: &str) -> Vec<String> {
+/// The first path segment of each top-level item of a `{...}` group
+/// (`{a::{b, c}, d}` gives `a` and `d`).
+fn group_heads(group: &str) -> Vec<String> {
+    let (mut heads, mut depth, mut at_item) = (vec![], 0, true);
+    let mut chars = group.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => break,
+            '}' => depth -= 1,
+            ',' if depth == 0 => at_item = true,
+            c if at_item && (c.is_alphanumeric() || c == '_') => {
+                let mut name = c.to_string();
+                while let Some(&n) = chars.peek().filter(|n| n.is_alphanumeric() || **n == '_') {
+                    name.push(n);
+                    chars.next();
+                }
+                heads.push(name);
+                at_item = false;
+            }
+            _ => {}
+        }
+    }
+    heads
+}
+
+/// Every top-level module a source text names through `crate::` (as
+/// `crate::name` and in `use crate::{a, b::{c}}`), or through a `super::`
+/// chain that climbs out of the file's own top-level module (`depth`: how
+/// deep the file sits inside it, 0 for `x.rs` or `x/mod.rs`).
+fn imports(text: &str, depth: usize) -> Vec<String> {
     let mut found = vec![];
-    let code: String = text.lines().filter(|l| !l.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n");
+    let code: String = text
+        .lines()
+        .map(|l| l.find("//").map_or(l, |at| &l[..at]))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let ident = |rest: &str| -> String { rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect() };
     let mut rest = code.as_str();
     while let Some(at) = rest.find("crate::") {
         rest = &rest[at + "crate::".len()..];
-        if let Some(group) = rest.strip_prefix('{') {
-            let end = group.find('}').unwrap_or(group.len());
-            for item in group[..end].split(',') {
-                let name: String = item.trim().chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
-                if !name.is_empty() {
-                    found.push(name);
-                }
-            }
-        } else {
-            let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
-            if !name.is_empty() {
-                found.push(name);
+        match rest.strip_prefix('{') {
+            Some(group) => found.extend(group_heads(group)),
+            None => found.push(ident(rest)),
+        }
+    }
+    let mut rest = code.as_str();
+    while let Some(at) = rest.find("super::") {
+        let mut chain = &rest[at..];
+        let mut ups = 0;
+        while let Some(r) = chain.strip_prefix("super::") {
+            ups += 1;
+            chain = r;
+        }
+        rest = chain;
+        if ups > depth {
+            match chain.strip_prefix('{') {
+                Some(group) => found.extend(group_heads(group)),
+                None => found.push(ident(chain)),
             }
         }
     }
+    found.retain(|n| !n.is_empty());
     found
+}
+
+/// How deep `file` sits inside its top-level module.
+fn depth_of(root: &Path, file: &Path) -> usize {
+    let parts = file.strip_prefix(root).expect("under src").components().count();
+    let is_mod = file.file_name().is_some_and(|n| n == "mod.rs");
+    (parts - 1).saturating_sub(usize::from(is_mod))
 }
 
 fn layer_of(layers: &[&[&'static str]]) -> BTreeMap<&'static str, usize> {
@@ -106,7 +153,7 @@ fn misplaced(root: &Path, layers: &[&[&'static str]]) -> Vec<String> {
             continue;
         };
         let text = std::fs::read_to_string(file).expect("readable source");
-        for used in imports(&text) {
+        for used in imports(&text, depth_of(root, file)) {
             if used == module {
                 continue;
             }
@@ -130,6 +177,16 @@ fn every_module_imports_only_lower_layers() {
 fn every_core_module_imports_only_lower_layers() {
     let wrong = misplaced(&src().join("../core/src"), CORE_LAYERS);
     assert!(wrong.is_empty(), "the core's layering is broken:\n{}", wrong.join("\n"));
+}
+
+#[test]
+fn the_import_reader_sees_groups_and_climbing_super_paths() {
+    assert_eq!(imports("use crate::{a::{b, c}, d};\nuse crate::e::f;", 0), ["a", "d", "e"]);
+    // In x.rs or x/mod.rs, super:: is the crate root; in x/y.rs, it is x.
+    assert_eq!(imports("use super::fs::Thing;", 0), ["fs"]);
+    assert!(imports("use super::Thing;", 1).is_empty());
+    assert_eq!(imports("use super::super::{net, sched::X};", 1), ["net", "sched"]);
+    assert!(imports("let x = 1; // crate::node", 0).is_empty());
 }
 
 #[test]

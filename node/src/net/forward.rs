@@ -22,7 +22,8 @@ use crate::types::{NodeId, Raft};
 pub enum ForwardError {
     #[error("not the leader (leader: {leader:?})")]
     NotLeader { leader: Option<NodeId> },
-    /// Nothing was proposed: sending the command again is safe.
+    /// Nothing was proposed (`ProposeError::may_commit`): the follower
+    /// sends the command again.
     #[error("the leader could not commit: {0}")]
     Failed(String),
     #[error("the leader timed out; the write may still commit")]
