@@ -117,9 +117,10 @@ pub struct Args {
     #[arg(long, env = "JOBD_RUN_AS")]
     pub run_as: Option<String>,
 
-    /// Runs this node carries out at once; beyond it a due run is recorded
-    /// `not-started`. (The cluster-wide limits are replicated state: see
-    /// `limit NAME VALUE` on /ctl.)
+    /// Runs this node carries out at once; beyond it a due run waits for a
+    /// slot, in order of scheduled time, up to its deadline. (The
+    /// cluster-wide limits are replicated state: see `limit NAME VALUE` on
+    /// /ctl.)
     #[arg(long, env = "JOBD_MAX_CONCURRENT_RUNS", default_value_t = defaults::MAX_CONCURRENT_RUNS as u64,
           value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub max_concurrent_runs: u64,

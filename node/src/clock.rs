@@ -39,6 +39,23 @@ pub fn now_ms() -> i64 {
     real + offset_ms()
 }
 
+/// Time since boot on `CLOCK_BOOTTIME`: monotonic, and unlike `Instant`
+/// (`CLOCK_MONOTONIC`) it also runs while the machine is suspended, so a
+/// lease measured on it is over when a suspended leader wakes. (A
+/// hypervisor that freezes a guest's clocks while it is paused defeats
+/// every clock inside the guest, this one too.)
+pub fn since_boot() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes the timespec we own; CLOCK_BOOTTIME is
+    // always present on Linux ≥ 2.6.39.
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    if r != 0 {
+        // Not reachable on Linux; a lease that never holds is the safe side.
+        return Duration::MAX;
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
 /// A peer's offset counts for the skew while it is this recent.
 const CURRENT: Duration = Duration::from_secs(5);
 

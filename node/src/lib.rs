@@ -8,7 +8,7 @@
 
 // The pure core (its own crate, so "no I/O" is the compiler's to check),
 // under the names the rest of this crate has always used.
-pub use jobd_core::{command, cron, state, time};
+pub use jobd_core::{command, cron, state, time, times};
 
 pub mod cli;
 pub mod client_cli;

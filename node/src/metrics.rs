@@ -21,6 +21,9 @@ pub struct Metrics {
     pub lateness_seconds: Histogram,
     pub skipped_times: IntCounter,
     pub runs: IntCounterVec,
+    pub not_started: IntCounterVec,
+    pub runs_running: IntGauge,
+    pub runs_queued: IntGauge,
     pub run_seconds: Histogram,
     raft: IntGaugeVec,
     rocksdb_bytes: IntGaugeVec,
@@ -42,6 +45,12 @@ fn counter_vec(r: &Registry, name: &str, help: &str, label: &str) -> IntCounterV
     c
 }
 
+fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).expect("a valid metric name");
+    r.register(Box::new(g.clone())).expect("registered once");
+    g
+}
+
 fn histogram(r: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
     let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets)).expect("a valid metric name");
     r.register(Box::new(h.clone())).expect("registered once");
@@ -57,14 +66,17 @@ impl Metrics {
         let rocksdb_bytes = IntGaugeVec::new(Opts::new("rocksdb_bytes", "RocksDB size: sst files and memtables"), &["what"])
             .expect("a valid metric name");
         r.register(Box::new(rocksdb_bytes.clone())).expect("registered once");
-        let ninep_connections = IntGauge::new("ninep_connections", "open 9P connections").expect("a valid metric name");
-        r.register(Box::new(ninep_connections.clone())).expect("registered once");
-        let lateness_buckets = vec![0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0];
+        let ninep_connections = gauge(&r, "ninep_connections", "open 9P connections");
+        // Up to a minute: a run that waited for a slot begins late, by design.
+        let lateness_buckets = vec![0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 15.0, 60.0];
         Arc::new(Metrics {
             fires: counter(&r, "fires_total", "scheduled fires this node proposed and had accepted"),
             lateness_seconds: histogram(&r, "fire_lateness_seconds", "process start minus scheduled time", lateness_buckets),
             skipped_times: counter(&r, "skipped_times_total", "scheduled times skipped by policy, as proposed here"),
             runs: counter_vec(&r, "runs_total", "runs this node carried out, by outcome", "outcome"),
+            not_started: counter_vec(&r, "runs_not_started_total", "accepted runs this node did not begin, by reason", "reason"),
+            runs_running: gauge(&r, "runs_running", "runs holding a slot under --max-concurrent-runs here (starting, waiting for their time, running)"),
+            runs_queued: gauge(&r, "runs_queued", "runs waiting for a slot under --max-concurrent-runs here"),
             run_seconds: histogram(&r, "run_seconds", "run duration", prometheus::exponential_buckets(0.01, 4.0, 10).expect("buckets")),
             raft,
             rocksdb_bytes,

@@ -188,17 +188,21 @@ impl Node {
         }
 
         let incarnation = crate::clock::now_ms() as u64;
-        let recheck = Duration::from_millis(cfg.heartbeat_ms * 2);
-        let leadership = crate::leadership::watch_leadership(raft.clone(), cfg.id, incarnation, recheck);
+        // Confirmed once a heartbeat: each confirmation renews the lease,
+        // which lasts a little less than the shortest election timeout.
+        let recheck = Duration::from_millis(cfg.heartbeat_ms);
+        let lease = Arc::new(crate::leadership::Lease::new(Duration::from_millis(cfg.election_min_ms)));
+        let leadership = crate::leadership::watch_leadership(raft.clone(), cfg.id, incarnation, recheck, lease.clone());
         let writer = Writer::new(cfg.id, raft.clone(), proposer.clone(), net.clone(), cfg.write_timeout);
         let (stopping, stopping_rx) = watch::channel(false);
-        let executor = executor(&cfg, sm.clone(), writer, clocks.clone(), stopping_rx)?;
+        let executor = executor(&cfg, sm.clone(), writer, clocks.clone(), stopping_rx, lease, raft.clone())?;
         let scheduler = crate::sched::Scheduler {
             executor: executor.clone(),
             leadership: leadership.clone(),
             clocks: clocks.clone(),
             max_clock_skew_ms: cfg.max_clock_skew_ms,
             incarnation,
+            answer_bound: cfg.write_timeout,
         };
         tasks.push(tokio::spawn(scheduler.run()));
         let node = Node { id: cfg.id, incarnation, executor, leadership, stopping, raft, proposer, sm, clocks, db, dbdir: cfg.dbdir.clone(), net, write_timeout: cfg.write_timeout, stop, tasks };
@@ -336,6 +340,8 @@ fn executor(
     writer: Writer,
     clocks: Arc<PeerClocks>,
     stopping: watch::Receiver<bool>,
+    lease: Arc<crate::leadership::Lease>,
+    raft: Raft,
 ) -> Result<crate::sched::executor::Executor, StartError> {
     let workdir = cfg.dbdir.join("work");
     std::fs::create_dir_all(&workdir).map_err(|source| StartError::DataDir { dir: workdir.display().to_string(), source })?;
@@ -345,6 +351,7 @@ fn executor(
     }
     Ok(crate::sched::executor::Executor {
         sm,
+        raft,
         writer,
         node: cfg.id,
         workdir,
@@ -355,7 +362,8 @@ fn executor(
         gates: Arc::new(crate::sched::gate::Gatekeeper::start().map_err(|source| StartError::Thread { source })?),
         clocks,
         max_clock_skew_ms: cfg.max_clock_skew_ms,
-        max_runs: cfg.max_concurrent_runs,
+        slots: crate::sched::slots::Slots::new(cfg.max_concurrent_runs),
+        lease,
         metrics: crate::metrics::Metrics::new(),
     })
 }

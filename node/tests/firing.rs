@@ -173,7 +173,7 @@ async fn kill_ends_the_running_runs_and_jobs_get_a_clean_environment() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_run_past_its_start_deadline_is_recorded_not_started() {
+async fn a_run_past_its_deadline_is_recorded_not_started_with_the_reason() {
     let c = Cluster::start(1, 10_000).await;
     let leader = c.leader().await;
     let n = c.node(leader);
@@ -182,23 +182,85 @@ async fn a_run_past_its_start_deadline_is_recorded_not_started() {
     let cmd = format!("touch {}", marker.display());
     let now = node::clock::now_ms();
     n.write(Command::CreateJob { name: "late".into(), schedule: "@yearly".into(), cmd, at_ms: now }).await.unwrap();
-    n.write(Command::StartJob { name: "late".into(), at_ms: now }).await.unwrap();
+    let deadline = node::command::Policy::Deadline(Some(1000));
+    n.write(Command::SetPolicy { name: "late".into(), policy: deadline }).await.unwrap();
     let job = state::load_job(&n.sm, "late").unwrap().unwrap();
     let fence = node::command::Fence { term: 1, node: n.id, incarnation: n.incarnation };
-    let r = n.write(Command::RunNow { name: "late".into(), incarnation: job.incarnation, fence, at_ms: now, force: true }).await;
+    // Accepted as if asked for five seconds ago, with a deadline of 1 s.
+    let asked = now - 5000;
+    let r = n.write(Command::RunNow { name: "late".into(), incarnation: job.incarnation, fence, at_ms: asked, force: true }).await;
     let Ok(node::command::Response::Accepted { run_id }) = r else { panic!("{r:?}") };
-    // Carried out as if it were due five seconds ago: past the 1 s deadline.
     let order = node::sched::executor::RunOrder {
         name: "late".into(),
         incarnation: job.incarnation,
         run_id,
-        scheduled_ms: now - 5000,
-        trigger: node::command::Trigger::Schedule,
+        scheduled_ms: asked,
+        trigger: node::command::Trigger::Manual,
     };
-    n.executor.clone().run(order).await;
+    let active = n.executor.register(run_id);
+    n.executor.clone().run(order, active).await;
     let run = state::run::load_run(&n.sm, job.incarnation, run_id).unwrap().unwrap();
-    assert_eq!(run.status, node::command::RunStatus::NotStarted);
+    assert_eq!(run.status, node::command::RunStatus::NotStarted(node::command::NotStarted::Deadline));
     assert!(!marker.exists(), "the command did not run");
+}
+
+/// `runs-running` and `runs-queued` from a node's `/ctl`.
+async fn slots(fs: &ninep::client::Client) -> (u64, u64) {
+    let ctl = text(fs, "ctl").await;
+    let get = |k: &str| ctl.lines().find_map(|l| l.strip_prefix(k)).and_then(|v| v.trim().parse().ok()).unwrap_or(u64::MAX);
+    (get("runs-running "), get("runs-queued "))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_concurrency_cap_runs_wait_and_queued_runs_end_as_documented() {
+    let c = Cluster::start_with(1, 10_000, |cfg| cfg.max_concurrent_runs = 1).await;
+    c.leader().await;
+    let fs = ninep::client::Client::connect(c.fs_addrs[0], Default::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let w = dir.path().join("witness");
+    let w = w.display();
+    // One run holds the only slot for 5 s.
+    fs.write("clone", format!("hold:@yearly:echo hold $(date +%s%3N) >> {w}; sleep 5; echo held $(date +%s%3N) >> {w}").as_bytes())
+        .await
+        .unwrap();
+    fs.write("clone", format!("next:@yearly:echo next $(date +%s%3N) >> {w}").as_bytes()).await.unwrap();
+    fs.write("clone", b"killed:@yearly:true").await.unwrap();
+    fs.write("clone", b"skip:@yearly:true").await.unwrap();
+    fs.write("jobs/skip/ctl", b"overlap skip").await.unwrap();
+    fs.write("clone", format!("stopped:* * * * * *:echo stopped >> {w}").as_bytes()).await.unwrap();
+    fs.write("jobs/hold/ctl", b"run").await.unwrap();
+    wait_text(&fs, "jobs/hold/runs", "the holding run to start", |t| t.contains(" running")).await;
+    // Each of these waits for the slot instead of ending not-started.
+    fs.write("jobs/next/ctl", b"run").await.unwrap();
+    fs.write("jobs/killed/ctl", b"run").await.unwrap();
+    fs.write("jobs/skip/ctl", b"run").await.unwrap();
+    fs.write("jobs/stopped/ctl", b"start").await.unwrap();
+    let t = tokio::time::Instant::now();
+    while slots(&fs).await.1 < 4 {
+        assert!(t.elapsed() < Duration::from_secs(10), "four runs queued: {:?}", slots(&fs).await);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(slots(&fs).await.0, 1);
+    // A queued run counts as running for overlap skip.
+    let err = fs.write("jobs/skip/ctl", b"run").await.unwrap_err();
+    assert_eq!(err.errno(), Some(ninep::error::errno::EBUSY), "{err}");
+    // kill ends a queued run `killed`; stop ends a queued scheduled run
+    // `not-started (stopped)`; neither began.
+    fs.write("jobs/killed/ctl", b"kill").await.unwrap();
+    fs.write("jobs/stopped/ctl", b"stop").await.unwrap();
+    let killed = wait_text(&fs, "jobs/killed/runs", "the queued run killed", |t| t.trim_end().ends_with(" killed")).await;
+    assert!(killed.contains(" - "), "it never began: {killed}");
+    let stopped = wait_text(&fs, "jobs/stopped/runs", "the queued run stopped", |t| t.contains("not-started (stopped)")).await;
+    assert!(stopped.lines().all(|l| l.contains("not-started (stopped)")), "{stopped}");
+    // The waiting manual run begins once the slot frees: after the holder ended.
+    let next = wait_text(&fs, "jobs/next/runs", "the queued run to run", |t| t.trim_end().ends_with(" exit 0")).await;
+    assert_eq!(next.lines().count(), 1, "{next}");
+    let lines = witness_lines(dir.path().join("witness").as_path());
+    let at = |what: &str| lines.iter().find_map(|l| l.strip_prefix(what)).and_then(|v| v.parse::<i64>().ok()).unwrap_or_else(|| panic!("{what}: {lines:?}"));
+    assert!(at("next ") >= at("held "), "the queued run began after the holder ended: {lines:?}");
+    assert!(!lines.iter().any(|l| l == "stopped"), "the stopped job's run never began: {lines:?}");
+    wait_text(&fs, "jobs/skip/runs", "the skip job's run", |t| t.trim_end().ends_with(" exit 0")).await;
+    assert_eq!(slots(&fs).await, (0, 0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,6 +5,7 @@
 pub mod create;
 pub mod failover;
 pub mod growth;
+pub mod herd;
 pub mod lateness;
 pub mod scale;
 pub mod serve9p;

@@ -10,7 +10,7 @@ use cluster_tests::bench;
 
 #[derive(Parser)]
 struct Args {
-    /// create | lateness | failover | scale | serve9p | growth | all
+    /// create | lateness | herd | failover | scale | serve9p | growth | all
     bench: String,
     /// create: concurrent clients, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,16,64,256")]
@@ -18,8 +18,9 @@ struct Args {
     /// create, serve9p: seconds of load per system and setting.
     #[arg(long, default_value_t = 5)]
     seconds: u64,
-    /// lateness: started jobs per round (each fires every 5 s), comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "50,250,1000")]
+    /// lateness: started jobs per round (each fires every 5 s) [default: 50,250,1000];
+    /// herd: jobs due at the same instant per round [default: 500,2000,10000].
+    #[arg(long, value_delimiter = ',')]
     jobs: Vec<usize>,
     /// lateness: seconds of firing measured per round [default: 60; 30 under `all`].
     #[arg(long)]
@@ -44,7 +45,12 @@ struct Args {
     seed: u64,
 }
 
-const ALL: [&str; 6] = ["create", "lateness", "failover", "scale", "serve9p", "growth"];
+const ALL: [&str; 7] = ["create", "lateness", "herd", "failover", "scale", "serve9p", "growth"];
+
+/// `--jobs`, or the benchmark's own default.
+fn jobs_or(args: &Args, default: &[usize]) -> Vec<usize> {
+    if args.jobs.is_empty() { default.to_vec() } else { args.jobs.clone() }
+}
 
 /// Runs benchmark `name`; `all` picks shorter defaults so the suite takes
 /// about ten minutes.
@@ -52,7 +58,8 @@ async fn one(name: &str, args: &Args, all: bool) -> anyhow::Result<()> {
     match name {
         "create" => bench::create::run(&args.clients, args.seconds).await,
         "serve9p" => bench::serve9p::run(args.seconds).await,
-        "lateness" => bench::lateness::run(&args.jobs, args.window.unwrap_or(if all { 30 } else { 60 })).await,
+        "lateness" => bench::lateness::run(&jobs_or(args, &[50, 250, 1000]), args.window.unwrap_or(if all { 30 } else { 60 })).await,
+        "herd" => bench::herd::run(&jobs_or(args, if all { &[500, 2000] } else { &[500, 2000, 10_000] })).await,
         "failover" => bench::failover::run(args.kills.unwrap_or(if all { 10 } else { 20 }), args.seed).await,
         "scale" => bench::scale::run(args.scale_jobs).await,
         "growth" => bench::growth::run(args.growth_jobs, args.growth_minutes, args.growth_log_bytes).await,

@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, HashMap};
 use super::witness;
 use super::workload::Known;
 
-/// jobd's start deadline for scheduled runs, and what the witness's own
-/// clock reading may add (the shell's start, a busy machine).
+/// The deadline the tick jobs set (`deadline 1s`, `mod.rs`), and what the
+/// witness's own clock reading may add (the shell's start, a busy machine).
 const START_DEADLINE_MS: i64 = 1000;
 const START_SLACK_MS: i64 = 300;
 

@@ -179,6 +179,9 @@ pub async fn run(seed: u64, plan: Plan) -> Result<Report> {
     let witness_path = dir.path().join("witness");
     for k in 0..TICK_JOBS {
         write_acked(&c, "clone", &format!("tick{k}:* * * * * ?:{}", witness::command(&witness_path))).await?;
+        // A deadline of 1 s keeps P2's lateness check strict: a run that
+        // begins later than that began past its deadline.
+        write_acked(&c, &format!("jobs/tick{k}/ctl"), "deadline 1s").await?;
         write_acked(&c, &format!("jobs/tick{k}/ctl"), "start").await?;
     }
     // Faults start once every tick job has fired: they hit a working cluster.

@@ -99,12 +99,19 @@ pub enum Policy {
     Catchup { mode: Catchup, window_ms: Option<i64> },
     /// Kill a run after this long (None: never).
     Timeout(Option<i64>),
+    /// How late an accepted run may still begin (None: the cluster's
+    /// `limit deadline`).
+    Deadline(Option<i64>),
+    /// Move every time later by the name's offset in `[0, spread)` (None:
+    /// off); like a change of expression, it re-arms the job at `at_ms`.
+    Spread { spread_ms: Option<i64>, at_ms: i64 },
 }
 
 /// How a run ended (or that it is still going).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "wire::RunStatus", into = "wire::RunStatus")]
 pub enum RunStatus {
-    /// Accepted, not started yet.
+    /// Accepted, not started yet (waiting for its time, or for a slot).
     Pending,
     Running,
     Exit(i32),
@@ -112,7 +119,102 @@ pub enum RunStatus {
     Timeout,
     Killed,
     Lost,
-    NotStarted,
+    /// Accepted but never begun, and why.
+    NotStarted(NotStarted),
+}
+
+/// Why an accepted run never began. Every one is recorded, in `runs`, the
+/// job's log and a metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NotStarted {
+    /// The job was stopped before the run began.
+    Stopped,
+    /// The job was deleted (or deleted and created again).
+    Deleted,
+    /// Its deadline passed while it waited (for its node, or for a slot).
+    Deadline,
+    /// The node that was to begin it is no longer the leader of the term
+    /// it was fired in (its lease ended without renewal).
+    FenceLost,
+    /// The node's clock disagreed with the quorum's at its time.
+    Clock,
+    /// The node was stopping.
+    NodeStopping,
+    /// The node that was to begin it restarted, went silent or never took
+    /// it up; ended by the leader's sweep.
+    NodeGone,
+    /// Its process could not be created.
+    CannotStart,
+    /// Accepted, but the answer never reached the node that proposed it
+    /// (its write gave up), so nobody took it up.
+    Unclaimed,
+    /// Recorded by a version that kept no reason.
+    Unrecorded,
+}
+
+spelled!(NotStarted {
+    Stopped => "stopped",
+    Deleted => "deleted",
+    Deadline => "deadline",
+    FenceLost => "fence lost",
+    Clock => "clock",
+    NodeStopping => "node stopping",
+    NodeGone => "node gone",
+    CannotStart => "cannot start",
+    Unclaimed => "unclaimed",
+    Unrecorded => "unrecorded",
+});
+
+/// How a [`RunStatus`] is stored: records written before not-started had
+/// a reason say `"NotStarted"`, and still read.
+mod wire {
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Clone, Serialize, Deserialize)]
+    pub enum RunStatus {
+        Pending,
+        Running,
+        Exit(i32),
+        Signal(String),
+        Timeout,
+        Killed,
+        Lost,
+        NotStarted,
+        NotStartedBecause(super::NotStarted),
+    }
+
+    impl From<RunStatus> for super::RunStatus {
+        fn from(w: RunStatus) -> super::RunStatus {
+            use super::RunStatus as S;
+            match w {
+                RunStatus::Pending => S::Pending,
+                RunStatus::Running => S::Running,
+                RunStatus::Exit(n) => S::Exit(n),
+                RunStatus::Signal(s) => S::Signal(s),
+                RunStatus::Timeout => S::Timeout,
+                RunStatus::Killed => S::Killed,
+                RunStatus::Lost => S::Lost,
+                RunStatus::NotStarted => S::NotStarted(super::NotStarted::Unrecorded),
+                RunStatus::NotStartedBecause(why) => S::NotStarted(why),
+            }
+        }
+    }
+
+    impl From<super::RunStatus> for RunStatus {
+        fn from(s: super::RunStatus) -> RunStatus {
+            use super::RunStatus as S;
+            match s {
+                S::Pending => RunStatus::Pending,
+                S::Running => RunStatus::Running,
+                S::Exit(n) => RunStatus::Exit(n),
+                S::Signal(s) => RunStatus::Signal(s),
+                S::Timeout => RunStatus::Timeout,
+                S::Killed => RunStatus::Killed,
+                S::Lost => RunStatus::Lost,
+                S::NotStarted(why) => RunStatus::NotStartedBecause(why),
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,8 +235,18 @@ pub enum Command {
     /// The leader asks to run `incarnation` of the job for `scheduled_ms`.
     /// Accepted only if that incarnation is started and the time is later
     /// than both its last accepted time and its armed-at; `skipped` times
-    /// before it were passed over by the catch-up policy.
-    Fire { name: String, incarnation: u64, scheduled_ms: i64, trigger: Trigger, skipped: u32, fence: Fence },
+    /// before it were passed over by the catch-up policy. `at_ms` is when
+    /// it was proposed (a catch-up run's deadline counts from it).
+    Fire {
+        name: String,
+        incarnation: u64,
+        scheduled_ms: i64,
+        trigger: Trigger,
+        skipped: u32,
+        fence: Fence,
+        #[serde(default)]
+        at_ms: i64,
+    },
     /// Scheduled times passed over without a run (catch-up `skip`, or
     /// outside the catch-up window): the last accepted time moves to
     /// `until_ms`, under the same rules as a fire.
@@ -210,5 +322,15 @@ mod tests {
         }
         assert_eq!("Skip".parse::<Overlap>(), Err(()));
         assert_eq!(Trigger::Catchup.to_string(), "catchup");
+    }
+
+    #[test]
+    fn a_not_started_recorded_without_a_reason_still_reads() {
+        let old: RunStatus = serde_json::from_str("\"NotStarted\"").unwrap();
+        assert_eq!(old, RunStatus::NotStarted(NotStarted::Unrecorded));
+        let new = RunStatus::NotStarted(NotStarted::FenceLost);
+        let text = serde_json::to_string(&new).unwrap();
+        assert_eq!(serde_json::from_str::<RunStatus>(&text).unwrap(), new);
+        assert_eq!(serde_json::from_str::<RunStatus>("{\"Exit\":3}").unwrap(), RunStatus::Exit(3));
     }
 }

@@ -60,10 +60,13 @@ pub enum Verb {
     Delete,
     Tz(String),
     Policy(crate::command::Policy),
+    /// `spread DURATION|off`: checked against the job's expression by the
+    /// proposer, which also stamps the time it re-arms at.
+    Spread(Option<i64>),
 }
 
 pub const VERBS: &str = "start, stop, run, run force, kill, delete, tz ZONE, overlap allow|skip|replace, \
-catchup once|skip|all [WINDOW], timeout DURATION|off";
+catchup once|skip|all [WINDOW], timeout DURATION|off, deadline DURATION|default, spread DURATION|off";
 
 /// One or more newline-separated verbs; all are checked before any runs.
 pub fn parse_ctl(data: &[u8]) -> Result<Vec<Verb>, String> {
@@ -97,6 +100,13 @@ pub fn parse_ctl(data: &[u8]) -> Result<Vec<Verb>, String> {
             ["timeout", d] => {
                 let ms = crate::cron::parse_duration_ms(d).map_err(|e| format!("timeout: {e}, or off"))?;
                 Verb::Policy(crate::command::Policy::Timeout(Some(ms)))
+            }
+            ["spread", "off"] => Verb::Spread(None),
+            ["spread", d] => Verb::Spread(Some(crate::cron::parse_duration_ms(d).map_err(|e| format!("spread: {e}, or off"))?)),
+            ["deadline", "default"] => Verb::Policy(crate::command::Policy::Deadline(None)),
+            ["deadline", d] => {
+                let ms = crate::cron::parse_duration_ms(d).map_err(|e| format!("deadline: {e}, or default"))?;
+                Verb::Policy(crate::command::Policy::Deadline(Some(ms)))
             }
             _ => return Err(format!("unknown command {line:?}; the verbs are: {VERBS}")),
         });
@@ -132,6 +142,10 @@ pub fn parse_cluster_ctl(data: &[u8]) -> Result<Vec<ClusterVerb>, String> {
             ["promote", n] => ClusterVerb::Promote { id: id(n)? },
             ["remove", n] => ClusterVerb::Remove { id: id(n)? },
             ["backup"] => ClusterVerb::Backup,
+            ["limit", name, v] if crate::state::limits::is_duration(name) => ClusterVerb::Limit {
+                name: name.to_string(),
+                value: crate::cron::parse_duration_ms(v).map_err(|e| format!("limit {name}: {e}"))? as u64,
+            },
             ["limit", name, v] => ClusterVerb::Limit {
                 name: name.to_string(),
                 value: v.parse().map_err(|_| format!("limit value {v:?} is not a whole number"))?,
@@ -198,6 +212,16 @@ mod tests {
         assert!(parse_ctl(b"overlap maybe").unwrap_err().contains("allow, skip or replace"));
         assert!(parse_ctl(b"timeout 10x").unwrap_err().starts_with("timeout: cannot read duration"));
         assert!(parse_ctl(b"catchup all soon").unwrap_err().starts_with("catchup window: "));
+        assert_eq!(parse_ctl(b"deadline 90s").unwrap(), vec![Verb::Policy(Policy::Deadline(Some(90_000)))]);
+        assert_eq!(parse_ctl(b"deadline default").unwrap(), vec![Verb::Policy(Policy::Deadline(None))]);
+        assert_eq!(parse_ctl(b"spread 1h").unwrap(), vec![Verb::Spread(Some(3_600_000))]);
+        assert_eq!(parse_ctl(b"spread off").unwrap(), vec![Verb::Spread(None)]);
+        assert!(parse_ctl(b"spread 0s").unwrap_err().starts_with("spread: duration 0s is shorter than 1s"));
+        for bad in ["deadline 0s", "deadline -5s", "deadline soon", "deadline 500ms", "deadline"] {
+            let err = parse_ctl(bad.as_bytes()).unwrap_err();
+            assert!(err.starts_with("deadline: ") || err.starts_with("unknown command"), "{bad}: {err}");
+            assert!(!err.contains('\n'), "{bad}: one line");
+        }
     }
 
     #[test]
@@ -209,5 +233,8 @@ mod tests {
         assert!(parse_cluster_ctl(b"add x 1:2").unwrap_err().contains("not a number"));
         assert!(parse_cluster_ctl(b"evict 3").unwrap_err().contains("add ID RAFTADDR"));
         assert!(parse_cluster_ctl(b"add 4 somehost").unwrap_err().contains("has no port; write HOST:PORT"));
+        assert_eq!(parse_cluster_ctl(b"limit deadline 2m").unwrap(), vec![ClusterVerb::Limit { name: "deadline".into(), value: 120_000 }]);
+        assert!(parse_cluster_ctl(b"limit deadline 60").unwrap_err().starts_with("limit deadline: cannot read duration"));
+        assert!(parse_cluster_ctl(b"limit runs-kept 5s").unwrap_err().contains("not a whole number"));
     }
 }

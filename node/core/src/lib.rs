@@ -5,6 +5,7 @@
 //! - `state`: the state machine's logic, a deterministic function of
 //!   (state, command) over a key-value view ([`state::Kv`]).
 //! - `cron`: cron expressions and their next times in a time zone.
+//! - `times`: a job's scheduled times (its expression, zone and spread).
 //! - `input`: the parsers of what a client writes to `clone` and `ctl`.
 //! - `time`: how times are written (RFC 3339 UTC from Unix milliseconds).
 //!
@@ -19,3 +20,4 @@ pub mod cron;
 pub mod input;
 pub mod state;
 pub mod time;
+pub mod times;

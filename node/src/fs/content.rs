@@ -1,24 +1,19 @@
 //! What the tree's generated files read as. Pure renderings of state.
 
 use chrono::{DateTime, TimeZone, Utc};
-use chrono_tz::Tz;
 
-use crate::cron::Schedule;
+use crate::cron::duration_text;
 use crate::state::Job;
 use crate::time::{rfc3339_millis, rfc3339_secs};
 
-fn tz_of(job: &Job) -> Tz {
-    job.tz.parse().unwrap_or(Tz::UTC)
-}
-
-/// The job's next scheduled time after `now_ms`, when it is started.
+/// The job's next scheduled time after `now_ms` (its spread included),
+/// when it is started.
 pub fn next_time(job: &Job, now_ms: i64) -> Option<DateTime<Utc>> {
     if !job.started {
         return None;
     }
-    let schedule = Schedule::parse(&job.schedule).ok()?;
-    let now = Utc.timestamp_millis_opt(now_ms).single()?;
-    schedule.next_after(now, tz_of(job))
+    let next = crate::times::Times::of(job)?.next_after(now_ms)?;
+    Utc.timestamp_millis_opt(next).single()
 }
 
 /// `schedule`: the expression, then the next time when started.
@@ -45,13 +40,15 @@ pub fn job_ctl(job: &Job, now_ms: i64) -> String {
     let last_start = job.last_start_ms.map_or_else(|| "-".into(), rfc3339_secs);
     let overlap = job.overlap;
     let catchup = match job.catchup_window_ms {
-        Some(w) => format!("{} {}s", job.catchup, w / 1000),
+        Some(w) => format!("{} {}", job.catchup, duration_text(w)),
         None => job.catchup.to_string(),
     };
-    let timeout = job.timeout_ms.map_or_else(|| "off".into(), |t| format!("{}s", t / 1000));
+    let timeout = job.timeout_ms.map_or_else(|| "off".into(), duration_text);
+    let deadline = job.deadline_ms.map_or_else(|| "default".into(), duration_text);
+    let spread = job.spread_ms.map_or_else(|| "off".into(), duration_text);
     format!(
         "state {state}\nnext {next}\nlast-start {last_start}\nlast-status {}\nruns {}\nfailures {}\nskipped {}\ntz {}\n\
-         overlap {overlap}\ncatchup {catchup}\ntimeout {timeout}\narmed-at {armed}\ncreated {}\n",
+         overlap {overlap}\ncatchup {catchup}\ntimeout {timeout}\ndeadline {deadline}\nspread {spread}\narmed-at {armed}\ncreated {}\n",
         job.last_status.as_deref().unwrap_or("-"),
         job.runs,
         job.failures,
@@ -91,6 +88,8 @@ pub struct ClusterStatus {
     /// The newest backup under this node's `--dbdir`.
     pub backup: Option<String>,
     pub limits: crate::state::limits::Limits,
+    /// This node's runs holding a slot, and waiting for one.
+    pub runs: (usize, usize),
 }
 
 fn ids(v: &[u64]) -> String {
@@ -103,7 +102,7 @@ fn ids(v: &[u64]) -> String {
 
 pub fn cluster_ctl(s: &ClusterStatus) -> String {
     format!(
-        "id {}\nleader {}\nleader-fsaddr {}\nterm {}\nmembers {}\nlearners {}\ncommit {}\napplied {}\ndigest {:016x}\nclock-skew-ms {}\nsnapshot {}\npurged {}\nbackup {}\n",
+        "id {}\nleader {}\nleader-fsaddr {}\nterm {}\nmembers {}\nlearners {}\ncommit {}\napplied {}\ndigest {:016x}\nclock-skew-ms {}\nsnapshot {}\npurged {}\nbackup {}\nruns-running {}\nruns-queued {}\n",
         s.id,
         s.leader.map_or_else(|| "none".into(), |l| l.to_string()),
         s.leader_fsaddr.as_deref().unwrap_or("-"),
@@ -116,7 +115,9 @@ pub fn cluster_ctl(s: &ClusterStatus) -> String {
         s.clock_skew_ms,
         s.snapshot,
         s.purged,
-        s.backup.as_deref().unwrap_or("-")
+        s.backup.as_deref().unwrap_or("-"),
+        s.runs.0,
+        s.runs.1
     ) + &s.limits.list().iter().map(|(n, v)| format!("limit-{n} {v}\n")).collect::<String>()
 }
 

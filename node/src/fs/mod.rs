@@ -148,6 +148,7 @@ impl JobFs {
             purged: m.purged.map_or(0, |l| l.index),
             backup: crate::store::backup::latest(&self.dbdir).map(|p| p.display().to_string()),
             limits: state::limits::load(&self.sm).map_err(errors::from_store)?,
+            runs: self.executor.counts(),
         })
     }
 
@@ -186,6 +187,13 @@ impl JobFs {
             self.job(name, incarnation)?;
             let at_ms = now_ms();
             let cmd = match verb {
+                Verb::Spread(spread_ms) => {
+                    if let Some(spread) = spread_ms {
+                        let job = self.job(name, incarnation)?;
+                        crate::times::check_spread(spread, &job.schedule, &job.tz, at_ms).map_err(errors::invalid)?;
+                    }
+                    Command::SetPolicy { name: name.into(), policy: crate::command::Policy::Spread { spread_ms, at_ms } }
+                }
                 Verb::Start => Command::StartJob { name: name.into(), at_ms },
                 Verb::Stop => Command::StopJob { name: name.into() },
                 Verb::Delete => Command::DeleteJob { name: name.into() },
@@ -210,7 +218,8 @@ impl JobFs {
                     scheduled_ms: at_ms,
                     trigger: crate::command::Trigger::Manual,
                 };
-                tokio::spawn(self.executor.clone().run(order));
+                let active = self.executor.register(run_id);
+                tokio::spawn(self.executor.clone().run(order, active));
             }
         }
         Ok(())
@@ -423,9 +432,13 @@ impl Filesystem for JobFs {
                 }
                 JobFile::Schedule => {
                     whole(offset, "schedule")?;
-                    self.job(name, *incarnation)?;
+                    let job = self.job(name, *incarnation)?;
                     let expr = input::text(data).map_err(errors::invalid)?.trim().to_string();
                     crate::cron::Schedule::parse_new(&expr).map_err(errors::invalid)?;
+                    if let Some(spread) = job.spread_ms {
+                        let why = |e: String| errors::invalid(format!("{e}; set a shorter spread (or spread off) first"));
+                        crate::times::check_spread(spread, &expr, &job.tz, now_ms()).map_err(why)?;
+                    }
                     let cmd = Command::SetSchedule { name: name.clone(), schedule: expr, at_ms: now_ms() };
                     self.write_cmd(cmd, name).await?;
                 }

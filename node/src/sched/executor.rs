@@ -1,10 +1,12 @@
-//! Starting and following runs on the node that proposed them: create the
-//! run's process at its gate (`spawn.rs`), have the gate thread open it at
-//! the scheduled time within the start deadline (`gate.rs`; else kill it
-//! and record `not-started`), stream its output back into the replicated
-//! log in numbered batches, and record how it ended. Every record is a command
-//! through the write path, retried until it is applied (each is
-//! idempotent: a repeat is refused by the state machine, not doubled).
+//! Starting and following runs on the node that proposed them: wait for a
+//! slot under the concurrency cap (`slots.rs`), create the run's process
+//! at its gate (`spawn.rs`), have the gate thread open it at the scheduled
+//! time if the run may still begin (`gate.rs`, `may_begin`; else kill it
+//! and record `not-started` with the reason), stream its output back into
+//! the replicated log in numbered batches, and record how it ended. Every
+//! record is a command through the write path, retried until it is applied
+//! (each is idempotent: a repeat is refused by the state machine, not
+//! doubled).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,14 +18,28 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use super::gate::Refusal;
-use crate::clock::now_ms;
-use crate::command::{Command, Response, RunStatus, Trigger};
+use super::slots::{Slot, Slots, Waiting};
+use crate::clock::{now_ms, since_boot};
+use crate::command::{Command, NotStarted, Response, RunStatus, Trigger};
+use crate::leadership::{Lease, Standing};
 use crate::write::{WriteError, Writer};
 use crate::state;
 use crate::store::state_machine::StateMachine;
 
-/// How late after its scheduled time a run may still start.
-pub const START_DEADLINE_MS: i64 = 1000;
+/// A manual run on a node that is not the leader begins only if this node
+/// heard from the leader this recently (see `may_begin`).
+const MANUAL_CONTACT: Duration = Duration::from_secs(1);
+/// A run waiting for a slot checks this often that it is still to begin
+/// (so a `kill` or `stop` of a queued run is recorded within it). Not
+/// faster: ten thousand queued runs each read two records per check.
+const QUEUED_CHECK_EVERY: Duration = Duration::from_secs(1);
+/// While its lease has lapsed, a run at its gate asks again after this,
+/// doubling up to `LAPSED_RETRY_MAX` (hundreds of runs may wait so).
+const LAPSED_RETRY: Duration = Duration::from_millis(10);
+const LAPSED_RETRY_MAX: Duration = Duration::from_millis(500);
+/// A lease lapsed this long means the quorum has been out of reach for
+/// longer than an election takes: the term is as good as over here.
+const LAPSED_GIVE_UP: Duration = Duration::from_secs(2);
 /// Output is sent in batches of at most this many lines, or this often.
 const BATCH_LINES: usize = 100;
 const BATCH_EVERY: Duration = Duration::from_millis(100);
@@ -52,9 +68,12 @@ pub struct Executor {
     /// Runs this process is carrying out (waiting, running, recording),
     /// with the process group of those running.
     pub active: Arc<Mutex<HashMap<u64, Option<u32>>>>,
-    /// Runs this node carries out at once (`--max-concurrent-runs`);
-    /// beyond it a run is `not-started`.
-    pub max_runs: usize,
+    /// The concurrency cap (`--max-concurrent-runs`): runs beyond it wait.
+    pub slots: Arc<Slots>,
+    /// Whether this node may still begin the runs it fired as leader.
+    pub lease: Arc<Lease>,
+    /// For a manual run on a follower: who leads, as openraft sees it.
+    pub raft: crate::types::Raft,
     /// `--run-as`: the user job processes run as.
     pub run_as: Option<Arc<super::run_as::RunAs>>,
     /// Creates every run's process, on one long-lived thread.
@@ -67,7 +86,7 @@ pub struct Executor {
 }
 
 /// Takes a run out of the active set when its carrying-out ends.
-struct Active(Arc<Mutex<HashMap<u64, Option<u32>>>>, u64);
+pub struct Active(Arc<Mutex<HashMap<u64, Option<u32>>>>, u64);
 
 impl Drop for Active {
     fn drop(&mut self) {
@@ -116,36 +135,127 @@ impl Executor {
         Command::RunEnded { name: o.name.clone(), incarnation: o.incarnation, run_id: o.run_id, status, at_ms }
     }
 
-    /// The job of a run, if that incarnation still wants it run (started,
-    /// or the run is manual).
-    fn still_wanted(&self, o: &RunOrder) -> Option<state::Job> {
-        match state::load_job(&self.sm, &o.name) {
-            Ok(Some(j)) if j.incarnation == o.incarnation && (j.started || o.trigger == Trigger::Manual) => Some(j),
-            _ => None,
+    /// Whether run `o` is still to begin, as of `now`: its record still
+    /// pending here, not killed, the job still wanting it, its deadline not
+    /// passed, the node not stopping, and (fired as leader) the term it was
+    /// fired in still led by this node. Checked while it waits for a slot
+    /// and again at its gate.
+    fn still_to_begin(&self, o: &RunOrder, now: i64) -> Result<state::run::Run, Refusal> {
+        let run = match state::run::load_run(&self.sm, o.incarnation, o.run_id) {
+            Ok(Some(r)) => r,
+            Ok(None) => return Err(Refusal::NotStarted(NotStarted::Deleted)),
+            Err(e) => return Err(Refusal::Io(e.to_string())),
+        };
+        if run.status != RunStatus::Pending {
+            return Err(Refusal::Ended);
         }
+        if run.cancel {
+            return Err(Refusal::Cancelled);
+        }
+        if run.stopped {
+            return Err(Refusal::NotStarted(NotStarted::Stopped));
+        }
+        match state::load_job(&self.sm, &o.name) {
+            Ok(Some(j)) if j.incarnation == o.incarnation => {
+                if !j.started && o.trigger != Trigger::Manual {
+                    return Err(Refusal::NotStarted(NotStarted::Stopped));
+                }
+            }
+            _ => return Err(Refusal::NotStarted(NotStarted::Deleted)),
+        }
+        if now > run.begin_by() {
+            return Err(Refusal::NotStarted(NotStarted::Deadline));
+        }
+        if *self.stopping.borrow() {
+            return Err(Refusal::NotStarted(NotStarted::NodeStopping));
+        }
+        if o.trigger != Trigger::Manual && self.lease.standing(run.fence.term, since_boot()) == Standing::Lost {
+            return Err(Refusal::NotStarted(NotStarted::FenceLost));
+        }
+        Ok(run)
     }
 
-    /// The last checks before run `o` starts, at `now`. The scheduler does
-    /// not fire while this node's clock is off; the skew check catches a
-    /// clock that stepped after the fire was proposed (whose scheduled time
-    /// came from the stepped clock).
-    fn may_start(&self, o: &RunOrder, now: i64) -> Result<(), Refusal> {
-        let late_ms = now - o.scheduled_ms;
-        if o.trigger == Trigger::Schedule && late_ms > START_DEADLINE_MS {
-            return Err(Refusal::TooLate { late_ms });
+    /// The last checks, on the gate thread at the moment of opening (the
+    /// rule is the README's "Firing"): everything `still_to_begin` asks;
+    /// for a run this node fired as leader, its lease in the fire's term
+    /// holds (a lapsed one is asked again) and its clock agrees with the
+    /// quorum's (a clock that stepped after the fire was proposed); for a
+    /// manual run, this node leads or heard from the leader within
+    /// `MANUAL_CONTACT`.
+    fn may_begin(&self, o: &RunOrder, now: i64) -> Result<(), Refusal> {
+        let run = self.still_to_begin(o, now)?;
+        let (term, leading) = self.raft_view();
+        if o.trigger == Trigger::Manual && !leading {
+            // A follower's own fence: in touch with the leader, or not at all.
+            let leader = self.raft.metrics().borrow().current_leader;
+            let heard = leader.filter(|l| *l != self.node).and_then(|l| self.clocks.silent_for(l));
+            return if heard.is_some_and(|d| d < MANUAL_CONTACT) { Ok(()) } else { Err(Refusal::NotStarted(NotStarted::FenceLost)) };
+        }
+        // A run this node fired, or a manual run taken while leading: the
+        // lease of the fire's term (a manual run: the current one), taken
+        // now, after the reads above.
+        let lease_term = if o.trigger == Trigger::Manual { term } else { run.fence.term };
+        match self.lease.standing(lease_term, since_boot()) {
+            Standing::Holds => {}
+            Standing::Lapsed { since } if since > LAPSED_GIVE_UP => return Err(Refusal::NotStarted(NotStarted::FenceLost)),
+            Standing::Lapsed { since } => return Err(Refusal::LeaseLapsed { since_ms: since.as_millis() as u64 }),
+            Standing::Lost => return Err(Refusal::NotStarted(NotStarted::FenceLost)),
+        }
+        // openraft's own view, as of now: a leader steps down when it
+        // grants another candidate its vote (followers that acknowledged
+        // the lease's round refuse to; the leader itself is not bound), and
+        // its metrics say so soon after, often before the leadership task
+        // has run (README, "Firing", for the window that remains).
+        if term != lease_term || !leading {
+            return Err(Refusal::NotStarted(NotStarted::FenceLost));
         }
         let skew_ms = self.clocks.skew_ms();
         if o.trigger != Trigger::Manual && skew_ms.abs() > self.max_clock_skew_ms {
-            return Err(Refusal::ClockOff { skew_ms });
+            return Err(Refusal::NotStarted(NotStarted::Clock));
         }
-        if *self.stopping.borrow() {
-            return Err(Refusal::Stopping);
-        }
-        self.still_wanted(o).map(|_| ()).ok_or(Refusal::NotWanted)
+        Ok(())
     }
 
-    fn over_limit(&self) -> bool {
-        crate::lock::lock(&self.active).values().filter(|p| p.is_some()).count() >= self.max_runs
+    /// openraft's current term, and whether it has this node leading it.
+    fn raft_view(&self) -> (u64, bool) {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        (m.current_term, m.state == openraft::ServerState::Leader && m.current_leader == Some(self.node))
+    }
+
+    /// Waits in the queue for a slot, checking every `QUEUED_CHECK_EVERY`
+    /// that the run is still to begin.
+    async fn wait_for_slot(&self, o: &RunOrder, waiting: Waiting) -> Result<Slot, Refusal> {
+        let slot = waiting.slot();
+        tokio::pin!(slot);
+        loop {
+            tokio::select! {
+                s = &mut slot => return Ok(s),
+                _ = tokio::time::sleep(QUEUED_CHECK_EVERY) => { self.still_to_begin(o, now_ms())?; }
+            }
+        }
+    }
+
+    /// Runs holding a slot here, and runs waiting for one.
+    pub fn counts(&self) -> (usize, usize) {
+        self.slots.counts()
+    }
+
+    fn show_counts(&self) {
+        let (running, queued) = self.slots.counts();
+        self.metrics.runs_running.set(running as i64);
+        self.metrics.runs_queued.set(queued as i64);
+    }
+
+    /// Records that run `o` did not begin, and why.
+    async fn refused(&self, o: &RunOrder, why: Refusal) {
+        warn!(job = %o.name, run = o.run_id, "not starting: {why}");
+        if let Some(status) = why.status() {
+            if let RunStatus::NotStarted(reason) = &status {
+                self.metrics.not_started.with_label_values(&[reason.word()]).inc();
+            }
+            self.record(self.end(o, status)).await;
+        }
     }
 
     pub fn is_active(&self, run_id: u64) -> bool {
@@ -168,16 +278,44 @@ impl Executor {
         }
     }
 
-    /// Carries out one run from its scheduled time to its end.
-    pub async fn run(self, o: RunOrder) {
-        crate::lock::lock(&self.active).insert(o.run_id, None);
-        let _active = Active(self.active.clone(), o.run_id);
-        // Stop and delete cancel accepted runs that have not started.
-        let Some(job) = self.still_wanted(&o) else { return self.record(self.end(&o, RunStatus::NotStarted)).await };
-        if self.over_limit() {
-            warn!(job = %o.name, run = o.run_id, "{} runs already running here (--max-concurrent-runs): not starting", self.max_runs);
-            return self.record(self.end(&o, RunStatus::NotStarted)).await;
-        }
+    /// Marks run `id` as carried out here, from now until the guard is
+    /// dropped. Called as soon as the answer accepting it arrives, before
+    /// the run's task is spawned, so that no sweep finds an accepted run of
+    /// this process that is neither being carried out nor still awaiting
+    /// its answer.
+    pub fn register(&self, id: u64) -> Active {
+        crate::lock::lock(&self.active).insert(id, None);
+        Active(self.active.clone(), id)
+    }
+
+    /// Carries out one run from its scheduled time to its end; `_active`
+    /// is its registration.
+    pub async fn run(self, o: RunOrder, _active: Active) {
+        // A slot first, so that processes created ahead never outnumber the cap.
+        let slot = match self.slots.take((o.scheduled_ms, o.run_id)) {
+            Ok(slot) => Ok(slot),
+            Err(waiting) => {
+                self.show_counts();
+                self.wait_for_slot(&o, waiting).await
+            }
+        };
+        self.show_counts();
+        let slot = match slot.and_then(|s| self.still_to_begin(&o, now_ms()).map(|_| s)) {
+            Ok(s) => s,
+            Err(why) => return self.refused(&o, why).await,
+        };
+        self.carry_out(&o, slot).await;
+        self.show_counts();
+    }
+
+    /// Creates run `o`'s process, begins it at its time if it may, follows
+    /// it, and records its end; `_slot` is held until then.
+    async fn carry_out(&self, o: &RunOrder, _slot: Slot) {
+        let job = match state::load_job(&self.sm, &o.name) {
+            Ok(Some(job)) => job,
+            Ok(None) => return self.refused(o, Refusal::NotStarted(NotStarted::Deleted)).await,
+            Err(e) => return self.refused(o, Refusal::Io(e.to_string())).await,
+        };
         let env = [
             ("JOBD_JOB", o.name.clone()),
             ("JOBD_RUN_ID", o.run_id.to_string()),
@@ -190,27 +328,31 @@ impl Executor {
         let created = self.creator.create(job.cmd.clone(), env.to_vec(), self.workdir.clone(), self.run_as.clone()).await;
         let mut gated = match created {
             Ok(g) => g,
-            Err(e) => {
-                warn!(job = %o.name, "cannot start: {e}");
-                return self.record(self.end(&o, RunStatus::NotStarted)).await;
-            }
+            Err(e) => return self.refused(o, Refusal::Io(e.to_string())).await,
         };
         crate::lock::lock(&self.active).insert(o.run_id, gated.child.id());
-        // At its time (a scheduled run; others now), on the gate thread:
-        // still wanted, not too late, this node's clock not off?
-        let at_ms = if o.trigger == Trigger::Schedule { o.scheduled_ms } else { 0 };
-        let (me, order) = (self.clone(), o.clone());
-        let check: super::gate::Check = Box::new(move |now| me.may_start(&order, now));
-        let opened = match gated.gate() {
-            Some(gate) => self.gates.open_at(at_ms, gate, check).await,
-            None => Err(Refusal::Io("the gate is closed".into())),
+        // At its time (a scheduled run; others now), on the gate thread.
+        let mut at_ms = if o.trigger == Trigger::Schedule { o.scheduled_ms } else { 0 };
+        let mut retry = LAPSED_RETRY;
+        let opened = loop {
+            let Some(gate) = gated.gate() else { break Err(Refusal::Io("the gate is closed".into())) };
+            let (me, order) = (self.clone(), o.clone());
+            let check: super::gate::Check = Box::new(move |now| me.may_begin(&order, now));
+            match self.gates.open_at(at_ms, gate, check).await {
+                Err(Refusal::LeaseLapsed { .. }) => {
+                    // Still leading that term: the next heartbeat round renews it.
+                    tokio::time::sleep(retry).await;
+                    retry = (retry * 2).min(LAPSED_RETRY_MAX);
+                    at_ms = 0;
+                }
+                other => break other,
+            }
         };
         let started = match opened {
             Ok(at) => at,
             Err(why) => {
-                warn!(job = %o.name, run = o.run_id, "not starting: {why}");
                 gated.abandon().await;
-                return self.record(self.end(&o, RunStatus::NotStarted)).await;
+                return self.refused(o, why).await;
             }
         };
         info!(job = %o.name, run = o.run_id, late_ms = started - o.scheduled_ms, "started");
@@ -221,6 +363,7 @@ impl Executor {
         // commit must not delay reading its output or noting its end. The
         // output sender waits for it, so the log keeps start, output, end.
         let start = Command::RunStarted { name: o.name.clone(), incarnation: o.incarnation, run_id: o.run_id, at_ms: started };
+        let o = o.clone();
         let recorded = tokio::spawn({
             let me = self.clone();
             async move { me.record(start).await }

@@ -29,22 +29,41 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use crate::clock::now_ms;
+use crate::command::{NotStarted, RunStatus};
 
-/// Why a gate was not opened: the run must not start.
+/// Why a gate was not opened: the run must not start (or not yet).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
-    #[error("missed the start deadline by {late_ms} ms")]
-    TooLate { late_ms: i64 },
-    #[error("this node's clock is {skew_ms} ms off the quorum's")]
-    ClockOff { skew_ms: i64 },
-    #[error("the job was stopped or deleted")]
-    NotWanted,
-    #[error("the node is stopping")]
-    Stopping,
+    #[error("{0}")]
+    NotStarted(NotStarted),
+    /// `kill`, or overlap `replace`, before it began.
+    #[error("it was killed before it began")]
+    Cancelled,
+    /// Someone else recorded its end already (the leader's sweep).
+    #[error("it has been ended already")]
+    Ended,
+    /// The lease lapsed but this node still leads the run's term: try
+    /// again when the next heartbeat round renews it.
+    #[error("this node's lease lapsed {since_ms} ms ago")]
+    LeaseLapsed { since_ms: u64 },
     #[error("cannot open the gate: {0}")]
     Io(String),
     #[error("the gate-keeping thread has ended")]
     Gone,
+}
+
+impl Refusal {
+    /// How the run is recorded when it does not start for this reason
+    /// (None: it has been recorded by someone else).
+    pub fn status(&self) -> Option<RunStatus> {
+        match self {
+            Refusal::NotStarted(why) => Some(RunStatus::NotStarted(*why)),
+            Refusal::Cancelled => Some(RunStatus::Killed),
+            Refusal::Ended => None,
+            Refusal::LeaseLapsed { .. } => Some(RunStatus::NotStarted(NotStarted::FenceLost)),
+            Refusal::Io(_) | Refusal::Gone => Some(RunStatus::NotStarted(NotStarted::CannotStart)),
+        }
+    }
 }
 
 /// The last checks before a run starts, made at its time on the gate thread.
@@ -160,12 +179,12 @@ mod tests {
         let (mut r3, w3) = pipe();
         let late = keeper.open_at(t + 100, w1, Box::new(|_| Ok(())));
         let early = keeper.open_at(t, w2, Box::new(|_| Ok(())));
-        let refused = keeper.open_at(t, w3.clone(), Box::new(|_| Err(Refusal::NotWanted)));
+        let refused = keeper.open_at(t, w3.clone(), Box::new(|_| Err(Refusal::Cancelled)));
         let (late, early, refused) = tokio::join!(late, early, refused);
         let (late, early) = (late.unwrap(), early.unwrap());
         assert!(early >= t && late >= t + 100, "opened at {early} and {late}, due at {t} and {}", t + 100);
         assert!(early - t < 50, "opened {} ms after its time", early - t);
-        assert_eq!(refused, Err(Refusal::NotWanted));
+        assert_eq!(refused, Err(Refusal::Cancelled));
         let mut byte = [0u8; 1];
         r1.read_exact(&mut byte).unwrap();
         r2.read_exact(&mut byte).unwrap();

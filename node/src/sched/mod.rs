@@ -15,23 +15,22 @@
 pub mod executor;
 pub mod gate;
 pub mod run_as;
+pub mod slots;
 pub mod spawn;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::{TimeZone, Utc};
-use chrono_tz::Tz;
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
 use crate::clock::{now_ms, PeerClocks};
-use crate::command::{Command, Trigger};
-use crate::cron::Schedule;
+use crate::command::{Command, NotStarted, Trigger};
 use crate::command::Fence;
+use crate::times::Times;
 use crate::state::{self, Job};
-use executor::{accepted, Executor, RunOrder, START_DEADLINE_MS};
+use executor::{accepted, Executor, RunOrder};
 
 /// Propose this long before T, so the commit and the creation of the run's
 /// process (see `spawn.rs`) are hidden from the lateness. Longer would hide
@@ -42,6 +41,12 @@ const LEAD_MS: i64 = 200;
 const TICK: Duration = Duration::from_millis(100);
 /// At most this many missed times are counted for one catch-up.
 const CATCHUP_COUNT_CAP: u32 = 100_000;
+/// A time is fired as `schedule` while it is at most this late; older, it
+/// was missed (no leader, or one that could not fire) and goes through the
+/// job's catch-up policy, so an outage does not end in a string of late
+/// `schedule` runs. How late a fired run may still *begin* is the job's
+/// deadline, a separate thing (`state::run::Run::begin_by`).
+pub const FIRE_WINDOW_MS: i64 = 1000;
 
 pub struct Scheduler {
     pub executor: Executor,
@@ -50,6 +55,9 @@ pub struct Scheduler {
     pub max_clock_skew_ms: i64,
     /// This process's incarnation (its runs are its own to finish).
     pub incarnation: u64,
+    /// How long a write may wait for its answer (`--write-timeout-ms`):
+    /// after it, an accepted run nobody took up never will be.
+    pub answer_bound: Duration,
 }
 
 /// A run whose node has not been heard from for this long is lost.
@@ -72,16 +80,13 @@ const CATCHUP_ALL_CAP: usize = 100;
 /// should be proposed now, `Err(wait_ms)` when not yet (or never: `i64::MAX`).
 pub fn due(job: &Job, now_ms: i64) -> Result<Due, i64> {
     use crate::command::Catchup;
-    let Ok(schedule) = Schedule::parse(&job.schedule) else { return Err(i64::MAX) };
-    let tz: Tz = job.tz.parse().unwrap_or(Tz::UTC);
+    let Some(times) = Times::of(job) else { return Err(i64::MAX) };
     let after_ms = job.last_accepted_ms.max(job.armed_at_ms).unwrap_or(job.created_at_ms);
-    let at = |ms: i64| Utc.timestamp_millis_opt(ms).single();
-    let Some(next) = at(after_ms).and_then(|t| schedule.next_after(t, tz)) else { return Err(i64::MAX) };
-    let next_ms = next.timestamp_millis();
+    let Some(next_ms) = times.next_after(after_ms) else { return Err(i64::MAX) };
     if next_ms - now_ms > LEAD_MS {
         return Err(next_ms - now_ms - LEAD_MS);
     }
-    if now_ms - next_ms <= START_DEADLINE_MS {
+    if now_ms - next_ms <= FIRE_WINDOW_MS {
         return Ok(Due::Fire { scheduled_ms: next_ms, trigger: Trigger::Schedule, skipped: 0 });
     }
     // Missed times: those older than the window first, then the policy.
@@ -89,9 +94,8 @@ pub fn due(job: &Job, now_ms: i64) -> Result<Due, i64> {
     let mut outside = (0u32, None::<i64>);
     let mut inside: Vec<i64> = vec![];
     let mut inside_count = 0u32;
-    let mut t = next;
+    let mut ms = next_ms;
     for _ in 0..CATCHUP_COUNT_CAP {
-        let ms = t.timestamp_millis();
         if ms > now_ms {
             break;
         }
@@ -107,8 +111,8 @@ pub fn due(job: &Job, now_ms: i64) -> Result<Due, i64> {
                 inside.push(ms);
             }
         }
-        match schedule.next_after(t, tz) {
-            Some(n) => t = n,
+        match times.next_after(ms) {
+            Some(n) => ms = n,
             None => break,
         }
     }
@@ -141,8 +145,14 @@ impl Scheduler {
             }
             let Some(fence) = *self.leadership.borrow_and_update() else {
                 leading_since = None;
-                if self.leadership.changed().await.is_err() {
-                    return;
+                // Not leading: only this process's own unclaimed runs.
+                if last_sweep.elapsed() >= SWEEP_EVERY {
+                    last_sweep = Instant::now();
+                    self.sweep(None);
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(SWEEP_EVERY) => {}
+                    changed = self.leadership.changed() => if changed.is_err() { return },
                 }
                 continue;
             };
@@ -152,7 +162,7 @@ impl Scheduler {
             if last_sweep.elapsed() >= SWEEP_EVERY {
                 last_sweep = Instant::now();
                 let leading_for = leading_since.map_or(Duration::ZERO, |(_, t)| t.elapsed());
-                self.sweep(fence, leading_for);
+                self.sweep(Some((fence, leading_for)));
             }
             let skew = self.clocks.skew_ms();
             let mut wait_ms = TICK.as_millis() as i64;
@@ -172,17 +182,21 @@ impl Scheduler {
         }
     }
 
-    /// Ends runs that nobody will end: those of a node process that has
-    /// restarted (its jobs died with it) or gone silent past the lease, and
-    /// this process's own accepted runs it is not carrying out (their
-    /// commit outlived the proposal). Pending ones become `not-started`,
+    /// Ends runs that nobody will end. On every node: this process's own
+    /// accepted runs it is not carrying out once the answer accepting them
+    /// can no longer arrive (`unclaimed`: the proposal's write gave up,
+    /// `answer_bound` after it was proposed, and a margin). On the leader
+    /// (`leading`: its fence and for how long) also those of a node
+    /// process that has restarted (its jobs died with it) or gone silent
+    /// past the lease (`node gone`). Pending ones become `not-started`,
     /// running ones `lost`.
-    fn sweep(&self, fence: Fence, leading_for: Duration) {
+    fn sweep(&self, leading: Option<(Fence, Duration)>) {
         let active = match self.executor.sm.scan(state::run::ACTIVE_PREFIX) {
             Ok(r) => r,
             Err(e) => return warn!("sweep cannot read runs: {e}"),
         };
         let now = now_ms();
+        let me = self.executor.node;
         let p = state::run::ACTIVE_PREFIX.len();
         for (k, _) in active {
             let (Some(inc), Some(id)) = (k.get(p..p + 8), k.get(p + 8..p + 16)) else { continue };
@@ -193,9 +207,12 @@ impl Scheduler {
                 continue;
             }
             let owner = run.fence.node;
-            let dead = if owner == fence.node && run.fence.incarnation == self.incarnation {
-                !self.executor.is_active(run.id) && now > run.scheduled_ms + START_DEADLINE_MS + LEASE.as_millis() as i64
-            } else {
+            let why = if owner == me && run.fence.incarnation == self.incarnation {
+                // Registered before its task starts (`Executor::register`),
+                // so not active here means its answer never came.
+                let answer_gone = now > run.proposed() + self.answer_bound.as_millis() as i64 + LEASE.as_millis() as i64;
+                (!self.executor.is_active(run.id) && answer_gone).then_some(NotStarted::Unclaimed)
+            } else if let Some((fence, leading_for)) = leading {
                 let restarted = state::load_node(&self.executor.sm, owner)
                     .ok()
                     .flatten()
@@ -205,13 +222,13 @@ impl Scheduler {
                     && self.clocks.silent_for(owner).is_none_or(|d| d > LEASE);
                 // An earlier process of this very node is gone too.
                 let my_old_self = owner == fence.node && run.fence.incarnation != self.incarnation;
-                restarted || silent || my_old_self
+                (restarted || silent || my_old_self).then_some(NotStarted::NodeGone)
+            } else {
+                None
             };
-            if !dead {
-                continue;
-            }
+            let Some(why) = why else { continue };
             let status = if run.status == crate::command::RunStatus::Pending {
-                crate::command::RunStatus::NotStarted
+                crate::command::RunStatus::NotStarted(why)
             } else {
                 crate::command::RunStatus::Lost
             };
@@ -283,14 +300,15 @@ async fn fire(executor: Executor, job: Job, d: Due, fence: Fence) {
             return;
         }
     };
-    let cmd = Command::Fire { name: job.name.clone(), incarnation: job.incarnation, scheduled_ms, trigger, skipped, fence };
+    let cmd = Command::Fire { name: job.name.clone(), incarnation: job.incarnation, scheduled_ms, trigger, skipped, fence, at_ms: now_ms() };
     match executor.writer.write(cmd).await {
         Ok(r) => match accepted(&r) {
             Some(run_id) => {
                 executor.metrics.fires.inc();
                 executor.metrics.skipped_times.inc_by(skipped as u64);
                 let order = RunOrder { name: job.name, incarnation: job.incarnation, run_id, scheduled_ms, trigger };
-                tokio::spawn(executor.run(order));
+                let active = executor.register(run_id);
+                tokio::spawn(executor.run(order, active));
             }
             None => debug!(job = %job.name, "fire refused: {r:?}"),
         },

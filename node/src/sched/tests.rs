@@ -21,8 +21,18 @@ fn on_time_fires_are_proposed_just_before_t() {
     let j = job("* * * * * *", Some(10 * S), Catchup::Once, None);
     assert_eq!(due(&j, 10 * S + 100), Err(11 * S - (10 * S + 100) - LEAD_MS));
     assert_eq!(due(&j, 11 * S - 40), Ok(Due::Fire { scheduled_ms: 11 * S, trigger: Trigger::Schedule, skipped: 0 }));
-    // Up to the start deadline after T it is still on time.
+    // Up to the fire window after T it is still on time.
     assert_eq!(due(&j, 12 * S - 1), Ok(Due::Fire { scheduled_ms: 11 * S, trigger: Trigger::Schedule, skipped: 0 }));
+}
+
+#[test]
+fn the_fire_window_does_not_follow_the_jobs_deadline() {
+    // A long deadline lets a fired run wait; it does not make a time missed
+    // in an outage a late `schedule` run: past the window it is catch-up.
+    let mut j = job("*/10 * * * * *", Some(10 * S), Catchup::Once, None);
+    j.deadline_ms = Some(3_600 * S);
+    assert_eq!(due(&j, 20 * S + FIRE_WINDOW_MS), Ok(Due::Fire { scheduled_ms: 20 * S, trigger: Trigger::Schedule, skipped: 0 }));
+    assert_eq!(due(&j, 20 * S + FIRE_WINDOW_MS + 1), Ok(Due::Fire { scheduled_ms: 20 * S, trigger: Trigger::Catchup, skipped: 0 }));
 }
 
 #[test]

@@ -98,6 +98,17 @@ pub fn parse_duration_ms(s: &str) -> Result<i64, String> {
     Ok(total)
 }
 
+/// A duration as `parse_duration_ms` reads it back: in the largest unit
+/// that divides it (`90s`, `1m`, `1500ms`, `2d`).
+pub fn duration_text(ms: i64) -> String {
+    for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)] {
+        if ms != 0 && ms % size == 0 {
+            return format!("{}{unit}", ms / size);
+        }
+    }
+    format!("{ms}ms")
+}
+
 /// An error that quotes the expression stays one line: its control
 /// characters (a newline inside a macro's name, say) are written as escapes
 /// (`\n`). Found by the fuzz target `cron`.

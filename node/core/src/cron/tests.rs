@@ -169,3 +169,13 @@ fn an_error_quoting_the_expression_stays_one_line() {
     let e = Schedule::parse("@every 1\n5x").unwrap_err();
     assert!(!e.contains('\n'), "{e:?}");
 }
+
+#[test]
+fn durations_are_shown_as_they_read_back() {
+    use super::{duration_text, parse_duration_ms};
+    for (ms, text) in [(1000, "1s"), (1500, "1500ms"), (90_000, "90s"), (60_000, "1m"), (3_600_000, "1h"), (172_800_000, "2d")] {
+        assert_eq!(duration_text(ms), text);
+        assert_eq!(parse_duration_ms(text), Ok(ms));
+    }
+    assert_eq!(parse_duration_ms("0s").unwrap_err(), "duration 0s is shorter than 1s");
+}

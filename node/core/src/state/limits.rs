@@ -21,21 +21,40 @@ pub struct Limits {
     pub run_output_bytes: u64,
     /// A job's log is trimmed from its oldest line to stay under this.
     pub log_bytes: u64,
+    /// How late an accepted run may still begin, in milliseconds, for jobs
+    /// that set no `deadline` of their own. Large, so that load (a herd, a
+    /// full concurrency cap) delays runs instead of dropping them; as
+    /// Kubernetes' `startingDeadlineSeconds`.
+    #[serde(default = "default_deadline_ms")]
+    pub deadline_ms: u64,
+}
+
+pub const DEFAULT_DEADLINE_MS: u64 = 60_000;
+
+fn default_deadline_ms() -> u64 {
+    DEFAULT_DEADLINE_MS
 }
 
 impl Default for Limits {
     fn default() -> Limits {
-        Limits { max_jobs: 200_000, runs_kept: 100, run_output_bytes: 1 << 20, log_bytes: 1 << 20 }
+        Limits { max_jobs: 200_000, runs_kept: 100, run_output_bytes: 1 << 20, log_bytes: 1 << 20, deadline_ms: DEFAULT_DEADLINE_MS }
     }
 }
 
 /// Each limit's name on `/ctl`, and its allowed range.
-pub const NAMES: [(&str, u64, u64); 4] = [
+pub const NAMES: [(&str, u64, u64); 5] = [
     ("max-jobs", 1, 10_000_000),
     ("runs-kept", 1, 10_000),
     ("run-output-bytes", 1 << 10, 64 << 20),
     ("log-bytes", 4 << 10, 64 << 20),
+    ("deadline", 1000, 86_400_000),
 ];
+
+/// Limits whose value is a duration (written `30s`, shown the same way,
+/// kept in milliseconds); the others are whole numbers.
+pub fn is_duration(name: &str) -> bool {
+    name == "deadline"
+}
 
 impl Limits {
     /// Sets the limit called `name`, or says why not (unknown name, out of range).
@@ -45,24 +64,27 @@ impl Limits {
             return Err(format!("no limit {name:?}; the limits are {}", names.join(", ")));
         };
         if value < *lo || value > *hi {
-            return Err(format!("limit {name} must be between {lo} and {hi}, not {value}"));
+            let show = |v: u64| if is_duration(name) { crate::cron::duration_text(v as i64) } else { v.to_string() };
+            return Err(format!("limit {name} must be between {} and {}, not {}", show(*lo), show(*hi), show(value)));
         }
         match name {
             "max-jobs" => self.max_jobs = value,
             "runs-kept" => self.runs_kept = value,
             "run-output-bytes" => self.run_output_bytes = value,
+            "deadline" => self.deadline_ms = value,
             _ => self.log_bytes = value,
         }
         Ok(())
     }
 
-    /// `(name, value)` for each limit, in `NAMES` order.
-    pub fn list(&self) -> [(&'static str, u64); 4] {
+    /// `(name, value as written)` for each limit, in `NAMES` order.
+    pub fn list(&self) -> [(&'static str, String); 5] {
         [
-            ("max-jobs", self.max_jobs),
-            ("runs-kept", self.runs_kept),
-            ("run-output-bytes", self.run_output_bytes),
-            ("log-bytes", self.log_bytes),
+            ("max-jobs", self.max_jobs.to_string()),
+            ("runs-kept", self.runs_kept.to_string()),
+            ("run-output-bytes", self.run_output_bytes.to_string()),
+            ("log-bytes", self.log_bytes.to_string()),
+            ("deadline", crate::cron::duration_text(self.deadline_ms as i64)),
         ]
     }
 }
@@ -85,7 +107,12 @@ mod tests {
     #[test]
     fn names_ranges_and_defaults() {
         let mut l = Limits::default();
-        assert_eq!(l.list()[1], ("runs-kept", 100));
+        assert_eq!(l.list()[1], ("runs-kept", "100".to_string()));
+        assert_eq!(l.list()[4], ("deadline", "1m".to_string()));
+        assert_eq!(l.set("deadline", 10).unwrap_err(), "limit deadline must be between 1s and 1d, not 10ms");
+        // A record stored before the deadline existed reads with its default.
+        let old: Limits = serde_json::from_str(r#"{"max_jobs":1,"runs_kept":2,"run_output_bytes":3,"log_bytes":4}"#).unwrap();
+        assert_eq!(old.deadline_ms, DEFAULT_DEADLINE_MS);
         l.set("runs-kept", 5).unwrap();
         assert_eq!(l.runs_kept, 5);
         assert_eq!(l.set("runs-kept", 0).unwrap_err(), "limit runs-kept must be between 1 and 10000, not 0");

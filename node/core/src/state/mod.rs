@@ -84,6 +84,14 @@ pub struct Job {
     pub catchup_window_ms: Option<i64>,
     #[serde(default)]
     pub timeout_ms: Option<i64>,
+    /// How late an accepted run may still begin (None: the cluster's
+    /// `limit deadline`). Each run keeps the value it was accepted with.
+    #[serde(default)]
+    pub deadline_ms: Option<i64>,
+    /// Each time is moved later by a fixed offset in `[0, spread)` taken
+    /// from the name (`times.rs`); None: no spread.
+    #[serde(default)]
+    pub spread_ms: Option<i64>,
 }
 
 fn utc() -> String {
@@ -115,6 +123,8 @@ impl Job {
             catchup: Default::default(),
             catchup_window_ms: None,
             timeout_ms: None,
+            deadline_ms: None,
+            spread_ms: None,
         }
     }
 }
@@ -273,6 +283,7 @@ fn apply_one(kv: &mut impl Kv, index: u64, cmd: &Command) -> Result<Response, Kv
             if job.started {
                 job.started = false;
                 kv.delete(started_key(name));
+                run::stop_pending(kv, &job)?;
                 store_job(kv, &job);
             }
             Response::Done
@@ -303,9 +314,10 @@ fn apply_one(kv: &mut impl Kv, index: u64, cmd: &Command) -> Result<Response, Kv
             store_job(kv, &job);
             Response::Done
         }
-        Fire { name, incarnation, scheduled_ms, trigger, skipped, fence } => {
+        Fire { name, incarnation, scheduled_ms, trigger, skipped, fence, at_ms } => {
             with_incarnation(kv, name, *incarnation, |kv, job| {
-                run::fire(kv, index, job, *scheduled_ms, *trigger, *skipped, *fence)
+                let at = run::FireAt { scheduled_ms: *scheduled_ms, proposed_ms: *at_ms, trigger: *trigger, skipped: *skipped };
+                run::fire(kv, index, job, at, *fence)
             })?
         }
         RunNow { name, incarnation, fence, at_ms, force } => {
@@ -324,6 +336,12 @@ fn apply_one(kv: &mut impl Kv, index: u64, cmd: &Command) -> Result<Response, Kv
                     job.catchup_window_ms = *window_ms;
                 }
                 crate::command::Policy::Timeout(t) => job.timeout_ms = *t,
+                crate::command::Policy::Deadline(d) => job.deadline_ms = *d,
+                crate::command::Policy::Spread { spread_ms, at_ms } => {
+                    // Like a change of expression: times before it are not missed.
+                    job.spread_ms = *spread_ms;
+                    rearm(&mut job, *at_ms);
+                }
             }
             store_job(kv, &job);
             Response::Done

@@ -31,12 +31,49 @@ pub struct Run {
     /// Output bytes logged so far.
     #[serde(default)]
     pub output_bytes: u64,
+    /// The latest time the run may begin: its scheduled time (a catch-up
+    /// or manual run: the time it was proposed) plus the job's deadline
+    /// when it was accepted, so a later change of deadline does not move
+    /// runs already waiting. None in records from before deadlines.
+    #[serde(default)]
+    pub begin_by_ms: Option<i64>,
+    /// When it was proposed, by the proposer's clock (None in records
+    /// from before; a scheduled run's was shortly before its time).
+    #[serde(default)]
+    pub proposed_ms: Option<i64>,
+    /// The job was stopped before this (scheduled or catch-up) run began:
+    /// its node records it `not-started (stopped)` instead of beginning it.
+    #[serde(default)]
+    pub stopped: bool,
 }
+
+/// The start deadline records written before `begin_by_ms` existed had.
+pub const OLD_START_DEADLINE_MS: i64 = 1000;
 
 impl Run {
     pub fn ended(&self) -> bool {
         !matches!(self.status, RunStatus::Pending | RunStatus::Running)
     }
+
+    /// The latest time the run may begin (see `begin_by_ms`).
+    pub fn begin_by(&self) -> i64 {
+        self.begin_by_ms.unwrap_or(self.scheduled_ms.saturating_add(OLD_START_DEADLINE_MS))
+    }
+
+    /// When it was proposed (see `proposed_ms`).
+    pub fn proposed(&self) -> i64 {
+        self.proposed_ms.unwrap_or(self.scheduled_ms)
+    }
+}
+
+/// What a fire asks for: the scheduled time, when it was proposed, why.
+#[derive(Debug, Clone, Copy)]
+pub struct FireAt {
+    pub scheduled_ms: i64,
+    /// The proposer's clock (0 from proposers that did not send it).
+    pub proposed_ms: i64,
+    pub trigger: Trigger,
+    pub skipped: u32,
 }
 
 /// `active/INC/RUNID` exists while the run has not ended: the leader's
@@ -137,15 +174,8 @@ pub fn skip_times(kv: &mut impl Kv, job: &mut Job, until_ms: i64, count: u32, re
     Ok(Response::Done)
 }
 
-pub fn fire(
-    kv: &mut impl Kv,
-    index: u64,
-    job: &mut Job,
-    scheduled_ms: i64,
-    trigger: Trigger,
-    skipped: u32,
-    fence: Fence,
-) -> Result<Response, KvError> {
+pub fn fire(kv: &mut impl Kv, index: u64, job: &mut Job, at: FireAt, fence: Fence) -> Result<Response, KvError> {
+    let FireAt { scheduled_ms, proposed_ms, trigger, skipped } = at;
     if let Err(r) = acceptable(job, scheduled_ms) {
         return Ok(r);
     }
@@ -158,7 +188,11 @@ pub fn fire(
     if let Some(skip) = overlap(kv, job, scheduled_ms)? {
         return Ok(skip);
     }
-    new_run(kv, index, job, scheduled_ms, trigger, fence)
+    // A scheduled run's deadline counts from its time; a catch-up run's
+    // time is in the past by design, so from when it was fired.
+    let proposed = if proposed_ms == 0 { scheduled_ms } else { proposed_ms };
+    let from = if trigger == Trigger::Schedule { scheduled_ms } else { proposed.max(scheduled_ms) };
+    new_run(kv, index, job, NewRun { scheduled_ms, trigger, fence, deadline_from_ms: from, proposed_ms: proposed })
 }
 
 /// A manual run: keyed by its run id, the last accepted time untouched;
@@ -169,11 +203,40 @@ pub fn run_now(kv: &mut impl Kv, index: u64, job: &mut Job, fence: Fence, at_ms:
             return Ok(skip);
         }
     }
-    new_run(kv, index, job, at_ms, Trigger::Manual, fence)
+    new_run(kv, index, job, NewRun { scheduled_ms: at_ms, trigger: Trigger::Manual, fence, deadline_from_ms: at_ms, proposed_ms: at_ms })
 }
 
-fn new_run(kv: &mut impl Kv, index: u64, job: &mut Job, scheduled_ms: i64, trigger: Trigger, fence: Fence) -> Result<Response, KvError> {
+/// What a new run record is made of.
+struct NewRun {
+    scheduled_ms: i64,
+    trigger: Trigger,
+    fence: Fence,
+    /// Its deadline counts from here.
+    deadline_from_ms: i64,
+    proposed_ms: i64,
+}
+
+/// `stop`: the job's accepted scheduled and catch-up runs that have not
+/// begun will not (manual runs of a stopped job still may).
+pub fn stop_pending(kv: &mut impl Kv, job: &Job) -> Result<(), KvError> {
+    for mut r in unfinished(kv, job)? {
+        if r.status == RunStatus::Pending && r.trigger != Trigger::Manual && !r.stopped {
+            r.stopped = true;
+            store_run(kv, job.incarnation, &r);
+        }
+    }
+    Ok(())
+}
+
+/// The job's deadline now: its own, or the cluster's.
+fn deadline_ms(kv: &impl KvRead, job: &Job) -> Result<i64, KvError> {
+    Ok(job.deadline_ms.unwrap_or(super::limits::load(kv)?.deadline_ms as i64))
+}
+
+fn new_run(kv: &mut impl Kv, index: u64, job: &mut Job, new: NewRun) -> Result<Response, KvError> {
+    let NewRun { scheduled_ms, trigger, fence, deadline_from_ms, proposed_ms } = new;
     let id = super::take_id(kv, index)?;
+    let begin_by_ms = Some(deadline_from_ms.saturating_add(deadline_ms(kv, job)?));
     let run = Run {
         id,
         job: job.name.clone(),
@@ -187,13 +250,25 @@ fn new_run(kv: &mut impl Kv, index: u64, job: &mut Job, scheduled_ms: i64, trigg
         next_seq: 0,
         cancel: false,
         output_bytes: 0,
+        begin_by_ms,
+        proposed_ms: Some(proposed_ms),
+        stopped: false,
     };
     store_run(kv, job.incarnation, &run);
     kv.put(active_key(job.incarnation, id), vec![]);
     job.recent_runs.push(id);
+    // The oldest ended runs go first; one that has not ended is never
+    // dropped (its node still records into it), so the list may exceed
+    // the limit while many wait.
     let kept = super::limits::load(kv)?.runs_kept as usize;
-    while job.recent_runs.len() > kept {
-        let old = job.recent_runs.remove(0);
+    let mut i = 0;
+    while job.recent_runs.len() > kept && i < job.recent_runs.len() {
+        let old = job.recent_runs[i];
+        if load_run(kv, job.incarnation, old)?.is_some_and(|r| !r.ended()) {
+            i += 1;
+            continue;
+        }
+        job.recent_runs.remove(i);
         kv.delete(run_key(job.incarnation, old));
         kv.delete(active_key(job.incarnation, old));
     }
@@ -271,7 +346,8 @@ pub fn status_text(s: &RunStatus) -> String {
         RunStatus::Timeout => "timeout".into(),
         RunStatus::Killed => "killed".into(),
         RunStatus::Lost => "lost".into(),
-        RunStatus::NotStarted => "not-started".into(),
+        RunStatus::NotStarted(crate::command::NotStarted::Unrecorded) => "not-started".into(),
+        RunStatus::NotStarted(why) => format!("not-started ({why})"),
     }
 }
 

@@ -40,6 +40,7 @@ impl T {
             trigger: Trigger::Schedule,
             skipped: 0,
             fence: FENCE,
+            at_ms: at - 200,
         })
     }
     fn log(&self) -> String {
@@ -207,7 +208,7 @@ fn the_started_and_active_indexes_follow_the_jobs_and_runs() {
     assert!(t.kv.contains_key(&started_key("j")), "start indexes the job");
     let id = accepted(&t.fire(2000));
     assert!(t.kv.contains_key(&run::active_key(1, id)), "an accepted run is active");
-    t.apply(Command::RunEnded { name: "j".into(), incarnation: 1, run_id: id, status: RunStatus::NotStarted, at_ms: 3000 });
+    t.apply(Command::RunEnded { name: "j".into(), incarnation: 1, run_id: id, status: RunStatus::NotStarted(crate::command::NotStarted::Deadline), at_ms: 3000 });
     assert!(!t.kv.contains_key(&run::active_key(1, id)), "an ended run is not");
     t.apply(Command::StopJob { name: "j".into() });
     assert!(!t.kv.contains_key(&started_key("j")), "stop unindexes the job");
@@ -221,10 +222,11 @@ fn limits_are_replicated_state_and_apply_at_the_next_change() {
     assert!(matches!(set(&mut t, "runs-kept", 0), Response::Rejected { .. }));
     assert!(matches!(set(&mut t, "speed", 3), Response::Rejected { .. }));
     assert_eq!(limits::load(&t.kv).unwrap(), limits::Limits::default());
-    // runs-kept: the fourth run pushes the oldest out when two are kept.
+    // runs-kept: the third run pushes the oldest ended one out when two are kept.
     assert_eq!(set(&mut t, "runs-kept", 2), Response::Done);
     for s in 2..5 {
-        accepted(&t.fire(s * 1000));
+        let id = accepted(&t.fire(s * 1000));
+        t.apply(Command::RunEnded { name: "j".into(), incarnation: 1, run_id: id, status: RunStatus::Exit(0), at_ms: s * 1000 + 1 });
     }
     assert_eq!(t.job().recent_runs.len(), 2);
     // log-bytes: the log is trimmed at the next line.
@@ -276,4 +278,77 @@ fn a_batch_inside_a_batch_is_refused_and_changes_nothing() {
     let r = t.apply(Command::Batch(vec![Command::Batch(vec![Command::StopJob { name: "j".into() }])]));
     assert!(matches!(&r, Response::Batch(a) if matches!(a[..], [Response::Rejected { .. }])), "{r:?}");
     assert_eq!(t.kv, before);
+}
+
+#[test]
+fn each_run_keeps_the_deadline_it_was_accepted_with() {
+    use crate::command::Policy;
+    let mut t = T::new();
+    let run = |t: &T, id| run::load_run(&t.kv, 1, id).unwrap().unwrap();
+    // The cluster's default, from the scheduled time.
+    let a = accepted(&t.fire(2000));
+    assert_eq!(run(&t, a).begin_by(), 2000 + limits::DEFAULT_DEADLINE_MS as i64);
+    // The job's own; a later change moves only later runs.
+    t.apply(Command::SetPolicy { name: "j".into(), policy: Policy::Deadline(Some(5000)) });
+    let b = accepted(&t.fire(3000));
+    t.apply(Command::SetPolicy { name: "j".into(), policy: Policy::Deadline(None) });
+    t.apply(Command::SetLimit { name: "deadline".into(), value: 9000 });
+    assert_eq!(run(&t, b).begin_by(), 8000);
+    assert_eq!(run(&t, a).begin_by(), 2000 + limits::DEFAULT_DEADLINE_MS as i64);
+    // A catch-up run counts from when it was fired, not from its old time.
+    let c = t.apply(Command::Fire {
+        name: "j".into(),
+        incarnation: 1,
+        scheduled_ms: 4000,
+        trigger: Trigger::Catchup,
+        skipped: 0,
+        fence: FENCE,
+        at_ms: 60_000,
+    });
+    assert_eq!(run(&t, accepted(&c)).begin_by(), 69_000);
+    // A manual run from its request.
+    let m = t.apply(Command::RunNow { name: "j".into(), incarnation: 1, fence: FENCE, at_ms: 70_000, force: true });
+    assert_eq!(run(&t, accepted(&m)).begin_by(), 79_000);
+}
+
+#[test]
+fn runs_kept_never_drops_a_run_that_has_not_ended() {
+    let mut t = T::new();
+    t.apply(Command::SetLimit { name: "runs-kept".into(), value: 2 });
+    let first = accepted(&t.fire(2000));
+    let second = accepted(&t.fire(3000));
+    let third = accepted(&t.fire(4000));
+    assert_eq!(t.job().recent_runs, vec![first, second, third], "all three are unfinished: all kept");
+    t.apply(Command::RunEnded { name: "j".into(), incarnation: 1, run_id: second, status: RunStatus::Exit(0), at_ms: 4500 });
+    let fourth = accepted(&t.fire(5000));
+    assert_eq!(t.job().recent_runs, vec![first, third, fourth], "the ended one goes first");
+    assert!(run::load_run(&t.kv, 1, second).unwrap().is_none());
+}
+
+#[test]
+fn a_change_of_spread_rearms_a_started_job() {
+    use crate::command::Policy;
+    let mut t = T::new();
+    let spread = Policy::Spread { spread_ms: Some(60_000), at_ms: 5000 };
+    t.apply(Command::SetPolicy { name: "j".into(), policy: spread });
+    let job = t.job();
+    assert_eq!((job.spread_ms, job.armed_at_ms), (Some(60_000), Some(5000)));
+    assert!(matches!(t.fire(4000), Response::Rejected { .. }), "a time before the change is not missed");
+}
+
+#[test]
+fn stop_marks_the_accepted_runs_that_have_not_begun_and_spares_manual_ones() {
+    let mut t = T::new();
+    let scheduled = accepted(&t.fire(2000));
+    let manual = accepted(&t.apply(Command::RunNow { name: "j".into(), incarnation: 1, fence: FENCE, at_ms: 2100, force: true }));
+    let begun = accepted(&t.fire(3000));
+    t.apply(Command::RunStarted { name: "j".into(), incarnation: 1, run_id: begun, at_ms: 3000 });
+    t.apply(Command::StopJob { name: "j".into() });
+    let run = |t: &T, id| run::load_run(&t.kv, 1, id).unwrap().unwrap();
+    assert!(run(&t, scheduled).stopped, "a pending scheduled run will not begin");
+    assert!(!run(&t, manual).stopped, "a manual run may run on a stopped job");
+    assert!(!run(&t, begun).stopped, "stop does not touch a running run");
+    // Started again, the old pending run stays stopped.
+    t.apply(Command::StartJob { name: "j".into(), at_ms: 4000 });
+    assert!(run(&t, scheduled).stopped);
 }
