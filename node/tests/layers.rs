@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 /// modules (re-exported at the crate root) are below all of them.
 const LAYERS: &[&[&str]] = &[
     // The pure core, re-exported: the vocabulary and the state machine's logic.
-    &["command", "cron", "state", "time"],
+    &["command", "cron", "state", "time", "times"],
     // openraft's type configuration over the vocabulary; taking a lock.
     &["types", "lock"],
     // Where wall-clock time and peers' clocks enter.
@@ -35,7 +35,7 @@ const LAYERS: &[&[&str]] = &[
 ];
 
 /// The core's own modules, the same way.
-const CORE_LAYERS: &[&[&str]] = &[&["command", "time"], &["cron"], &["state"], &["input"]];
+const CORE_LAYERS: &[&[&str]] = &[&["command", "time"], &["cron"], &["state"], &["input", "times"]];
 
 fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")

@@ -180,12 +180,12 @@ mod wire {
         Killed,
         Lost,
         NotStarted,
-        NotStartedBecause(super::NotStarted),
+        NotStartedBecause(crate::command::NotStarted),
     }
 
-    impl From<RunStatus> for super::RunStatus {
-        fn from(w: RunStatus) -> super::RunStatus {
-            use super::RunStatus as S;
+    impl From<RunStatus> for crate::command::RunStatus {
+        fn from(w: RunStatus) -> crate::command::RunStatus {
+            use crate::command::RunStatus as S;
             match w {
                 RunStatus::Pending => S::Pending,
                 RunStatus::Running => S::Running,
@@ -194,15 +194,15 @@ mod wire {
                 RunStatus::Timeout => S::Timeout,
                 RunStatus::Killed => S::Killed,
                 RunStatus::Lost => S::Lost,
-                RunStatus::NotStarted => S::NotStarted(super::NotStarted::Unrecorded),
+                RunStatus::NotStarted => S::NotStarted(crate::command::NotStarted::Unrecorded),
                 RunStatus::NotStartedBecause(why) => S::NotStarted(why),
             }
         }
     }
 
-    impl From<super::RunStatus> for RunStatus {
-        fn from(s: super::RunStatus) -> RunStatus {
-            use super::RunStatus as S;
+    impl From<crate::command::RunStatus> for RunStatus {
+        fn from(s: crate::command::RunStatus) -> RunStatus {
+            use crate::command::RunStatus as S;
             match s {
                 S::Pending => RunStatus::Pending,
                 S::Running => RunStatus::Running,
