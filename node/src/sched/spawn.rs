@@ -45,22 +45,25 @@ use tokio::process::{Child, Command as Process};
 use super::run_as::RunAs;
 
 /// The guard shell around each command (given as `$0`), its stdin the
-/// gate: it waits at the gate; starts the watcher (above); runs the
-/// command in the background so that a SIGTERM to the group (a stopping
-/// jobd's) is handled at once, by killing the group; and exits as the
-/// command did, re-raising a signal that killed it. The gate moves to fd 3
-/// first (a background list's stdin is /dev/null); the watcher's output
-/// goes nowhere, so it cannot hold the run's output open.
+/// gate: it waits at the gate; starts the watcher (above); then becomes
+/// the command: `eval` in the same process, so a run is two processes
+/// (this shell and the watcher) and one exec, not three and two (a second
+/// `sh -c` cost a fork, an exec and its dynamic linking per run, the
+/// largest share of a herd's CPU: `docs/BENCHMARKS.md` §8). So `$$` is
+/// the run's process, the one jobd waits on, its exit status and signal
+/// are the command's, and a TERM to the group reaches the command as it
+/// would under `sh -c`. The gate moves to fd 3 for the watcher and is then
+/// closed here, so the command cannot hold it; the watcher's output goes
+/// nowhere, so it cannot hold the run's output open; `gate` is unset so
+/// the command sees only its environment. (Unlike under `sh -c`, `$0`
+/// inside the command is the command's text.)
 const GUARD: &str = r#"umask 022
-trap 'kill -KILL 0' TERM
 read -r gate || exit 0
+unset gate
 exec 3<&0 </dev/null
 (read -r done <&3 || kill -KILL 0) >/dev/null 2>&1 &
-sh -c "$0" 3<&- &
-wait $!
-s=$?
-if [ $s -gt 128 ]; then trap - TERM; kill -$((s - 128)) $$; fi
-exit $s"#;
+exec 3<&-
+eval "$0""#;
 
 /// The PATH jobs run with (jobd's own environment is not passed on).
 const JOB_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
