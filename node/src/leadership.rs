@@ -27,18 +27,19 @@ fn role(m: &openraft::RaftMetrics<NodeId, crate::types::Member>) -> (ServerState
     (m.state, m.current_leader, m.current_term, m.running_state.is_ok())
 }
 
-/// Margin for the rate error between this node's monotonic clock and a
-/// follower's: the bound is shortened by this fraction. (NTP-disciplined
+/// Margin for the rate error between this node's clock and a follower's:
+/// the bound is shortened by this fraction. (NTP-disciplined
 /// clocks differ by under 0.05 %; unsteered ones by well under 1 %.)
 const RATE_MARGIN: f64 = 0.10;
-/// Margin for a stall between the gate thread's check and its write (the
-/// thread is real-time, so this is preemption by the kernel, not load).
+/// Margin for a stall between the gate thread's reading of the clock and
+/// its write that opens the gate (the thread is real-time, so this is
+/// preemption by the kernel, not load).
 const STALL_MARGIN: Duration = Duration::from_millis(50);
 
 /// Whether this node may still begin runs fired in a term.
 ///
-/// When a quorum acknowledges a heartbeat round this node sent at
-/// monotonic time `s` in term `t`, each acknowledging follower refuses to
+/// When a quorum acknowledges a heartbeat round this node sent at time `s`
+/// in term `t`, each acknowledging follower refuses to
 /// vote for anyone else until `election-max` after it received it (openraft's
 /// leader lease on followers), so no other leader can exist in a later term
 /// before `s + election-max` by their clocks. The lease here is shorter:
@@ -81,7 +82,9 @@ impl Lease {
     /// (`clock::since_boot`).
     pub fn renew(&self, term: u64, sent: Duration) {
         let mut held = crate::lock::lock(&self.held);
-        let until = sent + self.bound;
+        // Saturating: `since_boot` answers Duration::MAX if it cannot read
+        // the clock, and a lease from then must not wrap into the past.
+        let until = sent.saturating_add(self.bound);
         *held = Some(match *held {
             // A term once over here stays over; an older one is history.
             Some(h) if h.term > term || (h.term == term && h.over) => return,
