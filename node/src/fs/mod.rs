@@ -184,12 +184,11 @@ impl JobFs {
     async fn write_job_ctl(&self, name: &str, incarnation: u64, data: &[u8]) -> Result<()> {
         let verbs = input::parse_ctl(data).map_err(errors::invalid)?;
         for verb in verbs {
-            self.job(name, incarnation)?;
+            let job = self.job(name, incarnation)?;
             let at_ms = now_ms();
             let cmd = match verb {
                 Verb::Spread(spread_ms) => {
                     if let Some(spread) = spread_ms {
-                        let job = self.job(name, incarnation)?;
                         crate::times::check_spread(spread, &job.schedule, &job.tz, at_ms).map_err(errors::invalid)?;
                     }
                     Command::SetPolicy { name: name.into(), policy: crate::command::Policy::Spread { spread_ms, at_ms } }

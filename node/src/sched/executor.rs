@@ -139,8 +139,8 @@ impl Executor {
     /// pending here, not killed, the job still wanting it, its deadline not
     /// passed, the node not stopping, and (fired as leader) the term it was
     /// fired in still led by this node. Checked while it waits for a slot
-    /// and again at its gate.
-    fn still_to_begin(&self, o: &RunOrder, now: i64) -> Result<state::run::Run, Refusal> {
+    /// and again at its gate; answers the run's record and its job's.
+    fn still_to_begin(&self, o: &RunOrder, now: i64) -> Result<(state::run::Run, state::Job), Refusal> {
         let run = match state::run::load_run(&self.sm, o.incarnation, o.run_id) {
             Ok(Some(r)) => r,
             Ok(None) => return Err(Refusal::NotStarted(NotStarted::Deleted)),
@@ -155,13 +155,13 @@ impl Executor {
         if run.stopped {
             return Err(Refusal::NotStarted(NotStarted::Stopped));
         }
-        match state::load_job(&self.sm, &o.name) {
-            Ok(Some(j)) if j.incarnation == o.incarnation => {
-                if !j.started && o.trigger != Trigger::Manual {
-                    return Err(Refusal::NotStarted(NotStarted::Stopped));
-                }
-            }
-            _ => return Err(Refusal::NotStarted(NotStarted::Deleted)),
+        let job = match state::load_job(&self.sm, &o.name) {
+            Ok(Some(j)) if j.incarnation == o.incarnation => j,
+            Ok(_) => return Err(Refusal::NotStarted(NotStarted::Deleted)),
+            Err(e) => return Err(Refusal::Io(e.to_string())),
+        };
+        if !job.started && o.trigger != Trigger::Manual {
+            return Err(Refusal::NotStarted(NotStarted::Stopped));
         }
         if now > run.begin_by() {
             return Err(Refusal::NotStarted(NotStarted::Deadline));
@@ -172,7 +172,7 @@ impl Executor {
         if o.trigger != Trigger::Manual && self.lease.standing(run.fence.term, since_boot()) == Standing::Lost {
             return Err(Refusal::NotStarted(NotStarted::FenceLost));
         }
-        Ok(run)
+        Ok((run, job))
     }
 
     /// The last checks, on the gate thread at the moment of opening (the
@@ -183,11 +183,15 @@ impl Executor {
     /// manual run, this node leads or heard from the leader within
     /// `MANUAL_CONTACT`.
     fn may_begin(&self, o: &RunOrder, now: i64) -> Result<(), Refusal> {
-        let run = self.still_to_begin(o, now)?;
-        let (term, leading) = self.raft_view();
+        let (run, _) = self.still_to_begin(o, now)?;
+        // openraft's view as of now, read once.
+        let (term, leader, leading) = {
+            let m = self.raft.metrics();
+            let m = m.borrow();
+            (m.current_term, m.current_leader, m.state == openraft::ServerState::Leader && m.current_leader == Some(self.node))
+        };
         if o.trigger == Trigger::Manual && !leading {
             // A follower's own fence: in touch with the leader, or not at all.
-            let leader = self.raft.metrics().borrow().current_leader;
             let heard = leader.filter(|l| *l != self.node).and_then(|l| self.clocks.silent_for(l));
             return if heard.is_some_and(|d| d < MANUAL_CONTACT) { Ok(()) } else { Err(Refusal::NotStarted(NotStarted::FenceLost)) };
         }
@@ -214,13 +218,6 @@ impl Executor {
             return Err(Refusal::NotStarted(NotStarted::Clock));
         }
         Ok(())
-    }
-
-    /// openraft's current term, and whether it has this node leading it.
-    fn raft_view(&self) -> (u64, bool) {
-        let m = self.raft.metrics();
-        let m = m.borrow();
-        (m.current_term, m.state == openraft::ServerState::Leader && m.current_leader == Some(self.node))
     }
 
     /// Waits in the queue for a slot, checking every `QUEUED_CHECK_EVERY`
@@ -300,22 +297,17 @@ impl Executor {
             }
         };
         self.show_counts();
-        let slot = match slot.and_then(|s| self.still_to_begin(&o, now_ms()).map(|_| s)) {
-            Ok(s) => s,
+        let (slot, job) = match slot.and_then(|s| self.still_to_begin(&o, now_ms()).map(|(_, job)| (s, job))) {
+            Ok(ready) => ready,
             Err(why) => return self.refused(&o, why).await,
         };
-        self.carry_out(&o, slot).await;
+        self.carry_out(&o, &job, slot).await;
         self.show_counts();
     }
 
     /// Creates run `o`'s process, begins it at its time if it may, follows
     /// it, and records its end; `_slot` is held until then.
-    async fn carry_out(&self, o: &RunOrder, _slot: Slot) {
-        let job = match state::load_job(&self.sm, &o.name) {
-            Ok(Some(job)) => job,
-            Ok(None) => return self.refused(o, Refusal::NotStarted(NotStarted::Deleted)).await,
-            Err(e) => return self.refused(o, Refusal::Io(e.to_string())).await,
-        };
+    async fn carry_out(&self, o: &RunOrder, job: &state::Job, _slot: Slot) {
         let env = [
             ("JOBD_JOB", o.name.clone()),
             ("JOBD_RUN_ID", o.run_id.to_string()),

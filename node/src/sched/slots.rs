@@ -67,9 +67,13 @@ impl Slots {
     }
 
     fn give_back(&self) {
-        let mut inner = crate::lock::lock(&self.inner);
+        self.release(&mut crate::lock::lock(&self.inner));
+    }
+
+    /// One slot is free again: hand it on.
+    fn release(&self, inner: &mut Inner) {
         inner.taken -= 1;
-        self.grant(&mut inner);
+        self.grant(inner);
     }
 
     /// Hands free slots to the first in the queue.
@@ -105,8 +109,7 @@ impl Drop for Waiting {
         let mut inner = crate::lock::lock(&self.slots.inner);
         if inner.waiting.remove(&self.place).is_none() {
             // Granted after we stopped waiting: hand it on.
-            inner.taken -= 1;
-            self.slots.grant(&mut inner);
+            self.slots.release(&mut inner);
         }
     }
 }
