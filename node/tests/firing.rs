@@ -60,6 +60,29 @@ async fn a_second_job_fires_across_a_leader_change_and_never_twice() {
     .await;
 }
 
+/// The leader reads a started job again only when an apply wrote it (or
+/// its time is near): a job waiting for a time a year away whose
+/// expression becomes every second fires within seconds, as does one
+/// started while others wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_expression_or_a_new_start_is_seen_by_the_scheduler() {
+    let c = Cluster::start(1, 10_000).await;
+    let n = c.node(c.leader().await);
+    for name in ["far", "later"] {
+        let create = Command::CreateJob { name: name.into(), schedule: "0 0 1 1 *".into(), cmd: "true".into(), at_ms: node::clock::now_ms() };
+        n.write(create).await.unwrap();
+    }
+    n.write(Command::StartJob { name: "far".into(), at_ms: node::clock::now_ms() }).await.unwrap();
+    // Long enough for the scheduler to have read "far" and set it aside.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(runs(&c, 0, "far").is_empty());
+    n.write(Command::SetSchedule { name: "far".into(), schedule: "* * * * * *".into(), at_ms: node::clock::now_ms() }).await.unwrap();
+    eventually("a run at the new expression", || (!runs(&c, 0, "far").is_empty()).then_some(())).await;
+    n.write(Command::SetSchedule { name: "later".into(), schedule: "* * * * * *".into(), at_ms: node::clock::now_ms() }).await.unwrap();
+    n.write(Command::StartJob { name: "later".into(), at_ms: node::clock::now_ms() }).await.unwrap();
+    eventually("a run of the job started later", || (!runs(&c, 0, "later").is_empty()).then_some(())).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_job_does_not_fire_and_a_restart_is_not_a_missed_period() {
     let c = Cluster::start(1, 10_000).await;

@@ -1,6 +1,6 @@
 //! Leader-only scheduling. While this node holds a confirmed fence, it
-//! looks at every started job, and shortly before each job's next time T
-//! proposes `Fire(job incarnation, T, fence)` — one fire per job at a
+//! follows every started job (`plan.rs`), and shortly before each job's
+//! next time T (earlier for a time many jobs share) proposes `Fire(job incarnation, T, fence)` — one fire per job at a
 //! time, in order. Only an accepted fire is run, by this node, at T
 //! (`executor.rs`). The state machine's firing rules make a time run at
 //! most once whatever the leaders do; this loop makes every time count.
@@ -14,6 +14,7 @@
 
 pub mod executor;
 pub mod gate;
+pub mod plan;
 pub mod run_as;
 pub mod slots;
 pub mod spawn;
@@ -31,12 +32,8 @@ use crate::command::Fence;
 use crate::times::Times;
 use crate::state::{self, Job};
 use executor::{accepted, Executor, RunOrder};
+use plan::Plan;
 
-/// Propose this long before T, so the commit and the creation of the run's
-/// process (see `spawn.rs`) are hidden from the lateness. Longer would hide
-/// more load; each millisecond is also a window in which a leader crash
-/// leaves that time not-started instead of fired by the next leader.
-const LEAD_MS: i64 = 200;
 /// Look at the jobs at least this often.
 const TICK: Duration = Duration::from_millis(100);
 /// At most this many missed times are counted for one catch-up.
@@ -76,15 +73,15 @@ pub enum Due {
 /// At most this many missed times are run by catch-up `all`.
 const CATCHUP_ALL_CAP: usize = 100;
 
-/// The next thing to propose for `job` as of `now_ms`: `Ok(due)` when it
-/// should be proposed now, `Err(wait_ms)` when not yet (or never: `i64::MAX`).
-pub fn due(job: &Job, now_ms: i64) -> Result<Due, i64> {
+/// The next thing to propose for `job` as of `now_ms`, proposing a time
+/// `lead_ms` before it (`plan::lead_ms`): `Ok(due)` when it should be
+/// proposed now, `Err(wait_ms)` when not yet (or never: `i64::MAX`).
+pub fn due(job: &Job, now_ms: i64, lead_ms: i64) -> Result<Due, i64> {
     use crate::command::Catchup;
     let Some(times) = Times::of(job) else { return Err(i64::MAX) };
-    let after_ms = job.last_accepted_ms.max(job.armed_at_ms).unwrap_or(job.created_at_ms);
-    let Some(next_ms) = times.next_after(after_ms) else { return Err(i64::MAX) };
-    if next_ms - now_ms > LEAD_MS {
-        return Err(next_ms - now_ms - LEAD_MS);
+    let Some(next_ms) = times.next_after(plan::last_time(job)) else { return Err(i64::MAX) };
+    if next_ms - now_ms > lead_ms {
+        return Err(next_ms - now_ms - lead_ms);
     }
     if now_ms - next_ms <= FIRE_WINDOW_MS {
         return Ok(Due::Fire { scheduled_ms: next_ms, trigger: Trigger::Schedule, skipped: 0 });
@@ -139,12 +136,16 @@ impl Scheduler {
         let mut warned_skew = false;
         let mut leading_since: Option<(Fence, Instant)> = None;
         let mut last_sweep = Instant::now();
+        // What is known of the started jobs, while leading.
+        let mut plan: Option<Plan> = None;
         loop {
             if *self.executor.stopping.borrow() {
                 return;
             }
             let Some(fence) = *self.leadership.borrow_and_update() else {
                 leading_since = None;
+                // Read everything afresh when leading again.
+                plan = None;
                 // Not leading: only this process's own unclaimed runs.
                 if last_sweep.elapsed() >= SWEEP_EVERY {
                     last_sweep = Instant::now();
@@ -173,7 +174,11 @@ impl Scheduler {
                 }
             } else {
                 warned_skew = false;
-                wait_ms = wait_ms.min(self.tick(fence, &in_flight));
+                let plan = plan.get_or_insert_with(|| {
+                    self.executor.sm.mark_all_jobs_changed();
+                    Plan::default()
+                });
+                wait_ms = wait_ms.min(self.tick(fence, plan, &in_flight));
             }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(wait_ms.clamp(1, TICK.as_millis() as i64) as u64)) => {}
@@ -242,32 +247,27 @@ impl Scheduler {
     }
 
     /// Proposes what is due; returns how long until something may be.
-    fn tick(&self, fence: Fence, in_flight: &Arc<Mutex<HashSet<String>>>) -> i64 {
-        let mut wait = i64::MAX;
-        let started = match self.executor.sm.scan(state::STARTED_PREFIX) {
-            Ok(j) => j,
-            Err(e) => {
-                warn!("scheduler cannot read jobs: {e}");
-                return TICK.as_millis() as i64;
-            }
-        };
+    fn tick(&self, fence: Fence, plan: &mut Plan, in_flight: &Arc<Mutex<HashSet<String>>>) -> i64 {
+        plan.refresh(&self.executor.sm);
+        let (cap, cost_us) = (self.executor.slots.max(), self.executor.creator.cost_us());
         let now = now_ms();
-        for (k, _) in started {
-            let name = String::from_utf8_lossy(&k[state::STARTED_PREFIX.len()..]).into_owned();
-            if crate::lock::lock(&in_flight).contains(&name) {
+        let (near, mut wait) = plan.near(now, |herd| plan::lead_ms(herd, cap, cost_us));
+        for plan::Near { name, lead_ms } in near {
+            if crate::lock::lock(in_flight).contains(&name) {
                 continue;
             }
+            // Decided on the record as applied now, not as last read.
             let Ok(Some(job)) = state::load_job(&self.executor.sm, &name) else { continue };
             if !job.started {
                 continue;
             }
-            match due(&job, now) {
+            match due(&job, now, lead_ms) {
                 Err(w) => wait = wait.min(w),
                 Ok(d) => {
-                    let name = job.name.clone();
-                    crate::lock::lock(&in_flight).insert(name.clone());
+                    crate::lock::lock(in_flight).insert(name.clone());
                     let (executor, in_flight) = (self.executor.clone(), in_flight.clone());
-                    // The job's next fire waits until this one is applied here.
+                    // The job's next fire waits until this one is applied here
+                    // (which marks the job changed, so the plan reads it again).
                     tokio::spawn(async move {
                         fire(executor, job, d, fence).await;
                         crate::lock::lock(&in_flight).remove(&name);

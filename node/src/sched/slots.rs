@@ -60,6 +60,11 @@ impl Slots {
         Err(Waiting { slots: self.clone(), place, granted: Some(rx) })
     }
 
+    /// The cap.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
     /// Runs holding a slot, and runs waiting for one.
     pub fn counts(&self) -> (usize, usize) {
         let inner = crate::lock::lock(&self.inner);

@@ -38,7 +38,9 @@ use std::io::Write;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::process::{Child, Command as Process};
 
@@ -116,7 +118,14 @@ struct Order {
 /// dropped (the node has stopped).
 pub struct Creator {
     orders: std::sync::mpsc::Sender<Order>,
+    /// What one creation costs on the thread lately, in microseconds (a
+    /// moving average): the scheduler sizes a herd's lead by it.
+    cost_us: Arc<AtomicU64>,
 }
+
+/// The cost assumed before anything was created (a fork and exec of
+/// `/bin/sh` on a busy machine here).
+const FIRST_COST_US: u64 = 1000;
 
 impl Creator {
     /// Starts the thread; call within the node's runtime (the processes
@@ -124,13 +133,26 @@ impl Creator {
     pub fn start() -> std::io::Result<Creator> {
         let (orders, rx) = std::sync::mpsc::channel::<Order>();
         let runtime = tokio::runtime::Handle::try_current().map_err(std::io::Error::other)?;
+        let cost_us = Arc::new(AtomicU64::new(FIRST_COST_US));
+        let cost = cost_us.clone();
         std::thread::Builder::new().name("jobd-creator".into()).spawn(move || {
             let _inside = runtime.enter();
             for o in rx {
-                let _ = o.reply.send(create(&o.cmd, &o.env, &o.workdir, o.run_as.as_deref()));
+                let began = Instant::now();
+                let created = create(&o.cmd, &o.env, &o.workdir, o.run_as.as_deref());
+                let took = began.elapsed().as_micros().min(u64::MAX as u128) as u64;
+                // An average over the last eight or so.
+                let avg = cost.load(Ordering::Relaxed);
+                cost.store(avg - avg / 8 + took / 8, Ordering::Relaxed);
+                let _ = o.reply.send(created);
             }
         })?;
-        Ok(Creator { orders })
+        Ok(Creator { orders, cost_us })
+    }
+
+    /// What creating one process costs lately, in microseconds.
+    pub fn cost_us(&self) -> u64 {
+        self.cost_us.load(Ordering::Relaxed)
     }
 
     /// Creates a run's process at its gate (see `create`), on the thread.

@@ -2,7 +2,8 @@
 //! for the Raft log (`log`), the vote and log metadata (`meta`), the state
 //! machine (`sm`) and the latest snapshot (`snapshot`). `log_bytes` adds a
 //! snapshot trigger by log size to openraft's count of entries; `job_cache`
-//! keeps decoded job records for the 9P tree between changes of state.
+//! keeps decoded job records for the 9P tree between changes of state;
+//! `job_changes` tells the scheduler which jobs an apply wrote.
 //!
 //! Durability: log appends, the vote, truncation and the purge marker are
 //! written with `sync` before openraft is told they are done. State machine
@@ -13,6 +14,7 @@
 
 pub mod backup;
 pub mod job_cache;
+pub mod job_changes;
 pub mod log_bytes;
 pub mod log_store;
 pub mod snapshot;

@@ -14,6 +14,7 @@ use openraft::{AnyError, EntryPayload, ErrorSubject, ErrorVerb, RaftSnapshotBuil
 use rocksdb::{IteratorMode, WriteBatch, DB};
 
 use super::job_cache::JobCache;
+use super::job_changes::{Changed, JobChanges};
 use super::{cf, snapshot, synced, CF_SM, CF_SNAPSHOT};
 use crate::command::Response;
 use crate::state::{self, Job, Kv, KvError, KvRead};
@@ -30,6 +31,7 @@ pub struct StateMachine {
     db: Arc<DB>,
     snapshots_built: Arc<AtomicU64>,
     jobs: Arc<JobCache>,
+    changes: Arc<JobChanges>,
 }
 
 fn sm_err(verb: ErrorVerb, e: impl std::error::Error + 'static) -> StorageError {
@@ -69,7 +71,17 @@ impl Kv for BatchKv<'_> {
 
 impl StateMachine {
     pub fn new(db: Arc<DB>) -> Self {
-        StateMachine { db, snapshots_built: Arc::new(AtomicU64::new(0)), jobs: Arc::default() }
+        StateMachine { db, snapshots_built: Arc::new(AtomicU64::new(0)), jobs: Arc::default(), changes: Arc::default() }
+    }
+
+    /// The jobs written since the last call (see `job_changes.rs`).
+    pub fn take_job_changes(&self) -> Changed {
+        self.changes.take()
+    }
+
+    /// The next `take_job_changes` answers `All` (a reader failed).
+    pub fn mark_all_jobs_changed(&self) {
+        self.changes.everything();
     }
 
     /// The job `name` as applied here, decoded once per change of state
@@ -154,6 +166,13 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     }
 }
 
+/// The job a state key belongs to, if it is a job's record or its
+/// started mark.
+fn job_named(key: &[u8]) -> Option<String> {
+    let name = key.strip_prefix(state::JOB_PREFIX).or_else(|| key.strip_prefix(state::STARTED_PREFIX))?;
+    Some(String::from_utf8_lossy(name).into_owned())
+}
+
 /// Keeps the latest snapshot so it can be sent to a follower after a restart.
 fn save_snapshot(db: &DB, meta: &SnapshotMeta, data: &[u8]) -> Result<(), StorageError> {
     let mut batch = WriteBatch::default();
@@ -200,9 +219,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         if let Some(m) = membership {
             kv.put(KEY_MEMBERSHIP.to_vec(), state::encode(&m));
         }
-        let BatchKv { batch, .. } = kv;
+        let BatchKv { batch, overlay, .. } = kv;
         self.db.write(batch).map_err(|e| sm_err(ErrorVerb::Write, e))?;
         self.jobs.changed();
+        self.changes.wrote(overlay.keys().filter_map(|k| job_named(k)));
         Ok(responses)
     }
 
@@ -231,6 +251,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         batch.put_cf(sm, KEY_MEMBERSHIP, state::encode(&meta.last_membership));
         self.db.write_opt(batch, &synced()).map_err(|e| snap_err(Some(meta), e))?;
         self.jobs.changed();
+        self.changes.everything();
         save_snapshot(&self.db, meta, &data)
     }
 
