@@ -211,7 +211,7 @@ async fn a_run_past_its_deadline_is_recorded_not_started_with_the_reason() {
     let fence = node::command::Fence { term: 1, node: n.id, incarnation: n.incarnation };
     // Accepted as if asked for five seconds ago, with a deadline of 1 s.
     let asked = now - 5000;
-    let r = n.write(Command::RunNow { name: "late".into(), incarnation: job.incarnation, fence, at_ms: asked, force: true }).await;
+    let r = n.write(Command::RunNow { name: "late".into(), incarnation: job.incarnation, fence, at_ms: asked, force: true, claims: true }).await;
     let Ok(node::command::Response::Accepted { run_id }) = r else { panic!("{r:?}") };
     let order = node::sched::executor::RunOrder {
         name: "late".into(),
@@ -219,6 +219,7 @@ async fn a_run_past_its_deadline_is_recorded_not_started_with_the_reason() {
         run_id,
         scheduled_ms: asked,
         trigger: node::command::Trigger::Manual,
+        fence,
     };
     let active = n.executor.register(run_id);
     n.executor.clone().run(order, active).await;

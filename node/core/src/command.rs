@@ -146,8 +146,10 @@ pub enum NotStarted {
     /// Its process could not be created.
     CannotStart,
     /// Accepted, but the answer never reached the node that proposed it
-    /// (its write gave up), so nobody took it up.
-    Unclaimed,
+    /// (its write gave up), so nobody took it up. (Stored as `Unclaimed`,
+    /// its name before claims were a thing of their own.)
+    #[serde(rename = "Unclaimed")]
+    Unanswered,
     /// Recorded by a version that kept no reason.
     Unrecorded,
 }
@@ -161,7 +163,7 @@ spelled!(NotStarted {
     NodeStopping => "node stopping",
     NodeGone => "node gone",
     CannotStart => "cannot start",
-    Unclaimed => "unclaimed",
+    Unanswered => "unanswered",
     Unrecorded => "unrecorded",
 });
 
@@ -246,6 +248,11 @@ pub enum Command {
         fence: Fence,
         #[serde(default)]
         at_ms: i64,
+        /// The proposer claims its runs before beginning them (`Begin`),
+        /// so a run it never claimed may be taken over. False from
+        /// versions before claims: their runs are never taken over.
+        #[serde(default)]
+        claims: bool,
     },
     /// Scheduled times passed over without a run (catch-up `skip`, or
     /// outside the catch-up window): the last accepted time moves to
@@ -253,16 +260,62 @@ pub enum Command {
     SkipTimes { name: String, incarnation: u64, until_ms: i64, count: u32, reason: String, fence: Fence },
     /// A manual run (`run`, `run force`): never moves the last accepted
     /// time; unless forced, it respects the overlap policy.
-    RunNow { name: String, incarnation: u64, fence: Fence, at_ms: i64, force: bool },
+    /// `claims` as for `Fire`.
+    RunNow {
+        name: String,
+        incarnation: u64,
+        fence: Fence,
+        at_ms: i64,
+        force: bool,
+        #[serde(default)]
+        claims: bool,
+    },
     SetPolicy { name: String, policy: Policy },
     /// `kill` on ctl: the job's unfinished runs are told to end (`killed`).
     KillRuns { name: String, incarnation: u64 },
-    /// The proposing node started the run's process.
-    RunStarted { name: String, incarnation: u64, run_id: u64, at_ms: i64 },
+    /// The claim of the node that will begin the run (its own fire or
+    /// manual run: `fence` is the run's). Accepted once per run, only if
+    /// no claim came before it in the log; the node opens the run's gate
+    /// only after its claim is applied and accepted (README, "Firing").
+    Begin { name: String, incarnation: u64, run_id: u64, fence: Fence },
+    /// A new leader's claim of an accepted run nobody claimed: the run
+    /// becomes its own (`fence`, proposed `at_ms`), under the same rule as
+    /// `Begin`: accepted only if no claim came before it.
+    TakeOver { name: String, incarnation: u64, run_id: u64, fence: Fence, at_ms: i64 },
+    /// The claiming node started the run's process. `fence`: the claim's
+    /// (refused from any other); None from nodes from before claims.
+    RunStarted {
+        name: String,
+        incarnation: u64,
+        run_id: u64,
+        at_ms: i64,
+        #[serde(default)]
+        fence: Option<Fence>,
+    },
     /// Lines of a run's output, in order: `seq` counts batches from 0.
-    Output { name: String, incarnation: u64, run_id: u64, seq: u64, lines: Vec<String>, at_ms: i64 },
-    /// The run is over (or never started, or was lost).
-    RunEnded { name: String, incarnation: u64, run_id: u64, status: RunStatus, at_ms: i64 },
+    /// `fence` as for `RunStarted`.
+    Output {
+        name: String,
+        incarnation: u64,
+        run_id: u64,
+        seq: u64,
+        lines: Vec<String>,
+        at_ms: i64,
+        #[serde(default)]
+        fence: Option<Fence>,
+    },
+    /// The run is over (or never started, or was lost). `fence`: the
+    /// run's own node's (refused from any other node); None when the
+    /// leader's sweep ends a run whose node is gone.
+    RunEnded {
+        name: String,
+        incarnation: u64,
+        run_id: u64,
+        status: RunStatus,
+        at_ms: i64,
+        #[serde(default)]
+        fence: Option<Fence>,
+    },
     /// `limit NAME VALUE` on /ctl: one of the cluster's limits (`state::limits`).
     SetLimit { name: String, value: u64 },
     /// Several commands in one log entry (group commit on the leader,

@@ -202,20 +202,25 @@ impl JobFs {
                 Verb::Run { force } => {
                     // A manual run is carried out by the node that took it.
                     let fence = crate::leadership::manual_run_fence(&self.raft, self.id, self.incarnation);
-                    Command::RunNow { name: name.into(), incarnation, fence, at_ms, force }
+                    Command::RunNow { name: name.into(), incarnation, fence, at_ms, force, claims: true }
                 }
+            };
+            let manual_fence = match &cmd {
+                Command::RunNow { fence, .. } => Some(*fence),
+                _ => None,
             };
             let resp = self.write_cmd(cmd, name).await?;
             if resp == Response::SkippedForOverlap {
                 return Err(Error::new(errno::EBUSY, format!("job {name} is running and its overlap policy is skip; use run force")));
             }
-            if let Response::Accepted { run_id } = resp {
+            if let (Response::Accepted { run_id }, Some(fence)) = (resp, manual_fence) {
                 let order = crate::sched::executor::RunOrder {
                     name: name.into(),
                     incarnation,
                     run_id,
                     scheduled_ms: at_ms,
                     trigger: crate::command::Trigger::Manual,
+                    fence,
                 };
                 let active = self.executor.register(run_id);
                 tokio::spawn(self.executor.clone().run(order, active));

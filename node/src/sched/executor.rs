@@ -20,7 +20,7 @@ use tracing::{info, warn};
 use super::gate::Refusal;
 use super::slots::{Slot, Slots, Waiting};
 use crate::clock::{now_ms, since_boot};
-use crate::command::{Command, NotStarted, Response, RunStatus, Trigger};
+use crate::command::{Command, Fence, NotStarted, Response, RunStatus, Trigger};
 use crate::leadership::{Lease, Standing};
 use crate::write::{WriteError, Writer};
 use crate::state;
@@ -40,6 +40,15 @@ const LAPSED_RETRY_MAX: Duration = Duration::from_millis(500);
 /// A lease lapsed this long means the quorum has been out of reach for
 /// longer than an election takes: the term is as good as over here.
 const LAPSED_GIVE_UP: Duration = Duration::from_secs(2);
+/// A scheduled run's claim (`Begin`) is proposed this long before its
+/// time: long enough for its commit to be hidden from the lateness, short
+/// because a node that dies between its claim and its gate leaves the run
+/// `lost` where, unclaimed, the next leader would have taken it over.
+const CLAIM_LEAD: Duration = Duration::from_millis(100);
+/// A claim whose write failed is proposed again after this, doubling up
+/// to `CLAIM_RETRY_MAX` (the applied state decides whether it is ours).
+const CLAIM_RETRY: Duration = Duration::from_millis(20);
+const CLAIM_RETRY_MAX: Duration = Duration::from_millis(500);
 /// Output is sent in batches of at most this many lines, or this often.
 const BATCH_LINES: usize = 100;
 const BATCH_EVERY: Duration = Duration::from_millis(100);
@@ -102,6 +111,8 @@ pub struct RunOrder {
     pub run_id: u64,
     pub scheduled_ms: i64,
     pub trigger: Trigger,
+    /// The run's fence: its fire's, its manual run's, or a take-over's.
+    pub fence: Fence,
 }
 
 impl Executor {
@@ -132,7 +143,7 @@ impl Executor {
             s => state::run::status_text(s).split(' ').next().unwrap_or("other").into(),
         };
         self.metrics.runs.with_label_values(&[&outcome]).inc();
-        Command::RunEnded { name: o.name.clone(), incarnation: o.incarnation, run_id: o.run_id, status, at_ms }
+        Command::RunEnded { name: o.name.clone(), incarnation: o.incarnation, run_id: o.run_id, status, at_ms, fence: Some(o.fence) }
     }
 
     /// Whether run `o` is still to begin, as of `now`: its record still
@@ -148,6 +159,9 @@ impl Executor {
         };
         if run.status != RunStatus::Pending {
             return Err(Refusal::Ended);
+        }
+        if run.fence != o.fence {
+            return Err(Refusal::TakenOver { node: run.fence.node });
         }
         if run.cancel {
             return Err(Refusal::Cancelled);
@@ -184,6 +198,9 @@ impl Executor {
     /// `MANUAL_CONTACT`.
     fn may_begin(&self, o: &RunOrder, now: i64) -> Result<(), Refusal> {
         let (run, _) = self.still_to_begin(o, now)?;
+        if !run.claimed {
+            return Err(Refusal::Io("the run's claim is not applied here".into()));
+        }
         // openraft's view as of now, read once.
         let (term, leader, leading) = {
             let m = self.raft.metrics();
@@ -218,6 +235,46 @@ impl Executor {
             return Err(Refusal::NotStarted(NotStarted::Clock));
         }
         Ok(())
+    }
+
+    /// Commits this node's claim of run `o` (`Begin`), a scheduled run's
+    /// `CLAIM_LEAD` before its time, others now: `Ok` once the applied
+    /// state here shows the run claimed by `o`'s fence (README, "Firing":
+    /// the first claim in the log wins, and only its node begins the run).
+    /// A claim whose answer was lost is decided the same way, by the
+    /// applied state, and proposed again while the run is still to begin.
+    async fn claim(&self, o: &RunOrder) -> Result<(), Refusal> {
+        if o.trigger == Trigger::Schedule {
+            let until = o.scheduled_ms - CLAIM_LEAD.as_millis() as i64 - now_ms();
+            if until > 0 {
+                tokio::time::sleep(Duration::from_millis(until as u64)).await;
+            }
+        }
+        let mut retry = CLAIM_RETRY;
+        loop {
+            let (run, _) = self.still_to_begin(o, now_ms())?;
+            if run.claimed {
+                return Ok(());
+            }
+            let begin = Command::Begin { name: o.name.clone(), incarnation: o.incarnation, run_id: o.run_id, fence: o.fence };
+            match self.writer.write(begin).await {
+                Ok(Response::Done) => return Ok(()),
+                // Refused: what the state says next tells why.
+                Ok(other) => {
+                    let (run, _) = self.still_to_begin(o, now_ms())?;
+                    if run.claimed {
+                        return Ok(());
+                    }
+                    return Err(Refusal::Io(format!("its claim was refused: {other:?}")));
+                }
+                Err(WriteError::ShuttingDown) => return Err(Refusal::NotStarted(NotStarted::NodeStopping)),
+                Err(e) => {
+                    warn!(job = %o.name, run = o.run_id, "claiming a run: {e}; asking again");
+                    tokio::time::sleep(retry).await;
+                    retry = (retry * 2).min(CLAIM_RETRY_MAX);
+                }
+            }
+        }
     }
 
     /// Waits in the queue for a slot, checking every `QUEUED_CHECK_EVERY`
@@ -323,6 +380,10 @@ impl Executor {
             Err(e) => return self.refused(o, Refusal::Io(e.to_string())).await,
         };
         crate::lock::lock(&self.active).insert(o.run_id, gated.child.id());
+        if let Err(why) = self.claim(o).await {
+            gated.abandon().await;
+            return self.refused(o, why).await;
+        }
         // At its time (a scheduled run; others now), on the gate thread.
         let mut at_ms = if o.trigger == Trigger::Schedule { o.scheduled_ms } else { 0 };
         let mut retry = LAPSED_RETRY;
@@ -354,7 +415,7 @@ impl Executor {
         // Recorded while the process runs, not before following it: the
         // commit must not delay reading its output or noting its end. The
         // output sender waits for it, so the log keeps start, output, end.
-        let start = Command::RunStarted { name: o.name.clone(), incarnation: o.incarnation, run_id: o.run_id, at_ms: started };
+        let start = Command::RunStarted { name: o.name.clone(), incarnation: o.incarnation, run_id: o.run_id, at_ms: started, fence: Some(o.fence) };
         let o = o.clone();
         let recorded = tokio::spawn({
             let me = self.clone();
@@ -445,7 +506,7 @@ impl Executor {
             if !batch.is_empty() && flush {
                 let lines = std::mem::take(&mut batch);
                 let cmd =
-                    Command::Output { name: o.name.clone(), incarnation: o.incarnation, run_id: o.run_id, seq, lines, at_ms: now_ms() };
+                    Command::Output { name: o.name.clone(), incarnation: o.incarnation, run_id: o.run_id, seq, lines, at_ms: now_ms(), fence: Some(o.fence) };
                 self.record(cmd).await;
                 seq += 1;
             }

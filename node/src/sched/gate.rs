@@ -42,6 +42,9 @@ pub enum Refusal {
     /// Someone else recorded its end already (the leader's sweep).
     #[error("it has been ended already")]
     Ended,
+    /// A new leader's claim came first: the run is that node's now.
+    #[error("node {node} took it over")]
+    TakenOver { node: u64 },
     /// The lease lapsed but this node still leads the run's term: try
     /// again when the next heartbeat round renews it.
     #[error("this node's lease lapsed {since_ms} ms ago")]
@@ -59,7 +62,7 @@ impl Refusal {
         match self {
             Refusal::NotStarted(why) => Some(RunStatus::NotStarted(*why)),
             Refusal::Cancelled => Some(RunStatus::Killed),
-            Refusal::Ended => None,
+            Refusal::Ended | Refusal::TakenOver { .. } => None,
             Refusal::LeaseLapsed { .. } => Some(RunStatus::NotStarted(NotStarted::FenceLost)),
             Refusal::Io(_) | Refusal::Gone => Some(RunStatus::NotStarted(NotStarted::CannotStart)),
         }

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::clock::{now_ms, PeerClocks};
 use crate::command::{Command, NotStarted, Trigger};
@@ -146,7 +146,7 @@ impl Scheduler {
                 leading_since = None;
                 // Read everything afresh when leading again.
                 plan = None;
-                // Not leading: only this process's own unclaimed runs.
+                // Not leading: only this process's own unanswered runs.
                 if last_sweep.elapsed() >= SWEEP_EVERY {
                     last_sweep = Instant::now();
                     self.sweep(None);
@@ -159,6 +159,8 @@ impl Scheduler {
             };
             if leading_since.is_none_or(|(f, _)| f != fence) {
                 leading_since = Some((fence, Instant::now()));
+                // Confirmed, so everything earlier terms committed is applied here.
+                self.take_over_all(fence);
             }
             if last_sweep.elapsed() >= SWEEP_EVERY {
                 last_sweep = Instant::now();
@@ -187,36 +189,100 @@ impl Scheduler {
         }
     }
 
-    /// Ends runs that nobody will end. On every node: this process's own
-    /// accepted runs it is not carrying out once the answer accepting them
-    /// can no longer arrive (`unclaimed`: the proposal's write gave up,
-    /// `answer_bound` after it was proposed, and a margin). On the leader
-    /// (`leading`: its fence and for how long) also those of a node
-    /// process that has restarted (its jobs died with it) or gone silent
-    /// past the lease (`node gone`). Pending ones become `not-started`,
-    /// running ones `lost`.
-    fn sweep(&self, leading: Option<(Fence, Duration)>) {
+    /// The runs, not ended, this node is not carrying out.
+    fn active_runs(&self) -> Vec<(u64, state::run::Run)> {
         let active = match self.executor.sm.scan(state::run::ACTIVE_PREFIX) {
             Ok(r) => r,
-            Err(e) => return warn!("sweep cannot read runs: {e}"),
+            Err(e) => {
+                warn!("cannot read runs: {e}");
+                return vec![];
+            }
         };
-        let now = now_ms();
-        let me = self.executor.node;
         let p = state::run::ACTIVE_PREFIX.len();
+        let mut out = vec![];
         for (k, _) in active {
             let (Some(inc), Some(id)) = (k.get(p..p + 8), k.get(p + 8..p + 16)) else { continue };
             let incarnation = u64::from_be_bytes(inc.try_into().unwrap_or_default());
             let id = u64::from_be_bytes(id.try_into().unwrap_or_default());
-            let Ok(Some(run)) = state::run::load_run(&self.executor.sm, incarnation, id) else { continue };
-            if run.ended() {
+            if self.executor.is_active(id) {
                 continue;
             }
+            if let Ok(Some(run)) = state::run::load_run(&self.executor.sm, incarnation, id) {
+                if !run.ended() {
+                    out.push((incarnation, run));
+                }
+            }
+        }
+        out
+    }
+
+    /// As a newly confirmed leader: claims every accepted run that nobody
+    /// claimed, of any process but this one, still within its deadline
+    /// (the old leader's fires it died before beginning, a node's manual
+    /// runs), and begins each itself (README, "Firing": the first claim in
+    /// the log wins, so a node that claims it too is refused).
+    fn take_over_all(&self, fence: Fence) {
+        let now = now_ms();
+        for (incarnation, run) in self.active_runs() {
+            let mine = run.fence.node == self.executor.node && run.fence.incarnation == self.incarnation;
+            if !mine && self.may_take_over(&run, now) {
+                self.take_over(incarnation, run, fence);
+            }
+        }
+    }
+
+    /// Whether a run could be taken over now (the state machine decides).
+    fn may_take_over(&self, run: &state::run::Run, now: i64) -> bool {
+        let pending = run.status == crate::command::RunStatus::Pending;
+        pending && run.claims && !run.claimed && !run.stopped && !run.cancel && now <= run.begin_by()
+    }
+
+    /// Proposes `TakeOver` for `run` under `fence`; once accepted, carries
+    /// it out as this node's own.
+    fn take_over(&self, incarnation: u64, run: state::run::Run, fence: Fence) {
+        // Registered first, so no sweep looks at it meanwhile.
+        let active = self.executor.register(run.id);
+        let executor = self.executor.clone();
+        tokio::spawn(async move {
+            let cmd = Command::TakeOver { name: run.job.clone(), incarnation, run_id: run.id, fence, at_ms: now_ms() };
+            let answer = executor.writer.write(cmd).await;
+            // Decided by the applied state, as a claim is: an answer lost
+            // (or a repeat refused) after the take-over committed still
+            // leaves the run ours to carry out.
+            let ours = state::run::load_run(&executor.sm, incarnation, run.id)
+                .ok()
+                .flatten()
+                .is_some_and(|r| r.claimed && r.fence == fence && !r.ended());
+            if !ours {
+                return debug!(job = %run.job, run = run.id, "take-over not ours: {answer:?}");
+            }
+            info!(job = %run.job, run = run.id, from = run.fence.node, "took over a run nobody claimed");
+            executor.metrics.taken_over.inc();
+            let order = RunOrder { name: run.job, incarnation, run_id: run.id, scheduled_ms: run.scheduled_ms, trigger: run.trigger, fence };
+            executor.clone().run(order, active).await;
+        });
+    }
+
+    /// Ends runs that nobody will end. On every node: this process's own
+    /// accepted runs it is not carrying out once the answer accepting them
+    /// can no longer arrive (`unanswered`: the proposal's write gave up,
+    /// `answer_bound` after it was proposed, and a margin). On the leader
+    /// (`leading`: its fence and for how long) also those of a node
+    /// process that has restarted (its jobs died with it) or gone silent
+    /// past the lease (`node gone`): one still unclaimed and within its
+    /// deadline it takes over; otherwise pending ones that were never
+    /// claimed become `not-started`, and claimed or running ones `lost`
+    /// (they may have begun).
+    fn sweep(&self, leading: Option<(Fence, Duration)>) {
+        let now = now_ms();
+        let me = self.executor.node;
+        for (incarnation, run) in self.active_runs() {
             let owner = run.fence.node;
             let why = if owner == me && run.fence.incarnation == self.incarnation {
                 // Registered before its task starts (`Executor::register`),
                 // so not active here means its answer never came.
                 let answer_gone = now > run.proposed() + self.answer_bound.as_millis() as i64 + LEASE.as_millis() as i64;
-                (!self.executor.is_active(run.id) && answer_gone).then_some(NotStarted::Unclaimed)
+                (!self.executor.is_active(run.id) && answer_gone).then_some(NotStarted::Unanswered)
             } else if let Some((fence, leading_for)) = leading {
                 let restarted = state::load_node(&self.executor.sm, owner)
                     .ok()
@@ -232,13 +298,21 @@ impl Scheduler {
                 None
             };
             let Some(why) = why else { continue };
-            let status = if run.status == crate::command::RunStatus::Pending {
+            if let Some((fence, _)) = leading.filter(|_| why == NotStarted::NodeGone) {
+                if self.may_take_over(&run, now) {
+                    self.take_over(incarnation, run, fence);
+                    continue;
+                }
+            }
+            let status = if run.status == crate::command::RunStatus::Pending && !run.claimed {
                 crate::command::RunStatus::NotStarted(why)
             } else {
                 crate::command::RunStatus::Lost
             };
             warn!(job = %run.job, run = run.id, node = owner, ?status, "ending a run its node cannot finish");
-            let cmd = Command::RunEnded { name: run.job.clone(), incarnation, run_id: run.id, status, at_ms: now };
+            // Under the fence judged gone: refused if the run was taken over
+            // since this read (and made `lost` if it was claimed since).
+            let cmd = Command::RunEnded { name: run.job.clone(), incarnation, run_id: run.id, status, at_ms: now, fence: Some(run.fence) };
             let writer = self.executor.writer.clone();
             tokio::spawn(async move {
                 let _ = writer.write(cmd).await;
@@ -300,13 +374,13 @@ async fn fire(executor: Executor, job: Job, d: Due, fence: Fence) {
             return;
         }
     };
-    let cmd = Command::Fire { name: job.name.clone(), incarnation: job.incarnation, scheduled_ms, trigger, skipped, fence, at_ms: now_ms() };
+    let cmd = Command::Fire { name: job.name.clone(), incarnation: job.incarnation, scheduled_ms, trigger, skipped, fence, at_ms: now_ms(), claims: true };
     match executor.writer.write(cmd).await {
         Ok(r) => match accepted(&r) {
             Some(run_id) => {
                 executor.metrics.fires.inc();
                 executor.metrics.skipped_times.inc_by(skipped as u64);
-                let order = RunOrder { name: job.name, incarnation: job.incarnation, run_id, scheduled_ms, trigger };
+                let order = RunOrder { name: job.name, incarnation: job.incarnation, run_id, scheduled_ms, trigger, fence };
                 let active = executor.register(run_id);
                 tokio::spawn(executor.run(order, active));
             }

@@ -40,6 +40,24 @@ pub enum BackupError {
     Write { dir: String, source: rocksdb::Error },
     #[error("building the first snapshot: {0}")]
     Snapshot(String),
+    #[error("the backup holds a run record that does not decode: {0}")]
+    Corrupt(String),
+}
+
+/// A run the backup shows unfinished may have been claimed and begun by
+/// the old cluster after the backup was taken: in the restored one it is
+/// marked claimed, so no leader takes it over (README, "Firing") and the
+/// sweep ends it `lost`, not run a second time.
+fn unclaimable(key: &[u8], value: Vec<u8>) -> Result<Vec<u8>, BackupError> {
+    if !key.starts_with(crate::state::run::RUN_PREFIX) {
+        return Ok(value);
+    }
+    let mut run: crate::state::run::Run = crate::state::decode(key, &value).map_err(|e| BackupError::Corrupt(e.to_string()))?;
+    if run.ended() || run.claimed {
+        return Ok(value);
+    }
+    run.claimed = true;
+    Ok(crate::state::encode(&run))
 }
 
 /// Takes a checkpoint of `db` into `DBDIR/backups/<UTC stamp>-applied-<N>`,
@@ -92,6 +110,7 @@ pub async fn restore(from: &Path, to: &Path, id: NodeId, raft_addr: &str) -> Res
         if k.as_ref() == KEY_APPLIED || k.as_ref() == KEY_MEMBERSHIP || k.starts_with(crate::state::NODE_PREFIX) {
             continue;
         }
+        let v = unclaimable(&k, v.to_vec())?;
         batch.put_cf(cf(&db, CF_SM), &k, &v);
         keys += 1;
         if batch.len() >= 10_000 {
@@ -112,4 +131,46 @@ pub async fn restore(from: &Path, to: &Path, id: NodeId, raft_addr: &str) -> Res
     StateMachine::new(db.clone()).build_snapshot().await.map_err(|e| BackupError::Snapshot(e.to_string()))?;
     db.flush_wal(true).map_err(werr)?;
     Ok(Restored { keys, index: last.index })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::{Fence, RunStatus, Trigger};
+    use crate::state::run::{run_key, Run};
+
+    fn run(status: RunStatus) -> Run {
+        let fence = Fence { term: 2, node: 1, incarnation: 7 };
+        Run {
+            id: 9,
+            job: "j".into(),
+            scheduled_ms: 1000,
+            trigger: Trigger::Schedule,
+            node: 1,
+            fence,
+            start_ms: None,
+            end_ms: None,
+            status,
+            next_seq: 0,
+            cancel: false,
+            output_bytes: 0,
+            begin_by_ms: None,
+            proposed_ms: None,
+            stopped: false,
+            claimed: false,
+            claims: true,
+        }
+    }
+
+    #[test]
+    fn a_restored_unfinished_run_is_claimed_and_others_are_copied_as_they_are() {
+        let key = run_key(5, 9);
+        let restored = |r: &Run| -> Run { crate::state::decode(&key, &unclaimable(&key, crate::state::encode(r)).unwrap()).unwrap() };
+        assert!(restored(&run(RunStatus::Pending)).claimed, "a pending run the old cluster may have begun");
+        assert!(restored(&run(RunStatus::Running)).claimed);
+        assert_eq!(restored(&run(RunStatus::Exit(0))), run(RunStatus::Exit(0)));
+        let job = b"job/j".to_vec();
+        assert_eq!(unclaimable(&job, b"not a run".to_vec()).unwrap(), b"not a run");
+        assert!(matches!(unclaimable(&key, b"{".to_vec()), Err(BackupError::Corrupt(_))));
+    }
 }

@@ -314,14 +314,14 @@ fn apply_one(kv: &mut impl Kv, index: u64, cmd: &Command) -> Result<Response, Kv
             store_job(kv, &job);
             Response::Done
         }
-        Fire { name, incarnation, scheduled_ms, trigger, skipped, fence, at_ms } => {
+        Fire { name, incarnation, scheduled_ms, trigger, skipped, fence, at_ms, claims } => {
             with_incarnation(kv, name, *incarnation, |kv, job| {
-                let at = run::FireAt { scheduled_ms: *scheduled_ms, proposed_ms: *at_ms, trigger: *trigger, skipped: *skipped };
+                let at = run::FireAt { scheduled_ms: *scheduled_ms, proposed_ms: *at_ms, trigger: *trigger, skipped: *skipped, claims: *claims };
                 run::fire(kv, index, job, at, *fence)
             })?
         }
-        RunNow { name, incarnation, fence, at_ms, force } => {
-            with_incarnation(kv, name, *incarnation, |kv, job| run::run_now(kv, index, job, *fence, *at_ms, *force))?
+        RunNow { name, incarnation, fence, at_ms, force, claims } => {
+            with_incarnation(kv, name, *incarnation, |kv, job| run::run_now(kv, index, job, *fence, *at_ms, *force, *claims))?
         }
         SkipTimes { name, incarnation, until_ms, count, reason, .. } => {
             with_incarnation(kv, name, *incarnation, |kv, job| run::skip_times(kv, job, *until_ms, *count, reason))?
@@ -346,14 +346,21 @@ fn apply_one(kv: &mut impl Kv, index: u64, cmd: &Command) -> Result<Response, Kv
             store_job(kv, &job);
             Response::Done
         }
-        RunStarted { name, incarnation, run_id, at_ms } => {
-            with_incarnation(kv, name, *incarnation, |kv, job| run::started(kv, job, *run_id, *at_ms))?
+        Begin { name, incarnation, run_id, fence } => {
+            with_incarnation(kv, name, *incarnation, |kv, job| run::claim(kv, job, *run_id, run::Claim::Begin(*fence)))?
         }
-        Output { name, incarnation, run_id, seq, lines, at_ms } => {
-            with_incarnation(kv, name, *incarnation, |kv, job| run::output(kv, job, *run_id, *seq, lines, *at_ms))?
+        TakeOver { name, incarnation, run_id, fence, at_ms } => {
+            let claim = run::Claim::TakeOver { fence: *fence, at_ms: *at_ms };
+            with_incarnation(kv, name, *incarnation, |kv, job| run::claim(kv, job, *run_id, claim))?
         }
-        RunEnded { name, incarnation, run_id, status, at_ms } => {
-            with_incarnation(kv, name, *incarnation, |kv, job| run::ended(kv, job, *run_id, status, *at_ms))?
+        RunStarted { name, incarnation, run_id, at_ms, fence } => {
+            with_incarnation(kv, name, *incarnation, |kv, job| run::started(kv, job, *run_id, *at_ms, *fence))?
+        }
+        Output { name, incarnation, run_id, seq, lines, at_ms, fence } => {
+            with_incarnation(kv, name, *incarnation, |kv, job| run::output(kv, job, *run_id, *seq, lines, *at_ms, *fence))?
+        }
+        RunEnded { name, incarnation, run_id, status, at_ms, fence } => {
+            with_incarnation(kv, name, *incarnation, |kv, job| run::ended(kv, job, *run_id, status, *at_ms, *fence))?
         }
         SetLimit { name, value } => {
             let mut l = limits::load(kv)?;

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{decode, encode, log, Job, Kv, KvError, KvRead};
-use crate::command::{Fence, Response, RunStatus, Trigger};
+use crate::command::{Fence, NotStarted, Response, RunStatus, Trigger};
 
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,6 +45,16 @@ pub struct Run {
     /// its node records it `not-started (stopped)` instead of beginning it.
     #[serde(default)]
     pub stopped: bool,
+    /// A claim was accepted (`Begin` by its node, or `TakeOver` by a new
+    /// leader, which made `fence` and `node` its own): only that node
+    /// may begin it, and from now on a node that dies before recording
+    /// its start leaves it `lost` (it may have begun), not `not-started`.
+    #[serde(default)]
+    pub claimed: bool,
+    /// Its proposer claims before beginning (see `Command::Fire`): only
+    /// then may an unclaimed run be taken over, and started only claimed.
+    #[serde(default)]
+    pub claims: bool,
 }
 
 /// The start deadline records written before `begin_by_ms` existed had.
@@ -74,6 +84,8 @@ pub struct FireAt {
     pub proposed_ms: i64,
     pub trigger: Trigger,
     pub skipped: u32,
+    /// The proposer claims before beginning (`Command::Fire`'s `claims`).
+    pub claims: bool,
 }
 
 /// `active/INC/RUNID` exists while the run has not ended: the leader's
@@ -84,8 +96,10 @@ pub fn active_key(incarnation: u64, id: u64) -> Vec<u8> {
     [ACTIVE_PREFIX, &incarnation.to_be_bytes(), &id.to_be_bytes()].concat()
 }
 
+pub const RUN_PREFIX: &[u8] = b"run/";
+
 pub fn run_key(incarnation: u64, id: u64) -> Vec<u8> {
-    [b"run/".as_slice(), &incarnation.to_be_bytes(), &id.to_be_bytes()].concat()
+    [RUN_PREFIX, &incarnation.to_be_bytes(), &id.to_be_bytes()].concat()
 }
 
 pub fn load_run(kv: &impl KvRead, incarnation: u64, id: u64) -> Result<Option<Run>, KvError> {
@@ -175,7 +189,7 @@ pub fn skip_times(kv: &mut impl Kv, job: &mut Job, until_ms: i64, count: u32, re
 }
 
 pub fn fire(kv: &mut impl Kv, index: u64, job: &mut Job, at: FireAt, fence: Fence) -> Result<Response, KvError> {
-    let FireAt { scheduled_ms, proposed_ms, trigger, skipped } = at;
+    let FireAt { scheduled_ms, proposed_ms, trigger, skipped, claims } = at;
     if let Err(r) = acceptable(job, scheduled_ms) {
         return Ok(r);
     }
@@ -192,18 +206,18 @@ pub fn fire(kv: &mut impl Kv, index: u64, job: &mut Job, at: FireAt, fence: Fenc
     // time is in the past by design, so from when it was fired.
     let proposed = if proposed_ms == 0 { scheduled_ms } else { proposed_ms };
     let from = if trigger == Trigger::Schedule { scheduled_ms } else { proposed.max(scheduled_ms) };
-    new_run(kv, index, job, NewRun { scheduled_ms, trigger, fence, deadline_from_ms: from, proposed_ms: proposed })
+    new_run(kv, index, job, NewRun { scheduled_ms, trigger, fence, deadline_from_ms: from, proposed_ms: proposed, claims })
 }
 
 /// A manual run: keyed by its run id, the last accepted time untouched;
 /// the overlap policy applies unless forced.
-pub fn run_now(kv: &mut impl Kv, index: u64, job: &mut Job, fence: Fence, at_ms: i64, force: bool) -> Result<Response, KvError> {
+pub fn run_now(kv: &mut impl Kv, index: u64, job: &mut Job, fence: Fence, at_ms: i64, force: bool, claims: bool) -> Result<Response, KvError> {
     if !force {
         if let Some(skip) = overlap(kv, job, at_ms)? {
             return Ok(skip);
         }
     }
-    new_run(kv, index, job, NewRun { scheduled_ms: at_ms, trigger: Trigger::Manual, fence, deadline_from_ms: at_ms, proposed_ms: at_ms })
+    new_run(kv, index, job, NewRun { scheduled_ms: at_ms, trigger: Trigger::Manual, fence, deadline_from_ms: at_ms, proposed_ms: at_ms, claims })
 }
 
 /// What a new run record is made of.
@@ -214,6 +228,7 @@ struct NewRun {
     /// Its deadline counts from here.
     deadline_from_ms: i64,
     proposed_ms: i64,
+    claims: bool,
 }
 
 /// `stop`: the job's accepted scheduled and catch-up runs that have not
@@ -234,7 +249,7 @@ fn deadline_ms(kv: &impl KvRead, job: &Job) -> Result<i64, KvError> {
 }
 
 fn new_run(kv: &mut impl Kv, index: u64, job: &mut Job, new: NewRun) -> Result<Response, KvError> {
-    let NewRun { scheduled_ms, trigger, fence, deadline_from_ms, proposed_ms } = new;
+    let NewRun { scheduled_ms, trigger, fence, deadline_from_ms, proposed_ms, claims } = new;
     let id = super::take_id(kv, index)?;
     let begin_by_ms = Some(deadline_from_ms.saturating_add(deadline_ms(kv, job)?));
     let run = Run {
@@ -253,6 +268,8 @@ fn new_run(kv: &mut impl Kv, index: u64, job: &mut Job, new: NewRun) -> Result<R
         begin_by_ms,
         proposed_ms: Some(proposed_ms),
         stopped: false,
+        claimed: false,
+        claims,
     };
     store_run(kv, job.incarnation, &run);
     kv.put(active_key(job.incarnation, id), vec![]);
@@ -275,10 +292,74 @@ fn new_run(kv: &mut impl Kv, index: u64, job: &mut Job, new: NewRun) -> Result<R
     Ok(Response::Accepted { run_id: id })
 }
 
-pub fn started(kv: &mut impl Kv, job: &mut Job, run_id: u64, at_ms: i64) -> Result<Response, KvError> {
+/// Who claims a run, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// The run's own node (the fire's or manual run's fence).
+    Begin(Fence),
+    /// A new leader, for a run whose node never claimed it.
+    TakeOver { fence: Fence, at_ms: i64 },
+}
+
+/// The claim rule: the first claim of a pending run that is still wanted
+/// wins; every later one is refused. So whatever the leaders do, at most
+/// one node holds a run's claim, and only it begins the run.
+pub fn claim(kv: &mut impl Kv, job: &mut Job, run_id: u64, claim: Claim) -> Result<Response, KvError> {
     let Some(mut run) = load_run(kv, job.incarnation, run_id)? else { return Ok(reject(format!("no run {run_id}"))) };
     if run.status != RunStatus::Pending {
         return Ok(reject(format!("run {run_id} is not pending")));
+    }
+    if run.claimed {
+        return Ok(reject(format!("run {run_id} is claimed by node {}", run.fence.node)));
+    }
+    if run.cancel {
+        return Ok(reject(format!("run {run_id} was killed")));
+    }
+    if run.stopped || (!job.started && run.trigger != Trigger::Manual) {
+        return Ok(reject(format!("job {} is stopped", job.name)));
+    }
+    match claim {
+        Claim::Begin(fence) if fence != run.fence => {
+            return Ok(reject(format!("run {run_id} is not node {}'s to begin", fence.node)));
+        }
+        Claim::Begin(_) => {}
+        Claim::TakeOver { fence, at_ms } => {
+            if !run.claims {
+                return Ok(reject(format!("run {run_id}'s node begins without claiming (an older version)")));
+            }
+            if fence == run.fence {
+                return Ok(reject(format!("run {run_id} is already node {}'s", fence.node)));
+            }
+            log::append(kv, job, at_ms, &format!("run {run_id} taken over by node {} from node {}", fence.node, run.fence.node))?;
+            run.fence = fence;
+            run.node = fence.node;
+            run.proposed_ms = Some(at_ms);
+        }
+    }
+    run.claimed = true;
+    store_run(kv, job.incarnation, &run);
+    Ok(Response::Done)
+}
+
+/// A record about a run from `fence`: refused unless it is the run's own
+/// node's (None: from a node from before claims, or the leader's sweep).
+fn from_its_node(run: &Run, fence: Option<Fence>) -> Result<(), Response> {
+    match fence {
+        Some(f) if f != run.fence => Err(reject(format!("run {} is node {}'s, not node {}'s", run.id, run.fence.node, f.node))),
+        _ => Ok(()),
+    }
+}
+
+pub fn started(kv: &mut impl Kv, job: &mut Job, run_id: u64, at_ms: i64, fence: Option<Fence>) -> Result<Response, KvError> {
+    let Some(mut run) = load_run(kv, job.incarnation, run_id)? else { return Ok(reject(format!("no run {run_id}"))) };
+    if run.status != RunStatus::Pending {
+        return Ok(reject(format!("run {run_id} is not pending")));
+    }
+    if let Err(r) = from_its_node(&run, fence) {
+        return Ok(r);
+    }
+    if (fence.is_some() || run.claims) && !run.claimed {
+        return Ok(reject(format!("run {run_id} was not claimed")));
     }
     run.status = RunStatus::Running;
     run.start_ms = Some(at_ms);
@@ -290,10 +371,13 @@ pub fn started(kv: &mut impl Kv, job: &mut Job, run_id: u64, at_ms: i64) -> Resu
 
 /// Output batches apply once each and in order: a repeated or skipped
 /// sequence number is refused, so a retried batch never doubles lines.
-pub fn output(kv: &mut impl Kv, job: &mut Job, run_id: u64, seq: u64, lines: &[String], at_ms: i64) -> Result<Response, KvError> {
+pub fn output(kv: &mut impl Kv, job: &mut Job, run_id: u64, seq: u64, lines: &[String], at_ms: i64, fence: Option<Fence>) -> Result<Response, KvError> {
     let Some(mut run) = load_run(kv, job.incarnation, run_id)? else { return Ok(reject(format!("no run {run_id}"))) };
     if run.ended() {
         return Ok(reject(format!("run {run_id} has ended")));
+    }
+    if let Err(r) = from_its_node(&run, fence) {
+        return Ok(r);
     }
     if seq != run.next_seq {
         return Ok(reject(format!("output batch {seq} of run {run_id}; expected {}", run.next_seq)));
@@ -315,14 +399,21 @@ pub fn output(kv: &mut impl Kv, job: &mut Job, run_id: u64, seq: u64, lines: &[S
     Ok(Response::Done)
 }
 
-pub fn ended(kv: &mut impl Kv, job: &mut Job, run_id: u64, status: &RunStatus, at_ms: i64) -> Result<Response, KvError> {
+pub fn ended(kv: &mut impl Kv, job: &mut Job, run_id: u64, status: &RunStatus, at_ms: i64, fence: Option<Fence>) -> Result<Response, KvError> {
     let Some(mut run) = load_run(kv, job.incarnation, run_id)? else { return Ok(reject(format!("no run {run_id}"))) };
     if run.ended() {
         return Ok(reject(format!("run {run_id} has already ended")));
     }
+    if let Err(r) = from_its_node(&run, fence) {
+        return Ok(r);
+    }
     if matches!(status, RunStatus::Pending | RunStatus::Running) {
         return Ok(reject("a run cannot end as pending or running".into()));
     }
+    // The sweep judged from a read that may predate the claim: a claimed
+    // run may have begun, so its node being gone makes it lost.
+    let swept = matches!(status, RunStatus::NotStarted(NotStarted::NodeGone | NotStarted::Unanswered));
+    let status = &if swept && run.claimed { RunStatus::Lost } else { status.clone() };
     run.status = status.clone();
     run.end_ms = Some(at_ms);
     store_run(kv, job.incarnation, &run);

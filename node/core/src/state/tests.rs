@@ -32,6 +32,19 @@ impl T {
     fn fire(&mut self, at: i64) -> Response {
         self.fire_inc(at, 1)
     }
+    /// A fire from a version that claims its runs before beginning them.
+    fn fire_claiming(&mut self, at: i64) -> Response {
+        self.apply(Command::Fire {
+            name: "j".into(),
+            incarnation: 1,
+            scheduled_ms: at,
+            trigger: Trigger::Schedule,
+            skipped: 0,
+            fence: FENCE,
+            at_ms: at - 200,
+            claims: true,
+        })
+    }
     fn fire_inc(&mut self, at: i64, incarnation: u64) -> Response {
         self.apply(Command::Fire {
             name: "j".into(),
@@ -41,6 +54,7 @@ impl T {
             skipped: 0,
             fence: FENCE,
             at_ms: at - 200,
+            claims: false,
         })
     }
     fn log(&self) -> String {
@@ -82,7 +96,7 @@ fn fires_respect_armed_at_stop_and_incarnation() {
 fn manual_runs_do_not_move_the_last_accepted_time() {
     let mut t = T::new();
     accepted(&t.fire(2000));
-    accepted(&t.apply(Command::RunNow { name: "j".into(), incarnation: 1, fence: FENCE, at_ms: 50_000, force: false }));
+    accepted(&t.apply(Command::RunNow { name: "j".into(), incarnation: 1, fence: FENCE, at_ms: 50_000, force: false, claims: false }));
     assert_eq!(t.job().last_accepted_ms, Some(2000));
     accepted(&t.fire(3000));
 }
@@ -98,12 +112,13 @@ fn a_run_logs_its_start_output_and_end_once() {
         seq,
         lines: lines.iter().map(|s| s.to_string()).collect(),
         at_ms: 2100,
+        fence: None,
     };
-    assert_eq!(t.apply(Command::RunStarted { name: "j".into(), incarnation: 1, run_id: id, at_ms: 2001 }), Response::Done);
+    assert_eq!(t.apply(Command::RunStarted { name: "j".into(), incarnation: 1, run_id: id, at_ms: 2001, fence: None }), Response::Done);
     assert_eq!(t.apply(out(0, &["hello", "world"])), Response::Done);
     assert!(matches!(t.apply(out(0, &["hello", "world"])), Response::Rejected { .. }), "a repeated batch");
     assert!(matches!(t.apply(out(2, &["gap"])), Response::Rejected { .. }), "a skipped batch");
-    let end = Command::RunEnded { name: "j".into(), incarnation: 1, run_id: id, status: RunStatus::Exit(0), at_ms: 2501 };
+    let end = Command::RunEnded { name: "j".into(), incarnation: 1, run_id: id, status: RunStatus::Exit(0), at_ms: 2501, fence: None };
     assert_eq!(t.apply(end.clone()), Response::Done);
     assert!(matches!(t.apply(end), Response::Rejected { .. }), "ends once");
     assert!(matches!(t.apply(out(1, &["late"])), Response::Rejected { .. }), "no output after the end");
@@ -142,7 +157,7 @@ fn retention_trims_whole_lines_and_offsets_stay_logical() {
 fn deleting_a_job_removes_its_log_and_runs() {
     let mut t = T::new();
     let id = accepted(&t.fire(2000));
-    t.apply(Command::RunStarted { name: "j".into(), incarnation: 1, run_id: id, at_ms: 2001 });
+    t.apply(Command::RunStarted { name: "j".into(), incarnation: 1, run_id: id, at_ms: 2001, fence: None });
     t.apply(Command::DeleteJob { name: "j".into() });
     let left: Vec<_> = t.kv.keys().filter(|k| [b"log/".as_slice(), b"run/", b"active/", b"started/"].iter().any(|p| k.starts_with(p))).collect();
     assert!(left.is_empty(), "{left:?}");
@@ -154,12 +169,12 @@ fn overlap_skip_counts_the_time_and_replace_cancels_the_running_one() {
     let mut t = T::new();
     t.apply(Command::SetPolicy { name: "j".into(), policy: Policy::Overlap(Overlap::Skip) });
     let first = accepted(&t.fire(2000));
-    t.apply(Command::RunStarted { name: "j".into(), incarnation: 1, run_id: first, at_ms: 2000 });
+    t.apply(Command::RunStarted { name: "j".into(), incarnation: 1, run_id: first, at_ms: 2000, fence: None });
     assert_eq!(t.fire(3000), Response::SkippedForOverlap);
     assert_eq!((t.job().last_accepted_ms, t.job().skipped), (Some(3000), 1), "the time is used up and counted");
     assert!(t.log().contains("skipped 1 scheduled times (overlap)"));
     // Forced manual runs ignore the policy.
-    accepted(&t.apply(Command::RunNow { name: "j".into(), incarnation: 1, fence: FENCE, at_ms: 3500, force: true }));
+    accepted(&t.apply(Command::RunNow { name: "j".into(), incarnation: 1, fence: FENCE, at_ms: 3500, force: true, claims: false }));
     t.apply(Command::SetPolicy { name: "j".into(), policy: Policy::Overlap(Overlap::Replace) });
     let third = accepted(&t.fire(4000));
     assert!(run::load_run(&t.kv, 1, first).unwrap().unwrap().cancel, "the running one is told to stop");
@@ -188,11 +203,11 @@ fn skipping_times_follows_the_firing_rules() {
 fn a_runs_output_is_capped_once() {
     let mut t = T::new();
     let id = accepted(&t.fire(2000));
-    t.apply(Command::RunStarted { name: "j".into(), incarnation: 1, run_id: id, at_ms: 2001 });
+    t.apply(Command::RunStarted { name: "j".into(), incarnation: 1, run_id: id, at_ms: 2001, fence: None });
     let line = "x".repeat(64 << 10);
     for seq in 0..20 {
         let lines = vec![line.clone(); 2];
-        assert_eq!(t.apply(Command::Output { name: "j".into(), incarnation: 1, run_id: id, seq, lines, at_ms: 2100 }), Response::Done);
+        assert_eq!(t.apply(Command::Output { name: "j".into(), incarnation: 1, run_id: id, seq, lines, at_ms: 2100, fence: None }), Response::Done);
     }
     let log = t.log();
     assert_eq!(log.matches("the rest is dropped").count(), 1);
@@ -208,7 +223,7 @@ fn the_started_and_active_indexes_follow_the_jobs_and_runs() {
     assert!(t.kv.contains_key(&started_key("j")), "start indexes the job");
     let id = accepted(&t.fire(2000));
     assert!(t.kv.contains_key(&run::active_key(1, id)), "an accepted run is active");
-    t.apply(Command::RunEnded { name: "j".into(), incarnation: 1, run_id: id, status: RunStatus::NotStarted(crate::command::NotStarted::Deadline), at_ms: 3000 });
+    t.apply(Command::RunEnded { name: "j".into(), incarnation: 1, run_id: id, status: RunStatus::NotStarted(crate::command::NotStarted::Deadline), at_ms: 3000, fence: None });
     assert!(!t.kv.contains_key(&run::active_key(1, id)), "an ended run is not");
     t.apply(Command::StopJob { name: "j".into() });
     assert!(!t.kv.contains_key(&started_key("j")), "stop unindexes the job");
@@ -226,15 +241,15 @@ fn limits_are_replicated_state_and_apply_at_the_next_change() {
     assert_eq!(set(&mut t, "runs-kept", 2), Response::Done);
     for s in 2..5 {
         let id = accepted(&t.fire(s * 1000));
-        t.apply(Command::RunEnded { name: "j".into(), incarnation: 1, run_id: id, status: RunStatus::Exit(0), at_ms: s * 1000 + 1 });
+        t.apply(Command::RunEnded { name: "j".into(), incarnation: 1, run_id: id, status: RunStatus::Exit(0), at_ms: s * 1000 + 1, fence: None });
     }
     assert_eq!(t.job().recent_runs.len(), 2);
     // log-bytes: the log is trimmed at the next line.
     assert_eq!(set(&mut t, "log-bytes", 4096), Response::Done);
     let id = accepted(&t.fire(5000));
-    t.apply(Command::RunStarted { name: "j".into(), incarnation: 1, run_id: id, at_ms: 5001 });
+    t.apply(Command::RunStarted { name: "j".into(), incarnation: 1, run_id: id, at_ms: 5001, fence: None });
     let lines: Vec<String> = (0..200).map(|i| format!("line {i:03} {}", "x".repeat(40))).collect();
-    t.apply(Command::Output { name: "j".into(), incarnation: 1, run_id: id, seq: 0, lines, at_ms: 5002 });
+    t.apply(Command::Output { name: "j".into(), incarnation: 1, run_id: id, seq: 0, lines, at_ms: 5002, fence: None });
     let log = t.log();
     assert!(log.len() <= 4096 && log.ends_with("x\n") && log.contains("line 199 "), "{} bytes", log.len());
     // max-jobs: one job exists, so a limit of one refuses the next create.
@@ -247,7 +262,7 @@ fn limits_are_replicated_state_and_apply_at_the_next_change() {
 fn a_batch_answers_each_command_and_gives_each_new_thing_its_own_id() {
     let mut t = T::new();
     let create = |name: &str| Command::CreateJob { name: name.into(), schedule: "* * * * * *".into(), cmd: "true".into(), at_ms: 0 };
-    let run_now = |force| Command::RunNow { name: "j".into(), incarnation: 1, fence: FENCE, at_ms: 5000, force };
+    let run_now = |force| Command::RunNow { name: "j".into(), incarnation: 1, fence: FENCE, at_ms: 5000, force, claims: false };
     // Entry 3 holds five commands: two creates, a refused create, two forced runs.
     let r = t.apply(Command::Batch(vec![create("a"), create("b"), create("a"), run_now(true), run_now(true)]));
     let Response::Batch(answers) = r else { panic!("a batch gets one answer per command, got {r:?}") };
@@ -304,10 +319,11 @@ fn each_run_keeps_the_deadline_it_was_accepted_with() {
         skipped: 0,
         fence: FENCE,
         at_ms: 60_000,
+        claims: false,
     });
     assert_eq!(run(&t, accepted(&c)).begin_by(), 69_000);
     // A manual run from its request.
-    let m = t.apply(Command::RunNow { name: "j".into(), incarnation: 1, fence: FENCE, at_ms: 70_000, force: true });
+    let m = t.apply(Command::RunNow { name: "j".into(), incarnation: 1, fence: FENCE, at_ms: 70_000, force: true, claims: false });
     assert_eq!(run(&t, accepted(&m)).begin_by(), 79_000);
 }
 
@@ -319,7 +335,7 @@ fn runs_kept_never_drops_a_run_that_has_not_ended() {
     let second = accepted(&t.fire(3000));
     let third = accepted(&t.fire(4000));
     assert_eq!(t.job().recent_runs, vec![first, second, third], "all three are unfinished: all kept");
-    t.apply(Command::RunEnded { name: "j".into(), incarnation: 1, run_id: second, status: RunStatus::Exit(0), at_ms: 4500 });
+    t.apply(Command::RunEnded { name: "j".into(), incarnation: 1, run_id: second, status: RunStatus::Exit(0), at_ms: 4500, fence: None });
     let fourth = accepted(&t.fire(5000));
     assert_eq!(t.job().recent_runs, vec![first, third, fourth], "the ended one goes first");
     assert!(run::load_run(&t.kv, 1, second).unwrap().is_none());
@@ -340,9 +356,9 @@ fn a_change_of_spread_rearms_a_started_job() {
 fn stop_marks_the_accepted_runs_that_have_not_begun_and_spares_manual_ones() {
     let mut t = T::new();
     let scheduled = accepted(&t.fire(2000));
-    let manual = accepted(&t.apply(Command::RunNow { name: "j".into(), incarnation: 1, fence: FENCE, at_ms: 2100, force: true }));
+    let manual = accepted(&t.apply(Command::RunNow { name: "j".into(), incarnation: 1, fence: FENCE, at_ms: 2100, force: true, claims: false }));
     let begun = accepted(&t.fire(3000));
-    t.apply(Command::RunStarted { name: "j".into(), incarnation: 1, run_id: begun, at_ms: 3000 });
+    t.apply(Command::RunStarted { name: "j".into(), incarnation: 1, run_id: begun, at_ms: 3000, fence: None });
     t.apply(Command::StopJob { name: "j".into() });
     let run = |t: &T, id| run::load_run(&t.kv, 1, id).unwrap().unwrap();
     assert!(run(&t, scheduled).stopped, "a pending scheduled run will not begin");
@@ -351,4 +367,111 @@ fn stop_marks_the_accepted_runs_that_have_not_begun_and_spares_manual_ones() {
     // Started again, the old pending run stays stopped.
     t.apply(Command::StartJob { name: "j".into(), at_ms: 4000 });
     assert!(run(&t, scheduled).stopped);
+}
+
+/// The claim rule as a small model: one accepted run, and every sequence
+/// of up to four claims (its node's `Begin`, a second leader's and a
+/// third's `TakeOver`, each possibly repeated, in every order): exactly
+/// one claim is accepted, the first; afterwards only the winner's start,
+/// output and end are accepted, and a loser's never are.
+#[test]
+fn of_every_interleaving_of_claims_the_first_wins_and_only_its_records_count() {
+    let owner = FENCE;
+    let second = Fence { term: 3, node: 2, incarnation: 8 };
+    let third = Fence { term: 4, node: 3, incarnation: 9 };
+    let claims = [(owner, false), (second, true), (third, true)];
+    let mut sequences: Vec<Vec<usize>> = vec![vec![]];
+    for _ in 0..4 {
+        let longer: Vec<Vec<usize>> = sequences.iter().flat_map(|s| (0..3).map(move |c| [s.clone(), vec![c]].concat())).collect();
+        sequences.extend(longer);
+    }
+    sequences.retain(|s| !s.is_empty());
+    sequences.sort();
+    sequences.dedup();
+    assert!(sequences.len() > 100);
+    for seq in sequences {
+        let mut t = T::new();
+        let id = accepted(&t.fire_claiming(2000));
+        let mut winner = None;
+        for &c in &seq {
+            let (fence, take) = claims[c];
+            let cmd = if take {
+                Command::TakeOver { name: "j".into(), incarnation: 1, run_id: id, fence, at_ms: 2100 }
+            } else {
+                Command::Begin { name: "j".into(), incarnation: 1, run_id: id, fence }
+            };
+            let r = t.apply(cmd);
+            // A take-over from the run's current owner is refused too.
+            let expect = winner.is_none() && (take || fence == owner);
+            assert_eq!(r == Response::Done, expect, "{seq:?}: claim {c} answered {r:?}");
+            if r == Response::Done {
+                winner = Some(fence);
+            }
+        }
+        let winner = winner.expect("the first claim wins");
+        assert_eq!(winner, claims[seq[0]].0, "{seq:?}");
+        let run = run::load_run(&t.kv, 1, id).unwrap().unwrap();
+        assert!(run.claimed && run.fence == winner && run.node == winner.node);
+        for (loser, _) in claims.iter().filter(|(f, _)| *f != winner) {
+            let start = Command::RunStarted { name: "j".into(), incarnation: 1, run_id: id, at_ms: 2200, fence: Some(*loser) };
+            assert!(matches!(t.apply(start), Response::Rejected { .. }), "{seq:?}: a loser's start");
+            let end = Command::RunEnded { name: "j".into(), incarnation: 1, run_id: id, status: RunStatus::Exit(0), at_ms: 2300, fence: Some(*loser) };
+            assert!(matches!(t.apply(end), Response::Rejected { .. }), "{seq:?}: a loser's end");
+        }
+        let start = Command::RunStarted { name: "j".into(), incarnation: 1, run_id: id, at_ms: 2200, fence: Some(winner) };
+        assert_eq!(t.apply(start), Response::Done, "{seq:?}");
+        let out = Command::Output { name: "j".into(), incarnation: 1, run_id: id, seq: 0, lines: vec!["x".into()], at_ms: 2250, fence: Some(winner) };
+        assert_eq!(t.apply(out), Response::Done);
+        let end = Command::RunEnded { name: "j".into(), incarnation: 1, run_id: id, status: RunStatus::Exit(0), at_ms: 2300, fence: Some(winner) };
+        assert_eq!(t.apply(end), Response::Done);
+    }
+}
+
+#[test]
+fn a_claim_is_refused_for_a_stopped_killed_or_ended_run_and_a_start_needs_one() {
+    let mut t = T::new();
+    let id = accepted(&t.fire_claiming(2000));
+    let start = |fence| Command::RunStarted { name: "j".into(), incarnation: 1, run_id: id, at_ms: 2000, fence };
+    assert!(matches!(t.apply(start(Some(FENCE))), Response::Rejected { .. }), "a start before the claim");
+    t.apply(Command::StopJob { name: "j".into() });
+    let begin = Command::Begin { name: "j".into(), incarnation: 1, run_id: id, fence: FENCE };
+    assert!(matches!(t.apply(begin.clone()), Response::Rejected { .. }), "stopped");
+    t.apply(Command::StartJob { name: "j".into(), at_ms: 2500 });
+    assert!(matches!(t.apply(begin.clone()), Response::Rejected { .. }), "stop marked it: a start does not revive it");
+    let id = accepted(&t.fire_claiming(3000));
+    t.apply(Command::KillRuns { name: "j".into(), incarnation: 1 });
+    let begin = Command::Begin { name: "j".into(), incarnation: 1, run_id: id, fence: FENCE };
+    assert!(matches!(t.apply(begin), Response::Rejected { .. }), "killed");
+    // A run from a version before claims: started without one, never
+    // taken over.
+    let id = accepted(&t.fire(4000));
+    let take = Command::TakeOver { name: "j".into(), incarnation: 1, run_id: id, fence: Fence { term: 3, node: 2, incarnation: 8 }, at_ms: 4000 };
+    assert!(matches!(t.apply(take), Response::Rejected { .. }), "an old version's run");
+    let old = Command::RunStarted { name: "j".into(), incarnation: 1, run_id: id, at_ms: 4000, fence: None };
+    assert_eq!(t.apply(old), Response::Done);
+    let begin = Command::Begin { name: "j".into(), incarnation: 1, run_id: id, fence: FENCE };
+    assert!(matches!(t.apply(begin), Response::Rejected { .. }), "running");
+    // A claiming version's run starts only claimed, even without a fence.
+    let id = accepted(&t.fire_claiming(5000));
+    let old = Command::RunStarted { name: "j".into(), incarnation: 1, run_id: id, at_ms: 5000, fence: None };
+    assert!(matches!(t.apply(old), Response::Rejected { .. }), "unclaimed");
+}
+
+/// The sweep ends a run under the fence it judged gone: refused once the
+/// run was taken over; `lost`, not `not-started`, once it was claimed.
+#[test]
+fn a_sweeps_end_is_refused_after_a_takeover_and_is_lost_after_a_claim() {
+    let mut t = T::new();
+    let id = accepted(&t.fire_claiming(2000));
+    let new = Fence { term: 3, node: 2, incarnation: 8 };
+    let take = Command::TakeOver { name: "j".into(), incarnation: 1, run_id: id, fence: new, at_ms: 2100 };
+    assert_eq!(t.apply(take), Response::Done);
+    let gone = RunStatus::NotStarted(crate::command::NotStarted::NodeGone);
+    let swept = Command::RunEnded { name: "j".into(), incarnation: 1, run_id: id, status: gone.clone(), at_ms: 2200, fence: Some(FENCE) };
+    assert!(matches!(t.apply(swept), Response::Rejected { .. }), "the run is the new leader's");
+    let id = accepted(&t.fire_claiming(3000));
+    assert_eq!(t.apply(Command::Begin { name: "j".into(), incarnation: 1, run_id: id, fence: FENCE }), Response::Done);
+    let swept = Command::RunEnded { name: "j".into(), incarnation: 1, run_id: id, status: gone, at_ms: 3200, fence: Some(FENCE) };
+    assert_eq!(t.apply(swept), Response::Done);
+    assert_eq!(run::load_run(&t.kv, 1, id).unwrap().unwrap().status, RunStatus::Lost, "claimed, so it may have begun");
 }

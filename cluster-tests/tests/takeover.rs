@@ -1,0 +1,88 @@
+//! Takeover: a leader SIGKILLed while runs it fired wait for a slot
+//! (accepted, not yet claimed) leaves them to the next leader, which
+//! claims them (`TakeOver`) and begins each itself, once. The queue behind
+//! the concurrency cap is the seam that holds runs between acceptance and
+//! claim, so the test does not race the claim's 100 ms window.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use cluster_tests::cluster::Cluster;
+use cluster_tests::wait_for;
+
+/// `(scheduled second, node)` of each run the witness file saw.
+fn witness(path: &std::path::Path) -> Vec<(i64, u64)> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let (scheduled, node) = l.split_once(' ')?;
+            Some((chrono::DateTime::parse_from_rfc3339(scheduled).ok()?.timestamp(), node.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// `runs` lines: run id to (scheduled second, node, status text).
+fn runs(text: &str) -> HashMap<u64, (i64, u64, String)> {
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let id = f.first()?.parse().ok()?;
+            let scheduled = chrono::DateTime::parse_from_rfc3339(f.get(1)?).ok()?.timestamp();
+            Some((id, (scheduled, f.get(3)?.parse().ok()?, f.get(6..)?.join(" "))))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_leader_begins_once_the_runs_a_killed_leader_fired_and_never_claimed() {
+    // One slot per node, held on the leader by a long manual run, so each
+    // second's fire of `t` waits in the leader's queue, unclaimed.
+    let mut c = Cluster::start_with_env(3, |_| vec![("JOBD_MAX_CONCURRENT_RUNS".into(), "1".into())]).await.expect("cluster");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("witness");
+    let old = c.wait_leader().await.unwrap();
+    let fs = c.client(old).await.unwrap();
+    fs.write("clone", b"hold:@yearly:sleep 120").await.unwrap();
+    fs.write("jobs/hold/ctl", b"run").await.unwrap();
+    wait_for("the holding run", Duration::from_secs(10), async || c.read(old, "jobs/hold/runs").await.contains(" running")).await;
+    let cmd = format!("echo $JOBD_SCHEDULED_TIME $JOBD_NODE >> {}", path.display());
+    fs.write("clone", format!("t:* * * * * *:{cmd}").as_bytes()).await.unwrap();
+    fs.write("jobs/t/ctl", b"start").await.unwrap();
+    wait_for("three fires queued on the leader", Duration::from_secs(15), async || {
+        c.ctl_num(old, "runs-queued").await.unwrap_or(0) >= 3
+    })
+    .await;
+    let others: Vec<usize> = (0..3).filter(|i| *i != old).collect();
+    // What a follower has applied of the queue, just before the kill; the
+    // leader may fire one or two more that also wait.
+    let queued: Vec<u64> = runs(&c.read(others[0], "jobs/t/runs").await)
+        .into_iter()
+        .filter(|(_, (_, _, status))| status == "pending")
+        .map(|(id, _)| id)
+        .collect();
+    assert!(queued.len() >= 2, "runs pending before the kill: {queued:?}");
+    c.kill(old).await.unwrap();
+    let new = c.wait_leader_among(&others).await.unwrap();
+    let new_id = new as u64 + 1;
+    wait_for("every queued run to end", Duration::from_secs(30), async || {
+        let now = runs(&c.read(new, "jobs/t/runs").await);
+        queued.iter().all(|id| now.get(id).is_some_and(|(_, _, s)| s != "pending" && s != "running"))
+    })
+    .await;
+    let now = runs(&c.read(new, "jobs/t/runs").await);
+    let seen = witness(&path);
+    for id in &queued {
+        let (scheduled, node, status) = &now[id];
+        assert_eq!((status.as_str(), *node), ("exit 0", new_id), "run {id}: taken over and run by the new leader\n{}", c.log_tails());
+        let times = seen.iter().filter(|(s, _)| s == scheduled).count();
+        assert_eq!(times, 1, "run {id}'s time {scheduled} began {times} times: {seen:?}");
+    }
+    // No scheduled time began twice, before or after the kill.
+    let mut all: Vec<i64> = seen.iter().map(|(s, _)| *s).collect();
+    all.sort();
+    let before = all.len();
+    all.dedup();
+    assert_eq!(all.len(), before, "a scheduled time began twice: {seen:?}");
+    let log = c.read(new, "jobs/t/log").await;
+    assert!(log.contains(&format!("taken over by node {new_id}")), "the log says who took it over:\n{log}");
+}
