@@ -3,6 +3,8 @@
 //! resumes — their deadline (the default minute) has not passed, and its
 //! state has not heard of the new term yet when its real-time gate thread
 //! wakes first. Only the lease, checked at the moment of opening, stops it.
+//! Meanwhile the new leader takes those runs over (they were never
+//! claimed) and begins each once.
 
 use std::time::Duration;
 
@@ -78,6 +80,16 @@ async fn a_leader_paused_past_the_election_begins_none_of_the_runs_it_had_waitin
         .filter(|(_, scheduled, node, start)| *node == old_id && scheduled * 1000 < resumed_at && *start >= paused_at + 1000)
         .collect();
     assert!(stale.is_empty(), "the resumed old leader began runs it fired before its pause: {stale:?}\n{}", c.log_tails());
+    // The new leader took over what the paused one left waiting: each
+    // scheduled time of each job began at most once, whoever began it.
+    let mut times: Vec<(String, i64)> = witness(&path).into_iter().map(|(job, scheduled, _, _)| (job, scheduled)).collect();
+    let began = times.len();
+    times.sort();
+    times.dedup();
+    assert_eq!(times.len(), began, "a scheduled time began twice: {:?}", witness(&path));
+    let new_id = new as u64 + 1;
+    let taken: Vec<_> = witness(&path).into_iter().filter(|(_, s, node, _)| *node == new_id && s * 1000 < paused_at + 1000).collect();
+    assert!(!taken.is_empty(), "the new leader began none of the runs fired before the pause (taken over)\n{}", c.log_tails());
     // Its waiting runs are accounted for: none still pending or running.
     for k in 0..4 {
         let runs = c.read(new, &format!("jobs/t{k}/runs")).await;
