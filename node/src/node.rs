@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use openraft::SnapshotPolicy;
 use tokio::net::TcpListener;
@@ -178,7 +178,9 @@ impl Node {
 
         let (stop, stopped) = watch::channel(false);
         let mut tasks = vec![store::log_bytes::watch(raft.clone(), appended, cfg.snapshot_log_bytes, stopped.clone())];
-        let raft_svc = RaftService { raft: raft.clone(), me: cfg.id, clocks: clocks.clone() };
+        // A restarted node may have acknowledged a leader's round just before.
+        let votes_from = if fresh { Instant::now() } else { Instant::now() + Duration::from_millis(cfg.election_max_ms) };
+        let raft_svc = RaftService { raft: raft.clone(), me: cfg.id, clocks: clocks.clone(), votes_from };
         let proposer = Proposer::start(raft.clone(), cfg.write_timeout);
         let fwd_svc = ForwardService { raft: raft.clone(), proposer: proposer.clone(), commit_timeout: cfg.write_timeout };
         tasks.push(grpc.spawn(listener, raft_svc, fwd_svc, stopped.clone()));

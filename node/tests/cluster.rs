@@ -252,3 +252,35 @@ async fn concurrent_writes_share_log_entries_and_each_gets_its_own_answer() {
         eventually("every job on every node", || (0..N).all(|j| c.has_job(i, &format!("g{j}"))).then_some(())).await;
     }
 }
+
+/// A restarted node refuses votes for `election-max` after its start (the
+/// lease assumes a follower that acknowledged a round does not vote within
+/// that long after it; openraft forgets when it last heard from its leader
+/// when the process ends). A vote request in that window is refused before
+/// openraft sees it; after it, openraft answers (here: not granted, the
+/// candidate's log being empty).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_node_refuses_votes_for_an_election_timeout() {
+    let mut c = Cluster::start(3, 10_000).await;
+    let leader = c.leader().await;
+    let follower = (leader + 1) % 3;
+    c.stop(follower).await;
+    c.restart(follower).await;
+    let started = tokio::time::Instant::now();
+    let addr = format!("http://{}", c.configs[follower].raft_addr);
+    let term = c.node(leader).raft.metrics().borrow().current_term;
+    let vote = openraft::raft::VoteRequest::<u64>::new(openraft::Vote::new(term + 5, 9), None);
+    let ask = || async {
+        let mut peer = proto::raft::raft_client::RaftClient::connect(addr.clone()).await.unwrap();
+        let payload = serde_json::to_vec(&vote).unwrap();
+        peer.vote(tonic::Request::new(proto::raft::RaftRequest { payload, sent_at_unix_ms: 0, from_node: 9 })).await
+    };
+    let refused = ask().await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_millis(node::node::defaults::ELECTION_MAX_MS), "asked too late to tell");
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    assert!(refused.message().contains("refusing votes"), "{refused:?}");
+    tokio::time::sleep(Duration::from_millis(node::node::defaults::ELECTION_MAX_MS)).await;
+    let answered = ask().await.expect("answered after the window");
+    let result: Result<openraft::raft::VoteResponse<u64>, serde_json::Value> = serde_json::from_slice(&answered.into_inner().payload).unwrap();
+    assert!(!result.expect("a vote response").vote_granted, "an empty log gets no vote");
+}

@@ -1,7 +1,18 @@
 //! The gRPC service that hands peers' Raft RPCs to our openraft instance
 //! and records the clock each one carries.
+//!
+//! A node that restarted refuses votes until an election timeout
+//! (`election-max`) after its start. The lease (README, "Firing") rests on
+//! each follower that acknowledged a leader's heartbeat round refusing to
+//! vote for another candidate until `election-max` after it; openraft keeps
+//! that memory in the process only, so a follower restarted within that
+//! time would vote at once and could help elect a new leader while the old
+//! one still holds its lease. Refusing for `election-max` after the start
+//! covers every acknowledgement sent before it. A node that starts a new
+//! cluster has acknowledged nobody and does not wait.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use proto::raft::raft_server::Raft as RaftRpc;
 use proto::raft::{RaftReply, RaftRequest};
@@ -16,6 +27,8 @@ pub struct RaftService {
     pub raft: Raft,
     pub me: NodeId,
     pub clocks: Arc<PeerClocks>,
+    /// Votes are refused until then (see the module's comment).
+    pub votes_from: Instant,
 }
 
 impl RaftService {
@@ -39,6 +52,11 @@ impl RaftRpc for RaftService {
     async fn vote(&self, req: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
         let req = req.into_inner();
         self.observe(&req);
+        let wait = self.votes_from.saturating_duration_since(Instant::now());
+        if !wait.is_zero() {
+            // The candidate counts this as a voter it could not reach.
+            return Err(Status::unavailable(format!("node {} restarted: refusing votes for another {} ms", self.me, wait.as_millis())));
+        }
         let res = self.raft.vote(decode(&req.payload)?).instrument(peer_span(&req)).await;
         self.reply(&res)
     }
