@@ -2,7 +2,8 @@
 //! (accepted, not yet claimed) leaves them to the next leader, which
 //! claims them (`TakeOver`) and begins each itself, once. The queue behind
 //! the concurrency cap is the seam that holds runs between acceptance and
-//! claim, so the test does not race the claim's 100 ms window.
+//! claim, so the test does not race the claim's 100 ms window; the test
+//! seam `JOBD_TEST_HOLD_AFTER_CLAIM_MS` holds runs between claim and gate.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -85,4 +86,48 @@ async fn a_new_leader_begins_once_the_runs_a_killed_leader_fired_and_never_claim
     assert_eq!(all.len(), before, "a scheduled time began twice: {seen:?}");
     let log = c.read(new, "jobs/t/log").await;
     assert!(log.contains(&format!("taken over by node {new_id}")), "the log says who took it over:\n{log}");
+}
+
+/// A claimed run is its claimer's for good: a leader SIGKILLed while its
+/// runs are claimed and not yet begun (held between claim and gate by the
+/// test seam `JOBD_TEST_HOLD_AFTER_CLAIM_MS`) leaves them to no one. The
+/// new leader does not take them over; its sweep ends them `lost` (they
+/// may have begun, for all it can know), and none of them begins.
+#[tokio::test(flavor = "multi_thread")]
+async fn runs_a_killed_leader_had_claimed_are_lost_and_never_begun() {
+    let hold = vec![("JOBD_TEST_HOLD_AFTER_CLAIM_MS".to_string(), "20000".to_string())];
+    let mut c = Cluster::start_with_env(3, |_| hold.clone()).await.expect("cluster");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("witness");
+    let old = c.wait_leader().await.unwrap();
+    let fs = c.client(old).await.unwrap();
+    let cmd = format!("echo $JOBD_SCHEDULED_TIME $JOBD_NODE >> {}", path.display());
+    fs.write("clone", format!("c:* * * * * *:{cmd}").as_bytes()).await.unwrap();
+    fs.write("jobs/c/ctl", b"start").await.unwrap();
+    let others: Vec<usize> = (0..3).filter(|i| *i != old).collect();
+    // Runs whose time is a second past are claimed (100 ms before it) and
+    // held; read from a follower, as applied there.
+    let held = cluster_tests::poll::poll("runs claimed and held on the leader", Duration::from_secs(15), Duration::from_millis(100), async || {
+        let now = chrono::Utc::now().timestamp();
+        let pending: Vec<(u64, i64)> = runs(&c.read(others[0], "jobs/c/runs").await)
+            .into_iter()
+            .filter(|(_, (scheduled, _, status))| status == "pending" && *scheduled < now - 1)
+            .map(|(id, (scheduled, _, _))| (id, scheduled))
+            .collect();
+        (pending.len() >= 2).then_some(pending)
+    })
+    .await;
+    c.kill(old).await.unwrap();
+    let new = c.wait_leader_among(&others).await.unwrap();
+    wait_for("the held runs to be ended by the new leader's sweep", Duration::from_secs(30), async || {
+        let now = runs(&c.read(new, "jobs/c/runs").await);
+        held.iter().all(|(id, _)| now.get(id).is_some_and(|(_, _, s)| s != "pending"))
+    })
+    .await;
+    let now = runs(&c.read(new, "jobs/c/runs").await);
+    for (id, scheduled) in &held {
+        assert_eq!(now[id].2, "lost", "run {id}: claimed by the killed leader\n{}", c.log_tails());
+        let began: Vec<_> = witness(&path).into_iter().filter(|(s, _)| s == scheduled).collect();
+        assert!(began.is_empty(), "run {id}'s time {scheduled} began after all: {began:?}");
+    }
 }

@@ -49,6 +49,16 @@ const CLAIM_LEAD: Duration = Duration::from_millis(100);
 /// to `CLAIM_RETRY_MAX` (the applied state decides whether it is ours).
 const CLAIM_RETRY: Duration = Duration::from_millis(20);
 const CLAIM_RETRY_MAX: Duration = Duration::from_millis(500);
+/// A test seam: `JOBD_TEST_HOLD_AFTER_CLAIM_MS` holds every run this long
+/// between its applied claim and its gate, so a test can kill a node while
+/// its runs are claimed and not begun (`cluster-tests/tests/takeover.rs`).
+fn hold_after_claim() -> Option<Duration> {
+    static HOLD: std::sync::OnceLock<Option<Duration>> = std::sync::OnceLock::new();
+    *HOLD.get_or_init(|| {
+        let ms: u64 = std::env::var("JOBD_TEST_HOLD_AFTER_CLAIM_MS").ok()?.parse().ok()?;
+        Some(Duration::from_millis(ms))
+    })
+}
 /// Output is sent in batches of at most this many lines, or this often.
 const BATCH_LINES: usize = 100;
 const BATCH_EVERY: Duration = Duration::from_millis(100);
@@ -383,6 +393,9 @@ impl Executor {
         if let Err(why) = self.claim(o).await {
             gated.abandon().await;
             return self.refused(o, why).await;
+        }
+        if let Some(hold) = hold_after_claim() {
+            tokio::time::sleep(hold).await;
         }
         // At its time (a scheduled run; others now), on the gate thread.
         let mut at_ms = if o.trigger == Trigger::Schedule { o.scheduled_ms } else { 0 };
