@@ -305,8 +305,9 @@ pub enum Command {
         fence: Option<Fence>,
     },
     /// The run is over (or never started, or was lost). `fence`: the
-    /// run's own node's (refused from any other node); None when the
-    /// leader's sweep ends a run whose node is gone.
+    /// run's own node's (refused from any other): its node's own end, or
+    /// the sweep's for a node it judged gone; None from versions before
+    /// claims.
     RunEnded {
         name: String,
         incarnation: u64,

@@ -1,8 +1,10 @@
 //! Leader-only scheduling. While this node holds a confirmed fence, it
 //! follows every started job (`plan.rs`), and shortly before each job's
-//! next time T (earlier for a time many jobs share) proposes `Fire(job incarnation, T, fence)` — one fire per job at a
-//! time, in order. Only an accepted fire is run, by this node, at T
-//! (`executor.rs`). The state machine's firing rules make a time run at
+//! next time T (earlier for a time many jobs share) proposes
+//! `Fire(job incarnation, T, fence)` — one fire per job at a time, in
+//! order. Only an accepted fire is run, by this node, at T
+//! (`executor.rs`), or by a later leader that takes it over if this node
+//! never claimed it (`take_over_all`). The state machine's firing rules make a time run at
 //! most once whatever the leaders do; this loop makes every time count.
 //!
 //! Missed times (no leader, or a leader that could not fire) follow the
@@ -10,7 +12,8 @@
 //! counts the rest, `skip` counts them all, `all` runs each (the last 100);
 //! times older than the catch-up window are counted and skipped first. A
 //! node whose clock is more than `max_clock_skew_ms` from the quorum's does
-//! not fire at all. Once a second it also ends runs nobody will end (`sweep`).
+//! not fire at all. Once a second it also ends (or, leading, takes over)
+//! runs nobody will end (`sweep`).
 
 pub mod executor;
 pub mod gate;

@@ -342,7 +342,8 @@ pub fn claim(kv: &mut impl Kv, job: &mut Job, run_id: u64, claim: Claim) -> Resu
 }
 
 /// A record about a run from `fence`: refused unless it is the run's own
-/// node's (None: from a node from before claims, or the leader's sweep).
+/// node's (the leader's sweep writes under the fence it judged gone; None
+/// comes from versions before claims).
 fn from_its_node(run: &Run, fence: Option<Fence>) -> Result<(), Response> {
     match fence {
         Some(f) if f != run.fence => Err(reject(format!("run {} is node {}'s, not node {}'s", run.id, run.fence.node, f.node))),
