@@ -92,7 +92,7 @@ async fn a_stopped_job_does_not_fire_and_a_restart_is_not_a_missed_period() {
     n.write(create).await.unwrap();
     n.write(Command::StartJob { name: "s".into(), at_ms: node::clock::now_ms() }).await.unwrap();
     eventually("a run", || (!runs(&c, leader, "s").is_empty()).then_some(())).await;
-    n.write(Command::StopJob { name: "s".into() }).await.unwrap();
+    n.write(Command::StopJob { name: "s".into(), at_ms: 0 }).await.unwrap();
     let count = runs(&c, leader, "s").len();
     // Absence needs time to pass: two and a half scheduled seconds.
     tokio::time::sleep_until(tokio::time::Instant::now() + Duration::from_millis(2500)).await;
@@ -206,7 +206,7 @@ async fn a_run_past_its_deadline_is_recorded_not_started_with_the_reason() {
     let now = node::clock::now_ms();
     n.write(Command::CreateJob { name: "late".into(), schedule: "@yearly".into(), cmd, at_ms: now }).await.unwrap();
     let deadline = node::command::Policy::Deadline(Some(1000));
-    n.write(Command::SetPolicy { name: "late".into(), policy: deadline }).await.unwrap();
+    n.write(Command::SetPolicy { name: "late".into(), policy: deadline, at_ms: 0 }).await.unwrap();
     let job = state::load_job(&n.sm, "late").unwrap().unwrap();
     let fence = node::command::Fence { term: 1, node: n.id, incarnation: n.incarnation };
     // Accepted as if asked for five seconds ago, with a deadline of 1 s.
@@ -220,6 +220,8 @@ async fn a_run_past_its_deadline_is_recorded_not_started_with_the_reason() {
         scheduled_ms: asked,
         trigger: node::command::Trigger::Manual,
         fence,
+        begin_at_ms: 0,
+        attempt: 1,
     };
     let active = n.executor.register(run_id);
     n.executor.clone().run(order, active).await;

@@ -9,9 +9,11 @@ use std::collections::{BTreeMap, HashMap};
 use super::witness;
 use super::workload::Known;
 
-/// The deadline the tick jobs set (`deadline 1s`, `mod.rs`), and what the
-/// witness's own clock reading may add (the shell's start, a busy machine).
-const START_DEADLINE_MS: i64 = 1000;
+/// The deadlines the tick jobs have (`deadline 1s`, or the cluster's
+/// default for the retrying one, `mod.rs`), and what the witness's own
+/// clock reading may add (the shell's start, a busy machine).
+pub const STRICT_DEADLINE_MS: i64 = 1000;
+pub const DEFAULT_DEADLINE_MS: i64 = 60_000;
 const START_SLACK_MS: i64 = 300;
 
 /// One line of `/jobs/NAME/runs`.
@@ -74,6 +76,10 @@ pub struct Verdict {
     pub lost_runs: usize,
     /// Runs whose command began before their scheduled time (witness clock).
     pub early: usize,
+    /// Run records that ended without beginning (or `lost`), by status.
+    pub not_begun: BTreeMap<String, usize>,
+    /// Witness lines of attempts after the first.
+    pub retries: usize,
     pub failures: Vec<String>,
 }
 
@@ -91,14 +97,21 @@ pub fn p1(known: &BTreeMap<String, Option<Known>>, node: u64, listing: &[String]
     }
 }
 
-/// P2 and P3 for one tick job firing every second, over scheduled seconds
-/// `from_s..to_s`; P4 from its final log and runs.
-pub fn tick_job(job: &str, wit: &[witness::Line], runs: &Runs, log: &str, from_s: i64, to_s: i64, v: &mut Verdict) {
-    // P2: at most one run per scheduled time, by the witness and by the records.
-    let mut seen: HashMap<i64, usize> = HashMap::new();
+/// P2 and P3 for one tick job firing every second, with start deadline
+/// `deadline_ms`, over scheduled seconds `from_s..to_s`; P4 from its final
+/// log and runs.
+#[allow(clippy::too_many_arguments)]
+pub fn tick_job(job: &str, deadline_ms: i64, wit: &[witness::Line], runs: &Runs, log: &str, from_s: i64, to_s: i64, v: &mut Verdict) {
+    // P2: at most one run per attempt of a scheduled time (a retry is a
+    // new attempt, never a second first one), by the witness and by the
+    // records.
+    let mut seen: HashMap<(i64, u32), usize> = HashMap::new();
     for w in wit.iter().filter(|w| w.job == job) {
-        *seen.entry(w.scheduled_s).or_default() += 1;
+        *seen.entry((w.scheduled_s, w.attempt)).or_default() += 1;
         v.fires += 1;
+        if w.attempt > 1 {
+            v.retries += 1;
+        }
         // No run starts before its time, whatever a node's clock says; and
         // a scheduled (not catch-up) run starts within the start deadline,
         // so a deposed leader cannot begin a stale one.
@@ -107,18 +120,21 @@ pub fn tick_job(job: &str, wit: &[witness::Line], runs: &Runs, log: &str, from_s
             v.early += 1;
             v.failures.push(format!("early {job}: run {} of {} began {} ms early on node {}", w.run, w.scheduled_s, -late, w.node));
         }
-        if w.trigger == "schedule" && late > START_DEADLINE_MS + START_SLACK_MS {
+        if w.trigger == "schedule" && late > deadline_ms + START_SLACK_MS {
             v.failures.push(format!("late {job}: run {} of {} began {late} ms after its time on node {}, past the start deadline", w.run, w.scheduled_s, w.node));
         }
     }
-    for (t, n) in &seen {
+    for ((t, attempt), n) in &seen {
         if *n > 1 {
             v.duplicates += n - 1;
-            v.failures.push(format!("P2 {job}: scheduled time {t} ran {n} times (witness)"));
+            v.failures.push(format!("P2 {job}: attempt {attempt} of scheduled time {t} ran {n} times (witness)"));
         }
     }
+    let times: std::collections::HashSet<i64> = seen.keys().map(|(t, _)| *t).collect();
+    // The records do not number attempts: first attempts are the runs
+    // that are not retries.
     let mut started_per_time: HashMap<i64, usize> = HashMap::new();
-    for r in runs.0.values().filter(|r| r.trigger != "manual" && r.start_ms.is_some()) {
+    for r in runs.0.values().filter(|r| r.trigger != "manual" && r.trigger != "retry" && r.start_ms.is_some()) {
         *started_per_time.entry(r.scheduled_ms / 1000).or_default() += 1;
     }
     for (t, n) in &started_per_time {
@@ -138,7 +154,7 @@ pub fn tick_job(job: &str, wit: &[witness::Line], runs: &Runs, log: &str, from_s
     let mut missing = 0;
     for t in from_s..to_s {
         v.expected_times += 1;
-        if seen.contains_key(&t) {
+        if times.contains(&t) {
             continue;
         }
         match recorded.get(&t) {
@@ -158,6 +174,9 @@ pub fn tick_job(job: &str, wit: &[witness::Line], runs: &Runs, log: &str, from_s
         }
         if r.status == "lost" {
             v.lost_runs += 1;
+        }
+        if r.status == "lost" || r.status.starts_with("not-started") {
+            *v.not_begun.entry(r.status.clone()).or_default() += 1;
         }
     }
     let mut ends: HashMap<u64, usize> = HashMap::new();
@@ -190,7 +209,7 @@ mod tests {
     use super::*;
 
     fn w(t: i64) -> witness::Line {
-        witness::Line { job: "t".into(), scheduled_s: t, node: 1, run: t as u64, start_ms: t * 1000 + 3, trigger: "schedule".into() }
+        witness::Line { job: "t".into(), scheduled_s: t, node: 1, run: t as u64, start_ms: t * 1000 + 3, trigger: "schedule".into(), attempt: 1 }
     }
 
     #[test]
@@ -204,30 +223,39 @@ mod tests {
                    1970-01-01 00:00:10.010000000 +0000 UTC:run 1 exit 0 in 9ms\n";
         // 10 ran, 11 missing, 12 recorded as not started.
         let mut v = Verdict::default();
-        tick_job("t", &[w(10)], &runs, log, 10, 13, &mut v);
+        tick_job("t", STRICT_DEADLINE_MS, &[w(10)], &runs, log, 10, 13, &mut v);
         assert_eq!((v.expected_times, v.missed_accounted_lost, v.unaccounted), (3, 1, 1));
         assert_eq!(v.failures.len(), 1, "{:?}", v.failures);
         // The same miss counted by a skip line is accounted for.
         let mut v = Verdict::default();
         let log2 = format!("{log}1970-01-01 00:00:13.000000000 +0000 UTC:skipped 1 scheduled times (catch-up once)\n");
-        tick_job("t", &[w(10)], &runs, &log2, 10, 13, &mut v);
+        tick_job("t", STRICT_DEADLINE_MS, &[w(10)], &runs, &log2, 10, 13, &mut v);
         assert!(v.failures.is_empty(), "{:?}", v.failures);
         // A second witness line for 10 is a duplicate.
         let mut v = Verdict::default();
-        tick_job("t", &[w(10), w(10)], &runs, log, 10, 11, &mut v);
+        tick_job("t", STRICT_DEADLINE_MS, &[w(10), w(10)], &runs, log, 10, 11, &mut v);
         assert_eq!(v.duplicates, 1);
         // A run that began before its scheduled time is a failure.
         let mut v = Verdict::default();
-        tick_job("t", &[witness::Line { start_ms: 9_990, ..w(10) }], &runs, log, 10, 11, &mut v);
+        tick_job("t", STRICT_DEADLINE_MS, &[witness::Line { start_ms: 9_990, ..w(10) }], &runs, log, 10, 11, &mut v);
         assert_eq!((v.early, v.failures.len()), (1, 1), "{:?}", v.failures);
         // A scheduled run begun past the start deadline is a failure; a
         // catch-up run may begin late.
         let mut v = Verdict::default();
-        tick_job("t", &[witness::Line { start_ms: 11_500, ..w(10) }], &runs, log, 10, 11, &mut v);
+        tick_job("t", STRICT_DEADLINE_MS, &[witness::Line { start_ms: 11_500, ..w(10) }], &runs, log, 10, 11, &mut v);
         assert_eq!(v.failures.len(), 1, "{:?}", v.failures);
         let mut v = Verdict::default();
-        tick_job("t", &[witness::Line { start_ms: 11_500, trigger: "catchup".into(), ..w(10) }], &runs, log, 10, 11, &mut v);
+        tick_job("t", STRICT_DEADLINE_MS, &[witness::Line { start_ms: 11_500, trigger: "catchup".into(), ..w(10) }], &runs, log, 10, 11, &mut v);
         assert!(v.failures.is_empty(), "{:?}", v.failures);
+        // A second attempt of a time is a retry, not a duplicate; a second
+        // second attempt is.
+        let retry = witness::Line { start_ms: 12_000, trigger: "retry".into(), attempt: 2, ..w(10) };
+        let mut v = Verdict::default();
+        tick_job("t", STRICT_DEADLINE_MS, &[w(10), retry.clone()], &runs, log, 10, 11, &mut v);
+        assert_eq!((v.duplicates, v.retries, v.failures.len()), (0, 1, 0), "{:?}", v.failures);
+        let mut v = Verdict::default();
+        tick_job("t", STRICT_DEADLINE_MS, &[w(10), retry.clone(), retry], &runs, log, 10, 11, &mut v);
+        assert_eq!(v.duplicates, 1, "{:?}", v.failures);
     }
 
     #[test]

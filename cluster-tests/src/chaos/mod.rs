@@ -22,6 +22,9 @@ use checker::{Runs, Verdict};
 use nemesis::Injected;
 
 pub const TICK_JOBS: usize = 3;
+/// The tick job with the default deadline, `retry` and `onlost rerun`, whose
+/// command fails some first attempts; the others have `deadline 1s`.
+pub const RETRY_TICK: usize = TICK_JOBS - 1;
 
 pub struct Report {
     pub seed: u64,
@@ -74,6 +77,8 @@ impl fmt::Display for Report {
             "fires: {} (witness), duplicates {}, early {}, scheduled times {}, ended lost/not-started {}, skipped by policy {}, unaccounted {}, lost runs {}",
             v.fires, v.duplicates, v.early, v.expected_times, v.missed_accounted_lost, v.skipped, v.unaccounted, v.lost_runs
         )?;
+        let reasons: Vec<String> = v.not_begun.iter().map(|(why, n)| format!("{why} {n}")).collect();
+        writeln!(f, "not begun, by status: {}; retry attempts begun {}", if reasons.is_empty() { "-".into() } else { reasons.join(", ") }, v.retries)?;
         writeln!(f, "failover kill -> new leader: {}", spread(self.faults.iter().filter_map(|i| i.to_leader).collect()))?;
         writeln!(f, "failover kill -> first fire: {}", spread(self.faults.iter().filter_map(|i| i.to_fire).collect()))?;
         for x in l.violations.iter().chain(&v.failures) {
@@ -178,10 +183,18 @@ pub async fn run(seed: u64, plan: Plan) -> Result<Report> {
     let dir = tempfile::tempdir()?;
     let witness_path = dir.path().join("witness");
     for k in 0..TICK_JOBS {
-        write_acked(&c, "clone", &format!("tick{k}:* * * * * ?:{}", witness::command(&witness_path))).await?;
-        // A deadline of 1 s keeps P2's lateness check strict: a run that
-        // begins later than that began past its deadline.
-        write_acked(&c, &format!("jobs/tick{k}/ctl"), "deadline 1s").await?;
+        let flaky = k == RETRY_TICK;
+        write_acked(&c, "clone", &format!("tick{k}:* * * * * ?:{}", witness::command(&witness_path, flaky))).await?;
+        let policy = if flaky {
+            // The default deadline, so a new leader takes over what a killed
+            // one never claimed; retries of its failures and of lost runs.
+            "retry 1 1s\nonlost rerun"
+        } else {
+            // A deadline of 1 s keeps the lateness check strict: a run that
+            // begins later than that began past its deadline.
+            "deadline 1s"
+        };
+        write_acked(&c, &format!("jobs/tick{k}/ctl"), policy).await?;
         write_acked(&c, &format!("jobs/tick{k}/ctl"), "start").await?;
     }
     // Faults start once every tick job has fired: they hit a working cluster.
@@ -261,7 +274,8 @@ pub async fn run(seed: u64, plan: Plan) -> Result<Report> {
     let leader = c.wait_leader().await?;
     for (k, r) in runs.iter().enumerate() {
         let log = read(&c, leader, &format!("jobs/tick{k}/log")).await?;
-        checker::tick_job(&format!("tick{k}"), &wit, r, &log, from_s, to_s, &mut verdict);
+        let deadline_ms = if k == RETRY_TICK { checker::DEFAULT_DEADLINE_MS } else { checker::STRICT_DEADLINE_MS };
+        checker::tick_job(&format!("tick{k}"), deadline_ms, &wit, r, &log, from_s, to_s, &mut verdict);
     }
     for i in 0..c.nodes.len() {
         let listing: Vec<String> = c.client(i).await?.readdir("jobs").await?.into_iter().map(|e| e.name).collect();

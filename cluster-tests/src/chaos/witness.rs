@@ -1,5 +1,5 @@
 //! The witness: a file outside the cluster to which every run of a tick
-//! job appends `JOB SCHEDULED-TIME NODE RUN-ID START-MS TRIGGER` (its command does,
+//! job appends `JOB SCHEDULED-TIME NODE RUN-ID START-MS TRIGGER ATTEMPT` (its command does,
 //! with jobd's environment; START-MS is the test machine's own clock when
 //! the command began), so what actually ran, and when, is known
 //! independently of jobd's records and of any node's clock.
@@ -7,10 +7,12 @@
 use std::path::Path;
 
 /// The command a tick job runs: the real time first, two output lines (for
-/// the run-integrity check), then its witness line.
-pub fn command(witness: &Path) -> String {
+/// the run-integrity check), then its witness line. A `flaky` one then
+/// fails the first attempt of every fifth run id, for its retries.
+pub fn command(witness: &Path, flaky: bool) -> String {
+    let fail = if flaky { "; [ ${JOBD_ATTEMPT%/*} -gt 1 ] || [ $((JOBD_RUN_ID % 5)) -ne 0 ]" } else { "" };
     format!(
-        "t=$(date +%s%3N); echo out1 $JOBD_RUN_ID; echo out2 $JOBD_RUN_ID; echo \"$JOBD_JOB $JOBD_SCHEDULED_TIME $JOBD_NODE $JOBD_RUN_ID $t $JOBD_TRIGGER\" >> {}",
+        "t=$(date +%s%3N); echo out1 $JOBD_RUN_ID; echo out2 $JOBD_RUN_ID; echo \"$JOBD_JOB $JOBD_SCHEDULED_TIME $JOBD_NODE $JOBD_RUN_ID $t $JOBD_TRIGGER $JOBD_ATTEMPT\" >> {}{fail}",
         witness.display()
     )
 }
@@ -23,8 +25,10 @@ pub struct Line {
     pub run: u64,
     /// When the run's command began, by the test machine's clock.
     pub start_ms: i64,
-    /// `schedule`, `catchup` or `manual`.
+    /// `schedule`, `catchup`, `manual` or `retry`.
     pub trigger: String,
+    /// Which attempt of its scheduled time (`JOBD_ATTEMPT`'s first number).
+    pub attempt: u32,
 }
 
 /// Every whole line of the witness file (a line being appended is skipped).
@@ -34,7 +38,7 @@ pub fn read(path: &Path) -> Vec<Line> {
         .filter(|l| l.ends_with('\n'))
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            let [job, t, node, run, start, trigger] = f.as_slice() else { return None };
+            let [job, t, node, run, start, trigger, attempt] = f.as_slice() else { return None };
             Some(Line {
                 job: job.to_string(),
                 scheduled_s: chrono::DateTime::parse_from_rfc3339(t).ok()?.timestamp(),
@@ -42,6 +46,7 @@ pub fn read(path: &Path) -> Vec<Line> {
                 run: run.parse().ok()?,
                 start_ms: start.parse().ok()?,
                 trigger: trigger.to_string(),
+                attempt: attempt.split_once('/')?.0.parse().ok()?,
             })
         })
         .collect()

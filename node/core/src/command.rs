@@ -25,6 +25,9 @@ pub enum Trigger {
     Schedule,
     Catchup,
     Manual,
+    /// A later attempt of a scheduled or catch-up time whose run failed
+    /// (`retry`) or was lost (`onlost rerun`).
+    Retry,
 }
 
 /// What to do when a run is due while an earlier one of the job still runs.
@@ -49,6 +52,40 @@ pub enum Catchup {
     Skip,
     /// Every missed time, in order (the most recent 100 at most).
     All,
+}
+
+/// What to do with a run that ended `lost` (it may have begun, and may
+/// even still run on a node that was only cut off).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum OnLost {
+    /// Nothing: at most once.
+    #[default]
+    Skip,
+    /// Run its time again as a new attempt: at least once, for jobs whose
+    /// user says they can take it.
+    Rerun,
+}
+
+/// `retry N [BACKOFF]`: a failed run of a scheduled time is run again, up
+/// to `retries` more times, the first `backoff_ms` after the failure, each
+/// next one twice as long after (at most `MAX_BACKOFF_MS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retry {
+    pub retries: u32,
+    pub backoff_ms: i64,
+}
+
+impl Retry {
+    pub const MAX_RETRIES: u32 = 100;
+    pub const DEFAULT_BACKOFF_MS: i64 = 10_000;
+    pub const MAX_BACKOFF_MS: i64 = 3_600_000;
+
+    /// How long after attempt `failed` (1 is the first) ended the next
+    /// one is due: the backoff, doubled for each attempt before, capped.
+    pub fn delay_after_ms(backoff_ms: i64, failed: u32) -> i64 {
+        let doublings = failed.saturating_sub(1).min(32);
+        backoff_ms.saturating_mul(1i64 << doublings).min(Retry::MAX_BACKOFF_MS)
+    }
 }
 
 /// The words users read and write for [`Trigger`], [`Overlap`] and
@@ -87,7 +124,8 @@ macro_rules! spelled {
     };
 }
 
-spelled!(Trigger { Schedule => "schedule", Catchup => "catchup", Manual => "manual" });
+spelled!(Trigger { Schedule => "schedule", Catchup => "catchup", Manual => "manual", Retry => "retry" });
+spelled!(OnLost { Skip => "skip", Rerun => "rerun" });
 spelled!(Overlap { Allow => "allow", Skip => "skip", Replace => "replace" });
 spelled!(Catchup { Once => "once", Skip => "skip", All => "all" });
 
@@ -105,6 +143,10 @@ pub enum Policy {
     /// Move every time later by the name's offset in `[0, spread)` (None:
     /// off); like a change of expression, it re-arms the job at `at_ms`.
     Spread { spread_ms: Option<i64>, at_ms: i64 },
+    /// Retries of failed scheduled runs (None: off). A pending attempt
+    /// the new policy does not allow is cancelled.
+    Retry(Option<Retry>),
+    OnLost(OnLost),
 }
 
 /// How a run ended (or that it is still going).
@@ -228,7 +270,13 @@ pub enum Command {
     /// Creates a stopped job. `schedule` has been parsed by the proposer.
     CreateJob { name: String, schedule: String, cmd: String, at_ms: i64 },
     StartJob { name: String, at_ms: i64 },
-    StopJob { name: String },
+    /// Stops the job; `at_ms` (its proposer's clock; 0 from versions
+    /// before retries) stamps what it cancels in the log.
+    StopJob {
+        name: String,
+        #[serde(default)]
+        at_ms: i64,
+    },
     DeleteJob { name: String },
     SetCmd { name: String, cmd: String },
     SetSchedule { name: String, schedule: String, at_ms: i64 },
@@ -258,6 +306,12 @@ pub enum Command {
     /// outside the catch-up window): the last accepted time moves to
     /// `until_ms`, under the same rules as a fire.
     SkipTimes { name: String, incarnation: u64, until_ms: i64, count: u32, reason: String, fence: Fence },
+    /// The leader asks to run the job's pending retry: attempt `attempt`
+    /// of `scheduled_ms`. Accepted only if that incarnation is started
+    /// and that very attempt is pending, which the acceptance ends, so an
+    /// attempt is accepted at most once (README, "Retries"). `at_ms` as
+    /// for `Fire`; its proposer always claims.
+    FireRetry { name: String, incarnation: u64, scheduled_ms: i64, attempt: u32, fence: Fence, at_ms: i64 },
     /// A manual run (`run`, `run force`): never moves the last accepted
     /// time; unless forced, it respects the overlap policy.
     /// `claims` as for `Fire`.
@@ -270,9 +324,22 @@ pub enum Command {
         #[serde(default)]
         claims: bool,
     },
-    SetPolicy { name: String, policy: Policy },
+    /// `at_ms`: its proposer's clock (0 from versions before retries),
+    /// which stamps what it cancels in the log.
+    SetPolicy {
+        name: String,
+        policy: Policy,
+        #[serde(default)]
+        at_ms: i64,
+    },
     /// `kill` on ctl: the job's unfinished runs are told to end (`killed`).
-    KillRuns { name: String, incarnation: u64 },
+    /// Also cancels a pending retry (`at_ms` as for `StopJob`).
+    KillRuns {
+        name: String,
+        incarnation: u64,
+        #[serde(default)]
+        at_ms: i64,
+    },
     /// The claim of the node that will begin the run (its own fire or
     /// manual run: `fence` is the run's). Accepted once per run, only if
     /// no claim came before it in the log; the node opens the run's gate

@@ -66,7 +66,8 @@ pub enum Verb {
 }
 
 pub const VERBS: &str = "start, stop, run, run force, kill, delete, tz ZONE, overlap allow|skip|replace, \
-catchup once|skip|all [WINDOW], timeout DURATION|off, deadline DURATION|default, spread DURATION|off";
+catchup once|skip|all [WINDOW], timeout DURATION|off, deadline DURATION|default, spread DURATION|off, \
+retry N [BACKOFF]|off, onlost skip|rerun";
 
 /// One or more newline-separated verbs; all are checked before any runs.
 pub fn parse_ctl(data: &[u8]) -> Result<Vec<Verb>, String> {
@@ -108,6 +109,12 @@ pub fn parse_ctl(data: &[u8]) -> Result<Vec<Verb>, String> {
                 let ms = crate::cron::parse_duration_ms(d).map_err(|e| format!("deadline: {e}, or default"))?;
                 Verb::Policy(crate::command::Policy::Deadline(Some(ms)))
             }
+            ["retry", "off"] => Verb::Policy(crate::command::Policy::Retry(None)),
+            ["retry", n, rest @ ..] if rest.len() <= 1 => Verb::Policy(crate::command::Policy::Retry(Some(parse_retry(n, rest.first())?))),
+            ["onlost", mode] => {
+                let o = mode.parse().map_err(|()| format!("onlost {mode:?}: use skip or rerun"))?;
+                Verb::Policy(crate::command::Policy::OnLost(o))
+            }
             _ => return Err(format!("unknown command {line:?}; the verbs are: {VERBS}")),
         });
     }
@@ -115,6 +122,21 @@ pub fn parse_ctl(data: &[u8]) -> Result<Vec<Verb>, String> {
         return Err(format!("empty command; the verbs are: {VERBS}"));
     }
     Ok(verbs)
+}
+
+/// `retry N [BACKOFF]`: N from 1 to 100, BACKOFF a duration up to an hour.
+fn parse_retry(n: &str, backoff: Option<&&str>) -> Result<crate::command::Retry, String> {
+    use crate::command::Retry;
+    let max = Retry::MAX_RETRIES;
+    let retries: u32 = n.parse().ok().filter(|n| (1..=max).contains(n)).ok_or_else(|| format!("retry {n:?}: want a number of retries from 1 to {max}, or off"))?;
+    let backoff_ms = match backoff {
+        None => Retry::DEFAULT_BACKOFF_MS,
+        Some(b) => crate::cron::parse_duration_ms(b).map_err(|e| format!("retry backoff: {e}"))?,
+    };
+    if backoff_ms > Retry::MAX_BACKOFF_MS {
+        return Err(format!("retry backoff {}: at most 1h", backoff.map_or("", |b| b)));
+    }
+    Ok(Retry { retries, backoff_ms })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -217,6 +239,28 @@ mod tests {
         assert_eq!(parse_ctl(b"spread 1h").unwrap(), vec![Verb::Spread(Some(3_600_000))]);
         assert_eq!(parse_ctl(b"spread off").unwrap(), vec![Verb::Spread(None)]);
         assert!(parse_ctl(b"spread 0s").unwrap_err().starts_with("spread: duration 0s is shorter than 1s"));
+        use crate::command::{OnLost, Retry};
+        assert_eq!(parse_ctl(b"retry 3").unwrap(), vec![Verb::Policy(Policy::Retry(Some(Retry { retries: 3, backoff_ms: 10_000 })))]);
+        assert_eq!(parse_ctl(b"retry 100 1h").unwrap(), vec![Verb::Policy(Policy::Retry(Some(Retry { retries: 100, backoff_ms: 3_600_000 })))]);
+        assert_eq!(parse_ctl(b"retry off").unwrap(), vec![Verb::Policy(Policy::Retry(None))]);
+        assert_eq!(parse_ctl(b"onlost rerun").unwrap(), vec![Verb::Policy(Policy::OnLost(OnLost::Rerun))]);
+        for (bad, want) in [
+            ("retry 0", "from 1 to 100"),
+            ("retry 101", "from 1 to 100"),
+            ("retry three", "from 1 to 100"),
+            ("retry -1", "from 1 to 100"),
+            ("retry 3 soon", "retry backoff: cannot read duration"),
+            ("retry 3 0s", "retry backoff: "),
+            ("retry 3 2h", "at most 1h"),
+            ("retry 3 10s extra", "unknown command"),
+            ("retry", "unknown command"),
+            ("onlost maybe", "use skip or rerun"),
+            ("onlost", "unknown command"),
+        ] {
+            let err = parse_ctl(bad.as_bytes()).unwrap_err();
+            assert!(err.contains(want), "{bad}: {err}");
+            assert!(!err.contains('\n'), "{bad}: one line");
+        }
         for bad in ["deadline 0s", "deadline -5s", "deadline soon", "deadline 500ms", "deadline"] {
             let err = parse_ctl(bad.as_bytes()).unwrap_err();
             assert!(err.starts_with("deadline: ") || err.starts_with("unknown command"), "{bad}: {err}");

@@ -46,9 +46,16 @@ pub fn job_ctl(job: &Job, now_ms: i64) -> String {
     let timeout = job.timeout_ms.map_or_else(|| "off".into(), duration_text);
     let deadline = job.deadline_ms.map_or_else(|| "default".into(), duration_text);
     let spread = job.spread_ms.map_or_else(|| "off".into(), duration_text);
+    let retry = job.retry.map_or_else(|| "off".into(), |r| format!("{} {}", r.retries, duration_text(r.backoff_ms)));
+    let onlost = job.onlost;
+    let pending = job.retry_pending;
+    let retry_pending = pending.map_or_else(|| "-".into(), |p| rfc3339_secs(p.scheduled_ms));
+    let retry_at = pending.map_or_else(|| "-".into(), |p| rfc3339_secs(p.at_ms));
+    let attempt = pending.map_or_else(|| "-".into(), |p| format!("{}/{}", p.attempt, crate::state::retry::attempts_for(job, p.lost)));
     format!(
         "state {state}\nnext {next}\nlast-start {last_start}\nlast-status {}\nruns {}\nfailures {}\nskipped {}\ntz {}\n\
-         overlap {overlap}\ncatchup {catchup}\ntimeout {timeout}\ndeadline {deadline}\nspread {spread}\narmed-at {armed}\ncreated {}\n",
+         overlap {overlap}\ncatchup {catchup}\ntimeout {timeout}\ndeadline {deadline}\nspread {spread}\nretry {retry}\nonlost {onlost}\n\
+         retry-pending {retry_pending}\nretry-at {retry_at}\nattempt {attempt}\narmed-at {armed}\ncreated {}\n",
         job.last_status.as_deref().unwrap_or("-"),
         job.runs,
         job.failures,

@@ -191,14 +191,14 @@ impl JobFs {
                     if let Some(spread) = spread_ms {
                         crate::times::check_spread(spread, &job.schedule, &job.tz, at_ms).map_err(errors::invalid)?;
                     }
-                    Command::SetPolicy { name: name.into(), policy: crate::command::Policy::Spread { spread_ms, at_ms } }
+                    Command::SetPolicy { name: name.into(), policy: crate::command::Policy::Spread { spread_ms, at_ms }, at_ms }
                 }
                 Verb::Start => Command::StartJob { name: name.into(), at_ms },
-                Verb::Stop => Command::StopJob { name: name.into() },
+                Verb::Stop => Command::StopJob { name: name.into(), at_ms },
                 Verb::Delete => Command::DeleteJob { name: name.into() },
                 Verb::Tz(tz) => Command::SetTz { name: name.into(), tz, at_ms },
-                Verb::Policy(policy) => Command::SetPolicy { name: name.into(), policy },
-                Verb::Kill => Command::KillRuns { name: name.into(), incarnation },
+                Verb::Policy(policy) => Command::SetPolicy { name: name.into(), policy, at_ms },
+                Verb::Kill => Command::KillRuns { name: name.into(), incarnation, at_ms },
                 Verb::Run { force } => {
                     // A manual run is carried out by the node that took it.
                     let fence = crate::leadership::manual_run_fence(&self.raft, self.id, self.incarnation);
@@ -221,6 +221,8 @@ impl JobFs {
                     scheduled_ms: at_ms,
                     trigger: crate::command::Trigger::Manual,
                     fence,
+                    begin_at_ms: 0,
+                    attempt: 1,
                 };
                 let active = self.executor.register(run_id);
                 tokio::spawn(self.executor.clone().run(order, active));

@@ -123,6 +123,26 @@ pub struct RunOrder {
     pub trigger: Trigger,
     /// The run's fence: its fire's, its manual run's, or a take-over's.
     pub fence: Fence,
+    /// When its gate opens (`Run::begin_at`; 0: at once).
+    pub begin_at_ms: i64,
+    /// Which attempt of its time it is (1 unless a retry).
+    pub attempt: u32,
+}
+
+impl RunOrder {
+    /// The order for a run as recorded, under `fence` (a take-over's).
+    pub fn of_run(incarnation: u64, run: &state::run::Run, fence: Fence) -> RunOrder {
+        RunOrder {
+            name: run.job.clone(),
+            incarnation,
+            run_id: run.id,
+            scheduled_ms: run.scheduled_ms,
+            trigger: run.trigger,
+            fence,
+            begin_at_ms: run.begin_at(),
+            attempt: run.attempt,
+        }
+    }
 }
 
 impl Executor {
@@ -247,18 +267,17 @@ impl Executor {
         Ok(())
     }
 
-    /// Commits this node's claim of run `o` (`Begin`), a scheduled run's
-    /// `CLAIM_LEAD` before its time, others now: `Ok` once the applied
+    /// Commits this node's claim of run `o` (`Begin`), `CLAIM_LEAD` before
+    /// its gate opens (a scheduled run's time, a retry's retry-at; others
+    /// now): `Ok` once the applied
     /// state here shows the run claimed by `o`'s fence (README, "Firing":
     /// the first claim in the log wins, and only its node begins the run).
     /// A claim whose answer was lost is decided the same way, by the
     /// applied state, and proposed again while the run is still to begin.
     async fn claim(&self, o: &RunOrder) -> Result<(), Refusal> {
-        if o.trigger == Trigger::Schedule {
-            let until = o.scheduled_ms - CLAIM_LEAD.as_millis() as i64 - now_ms();
-            if until > 0 {
-                tokio::time::sleep(Duration::from_millis(until as u64)).await;
-            }
+        let until = o.begin_at_ms - CLAIM_LEAD.as_millis() as i64 - now_ms();
+        if until > 0 {
+            tokio::time::sleep(Duration::from_millis(until as u64)).await;
         }
         let mut retry = CLAIM_RETRY;
         loop {
@@ -381,6 +400,7 @@ impl Executor {
             ("JOBD_SCHEDULED_TIME", crate::time::rfc3339_secs(o.scheduled_ms)),
             ("JOBD_TRIGGER", o.trigger.to_string()),
             ("JOBD_NODE", self.node.to_string()),
+            ("JOBD_ATTEMPT", format!("{}/{}", o.attempt, state::retry::attempts_for(job, false).max(o.attempt))),
         ];
         // The process is created now, before its time, off the async
         // workers (a fork blocks its thread), and waits at its gate.
@@ -397,8 +417,9 @@ impl Executor {
         if let Some(hold) = hold_after_claim() {
             tokio::time::sleep(hold).await;
         }
-        // At its time (a scheduled run; others now), on the gate thread.
-        let mut at_ms = if o.trigger == Trigger::Schedule { o.scheduled_ms } else { 0 };
+        // At its time (a scheduled run's, a retry's; others now), on the
+        // gate thread.
+        let mut at_ms = o.begin_at_ms;
         let mut retry = LAPSED_RETRY;
         let opened = loop {
             let Some(gate) = gated.gate() else { break Err(Refusal::Io("the gate is closed".into())) };

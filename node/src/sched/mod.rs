@@ -71,6 +71,8 @@ pub enum Due {
     Fire { scheduled_ms: i64, trigger: Trigger, skipped: u32 },
     /// Pass over `count` missed times up to `until_ms` without a run.
     Skip { until_ms: i64, count: u32, reason: &'static str },
+    /// The job's pending attempt of `scheduled_ms`, due at `at_ms`.
+    Retry { scheduled_ms: i64, attempt: u32, at_ms: i64 },
 }
 
 /// At most this many missed times are run by catch-up `all`.
@@ -78,8 +80,22 @@ const CATCHUP_ALL_CAP: usize = 100;
 
 /// The next thing to propose for `job` as of `now_ms`, proposing a time
 /// `lead_ms` before it (`plan::lead_ms`): `Ok(due)` when it should be
-/// proposed now, `Err(wait_ms)` when not yet (or never: `i64::MAX`).
+/// proposed now, `Err(wait_ms)` when not yet (or never: `i64::MAX`). A
+/// pending retry (`state::retry`) is proposed like a scheduled time, at
+/// its retry-at, and first when both are near.
 pub fn due(job: &Job, now_ms: i64, lead_ms: i64) -> Result<Due, i64> {
+    let retry_wait = match job.retry_pending {
+        Some(p) if p.at_ms - now_ms <= lead_ms => {
+            return Ok(Due::Retry { scheduled_ms: p.scheduled_ms, attempt: p.attempt, at_ms: p.at_ms });
+        }
+        Some(p) => p.at_ms - now_ms - lead_ms,
+        None => i64::MAX,
+    };
+    due_time(job, now_ms, lead_ms).map_err(|wait| wait.min(retry_wait))
+}
+
+/// `due` for the job's scheduled times.
+fn due_time(job: &Job, now_ms: i64, lead_ms: i64) -> Result<Due, i64> {
     use crate::command::Catchup;
     let Some(times) = Times::of(job) else { return Err(i64::MAX) };
     let Some(next_ms) = times.next_after(plan::last_time(job)) else { return Err(i64::MAX) };
@@ -261,7 +277,7 @@ impl Scheduler {
             }
             info!(job = %run.job, run = run.id, from = run.fence.node, "took over a run nobody claimed");
             executor.metrics.taken_over.inc();
-            let order = RunOrder { name: run.job, incarnation, run_id: run.id, scheduled_ms: run.scheduled_ms, trigger: run.trigger, fence };
+            let order = RunOrder::of_run(incarnation, &run, fence);
             executor.clone().run(order, active).await;
         });
     }
@@ -356,10 +372,11 @@ impl Scheduler {
     }
 }
 
-/// Proposes one fire (or skip) and, if accepted, carries out its run.
+/// Proposes one fire (or skip, or retry) and, if accepted, carries out its run.
 async fn fire(executor: Executor, job: Job, d: Due, fence: Fence) {
     let (scheduled_ms, trigger, skipped) = match d {
         Due::Fire { scheduled_ms, trigger, skipped } => (scheduled_ms, trigger, skipped),
+        Due::Retry { scheduled_ms, attempt, at_ms } => return fire_retry(executor, job, (scheduled_ms, attempt, at_ms), fence).await,
         Due::Skip { until_ms, count, reason } => {
             let cmd = Command::SkipTimes {
                 name: job.name.clone(),
@@ -383,13 +400,33 @@ async fn fire(executor: Executor, job: Job, d: Due, fence: Fence) {
             Some(run_id) => {
                 executor.metrics.fires.inc();
                 executor.metrics.skipped_times.inc_by(skipped as u64);
-                let order = RunOrder { name: job.name, incarnation: job.incarnation, run_id, scheduled_ms, trigger, fence };
+                let begin_at_ms = if trigger == Trigger::Schedule { scheduled_ms } else { 0 };
+                let order = RunOrder { name: job.name, incarnation: job.incarnation, run_id, scheduled_ms, trigger, fence, begin_at_ms, attempt: 1 };
                 let active = executor.register(run_id);
                 tokio::spawn(executor.run(order, active));
             }
             None => debug!(job = %job.name, "fire refused: {r:?}"),
         },
         Err(e) => debug!(job = %job.name, "fire not committed: {e}"),
+    }
+}
+
+/// Proposes the job's pending attempt (`FireRetry`) and, if accepted,
+/// carries out its run from its retry-at.
+async fn fire_retry(executor: Executor, job: Job, (scheduled_ms, attempt, at_ms): (i64, u32, i64), fence: Fence) {
+    let cmd = Command::FireRetry { name: job.name.clone(), incarnation: job.incarnation, scheduled_ms, attempt, fence, at_ms: now_ms() };
+    match executor.writer.write(cmd).await {
+        Ok(r) => match accepted(&r) {
+            Some(run_id) => {
+                executor.metrics.retries.inc();
+                let trigger = Trigger::Retry;
+                let order = RunOrder { name: job.name, incarnation: job.incarnation, run_id, scheduled_ms, trigger, fence, begin_at_ms: at_ms, attempt };
+                let active = executor.register(run_id);
+                tokio::spawn(executor.run(order, active));
+            }
+            None => debug!(job = %job.name, attempt, "retry refused: {r:?}"),
+        },
+        Err(e) => debug!(job = %job.name, attempt, "retry not committed: {e}"),
     }
 }
 

@@ -40,9 +40,15 @@ pub fn last_time(job: &Job) -> i64 {
     job.last_accepted_ms.max(job.armed_at_ms).unwrap_or(job.created_at_ms)
 }
 
-/// The next time a job is due (None: never).
+/// The next time a job is due (None: never): its next scheduled time,
+/// or its pending retry's retry-at if that is sooner.
 pub fn next_time(job: &Job) -> Option<i64> {
-    Times::of(job)?.next_after(last_time(job))
+    let scheduled = Times::of(job).and_then(|t| t.next_after(last_time(job)));
+    let retry = job.retry_pending.map(|p| p.at_ms);
+    match (scheduled, retry) {
+        (Some(s), Some(r)) => Some(s.min(r)),
+        (s, r) => s.or(r),
+    }
 }
 
 /// How long before a time shared by `herd` jobs to propose it, given the

@@ -60,3 +60,20 @@ fn times_older_than_the_window_are_skipped_first() {
     let j = job("* * * * * *", Some(15 * S), Catchup::Once, Some(5 * S));
     assert_eq!(due(&j, 20 * S + 500, LEAD_MS), Ok(Due::Fire { scheduled_ms: 20 * S, trigger: Trigger::Catchup, skipped: 4 }));
 }
+
+#[test]
+fn a_pending_retry_is_proposed_at_its_retry_at_and_first_when_both_are_near() {
+    let mut j = job("0 * * * * *", Some(60 * S), Catchup::Once, None);
+    j.retry_pending = Some(crate::state::retry::PendingRetry { scheduled_ms: 60 * S, attempt: 2, at_ms: 70 * S, lost: false });
+    // Not yet: the wait is the retry's, the sooner of the two.
+    assert_eq!(due(&j, 65 * S, LEAD_MS), Err(70 * S - 65 * S - LEAD_MS));
+    assert_eq!(plan::next_time(&j), Some(70 * S));
+    let retry = Due::Retry { scheduled_ms: 60 * S, attempt: 2, at_ms: 70 * S };
+    assert_eq!(due(&j, 70 * S - LEAD_MS, LEAD_MS), Ok(retry));
+    // Due during an outage: proposed at once.
+    assert_eq!(due(&j, 119 * S, LEAD_MS), Ok(Due::Retry { scheduled_ms: 60 * S, attempt: 2, at_ms: 70 * S }));
+    // A retry-at after the next time: the time is the sooner.
+    j.retry_pending = Some(crate::state::retry::PendingRetry { scheduled_ms: 60 * S, attempt: 2, at_ms: 200 * S, lost: false });
+    assert_eq!(plan::next_time(&j), Some(120 * S));
+    assert_eq!(due(&j, 120 * S - 50, LEAD_MS), Ok(Due::Fire { scheduled_ms: 120 * S, trigger: Trigger::Schedule, skipped: 0 }));
+}

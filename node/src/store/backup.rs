@@ -159,6 +159,8 @@ mod tests {
             stopped: false,
             claimed: false,
             claims: true,
+            attempt: 1,
+            not_before_ms: None,
         }
     }
 

@@ -9,6 +9,7 @@
 
 pub mod limits;
 pub mod log;
+pub mod retry;
 pub mod run;
 
 use std::collections::BTreeMap;
@@ -92,6 +93,15 @@ pub struct Job {
     /// from the name (`times.rs`); None: no spread.
     #[serde(default)]
     pub spread_ms: Option<i64>,
+    /// `retry N [BACKOFF]`; None: off.
+    #[serde(default)]
+    pub retry: Option<crate::command::Retry>,
+    #[serde(default)]
+    pub onlost: crate::command::OnLost,
+    /// The next attempt of a time whose run failed, while one is due
+    /// (`retry.rs`).
+    #[serde(default)]
+    pub retry_pending: Option<retry::PendingRetry>,
 }
 
 fn utc() -> String {
@@ -125,6 +135,9 @@ impl Job {
             timeout_ms: None,
             deadline_ms: None,
             spread_ms: None,
+            retry: None,
+            onlost: Default::default(),
+            retry_pending: None,
         }
     }
 }
@@ -278,12 +291,13 @@ fn apply_one(kv: &mut impl Kv, index: u64, cmd: &Command) -> Result<Response, Kv
             }
             Response::Done
         }
-        StopJob { name } => {
+        StopJob { name, at_ms } => {
             let Some(mut job) = load_job(kv, name)? else { return Ok(Response::NoSuchJob) };
             if job.started {
                 job.started = false;
                 kv.delete(started_key(name));
                 run::stop_pending(kv, &job)?;
+                retry::cancel(kv, &mut job, *at_ms, "the job was stopped")?;
                 store_job(kv, &job);
             }
             Response::Done
@@ -326,8 +340,15 @@ fn apply_one(kv: &mut impl Kv, index: u64, cmd: &Command) -> Result<Response, Kv
         SkipTimes { name, incarnation, until_ms, count, reason, .. } => {
             with_incarnation(kv, name, *incarnation, |kv, job| run::skip_times(kv, job, *until_ms, *count, reason))?
         }
-        KillRuns { name, incarnation } => with_incarnation(kv, name, *incarnation, |kv, job| run::cancel_all(kv, job))?,
-        SetPolicy { name, policy } => {
+        KillRuns { name, incarnation, at_ms } => with_incarnation(kv, name, *incarnation, |kv, job| {
+            retry::cancel(kv, job, *at_ms, "kill")?;
+            run::cancel_all(kv, job)
+        })?,
+        FireRetry { name, incarnation, scheduled_ms, attempt, fence, at_ms } => {
+            let at = retry::RetryAt { scheduled_ms: *scheduled_ms, attempt: *attempt, proposed_ms: *at_ms };
+            with_incarnation(kv, name, *incarnation, |kv, job| retry::fire(kv, index, job, at, *fence))?
+        }
+        SetPolicy { name, policy, at_ms } => {
             let Some(mut job) = load_job(kv, name)? else { return Ok(Response::NoSuchJob) };
             match policy {
                 crate::command::Policy::Overlap(o) => job.overlap = *o,
@@ -342,7 +363,10 @@ fn apply_one(kv: &mut impl Kv, index: u64, cmd: &Command) -> Result<Response, Kv
                     job.spread_ms = *spread_ms;
                     rearm(&mut job, *at_ms);
                 }
+                crate::command::Policy::Retry(r) => job.retry = *r,
+                crate::command::Policy::OnLost(o) => job.onlost = *o,
             }
+            retry::still_allowed(kv, &mut job, *at_ms)?;
             store_job(kv, &job);
             Response::Done
         }
@@ -424,10 +448,10 @@ mod job_tests {
         // Starting again does not move armed-at.
         apply(&mut kv, 8, &Command::StartJob { name: "a".into(), at_ms: 200 }).unwrap();
         assert_eq!(load_job(&kv, "a").unwrap().unwrap().armed_at_ms, Some(100));
-        apply(&mut kv, 9, &Command::StopJob { name: "a".into() }).unwrap();
+        apply(&mut kv, 9, &Command::StopJob { name: "a".into(), at_ms: 0 }).unwrap();
         assert!(!load_job(&kv, "a").unwrap().unwrap().started);
         assert_eq!(apply(&mut kv, 10, &Command::DeleteJob { name: "a".into() }).unwrap(), Response::Done);
-        assert_eq!(apply(&mut kv, 11, &Command::StopJob { name: "a".into() }).unwrap(), Response::NoSuchJob);
+        assert_eq!(apply(&mut kv, 11, &Command::StopJob { name: "a".into(), at_ms: 0 }).unwrap(), Response::NoSuchJob);
         // Re-created under the same name: a new incarnation.
         assert_eq!(apply(&mut kv, 12, &create("a")).unwrap(), Response::Created { incarnation: 12 });
     }

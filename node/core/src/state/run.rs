@@ -55,6 +55,18 @@ pub struct Run {
     /// then may an unclaimed run be taken over, and started only claimed.
     #[serde(default)]
     pub claims: bool,
+    /// Which attempt of its scheduled time this run is: 1, or a retry's
+    /// (`retry.rs`).
+    #[serde(default = "first_attempt")]
+    pub attempt: u32,
+    /// A retry begins no earlier than this (its retry-at); None: a
+    /// scheduled run begins at its time, others at once.
+    #[serde(default)]
+    pub not_before_ms: Option<i64>,
+}
+
+fn first_attempt() -> u32 {
+    1
 }
 
 /// The start deadline records written before `begin_by_ms` existed had.
@@ -73,6 +85,15 @@ impl Run {
     /// When it was proposed (see `proposed_ms`).
     pub fn proposed(&self) -> i64 {
         self.proposed_ms.unwrap_or(self.scheduled_ms)
+    }
+
+    /// When its gate opens: a scheduled run at its time, a retry at its
+    /// retry-at, others at once (0).
+    pub fn begin_at(&self) -> i64 {
+        match self.trigger {
+            Trigger::Schedule => self.scheduled_ms,
+            _ => self.not_before_ms.unwrap_or(0),
+        }
     }
 }
 
@@ -145,7 +166,7 @@ fn unfinished(kv: &impl KvRead, job: &Job) -> Result<Vec<Run>, KvError> {
 
 /// Applies the overlap policy before a new run: `Some(response)` when the
 /// new time is skipped instead.
-fn overlap(kv: &mut impl Kv, job: &mut Job, at_ms: i64) -> Result<Option<Response>, KvError> {
+pub(super) fn overlap(kv: &mut impl Kv, job: &mut Job, at_ms: i64) -> Result<Option<Response>, KvError> {
     use crate::command::Overlap;
     let running = unfinished(kv, job)?;
     if running.is_empty() {
@@ -206,7 +227,7 @@ pub fn fire(kv: &mut impl Kv, index: u64, job: &mut Job, at: FireAt, fence: Fenc
     // time is in the past by design, so from when it was fired.
     let proposed = if proposed_ms == 0 { scheduled_ms } else { proposed_ms };
     let from = if trigger == Trigger::Schedule { scheduled_ms } else { proposed.max(scheduled_ms) };
-    new_run(kv, index, job, NewRun { scheduled_ms, trigger, fence, deadline_from_ms: from, proposed_ms: proposed, claims })
+    new_run(kv, index, job, NewRun { scheduled_ms, trigger, fence, deadline_from_ms: from, proposed_ms: proposed, claims, attempt: 1, not_before_ms: None })
 }
 
 /// A manual run: keyed by its run id, the last accepted time untouched;
@@ -217,18 +238,21 @@ pub fn run_now(kv: &mut impl Kv, index: u64, job: &mut Job, fence: Fence, at_ms:
             return Ok(skip);
         }
     }
-    new_run(kv, index, job, NewRun { scheduled_ms: at_ms, trigger: Trigger::Manual, fence, deadline_from_ms: at_ms, proposed_ms: at_ms, claims })
+    let new = NewRun { scheduled_ms: at_ms, trigger: Trigger::Manual, fence, deadline_from_ms: at_ms, proposed_ms: at_ms, claims, attempt: 1, not_before_ms: None };
+    new_run(kv, index, job, new)
 }
 
 /// What a new run record is made of.
-struct NewRun {
-    scheduled_ms: i64,
-    trigger: Trigger,
-    fence: Fence,
+pub(super) struct NewRun {
+    pub scheduled_ms: i64,
+    pub trigger: Trigger,
+    pub fence: Fence,
     /// Its deadline counts from here.
-    deadline_from_ms: i64,
-    proposed_ms: i64,
-    claims: bool,
+    pub deadline_from_ms: i64,
+    pub proposed_ms: i64,
+    pub claims: bool,
+    pub attempt: u32,
+    pub not_before_ms: Option<i64>,
 }
 
 /// `stop`: the job's accepted scheduled and catch-up runs that have not
@@ -244,12 +268,12 @@ pub fn stop_pending(kv: &mut impl Kv, job: &Job) -> Result<(), KvError> {
 }
 
 /// The job's deadline now: its own, or the cluster's.
-fn deadline_ms(kv: &impl KvRead, job: &Job) -> Result<i64, KvError> {
+pub(super) fn deadline_ms(kv: &impl KvRead, job: &Job) -> Result<i64, KvError> {
     Ok(job.deadline_ms.unwrap_or(super::limits::load(kv)?.deadline_ms as i64))
 }
 
-fn new_run(kv: &mut impl Kv, index: u64, job: &mut Job, new: NewRun) -> Result<Response, KvError> {
-    let NewRun { scheduled_ms, trigger, fence, deadline_from_ms, proposed_ms, claims } = new;
+pub(super) fn new_run(kv: &mut impl Kv, index: u64, job: &mut Job, new: NewRun) -> Result<Response, KvError> {
+    let NewRun { scheduled_ms, trigger, fence, deadline_from_ms, proposed_ms, claims, attempt, not_before_ms } = new;
     let id = super::take_id(kv, index)?;
     let begin_by_ms = Some(deadline_from_ms.saturating_add(deadline_ms(kv, job)?));
     let run = Run {
@@ -270,6 +294,8 @@ fn new_run(kv: &mut impl Kv, index: u64, job: &mut Job, new: NewRun) -> Result<R
         stopped: false,
         claimed: false,
         claims,
+        attempt,
+        not_before_ms,
     };
     store_run(kv, job.incarnation, &run);
     kv.put(active_key(job.incarnation, id), vec![]);
@@ -426,6 +452,7 @@ pub fn ended(kv: &mut impl Kv, job: &mut Job, run_id: u64, status: &RunStatus, a
     job.last_status = Some(status_text(status));
     let took = run.start_ms.map(|s| format_duration(at_ms - s)).unwrap_or_else(|| "0s".into());
     log::append(kv, job, at_ms, &format!("run {run_id} {} in {took}", status_text(status)))?;
+    super::retry::after_end(kv, job, &run, at_ms)?;
     Ok(Response::Done)
 }
 

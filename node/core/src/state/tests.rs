@@ -84,7 +84,7 @@ fn a_fire_is_accepted_once_and_only_in_order() {
 fn fires_respect_armed_at_stop_and_incarnation() {
     let mut t = T::new();
     assert!(matches!(t.fire(1000), Response::Rejected { .. }), "not after armed-at");
-    t.apply(Command::StopJob { name: "j".into() });
+    t.apply(Command::StopJob { name: "j".into(), at_ms: 0 });
     assert!(matches!(t.fire(5000), Response::Rejected { .. }), "stopped");
     t.apply(Command::StartJob { name: "j".into(), at_ms: 9000 });
     assert!(matches!(t.fire(8000), Response::Rejected { .. }), "a stopped period is not missed");
@@ -167,7 +167,7 @@ fn deleting_a_job_removes_its_log_and_runs() {
 fn overlap_skip_counts_the_time_and_replace_cancels_the_running_one() {
     use crate::command::{Overlap, Policy};
     let mut t = T::new();
-    t.apply(Command::SetPolicy { name: "j".into(), policy: Policy::Overlap(Overlap::Skip) });
+    t.apply(Command::SetPolicy { name: "j".into(), policy: Policy::Overlap(Overlap::Skip), at_ms: 0 });
     let first = accepted(&t.fire(2000));
     t.apply(Command::RunStarted { name: "j".into(), incarnation: 1, run_id: first, at_ms: 2000, fence: None });
     assert_eq!(t.fire(3000), Response::SkippedForOverlap);
@@ -175,7 +175,7 @@ fn overlap_skip_counts_the_time_and_replace_cancels_the_running_one() {
     assert!(t.log().contains("skipped 1 scheduled times (overlap)"));
     // Forced manual runs ignore the policy.
     accepted(&t.apply(Command::RunNow { name: "j".into(), incarnation: 1, fence: FENCE, at_ms: 3500, force: true, claims: false }));
-    t.apply(Command::SetPolicy { name: "j".into(), policy: Policy::Overlap(Overlap::Replace) });
+    t.apply(Command::SetPolicy { name: "j".into(), policy: Policy::Overlap(Overlap::Replace), at_ms: 0 });
     let third = accepted(&t.fire(4000));
     assert!(run::load_run(&t.kv, 1, first).unwrap().unwrap().cancel, "the running one is told to stop");
     assert!(!run::load_run(&t.kv, 1, third).unwrap().unwrap().cancel);
@@ -225,7 +225,7 @@ fn the_started_and_active_indexes_follow_the_jobs_and_runs() {
     assert!(t.kv.contains_key(&run::active_key(1, id)), "an accepted run is active");
     t.apply(Command::RunEnded { name: "j".into(), incarnation: 1, run_id: id, status: RunStatus::NotStarted(crate::command::NotStarted::Deadline), at_ms: 3000, fence: None });
     assert!(!t.kv.contains_key(&run::active_key(1, id)), "an ended run is not");
-    t.apply(Command::StopJob { name: "j".into() });
+    t.apply(Command::StopJob { name: "j".into(), at_ms: 0 });
     assert!(!t.kv.contains_key(&started_key("j")), "stop unindexes the job");
 }
 
@@ -290,7 +290,7 @@ fn a_batch_answers_each_command_and_gives_each_new_thing_its_own_id() {
 fn a_batch_inside_a_batch_is_refused_and_changes_nothing() {
     let mut t = T::new();
     let before = t.kv.clone();
-    let r = t.apply(Command::Batch(vec![Command::Batch(vec![Command::StopJob { name: "j".into() }])]));
+    let r = t.apply(Command::Batch(vec![Command::Batch(vec![Command::StopJob { name: "j".into(), at_ms: 0 }])]));
     assert!(matches!(&r, Response::Batch(a) if matches!(a[..], [Response::Rejected { .. }])), "{r:?}");
     assert_eq!(t.kv, before);
 }
@@ -304,9 +304,9 @@ fn each_run_keeps_the_deadline_it_was_accepted_with() {
     let a = accepted(&t.fire(2000));
     assert_eq!(run(&t, a).begin_by(), 2000 + limits::DEFAULT_DEADLINE_MS as i64);
     // The job's own; a later change moves only later runs.
-    t.apply(Command::SetPolicy { name: "j".into(), policy: Policy::Deadline(Some(5000)) });
+    t.apply(Command::SetPolicy { name: "j".into(), policy: Policy::Deadline(Some(5000)), at_ms: 0 });
     let b = accepted(&t.fire(3000));
-    t.apply(Command::SetPolicy { name: "j".into(), policy: Policy::Deadline(None) });
+    t.apply(Command::SetPolicy { name: "j".into(), policy: Policy::Deadline(None), at_ms: 0 });
     t.apply(Command::SetLimit { name: "deadline".into(), value: 9000 });
     assert_eq!(run(&t, b).begin_by(), 8000);
     assert_eq!(run(&t, a).begin_by(), 2000 + limits::DEFAULT_DEADLINE_MS as i64);
@@ -346,7 +346,7 @@ fn a_change_of_spread_rearms_a_started_job() {
     use crate::command::Policy;
     let mut t = T::new();
     let spread = Policy::Spread { spread_ms: Some(60_000), at_ms: 5000 };
-    t.apply(Command::SetPolicy { name: "j".into(), policy: spread });
+    t.apply(Command::SetPolicy { name: "j".into(), policy: spread, at_ms: 0 });
     let job = t.job();
     assert_eq!((job.spread_ms, job.armed_at_ms), (Some(60_000), Some(5000)));
     assert!(matches!(t.fire(4000), Response::Rejected { .. }), "a time before the change is not missed");
@@ -359,7 +359,7 @@ fn stop_marks_the_accepted_runs_that_have_not_begun_and_spares_manual_ones() {
     let manual = accepted(&t.apply(Command::RunNow { name: "j".into(), incarnation: 1, fence: FENCE, at_ms: 2100, force: true, claims: false }));
     let begun = accepted(&t.fire(3000));
     t.apply(Command::RunStarted { name: "j".into(), incarnation: 1, run_id: begun, at_ms: 3000, fence: None });
-    t.apply(Command::StopJob { name: "j".into() });
+    t.apply(Command::StopJob { name: "j".into(), at_ms: 0 });
     let run = |t: &T, id| run::load_run(&t.kv, 1, id).unwrap().unwrap();
     assert!(run(&t, scheduled).stopped, "a pending scheduled run will not begin");
     assert!(!run(&t, manual).stopped, "a manual run may run on a stopped job");
@@ -433,13 +433,13 @@ fn a_claim_is_refused_for_a_stopped_killed_or_ended_run_and_a_start_needs_one() 
     let id = accepted(&t.fire_claiming(2000));
     let start = |fence| Command::RunStarted { name: "j".into(), incarnation: 1, run_id: id, at_ms: 2000, fence };
     assert!(matches!(t.apply(start(Some(FENCE))), Response::Rejected { .. }), "a start before the claim");
-    t.apply(Command::StopJob { name: "j".into() });
+    t.apply(Command::StopJob { name: "j".into(), at_ms: 0 });
     let begin = Command::Begin { name: "j".into(), incarnation: 1, run_id: id, fence: FENCE };
     assert!(matches!(t.apply(begin.clone()), Response::Rejected { .. }), "stopped");
     t.apply(Command::StartJob { name: "j".into(), at_ms: 2500 });
     assert!(matches!(t.apply(begin.clone()), Response::Rejected { .. }), "stop marked it: a start does not revive it");
     let id = accepted(&t.fire_claiming(3000));
-    t.apply(Command::KillRuns { name: "j".into(), incarnation: 1 });
+    t.apply(Command::KillRuns { name: "j".into(), incarnation: 1, at_ms: 0 });
     let begin = Command::Begin { name: "j".into(), incarnation: 1, run_id: id, fence: FENCE };
     assert!(matches!(t.apply(begin), Response::Rejected { .. }), "killed");
     // A run from a version before claims: started without one, never
@@ -475,3 +475,5 @@ fn a_sweeps_end_is_refused_after_a_takeover_and_is_lost_after_a_claim() {
     assert_eq!(t.apply(swept), Response::Done);
     assert_eq!(run::load_run(&t.kv, 1, id).unwrap().unwrap().status, RunStatus::Lost, "claimed, so it may have begun");
 }
+
+mod retries;
