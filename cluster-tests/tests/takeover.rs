@@ -131,3 +131,49 @@ async fn runs_a_killed_leader_had_claimed_are_lost_and_never_begun() {
         assert!(began.is_empty(), "run {id}'s time {scheduled} began after all: {began:?}");
     }
 }
+
+/// A claim given back is taken over: a leader SIGSTOPped while its runs
+/// are claimed and held before their gates, and resumed as soon as a new
+/// leader is elected, finds its lease over at the gate, shuts the gates
+/// and gives the claims back (`Release`); the new leader takes those runs
+/// over and begins each itself, once, and the old one begins none.
+#[tokio::test(flavor = "multi_thread")]
+async fn runs_a_paused_leader_gives_back_are_taken_over_and_begun_once() {
+    let hold = vec![("JOBD_TEST_HOLD_AFTER_CLAIM_MS".to_string(), "4000".to_string())];
+    let c = Cluster::start_with_env(3, |_| hold.clone()).await.expect("cluster");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("witness");
+    let old = c.wait_leader().await.unwrap();
+    let fs = c.client(old).await.unwrap();
+    let cmd = format!("echo $JOBD_SCHEDULED_TIME $JOBD_NODE >> {}", path.display());
+    fs.write("clone", format!("g:* * * * * *:{cmd}").as_bytes()).await.unwrap();
+    fs.write("jobs/g/ctl", b"start").await.unwrap();
+    let others: Vec<usize> = (0..3).filter(|i| *i != old).collect();
+    let held = cluster_tests::poll::poll("runs claimed and held on the leader", Duration::from_secs(15), Duration::from_millis(100), async || {
+        let now = chrono::Utc::now().timestamp();
+        let pending: Vec<(u64, i64)> = runs(&c.read(others[0], "jobs/g/runs").await)
+            .into_iter()
+            .filter(|(_, (scheduled, _, status))| status == "pending" && *scheduled < now - 1)
+            .map(|(id, (scheduled, _, _))| (id, scheduled))
+            .collect();
+        (pending.len() >= 2).then_some(pending)
+    })
+    .await;
+    c.pause(old, true).await.unwrap();
+    let new = c.wait_leader_among(&others).await.unwrap();
+    c.pause(old, false).await.unwrap();
+    wait_for("the held runs to end", Duration::from_secs(30), async || {
+        let now = runs(&c.read(new, "jobs/g/runs").await);
+        held.iter().all(|(id, _)| now.get(id).is_some_and(|(_, _, s)| s != "pending" && s != "running"))
+    })
+    .await;
+    let now = runs(&c.read(new, "jobs/g/runs").await);
+    let (old_id, new_id) = (old as u64 + 1, new as u64 + 1);
+    for (id, scheduled) in &held {
+        assert_eq!((now[id].2.as_str(), now[id].1), ("exit 0", new_id), "run {id}: given back and taken over\n{}", c.log_tails());
+        let began: Vec<_> = witness(&path).into_iter().filter(|(s, _)| s == scheduled).collect();
+        assert_eq!(began, [(*scheduled, new_id)], "run {id}'s time began once, on the new leader");
+    }
+    let log = c.read(new, "jobs/g/log").await;
+    assert!(log.contains(&format!("given back by node {old_id} unbegun (fence lost)")), "{log}");
+}

@@ -76,7 +76,7 @@ pub struct Verdict {
     pub lost_runs: usize,
     /// Runs whose command began before their scheduled time (witness clock).
     pub early: usize,
-    /// Run records that ended without beginning (or `lost`), by status.
+    /// Run records that ended without beginning (or `lost`), by job and status.
     pub not_begun: BTreeMap<String, usize>,
     /// Witness lines of attempts after the first.
     pub retries: usize,
@@ -176,7 +176,7 @@ pub fn tick_job(job: &str, deadline_ms: i64, wit: &[witness::Line], runs: &Runs,
             v.lost_runs += 1;
         }
         if r.status == "lost" || r.status.starts_with("not-started") {
-            *v.not_begun.entry(r.status.clone()).or_default() += 1;
+            *v.not_begun.entry(format!("{job} {}", r.status)).or_default() += 1;
         }
     }
     let mut ends: HashMap<u64, usize> = HashMap::new();

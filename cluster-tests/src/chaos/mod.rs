@@ -78,7 +78,7 @@ impl fmt::Display for Report {
             v.fires, v.duplicates, v.early, v.expected_times, v.missed_accounted_lost, v.skipped, v.unaccounted, v.lost_runs
         )?;
         let reasons: Vec<String> = v.not_begun.iter().map(|(why, n)| format!("{why} {n}")).collect();
-        writeln!(f, "not begun, by status: {}; retry attempts begun {}", if reasons.is_empty() { "-".into() } else { reasons.join(", ") }, v.retries)?;
+        writeln!(f, "not begun, by job and status: {}; retry attempts begun {}", if reasons.is_empty() { "-".into() } else { reasons.join(", ") }, v.retries)?;
         writeln!(f, "failover kill -> new leader: {}", spread(self.faults.iter().filter_map(|i| i.to_leader).collect()))?;
         writeln!(f, "failover kill -> first fire: {}", spread(self.faults.iter().filter_map(|i| i.to_fire).collect()))?;
         for x in l.violations.iter().chain(&v.failures) {

@@ -349,6 +349,12 @@ pub enum Command {
     /// becomes its own (`fence`, proposed `at_ms`), under the same rule as
     /// `Begin`: accepted only if no claim came before it.
     TakeOver { name: String, incarnation: u64, run_id: u64, fence: Fence, at_ms: i64 },
+    /// The claimer gives its claim back: it shut the run's gate for good
+    /// without beginning it (its lease in the fire's term ended, or the
+    /// node is stopping), so a leader may take it over. Accepted only from
+    /// the claim's own fence while the run is pending; from then on only
+    /// a `TakeOver` may claim it (README, "Firing").
+    Release { name: String, incarnation: u64, run_id: u64, fence: Fence, why: NotStarted, at_ms: i64 },
     /// The claiming node started the run's process. `fence`: the claim's
     /// (refused from any other); None from nodes from before claims.
     RunStarted {

@@ -330,8 +330,46 @@ impl Executor {
         self.metrics.runs_queued.set(queued as i64);
     }
 
-    /// Records that run `o` did not begin, and why.
+    /// Whether run `o`, which this node will not begin for `why`, is left
+    /// to a leader to take over instead of ended: when this node may no
+    /// longer begin it (a stopping node; a fire whose term it no longer
+    /// leads) but another node may, and the run is still pending, this
+    /// fence's, and fired by a version that claims. Unclaimed, it is left
+    /// as it is; claimed, its claim is given back first (`Release`, after
+    /// the gate was shut for good: the process is gone), and left only if
+    /// the applied state shows it given back (README, "Firing").
+    async fn give_back(&self, o: &RunOrder, why: &Refusal) -> bool {
+        let reason = match why {
+            Refusal::NotStarted(NotStarted::NodeStopping) => NotStarted::NodeStopping,
+            // A follower's manual run has no later leader to go to.
+            Refusal::NotStarted(NotStarted::FenceLost) | Refusal::LeaseLapsed { .. } if o.trigger != Trigger::Manual => NotStarted::FenceLost,
+            _ => return false,
+        };
+        let ours = |r: &state::run::Run| r.status == RunStatus::Pending && r.fence == o.fence && r.claims;
+        let run = match state::run::load_run(&self.sm, o.incarnation, o.run_id) {
+            Ok(Some(r)) if ours(&r) => r,
+            _ => return false,
+        };
+        if run.claimed {
+            let release = Command::Release { name: o.name.clone(), incarnation: o.incarnation, run_id: o.run_id, fence: o.fence, why: reason, at_ms: now_ms() };
+            let answer = self.writer.write(release).await;
+            // Decided by the applied state, as a claim is.
+            let given = state::run::load_run(&self.sm, o.incarnation, o.run_id).ok().flatten().is_some_and(|r| r.released || r.fence != o.fence);
+            if !given {
+                warn!(job = %o.name, run = o.run_id, "could not give its claim back: {answer:?}");
+                return false;
+            }
+        }
+        info!(job = %o.name, run = o.run_id, "not beginning it ({reason}): left to the leader to take over");
+        true
+    }
+
+    /// Records that run `o` did not begin, and why (unless it is left to
+    /// a leader, `give_back`).
     async fn refused(&self, o: &RunOrder, why: Refusal) {
+        if self.give_back(o, &why).await {
+            return;
+        }
         warn!(job = %o.name, run = o.run_id, "not starting: {why}");
         if let Some(status) = why.status() {
             if let RunStatus::NotStarted(reason) = &status {

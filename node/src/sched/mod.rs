@@ -62,6 +62,10 @@ pub struct Scheduler {
 
 /// A run whose node has not been heard from for this long is lost.
 const LEASE: Duration = Duration::from_secs(3);
+/// A deposed node's unclaimed run is ended past its deadline only this much
+/// later by the leader's clock (at least the most two clocks may differ
+/// while either fires: `--max-clock-skew-ms`, 500 by default, twice).
+const DEADLINE_MARGIN_MS: i64 = 1000;
 /// How often the leader looks for runs that will never end by themselves.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
@@ -291,7 +295,10 @@ impl Scheduler {
     /// past the lease (`node gone`): one still unclaimed and within its
     /// deadline it takes over; otherwise pending ones that were never
     /// claimed become `not-started`, and claimed or running ones `lost`
-    /// (they may have begun).
+    /// (they may have begun). And unclaimed pending runs fired in an
+    /// earlier term, whose node is alive: taken over likewise, or ended
+    /// if stopped, killed or past their deadline (a deposed leader's fire
+    /// committed after the new leader's take-over pass, a claim given back).
     fn sweep(&self, leading: Option<(Fence, Duration)>) {
         let now = now_ms();
         let me = self.executor.node;
@@ -312,21 +319,41 @@ impl Scheduler {
                     && self.clocks.silent_for(owner).is_none_or(|d| d > LEASE);
                 // An earlier process of this very node is gone too.
                 let my_old_self = owner == fence.node && run.fence.incarnation != self.incarnation;
-                (restarted || silent || my_old_self).then_some(NotStarted::NodeGone)
+                // Fired in an earlier term by a version that claims, and
+                // unclaimed: its node, alive or not, can no longer begin it
+                // (its lease in that term is over), and may have given it
+                // back (`Release`).
+                let deposed = run.fence.term < fence.term
+                    && run.claims
+                    && run.trigger != Trigger::Manual
+                    && run.status == crate::command::RunStatus::Pending
+                    && !run.claimed;
+                if restarted || silent || my_old_self {
+                    Some(NotStarted::NodeGone)
+                } else {
+                    deposed.then_some(NotStarted::FenceLost)
+                }
             } else {
                 None
             };
             let Some(why) = why else { continue };
-            if let Some((fence, _)) = leading.filter(|_| why == NotStarted::NodeGone) {
+            if let Some((fence, _)) = leading.filter(|_| matches!(why, NotStarted::NodeGone | NotStarted::FenceLost)) {
                 if self.may_take_over(&run, now) {
                     self.take_over(incarnation, run, fence);
                     continue;
                 }
             }
-            let status = if run.status == crate::command::RunStatus::Pending && !run.claimed {
-                crate::command::RunStatus::NotStarted(why)
-            } else {
-                crate::command::RunStatus::Lost
+            let status = match why {
+                // Not taken over: stopped, killed or past its deadline,
+                // each a thing its node's own gate refuses too (it may
+                // record the same; the first end counts). The deadline by
+                // a margin, for a node whose clock is behind this one's.
+                NotStarted::FenceLost if run.cancel => crate::command::RunStatus::Killed,
+                NotStarted::FenceLost if run.stopped => crate::command::RunStatus::NotStarted(NotStarted::Stopped),
+                NotStarted::FenceLost if now <= run.begin_by() + DEADLINE_MARGIN_MS => continue,
+                NotStarted::FenceLost => crate::command::RunStatus::NotStarted(NotStarted::Deadline),
+                _ if run.status == crate::command::RunStatus::Pending && !run.claimed => crate::command::RunStatus::NotStarted(why),
+                _ => crate::command::RunStatus::Lost,
             };
             warn!(job = %run.job, run = run.id, node = owner, ?status, "ending a run its node cannot finish");
             // Under the fence judged gone: refused if the run was taken over

@@ -161,6 +161,7 @@ mod tests {
             claims: true,
             attempt: 1,
             not_before_ms: None,
+            released: false,
         }
     }
 

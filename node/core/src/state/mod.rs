@@ -377,6 +377,9 @@ fn apply_one(kv: &mut impl Kv, index: u64, cmd: &Command) -> Result<Response, Kv
             let claim = run::Claim::TakeOver { fence: *fence, at_ms: *at_ms };
             with_incarnation(kv, name, *incarnation, |kv, job| run::claim(kv, job, *run_id, claim))?
         }
+        Release { name, incarnation, run_id, fence, why, at_ms } => {
+            with_incarnation(kv, name, *incarnation, |kv, job| run::release(kv, job, *run_id, *fence, *why, *at_ms))?
+        }
         RunStarted { name, incarnation, run_id, at_ms, fence } => {
             with_incarnation(kv, name, *incarnation, |kv, job| run::started(kv, job, *run_id, *at_ms, *fence))?
         }

@@ -63,6 +63,10 @@ pub struct Run {
     /// scheduled run begins at its time, others at once.
     #[serde(default)]
     pub not_before_ms: Option<i64>,
+    /// Its claimer gave the claim back (`release`): only a `TakeOver`,
+    /// by another fence, may claim it again.
+    #[serde(default)]
+    pub released: bool,
 }
 
 fn first_attempt() -> u32 {
@@ -296,6 +300,7 @@ pub(super) fn new_run(kv: &mut impl Kv, index: u64, job: &mut Job, new: NewRun) 
         claims,
         attempt,
         not_before_ms,
+        released: false,
     };
     store_run(kv, job.incarnation, &run);
     kv.put(active_key(job.incarnation, id), vec![]);
@@ -348,6 +353,9 @@ pub fn claim(kv: &mut impl Kv, job: &mut Job, run_id: u64, claim: Claim) -> Resu
         Claim::Begin(fence) if fence != run.fence => {
             return Ok(reject(format!("run {run_id} is not node {}'s to begin", fence.node)));
         }
+        Claim::Begin(_) if run.released => {
+            return Ok(reject(format!("run {run_id} was given back by node {}", run.fence.node)));
+        }
         Claim::Begin(_) => {}
         Claim::TakeOver { fence, at_ms } => {
             if !run.claims {
@@ -360,10 +368,31 @@ pub fn claim(kv: &mut impl Kv, job: &mut Job, run_id: u64, claim: Claim) -> Resu
             run.fence = fence;
             run.node = fence.node;
             run.proposed_ms = Some(at_ms);
+            run.released = false;
         }
     }
     run.claimed = true;
     store_run(kv, job.incarnation, &run);
+    Ok(Response::Done)
+}
+
+/// The claimer gives its claim back, having shut the gate for good
+/// without beginning the run (`Command::Release`): the run is unclaimed
+/// again, and only another fence's `TakeOver` may claim it. So a claim
+/// still has one holder at a time, and the holder that begins is the one
+/// whose claim is applied, held, at its gate.
+pub fn release(kv: &mut impl Kv, job: &mut Job, run_id: u64, fence: Fence, why: NotStarted, at_ms: i64) -> Result<Response, KvError> {
+    let Some(mut run) = load_run(kv, job.incarnation, run_id)? else { return Ok(reject(format!("no run {run_id}"))) };
+    if run.status != RunStatus::Pending {
+        return Ok(reject(format!("run {run_id} is not pending")));
+    }
+    if !run.claimed || run.fence != fence {
+        return Ok(reject(format!("run {run_id} is not claimed by node {}", fence.node)));
+    }
+    run.claimed = false;
+    run.released = true;
+    store_run(kv, job.incarnation, &run);
+    log::append(kv, job, at_ms, &format!("run {run_id} given back by node {} unbegun ({why})", fence.node))?;
     Ok(Response::Done)
 }
 

@@ -427,6 +427,52 @@ fn of_every_interleaving_of_claims_the_first_wins_and_only_its_records_count() {
     }
 }
 
+/// With claims given back: for every sequence of up to five claims,
+/// releases and starts from three fences (a fence that started never gives
+/// its claim back, as a node that opened the gate never does), at most one
+/// start is accepted, and a fence that gave its claim back never starts.
+#[test]
+fn of_every_interleaving_of_claims_releases_and_starts_at_most_one_start_counts() {
+    let fences = [FENCE, Fence { term: 3, node: 2, incarnation: 8 }, Fence { term: 4, node: 3, incarnation: 9 }];
+    // Event e: fence e % 3; kind e / 3: 0 claim (the owner's Begin, the
+    // others' TakeOver), 1 release, 2 start.
+    let mut sequences: Vec<Vec<usize>> = vec![vec![]];
+    let mut all = vec![];
+    for _ in 0..5 {
+        sequences = sequences.iter().flat_map(|s| (0..9).map(move |e| [s.clone(), vec![e]].concat())).collect();
+        all.extend(sequences.iter().cloned());
+    }
+    let why = crate::command::NotStarted::FenceLost;
+    let mut released_then_claimed = 0;
+    for seq in all {
+        let mut t = T::new();
+        let id = accepted(&t.fire_claiming(2000));
+        let (mut started, mut gave_back): (Vec<usize>, Vec<usize>) = (vec![], vec![]);
+        for &e in &seq {
+            let (f, fence) = (e % 3, fences[e % 3]);
+            let cmd = match e / 3 {
+                0 if f == 0 => Command::Begin { name: "j".into(), incarnation: 1, run_id: id, fence },
+                0 => Command::TakeOver { name: "j".into(), incarnation: 1, run_id: id, fence, at_ms: 2100 },
+                1 if started.contains(&f) => continue,
+                1 => Command::Release { name: "j".into(), incarnation: 1, run_id: id, fence, why, at_ms: 2150 },
+                _ => Command::RunStarted { name: "j".into(), incarnation: 1, run_id: id, at_ms: 2200, fence: Some(fence) },
+            };
+            let r = t.apply(cmd);
+            match (e / 3, r == Response::Done) {
+                (0, true) if !gave_back.is_empty() => released_then_claimed += 1,
+                (1, true) => gave_back.push(f),
+                (2, true) => {
+                    assert!(!gave_back.contains(&f), "{seq:?}: fence {f} started after giving its claim back");
+                    started.push(f);
+                }
+                _ => {}
+            }
+        }
+        assert!(started.len() <= 1, "{seq:?}: {started:?} started");
+    }
+    assert!(released_then_claimed > 0, "some runs given back were taken over");
+}
+
 #[test]
 fn a_claim_is_refused_for_a_stopped_killed_or_ended_run_and_a_start_needs_one() {
     let mut t = T::new();
