@@ -99,24 +99,7 @@ async fn runs_a_killed_leader_had_claimed_are_lost_and_never_begun() {
     let mut c = Cluster::start_with_env(3, |_| hold.clone()).await.expect("cluster");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("witness");
-    let old = c.wait_leader().await.unwrap();
-    let fs = c.client(old).await.unwrap();
-    let cmd = format!("echo $JOBD_SCHEDULED_TIME $JOBD_NODE >> {}", path.display());
-    fs.write("clone", format!("c:* * * * * *:{cmd}").as_bytes()).await.unwrap();
-    fs.write("jobs/c/ctl", b"start").await.unwrap();
-    let others: Vec<usize> = (0..3).filter(|i| *i != old).collect();
-    // Runs whose time is a second past are claimed (100 ms before it) and
-    // held; read from a follower, as applied there.
-    let held = cluster_tests::poll::poll("runs claimed and held on the leader", Duration::from_secs(15), Duration::from_millis(100), async || {
-        let now = chrono::Utc::now().timestamp();
-        let pending: Vec<(u64, i64)> = runs(&c.read(others[0], "jobs/c/runs").await)
-            .into_iter()
-            .filter(|(_, (scheduled, _, status))| status == "pending" && *scheduled < now - 1)
-            .map(|(id, (scheduled, _, _))| (id, scheduled))
-            .collect();
-        (pending.len() >= 2).then_some(pending)
-    })
-    .await;
+    let (old, others, held) = claimed_and_held(&c, "c", &path).await;
     c.kill(old).await.unwrap();
     let new = c.wait_leader_among(&others).await.unwrap();
     wait_for("the held runs to be ended by the new leader's sweep", Duration::from_secs(30), async || {
@@ -143,22 +126,7 @@ async fn runs_a_paused_leader_gives_back_are_taken_over_and_begun_once() {
     let c = Cluster::start_with_env(3, |_| hold.clone()).await.expect("cluster");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("witness");
-    let old = c.wait_leader().await.unwrap();
-    let fs = c.client(old).await.unwrap();
-    let cmd = format!("echo $JOBD_SCHEDULED_TIME $JOBD_NODE >> {}", path.display());
-    fs.write("clone", format!("g:* * * * * *:{cmd}").as_bytes()).await.unwrap();
-    fs.write("jobs/g/ctl", b"start").await.unwrap();
-    let others: Vec<usize> = (0..3).filter(|i| *i != old).collect();
-    let held = cluster_tests::poll::poll("runs claimed and held on the leader", Duration::from_secs(15), Duration::from_millis(100), async || {
-        let now = chrono::Utc::now().timestamp();
-        let pending: Vec<(u64, i64)> = runs(&c.read(others[0], "jobs/g/runs").await)
-            .into_iter()
-            .filter(|(_, (scheduled, _, status))| status == "pending" && *scheduled < now - 1)
-            .map(|(id, (scheduled, _, _))| (id, scheduled))
-            .collect();
-        (pending.len() >= 2).then_some(pending)
-    })
-    .await;
+    let (old, others, held) = claimed_and_held(&c, "g", &path).await;
     c.pause(old, true).await.unwrap();
     let new = c.wait_leader_among(&others).await.unwrap();
     c.pause(old, false).await.unwrap();
@@ -176,4 +144,30 @@ async fn runs_a_paused_leader_gives_back_are_taken_over_and_begun_once() {
     }
     let log = c.read(new, "jobs/g/log").await;
     assert!(log.contains(&format!("given back by node {old_id} unbegun (fence lost)")), "{log}");
+}
+
+/// Creates and starts job `name`, firing every second into the witness at
+/// `path`, and waits until the leader holds at least two of its runs
+/// claimed and not begun (held by `JOBD_TEST_HOLD_AFTER_CLAIM_MS`): runs
+/// whose time is a second past are claimed (100 ms before it) and held;
+/// read from a follower, as applied there. Answers the leader, the other
+/// nodes, and the held runs' `(id, scheduled second)`.
+async fn claimed_and_held(c: &Cluster, name: &str, path: &std::path::Path) -> (usize, Vec<usize>, Vec<(u64, i64)>) {
+    let old = c.wait_leader().await.unwrap();
+    let fs = c.client(old).await.unwrap();
+    let cmd = format!("echo $JOBD_SCHEDULED_TIME $JOBD_NODE >> {}", path.display());
+    fs.write("clone", format!("{name}:* * * * * *:{cmd}").as_bytes()).await.unwrap();
+    fs.write(&format!("jobs/{name}/ctl"), b"start").await.unwrap();
+    let others: Vec<usize> = (0..3).filter(|i| *i != old).collect();
+    let held = cluster_tests::poll::poll("runs claimed and held on the leader", Duration::from_secs(15), Duration::from_millis(100), async || {
+        let now = chrono::Utc::now().timestamp();
+        let pending: Vec<(u64, i64)> = runs(&c.read(others[0], &format!("jobs/{name}/runs")).await)
+            .into_iter()
+            .filter(|(_, (scheduled, _, status))| status == "pending" && *scheduled < now - 1)
+            .map(|(id, (scheduled, _, _))| (id, scheduled))
+            .collect();
+        (pending.len() >= 2).then_some(pending)
+    })
+    .await;
+    (old, others, held)
 }
