@@ -8,8 +8,8 @@
 //! once; `FireRetry` is accepted only for the attempt pending and ends it,
 //! so each attempt is accepted at most once; its run is then claimed and
 //! begun under the same rules as any other (`run.rs`), so it begins at
-//! most once. A job keeps one pending attempt: a later time's failure
-//! takes the place of an earlier time's pending one (logged).
+//! most once. A job keeps one pending attempt: another time's failure
+//! takes the place of the pending one (logged).
 
 use serde::{Deserialize, Serialize};
 
@@ -44,7 +44,7 @@ pub fn max_attempts(job: &Job, status: &RunStatus) -> u32 {
 }
 
 /// How many attempts the job allows a time whose last attempt ended as
-/// `p` says (shown as `JOBD_ATTEMPT`'s second number).
+/// `lost` says (shown as `JOBD_ATTEMPT`'s second number).
 pub fn attempts_for(job: &Job, lost: bool) -> u32 {
     max_attempts(job, if lost { &RunStatus::Lost } else { &RunStatus::Exit(1) })
 }
@@ -84,7 +84,7 @@ pub fn after_end(kv: &mut impl Kv, job: &mut Job, run: &Run, at_ms: i64) -> Resu
         at_ms: at_ms.saturating_add(Retry::delay_after_ms(backoff, run.attempt)),
         lost: run.status == RunStatus::Lost,
     };
-    cancel(kv, job, at_ms, &format!("a later time failed ({})", rfc3339_secs(run.scheduled_ms)))?;
+    cancel(kv, job, at_ms, &format!("another time failed ({})", rfc3339_secs(run.scheduled_ms)))?;
     let text = format!("run {}: attempt {}/{max} of {} at {}", run.id, next.attempt, rfc3339_secs(next.scheduled_ms), rfc3339_secs(next.at_ms));
     log::append(kv, job, at_ms, &text)?;
     job.retry_pending = Some(next);

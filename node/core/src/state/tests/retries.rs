@@ -127,8 +127,8 @@ fn stop_kill_and_a_smaller_policy_cancel_a_pending_attempt_and_a_later_failure_r
     let b = accepted(&t.fire_claiming(6000));
     t.end(a, FENCE, RunStatus::Exit(1), 6500);
     t.end(b, FENCE, RunStatus::Exit(1), 6600);
-    assert_eq!(t.pending(), pending(6000, 2, 16_600), "the later time's attempt takes the place");
-    assert!(t.log().contains("cancelled: a later time failed"), "{}", t.log());
+    assert_eq!(t.pending(), pending(6000, 2, 16_600), "the later failure's attempt takes the place");
+    assert!(t.log().contains("cancelled: another time failed"), "{}", t.log());
     let r = accepted(&t.fire_retry(6000, 2, FENCE));
     t.apply(Command::DeleteJob { name: "j".into() });
     assert!(run::load_run(&t.kv, 1, r).unwrap().is_none());
