@@ -112,7 +112,13 @@ impl Cluster {
 
     async fn start_inner(n: usize, env: impl Fn(usize) -> Vec<(String, String)>, raft: Option<Vec<SocketAddr>>) -> Result<Cluster> {
         let serial = serial().lock_owned().await;
-        let root = tempfile::tempdir()?;
+        // `JOBD_TEST_KEEP_CLUSTER=1` keeps the nodes' directories and logs
+        // after the run, for reading a slow failover's log afterwards.
+        let keep = std::env::var_os("JOBD_TEST_KEEP_CLUSTER").is_some();
+        let root = tempfile::Builder::new().prefix("jobd-cluster-").disable_cleanup(keep).tempdir()?;
+        if keep {
+            eprintln!("cluster directory kept: {}", root.path().display());
+        }
         // Every address is held until all are chosen, so no two collide.
         let mut held = vec![];
         let mut reserve = || -> Result<SocketAddr> {

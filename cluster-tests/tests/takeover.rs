@@ -4,6 +4,8 @@
 //! the concurrency cap is the seam that holds runs between acceptance and
 //! claim, so the test does not race the claim's 100 ms window; the test
 //! seam `JOBD_TEST_HOLD_AFTER_CLAIM_MS` holds runs between claim and gate.
+//! A leader whose own fire's answer was lost (`JOBD_TEST_LOSE_FIRE_ANSWERS`)
+//! still begins that run, once.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -20,6 +22,15 @@ fn witness(path: &std::path::Path) -> Vec<(i64, u64)> {
             Some((chrono::DateTime::parse_from_rfc3339(scheduled).ok()?.timestamp(), node.trim().parse().ok()?))
         })
         .collect()
+}
+
+/// No scheduled time in the witness began twice.
+fn each_time_once(seen: &[(i64, u64)]) {
+    let mut all: Vec<i64> = seen.iter().map(|(s, _)| *s).collect();
+    all.sort();
+    let before = all.len();
+    all.dedup();
+    assert_eq!(all.len(), before, "a scheduled time began twice: {seen:?}");
 }
 
 /// `runs` lines: run id to (scheduled second, node, status text).
@@ -79,13 +90,41 @@ async fn a_new_leader_begins_once_the_runs_a_killed_leader_fired_and_never_claim
         assert_eq!(times, 1, "run {id}'s time {scheduled} began {times} times: {seen:?}");
     }
     // No scheduled time began twice, before or after the kill.
-    let mut all: Vec<i64> = seen.iter().map(|(s, _)| *s).collect();
-    all.sort();
-    let before = all.len();
-    all.dedup();
-    assert_eq!(all.len(), before, "a scheduled time began twice: {seen:?}");
+    each_time_once(&seen);
     let log = c.read(new, "jobs/t/log").await;
     assert!(log.contains(&format!("taken over by node {new_id}")), "the log says who took it over:\n{log}");
+}
+
+/// A fire that was applied but whose answer never reached the scheduler
+/// (a write that timed out and committed anyway; here the test seam
+/// `JOBD_TEST_LOSE_FIRE_ANSWERS` drops the leader's first) leaves an
+/// accepted run nobody carries out. The leader's sweep carries it out
+/// after all, late, under the run's own fence: it runs once, and is not
+/// ended `not-started (unanswered)`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_whose_fire_answer_was_lost_is_begun_once_by_its_leader() {
+    let c = Cluster::start_with_env(3, |_| vec![("JOBD_TEST_LOSE_FIRE_ANSWERS".into(), "1".into())]).await.expect("cluster");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("witness");
+    let leader = c.wait_leader().await.unwrap();
+    let fs = c.client(leader).await.unwrap();
+    let cmd = format!("echo $JOBD_SCHEDULED_TIME $JOBD_NODE >> {}", path.display());
+    fs.write("clone", format!("t:* * * * * *:{cmd}").as_bytes()).await.unwrap();
+    fs.write("jobs/t/ctl", b"start").await.unwrap();
+    // The first run: its answer lost, ended only once the sweep acts
+    // (the write timeout and a margin after it was proposed).
+    let first = cluster_tests::poll::poll("the first run to end", Duration::from_secs(30), Duration::from_millis(200), async || {
+        let now = runs(&c.read(leader, "jobs/t/runs").await);
+        let (id, (scheduled, _, status)) = now.into_iter().min_by_key(|(id, _)| *id)?;
+        (status != "pending" && status != "running").then_some((id, scheduled, status))
+    })
+    .await;
+    let (id, scheduled, status) = first;
+    assert_eq!(status, "exit 0", "run {id} (its fire's answer lost) was begun after all\n{}", c.log_tails());
+    let seen = witness(&path);
+    let times = seen.iter().filter(|(s, _)| *s == scheduled).count();
+    assert_eq!(times, 1, "run {id}'s time {scheduled} began {times} times: {seen:?}");
+    each_time_once(&seen);
 }
 
 /// A claimed run is its claimer's for good: a leader SIGKILLed while its

@@ -141,6 +141,9 @@ pub fn watch_leadership(
     let (tx, rx) = watch::channel(None);
     tokio::spawn(async move {
         let mut metrics = raft.metrics();
+        // When openraft first said this node leads the current term: the
+        // log line of a confirmation says how long confirming took.
+        let mut elected: Option<(u64, std::time::Instant)> = None;
         loop {
             let m = metrics.borrow_and_update().clone();
             if m.running_state.is_err() {
@@ -149,6 +152,9 @@ pub fn watch_leadership(
                 return;
             }
             let candidate = m.state == ServerState::Leader && m.current_leader == Some(me);
+            if candidate && elected.is_none_or(|(t, _)| t != m.current_term) {
+                elected = Some((m.current_term, std::time::Instant::now()));
+            }
             let fence = if candidate {
                 let published = tx.borrow().is_some_and(|f: Fence| f.term == m.current_term);
                 match confirm(&raft, m.current_term, recheck * 4, !published).await {
@@ -168,7 +174,8 @@ pub fn watch_leadership(
             }
             let before = *tx.borrow();
             if before != fence {
-                info!(node = me, term = m.current_term, leader = ?m.current_leader, confirmed = fence.is_some(), "leadership changed");
+                let since_elected_ms = elected.filter(|(t, _)| fence.is_some() && *t == m.current_term).map(|(_, at)| at.elapsed().as_millis() as u64);
+                info!(node = me, term = m.current_term, leader = ?m.current_leader, confirmed = fence.is_some(), ?since_elected_ms, "leadership changed");
                 tx.send_replace(fence);
             }
             // Wake when the role, term or leader changes, and re-confirm

@@ -41,6 +41,11 @@ pub enum ProposeError {
     /// was proposed.
     #[error("the node is shutting down")]
     Closed,
+    /// This node leads as far as openraft knows, but no quorum has
+    /// acknowledged its leadership yet: nothing was proposed (see
+    /// `commit`), ask again shortly.
+    #[error("this node's leadership is not acknowledged yet; nothing was done")]
+    NotAcknowledged,
     /// The batching task went away while the command was on its way (the
     /// node is stopping): it may have been appended, and may still commit.
     #[error("the node stopped while the write was on its way; it may still commit")]
@@ -73,7 +78,7 @@ impl ProposeError {
             // retries into ETIMEDOUT; closing it needs commands the state
             // machine can recognise as resent (request ids).
             ProposeError::Raft(RaftError::APIError(_)) => false,
-            ProposeError::Closed => false,
+            ProposeError::Closed | ProposeError::NotAcknowledged => false,
         }
     }
 }
@@ -144,13 +149,45 @@ async fn batch_loop(raft: Raft, mut rx: mpsc::UnboundedReceiver<Waiting>, timeou
 
 /// Proposes one entry for `batch` and answers each waiter.
 async fn commit(raft: Raft, mut batch: Vec<Waiting>, timeout: Duration) {
+    let mut metrics = raft.metrics();
+    let (term, acknowledged) = {
+        let m = metrics.borrow();
+        (m.current_term, m.millis_since_quorum_ack.is_some())
+    };
+    // A leader no quorum has acknowledged is not asked: openraft restarts
+    // a node that led as leader of its old term until it hears of a newer
+    // one, and an entry appended then is overwritten without an answer,
+    // which held this one slot until the timeout, so a real leader's first
+    // writes waited seconds behind it after a failover
+    // (docs/BENCHMARKS.md §11). A new leader is acknowledged within a
+    // round trip of its election (its first entry's replication).
+    if !acknowledged {
+        for w in batch {
+            let _ = w.done.send(Err(ProposeError::NotAcknowledged));
+        }
+        return;
+    }
     // The commands move into the entry (an output batch can be 64 KiB).
     let mut cmds: Vec<Command> = batch.iter_mut().map(|w| std::mem::replace(&mut w.cmd, Command::Batch(vec![]))).collect();
     let cmd = if cmds.len() == 1 { cmds.remove(0) } else { Command::Batch(cmds) };
-    let result = match tokio::time::timeout(timeout, raft.client_write(cmd)).await {
-        Err(_) => Err(ProposeError::Timeout),
-        Ok(Err(e)) => Err(ProposeError::Raft(e)),
-        Ok(Ok(r)) => Ok((r.log_id.index, r.data)),
+    // Once the term moves on, this node no longer leads the term it
+    // proposed in, and openraft may never answer the entry (one a newer
+    // leader overwrites is dropped unanswered): "may still commit" then,
+    // at once, so the one slot frees for the writes behind it.
+    let deposed = async move {
+        while metrics.borrow_and_update().current_term == term {
+            if metrics.changed().await.is_err() {
+                break;
+            }
+        }
+    };
+    let result = tokio::select! {
+        answer = tokio::time::timeout(timeout, raft.client_write(cmd)) => match answer {
+            Err(_) => Err(ProposeError::Timeout),
+            Ok(Err(e)) => Err(ProposeError::Raft(e)),
+            Ok(Ok(r)) => Ok((r.log_id.index, r.data)),
+        },
+        _ = deposed => Err(ProposeError::Timeout),
     };
     match result {
         Ok((index, Response::Batch(answers))) if batch.len() > 1 && answers.len() == batch.len() => {

@@ -15,7 +15,7 @@ use super::rng::Rng;
 use super::witness;
 use crate::cluster::Cluster;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Fault {
     KillLeader,
     KillFollower,

@@ -224,8 +224,9 @@ impl JobFs {
                     begin_at_ms: 0,
                     attempt: 1,
                 };
-                let active = self.executor.register(run_id);
-                tokio::spawn(self.executor.clone().run(order, active));
+                if let Some(active) = self.executor.register(run_id) {
+                    tokio::spawn(self.executor.clone().run(order, active));
+                }
             }
         }
         Ok(())

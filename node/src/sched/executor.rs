@@ -400,13 +400,19 @@ impl Executor {
     }
 
     /// Marks run `id` as carried out here, from now until the guard is
-    /// dropped. Called as soon as the answer accepting it arrives, before
-    /// the run's task is spawned, so that no sweep finds an accepted run of
-    /// this process that is neither being carried out nor still awaiting
-    /// its answer.
-    pub fn register(&self, id: u64) -> Active {
-        crate::lock::lock(&self.active).insert(id, None);
-        Active(self.active.clone(), id)
+    /// dropped; `None` if it already is. Called as soon as the answer
+    /// accepting it arrives, before the run's task is spawned, so that no
+    /// sweep finds an accepted run of this process that is neither being
+    /// carried out nor still awaiting its answer. At most one task of a
+    /// process carries out a run: two under one fence would both find the
+    /// run claimed by that fence, and both begin it.
+    pub fn register(&self, id: u64) -> Option<Active> {
+        let mut active = crate::lock::lock(&self.active);
+        if active.contains_key(&id) {
+            return None;
+        }
+        active.insert(id, None);
+        Some(Active(self.active.clone(), id))
     }
 
     /// Carries out one run from its scheduled time to its end; `_active`

@@ -69,6 +69,14 @@ const DEADLINE_MARGIN_MS: i64 = 1000;
 /// How often the leader looks for runs that will never end by themselves.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
+/// When this node's current leadership was confirmed, to log how long its
+/// first fire took (a slow one after a failover: README, "Firing").
+struct Leading {
+    fence: Fence,
+    confirmed: Instant,
+    first_fire_logged: std::sync::atomic::AtomicBool,
+}
+
 /// What to propose for a job now.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Due {
@@ -157,7 +165,7 @@ impl Scheduler {
     pub async fn run(mut self) {
         let in_flight: Arc<Mutex<HashSet<String>>> = Arc::default();
         let mut warned_skew = false;
-        let mut leading_since: Option<(Fence, Instant)> = None;
+        let mut leading_since: Option<Arc<Leading>> = None;
         let mut last_sweep = Instant::now();
         // What is known of the started jobs, while leading.
         let mut plan: Option<Plan> = None;
@@ -180,15 +188,19 @@ impl Scheduler {
                 }
                 continue;
             };
-            if leading_since.is_none_or(|(f, _)| f != fence) {
-                leading_since = Some((fence, Instant::now()));
-                // Confirmed, so everything earlier terms committed is applied here.
-                self.take_over_all(fence);
-            }
+            let leading = match &leading_since {
+                Some(l) if l.fence == fence => l.clone(),
+                _ => {
+                    let l = Arc::new(Leading { fence, confirmed: Instant::now(), first_fire_logged: Default::default() });
+                    leading_since = Some(l.clone());
+                    // Confirmed, so everything earlier terms committed is applied here.
+                    self.take_over_all(fence);
+                    l
+                }
+            };
             if last_sweep.elapsed() >= SWEEP_EVERY {
                 last_sweep = Instant::now();
-                let leading_for = leading_since.map_or(Duration::ZERO, |(_, t)| t.elapsed());
-                self.sweep(Some((fence, leading_for)));
+                self.sweep(Some((fence, leading.confirmed.elapsed())));
             }
             let skew = self.clocks.skew_ms();
             let mut wait_ms = TICK.as_millis() as i64;
@@ -203,7 +215,7 @@ impl Scheduler {
                     self.executor.sm.mark_all_jobs_changed();
                     Plan::default()
                 });
-                wait_ms = wait_ms.min(self.tick(fence, plan, &in_flight));
+                wait_ms = wait_ms.min(self.tick(&leading, plan, &in_flight));
             }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(wait_ms.clamp(1, TICK.as_millis() as i64) as u64)) => {}
@@ -240,15 +252,17 @@ impl Scheduler {
     }
 
     /// As a newly confirmed leader: claims every accepted run that nobody
-    /// claimed, of any process but this one, still within its deadline
-    /// (the old leader's fires it died before beginning, a node's manual
-    /// runs), and begins each itself (README, "Firing": the first claim in
-    /// the log wins, so a node that claims it too is refused).
+    /// claimed, still within its deadline, of any process but this one or
+    /// of this one in an earlier term (the old leader's fires it died
+    /// before beginning, a node's manual runs, the runs this process gave
+    /// back when its lease of an earlier term ran out), and begins each
+    /// itself (README, "Firing": the first claim in the log wins, so a node
+    /// that claims it too is refused).
     fn take_over_all(&self, fence: Fence) {
         let now = now_ms();
         for (incarnation, run) in self.active_runs() {
             let mine = run.fence.node == self.executor.node && run.fence.incarnation == self.incarnation;
-            if !mine && self.may_take_over(&run, now) {
+            if (!mine || run.fence.term < fence.term) && self.may_take_over(&run, now) {
                 self.take_over(incarnation, run, fence);
             }
         }
@@ -260,11 +274,22 @@ impl Scheduler {
         pending && run.claims && !run.claimed && !run.stopped && !run.cancel && now <= run.begin_by()
     }
 
+    /// Carries out a run of this leadership whose fire's answer never came
+    /// (`sweep`): its claim (`Begin`, under the run's own fence) decides,
+    /// and `register` makes sure no answer that does come starts it twice.
+    fn adopt(&self, incarnation: u64, run: state::run::Run) {
+        let Some(active) = self.executor.register(run.id) else { return };
+        info!(job = %run.job, run = run.id, "carrying out a run whose fire's answer was lost");
+        self.executor.metrics.taken_over.inc();
+        let order = RunOrder::of_run(incarnation, &run, run.fence);
+        tokio::spawn(self.executor.clone().run(order, active));
+    }
+
     /// Proposes `TakeOver` for `run` under `fence`; once accepted, carries
     /// it out as this node's own.
     fn take_over(&self, incarnation: u64, run: state::run::Run, fence: Fence) {
         // Registered first, so no sweep looks at it meanwhile.
-        let active = self.executor.register(run.id);
+        let Some(active) = self.executor.register(run.id) else { return };
         let executor = self.executor.clone();
         tokio::spawn(async move {
             let cmd = Command::TakeOver { name: run.job.clone(), incarnation, run_id: run.id, fence, at_ms: now_ms() };
@@ -289,7 +314,8 @@ impl Scheduler {
     /// Ends runs that nobody will end. On every node: this process's own
     /// accepted runs it is not carrying out once the answer accepting them
     /// can no longer arrive (`unanswered`: the proposal's write gave up,
-    /// `answer_bound` after it was proposed, and a margin). On the leader
+    /// `answer_bound` after it was proposed, and a margin); leading, it
+    /// begins those still to begin after all (`adopt`). On the leader
     /// (`leading`: its fence and for how long) also those of a node
     /// process that has restarted (its jobs died with it) or gone silent
     /// past the lease (`node gone`): one still unclaimed and within its
@@ -337,9 +363,17 @@ impl Scheduler {
                 None
             };
             let Some(why) = why else { continue };
-            if let Some((fence, _)) = leading.filter(|_| matches!(why, NotStarted::NodeGone | NotStarted::FenceLost)) {
-                if self.may_take_over(&run, now) {
+            if let Some((fence, _)) = leading {
+                // Leading, a run still to begin is begun after all: taken
+                // over under this leadership's fence, or, if it is already
+                // this leadership's (its fire's answer was lost), carried
+                // out under its own (its claim decides, as always).
+                if self.may_take_over(&run, now) && run.fence != fence {
                     self.take_over(incarnation, run, fence);
+                    continue;
+                }
+                if self.may_take_over(&run, now) && !run.released {
+                    self.adopt(incarnation, run);
                     continue;
                 }
             }
@@ -367,7 +401,7 @@ impl Scheduler {
     }
 
     /// Proposes what is due; returns how long until something may be.
-    fn tick(&self, fence: Fence, plan: &mut Plan, in_flight: &Arc<Mutex<HashSet<String>>>) -> i64 {
+    fn tick(&self, leading: &Arc<Leading>, plan: &mut Plan, in_flight: &Arc<Mutex<HashSet<String>>>) -> i64 {
         plan.refresh(&self.executor.sm);
         let (cap, cost_us) = (self.executor.slots.max(), self.executor.creator.cost_us());
         let now = now_ms();
@@ -385,11 +419,11 @@ impl Scheduler {
                 Err(w) => wait = wait.min(w),
                 Ok(d) => {
                     crate::lock::lock(in_flight).insert(name.clone());
-                    let (executor, in_flight) = (self.executor.clone(), in_flight.clone());
+                    let (executor, in_flight, leading) = (self.executor.clone(), in_flight.clone(), leading.clone());
                     // The job's next fire waits until this one is applied here
                     // (which marks the job changed, so the plan reads it again).
                     tokio::spawn(async move {
-                        fire(executor, job, d, fence).await;
+                        fire(executor, job, d, &leading).await;
                         crate::lock::lock(&in_flight).remove(&name);
                     });
                 }
@@ -400,7 +434,8 @@ impl Scheduler {
 }
 
 /// Proposes one fire (or skip, or retry) and, if accepted, carries out its run.
-async fn fire(executor: Executor, job: Job, d: Due, fence: Fence) {
+async fn fire(executor: Executor, job: Job, d: Due, leading: &Leading) {
+    let fence = leading.fence;
     let (scheduled_ms, trigger, skipped) = match d {
         Due::Fire { scheduled_ms, trigger, skipped } => (scheduled_ms, trigger, skipped),
         Due::Retry { scheduled_ms, attempt, at_ms } => return fire_retry(executor, job, (scheduled_ms, attempt, at_ms), fence).await,
@@ -422,19 +457,52 @@ async fn fire(executor: Executor, job: Job, d: Due, fence: Fence) {
         }
     };
     let cmd = Command::Fire { name: job.name.clone(), incarnation: job.incarnation, scheduled_ms, trigger, skipped, fence, at_ms: now_ms(), claims: true };
-    match executor.writer.write(cmd).await {
+    let proposed = Instant::now();
+    let answer = executor.writer.write(cmd).await;
+    let answer = if lose_fire_answer() { Err(crate::write::WriteError::Timeout) } else { answer };
+    match answer {
         Ok(r) => match accepted(&r) {
             Some(run_id) => {
+                if !leading.first_fire_logged.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    info!(
+                        job = %job.name,
+                        term = fence.term,
+                        confirmed_to_proposed_ms = proposed.duration_since(leading.confirmed).as_millis() as u64,
+                        proposed_to_applied_ms = proposed.elapsed().as_millis() as u64,
+                        "first fire of this leadership"
+                    );
+                }
                 executor.metrics.fires.inc();
                 executor.metrics.skipped_times.inc_by(skipped as u64);
                 let begin_at_ms = if trigger == Trigger::Schedule { scheduled_ms } else { 0 };
                 let order = RunOrder { name: job.name, incarnation: job.incarnation, run_id, scheduled_ms, trigger, fence, begin_at_ms, attempt: 1 };
-                let active = executor.register(run_id);
-                tokio::spawn(executor.run(order, active));
+                carry_out(executor, order);
             }
             None => debug!(job = %job.name, "fire refused: {r:?}"),
         },
         Err(e) => debug!(job = %job.name, "fire not committed: {e}"),
+    }
+}
+
+/// A test seam: `JOBD_TEST_LOSE_FIRE_ANSWERS=N` drops the answers of this
+/// process's first N fires after they were applied, as a write that timed
+/// out and committed anyway does, so a test can check that such a run is
+/// still begun, once (`cluster-tests/tests/takeover.rs`).
+fn lose_fire_answer() -> bool {
+    static LEFT: std::sync::OnceLock<std::sync::atomic::AtomicU32> = std::sync::OnceLock::new();
+    let left = LEFT.get_or_init(|| {
+        let n = std::env::var("JOBD_TEST_LOSE_FIRE_ANSWERS").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+        std::sync::atomic::AtomicU32::new(n)
+    });
+    left.fetch_update(std::sync::atomic::Ordering::Relaxed, std::sync::atomic::Ordering::Relaxed, |n| n.checked_sub(1)).is_ok()
+}
+
+/// Carries out an accepted fire's run, unless this process already does
+/// (the sweep adopted it while the fire's answer was late).
+fn carry_out(executor: Executor, order: RunOrder) {
+    match executor.register(order.run_id) {
+        Some(active) => drop(tokio::spawn(executor.run(order, active))),
+        None => debug!(job = %order.name, run = order.run_id, "already carried out here"),
     }
 }
 
@@ -448,8 +516,7 @@ async fn fire_retry(executor: Executor, job: Job, (scheduled_ms, attempt, at_ms)
                 executor.metrics.retries.inc();
                 let trigger = Trigger::Retry;
                 let order = RunOrder { name: job.name, incarnation: job.incarnation, run_id, scheduled_ms, trigger, fence, begin_at_ms: at_ms, attempt };
-                let active = executor.register(run_id);
-                tokio::spawn(executor.run(order, active));
+                carry_out(executor, order);
             }
             None => debug!(job = %job.name, attempt, "retry refused: {r:?}"),
         },
