@@ -1,6 +1,6 @@
 //! A cluster of real `jobd` processes formed from the command line, as an
 //! operator would: `--peers` and `--initial-cluster-state new`, each node in
-//! its own directory on OS-chosen ports. Nodes can be killed (SIGKILL) and
+//! its own directory on free ports (`jobd::reserve_port`). Nodes can be killed (SIGKILL) and
 //! restarted on the same directory, wiped and rejoined under a new id, and
 //! have their wall clock shifted while running; only processes started
 //! here are ended, by pid (a child is killed when its handle drops, also on
@@ -72,7 +72,7 @@ impl Cluster {
         // Raft addresses first, so the proxies know where to forward; held
         // until the proxies are bound, so the OS cannot hand one to a proxy.
         let held: Vec<std::net::TcpListener> =
-            (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0")).collect::<std::io::Result<_>>()?;
+            (0..n).map(|_| crate::jobd::reserve_port()).collect::<Result<_>>()?;
         let raft: Vec<SocketAddr> = held.iter().map(|l| l.local_addr()).collect::<std::io::Result<_>>()?;
         let mut links = std::collections::HashMap::new();
         for i in 0..n {
@@ -122,7 +122,7 @@ impl Cluster {
         // Every address is held until all are chosen, so no two collide.
         let mut held = vec![];
         let mut reserve = || -> Result<SocketAddr> {
-            let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+            let l = crate::jobd::reserve_port()?;
             let a = l.local_addr()?;
             held.push(l);
             Ok(a)

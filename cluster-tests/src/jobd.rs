@@ -1,5 +1,5 @@
 //! Real `jobd` processes: started from the built binary with their own
-//! directories and OS-chosen ports, polled for readiness with a deadline,
+//! directories and free ports (`reserve_port`), polled for readiness with a deadline,
 //! and ended by pid (also when a test panics: the child is killed on drop).
 
 use std::net::SocketAddr;
@@ -50,10 +50,43 @@ pub fn spawn_jobd(
         .context("starting jobd")
 }
 
-/// A free port on 127.0.0.1, as the OS picks it.
+/// A free port on 127.0.0.1, held by the returned listener until it is
+/// dropped. Chosen below the kernel's ephemeral range (where the OS would
+/// pick for port 0), at a random point, and checked free by binding it:
+/// a node binds its address again when it starts or restarts, and in the
+/// ephemeral range an outgoing connection (a peer's, a client's) can take
+/// that port as its source port meanwhile, so the node's bind fails
+/// ("Address already in use"; seen once at a cluster's start).
+pub fn reserve_port() -> Result<std::net::TcpListener> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let low = ephemeral_low().max(FIRST_PORT + 1000);
+    let span = (low - FIRST_PORT) as u64;
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos() as u64;
+    let mut seed = crate::chaos::rng::Rng::new(nanos ^ ((std::process::id() as u64) << 32) ^ NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    for _ in 0..256 {
+        let port = FIRST_PORT + seed.below(span) as u16;
+        if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            return Ok(l);
+        }
+    }
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?)
+}
+
+/// The lowest port this harness picks (below: well-known and registered
+/// services' usual ports).
+const FIRST_PORT: u16 = 10_000;
+
+/// The first port of `net.ipv4.ip_local_port_range` (Linux's default 32768).
+fn ephemeral_low() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
+}
+
+/// A free port on 127.0.0.1 (`reserve_port`), released for the caller to bind.
 pub fn free_addr() -> Result<SocketAddr> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?)
+    Ok(reserve_port()?.local_addr()?)
 }
 
 pub struct Jobd {

@@ -223,8 +223,12 @@ async fn a_run_past_its_deadline_is_recorded_not_started_with_the_reason() {
         begin_at_ms: 0,
         attempt: 1,
     };
-    let active = n.executor.register(run_id);
+    let active = n.executor.register(run_id).expect("not registered yet");
+    // One task per run in a process: a second registration fails while
+    // the first holds.
+    assert!(n.executor.register(run_id).is_none(), "run {run_id} registered twice");
     n.executor.clone().run(order, active).await;
+    assert!(n.executor.register(run_id).is_some(), "run {run_id}'s registration ends with its task");
     let run = state::run::load_run(&n.sm, job.incarnation, run_id).unwrap().unwrap();
     assert_eq!(run.status, node::command::RunStatus::NotStarted(node::command::NotStarted::Deadline));
     assert!(!marker.exists(), "the command did not run");

@@ -204,9 +204,41 @@ pub fn tick_job(job: &str, deadline_ms: i64, wit: &[witness::Line], runs: &Runs,
     }
 }
 
+/// The reasons a run is not started that a leader change (a node killed,
+/// paused, cut off or restarted) gives: the fire protocol hands such runs
+/// to the next leader instead.
+const LEADER_CHANGE: [&str; 4] = ["node gone", "fence lost", "unanswered", "node stopping"];
+
+/// P3, strict, for a job whose deadline a takeover fits in: no time is
+/// left unrun because its leader changed. Stops, deletes, deadlines, the
+/// clock guard and policies may still leave a time unrun; `lost` (claimed,
+/// its node gone) too.
+pub fn no_miss_by_leader_change(job: &str, runs: &Runs, v: &mut Verdict) {
+    for r in runs.0.values() {
+        let why = r.status.strip_prefix("not-started (").and_then(|w| w.strip_suffix(')'));
+        if let Some(why) = why.filter(|w| LEADER_CHANGE.contains(w)) {
+            v.failures.push(format!("P3 {job}: run {} of {} not started ({why}): a leader change lost it", r.id, r.scheduled_ms / 1000));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_not_started_for_a_leader_change_fails_the_strict_check() {
+        let mut runs = Runs::default();
+        runs.merge("1 1970-01-01T00:00:10.000Z schedule 1 - 1970-01-01T00:00:13.000Z not-started (deadline)\n");
+        runs.merge("2 1970-01-01T00:00:11.000Z schedule 1 - 1970-01-01T00:00:13.000Z not-started (stopped)\n");
+        runs.merge("3 1970-01-01T00:00:12.000Z schedule 1 - 1970-01-01T00:00:13.000Z lost\n");
+        let mut v = Verdict::default();
+        no_miss_by_leader_change("t", &runs, &mut v);
+        assert!(v.failures.is_empty(), "{:?}", v.failures);
+        runs.merge("4 1970-01-01T00:00:13.000Z schedule 1 - 1970-01-01T00:00:14.000Z not-started (unanswered)\n");
+        no_miss_by_leader_change("t", &runs, &mut v);
+        assert_eq!(v.failures.len(), 1, "{:?}", v.failures);
+    }
 
     fn w(t: i64) -> witness::Line {
         witness::Line { job: "t".into(), scheduled_s: t, node: 1, run: t as u64, start_ms: t * 1000 + 3, trigger: "schedule".into(), attempt: 1 }

@@ -276,6 +276,9 @@ pub async fn run(seed: u64, plan: Plan) -> Result<Report> {
         let log = read(&c, leader, &format!("jobs/tick{k}/log")).await?;
         let deadline_ms = if k == RETRY_TICK { checker::DEFAULT_DEADLINE_MS } else { checker::STRICT_DEADLINE_MS };
         checker::tick_job(&format!("tick{k}"), deadline_ms, &wit, r, &log, from_s, to_s, &mut verdict);
+        if k == RETRY_TICK {
+            checker::no_miss_by_leader_change(&format!("tick{k}"), r, &mut verdict);
+        }
     }
     for i in 0..c.nodes.len() {
         let listing: Vec<String> = c.client(i).await?.readdir("jobs").await?.into_iter().map(|e| e.name).collect();
