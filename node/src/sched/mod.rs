@@ -484,10 +484,11 @@ async fn fire(executor: Executor, job: Job, d: Due, leading: &Leading) {
     }
 }
 
-/// A test seam: `JOBD_TEST_LOSE_FIRE_ANSWERS=N` drops the answers of this
-/// process's first N fires after they were applied, as a write that timed
-/// out and committed anyway does, so a test can check that such a run is
-/// still begun, once (`cluster-tests/tests/takeover.rs`).
+/// A test seam: `JOBD_TEST_LOSE_FIRE_ANSWERS=N` drops the answers to this
+/// process's first N fire proposals (answered as a write that timed out;
+/// an accepted one stays accepted, as such a write may be), so a test can
+/// check that such a run is still begun, once
+/// (`cluster-tests/tests/takeover.rs`).
 fn lose_fire_answer() -> bool {
     static LEFT: std::sync::OnceLock<std::sync::atomic::AtomicU32> = std::sync::OnceLock::new();
     let left = LEFT.get_or_init(|| {
