@@ -113,6 +113,16 @@ async fn bad_input_is_refused_and_changes_nothing() {
     assert_eq!(names(&fs, "jobs").await, ["keep"], "nothing was created");
     assert_eq!(text(&fs, "jobs/keep/ctl").await, before, "nothing changed");
 
+    // A zone in which the period is shorter than the spread: a daily
+    // 01:30 is 24 h apart in UTC, 23 h across New York's spring forward.
+    fs.write("clone", b"dst:30 1 * * *:true").await.unwrap();
+    fs.write("jobs/dst/ctl", b"spread 84000s").await.unwrap();
+    let spread_set = text(&fs, "jobs/dst/ctl").await;
+    refused(fs.write("jobs/dst/ctl", b"tz America/New_York").await, EINVAL, "longer than the expression's period");
+    assert_eq!(text(&fs, "jobs/dst/ctl").await, spread_set, "the refused zone changed nothing");
+    fs.write("jobs/dst/ctl", b"spread off\ntz America/New_York").await.unwrap();
+    fs.write("jobs/dst/ctl", b"delete").await.unwrap();
+
     // A verb through a fid whose job was deleted.
     let stale = fs.walk("jobs/keep/ctl").await.unwrap();
     fs.open(stale, omode::OWRITE).await.unwrap();

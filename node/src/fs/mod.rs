@@ -196,7 +196,15 @@ impl JobFs {
                 Verb::Start => Command::StartJob { name: name.into(), at_ms },
                 Verb::Stop => Command::StopJob { name: name.into(), at_ms },
                 Verb::Delete => Command::DeleteJob { name: name.into() },
-                Verb::Tz(tz) => Command::SetTz { name: name.into(), tz, at_ms },
+                Verb::Tz(tz) => {
+                    // A zone can shorten the period (a day is 23 hours when
+                    // the clocks go forward): the spread must still fit.
+                    if let Some(spread) = job.spread_ms {
+                        let why = |e: String| errors::invalid(format!("{e} in {tz}; set a shorter spread (or spread off) first"));
+                        crate::times::check_spread(spread, &job.schedule, &tz, at_ms).map_err(why)?;
+                    }
+                    Command::SetTz { name: name.into(), tz, at_ms }
+                }
                 Verb::Policy(policy) => Command::SetPolicy { name: name.into(), policy, at_ms },
                 Verb::Kill => Command::KillRuns { name: name.into(), incarnation, at_ms },
                 Verb::Run { force } => {
