@@ -69,6 +69,12 @@ impl Cluster {
 
     /// `start_proxied`, with extra environment for every node.
     pub async fn start_proxied_with_env(n: usize, extra: &[(&str, &str)]) -> Result<Cluster> {
+        let extra: Vec<(String, String)> = extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Cluster::start_proxied_with(n, |_| extra.clone()).await
+    }
+
+    /// `start_proxied`; `extra(i)` is the extra environment of node `i`.
+    pub async fn start_proxied_with(n: usize, extra: impl Fn(usize) -> Vec<(String, String)>) -> Result<Cluster> {
         // Raft addresses first, so the proxies know where to forward; held
         // until the proxies are bound, so the OS cannot hand one to a proxy.
         let held: Vec<std::net::TcpListener> =
@@ -88,7 +94,7 @@ impl Cluster {
                 .map(|(j, id)| format!("{id}={}", links[&(i, j)].addr))
                 .collect();
             let mut env = vec![("JOBD_TEST_PEER_ADDRS".to_string(), addrs.join(","))];
-            env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+            env.extend(extra(i));
             env
         };
         let mut c = Cluster::start_inner(n, env, Some(raft)).await?;

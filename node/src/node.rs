@@ -180,7 +180,14 @@ impl Node {
         let mut tasks = vec![store::log_bytes::watch(raft.clone(), appended, cfg.snapshot_log_bytes, stopped.clone())];
         // A restarted node may have acknowledged a leader's round just before.
         let votes_from = if fresh { Instant::now() } else { Instant::now() + Duration::from_millis(cfg.election_max_ms) };
-        let raft_svc = RaftService { raft: raft.clone(), me: cfg.id, clocks: clocks.clone(), votes_from };
+        let standing = Arc::new(crate::net::stand::StandAtOnce::new(
+            raft.clone(),
+            cfg.id,
+            Duration::from_millis(cfg.election_min_ms),
+            Duration::from_millis(cfg.election_max_ms),
+        ));
+        tasks.push(standing.clone().watch(Duration::from_millis(cfg.heartbeat_ms), stopped.clone()));
+        let raft_svc = RaftService { raft: raft.clone(), me: cfg.id, clocks: clocks.clone(), votes_from, standing };
         let proposer = Proposer::start(raft.clone(), cfg.write_timeout);
         let fwd_svc = ForwardService { raft: raft.clone(), proposer: proposer.clone(), commit_timeout: cfg.write_timeout };
         tasks.push(grpc.spawn(listener, raft_svc, fwd_svc, stopped.clone()));

@@ -185,14 +185,15 @@ async fn kill_ends_the_running_runs_and_jobs_get_a_clean_environment() {
     let c = Cluster::start(1, 10_000).await;
     c.leader().await;
     let fs = ninep::client::Client::connect(c.fs_addrs[0], Default::default()).await.unwrap();
-    fs.write("clone", b"env:@yearly:echo trigger=$JOBD_TRIGGER node=$JOBD_NODE inherited=${CARGO_MANIFEST_DIR:-none} path=$PATH; sleep 5").await.unwrap();
+    fs.write("clone", b"env:@yearly:echo trigger=$JOBD_TRIGGER node=$JOBD_NODE term=$JOBD_TERM inherited=${CARGO_MANIFEST_DIR:-none} path=$PATH; sleep 5").await.unwrap();
     fs.write("jobs/env/ctl", b"run").await.unwrap();
     wait_text(&fs, "jobs/env/log", "the run's output", |t| t.contains("trigger=")).await;
     fs.write("jobs/env/ctl", b"kill").await.unwrap();
     let runs = wait_text(&fs, "jobs/env/runs", "a killed run", |t| t.trim_end().ends_with(" killed")).await;
     assert_eq!(runs.lines().count(), 1);
     let log = text(&fs, "jobs/env/log").await;
-    assert!(log.contains(":trigger=manual node=1 inherited=none path=/usr/local/sbin:"), "{log}");
+    let term = c.node(0).raft.metrics().borrow().current_term;
+    assert!(log.contains(&format!(":trigger=manual node=1 term={term} inherited=none path=/usr/local/sbin:")), "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,7 +2,9 @@
 //! P1 no lost acknowledged write, P2 no duplicate fire, P3 no silent miss,
 //! P4 run integrity, P5 convergence (the last is waited for, in `mod.rs`,
 //! and its outcome passed in); beside P2, no run begins before its
-//! scheduled time by the witness's clock (what clock skew must not cause).
+//! scheduled time by the witness's clock (what clock skew must not cause),
+//! and no run of a term begins after the first begin of a later term
+//! (what the lease must not allow).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -222,6 +224,44 @@ pub fn no_miss_by_leader_change(job: &str, runs: &Runs, v: &mut Verdict) {
     }
 }
 
+/// P2's order across terms, over every job's witness lines: a run begun
+/// under term t began (by the witness's clock) no later than the first
+/// begin under any later term, give or take the witness's own start
+/// (`START_SLACK_MS`). A leader begins runs only under its lease, which
+/// ends before any later leader exists (README, "Firing"). And a term's
+/// runs were all begun by one node, its leader. Manual runs are left out:
+/// a follower makes its own fence for one.
+pub fn terms_in_order(wit: &[witness::Line], v: &mut Verdict) {
+    let mut by_term: BTreeMap<u64, (i64, &witness::Line)> = BTreeMap::new();
+    for w in wit.iter().filter(|w| w.trigger != "manual") {
+        let first = by_term.entry(w.term).or_insert((w.start_ms, w));
+        if w.node != first.1.node {
+            v.failures.push(format!("P2 order: term {} has runs begun by node {} and node {} ({} run {})", w.term, first.1.node, w.node, w.job, w.run));
+        }
+        if w.start_ms < first.0 {
+            *first = (w.start_ms, w);
+        }
+    }
+    for w in wit.iter().filter(|w| w.trigger != "manual") {
+        let later = by_term.range(w.term + 1..).map(|(_, f)| *f).min_by_key(|(at, _)| *at);
+        if let Some((at, f)) = later.filter(|(at, _)| w.start_ms > at + START_SLACK_MS) {
+            v.failures.push(format!(
+                "P2 order: {} run {} (term {}, node {}) began at {}, {} ms after {} run {} of the later term {} (node {})",
+                w.job,
+                w.run,
+                w.term,
+                w.node,
+                w.start_ms,
+                w.start_ms - at,
+                f.job,
+                f.run,
+                f.term,
+                f.node
+            ));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,7 +281,32 @@ mod tests {
     }
 
     fn w(t: i64) -> witness::Line {
-        witness::Line { job: "t".into(), scheduled_s: t, node: 1, run: t as u64, start_ms: t * 1000 + 3, trigger: "schedule".into(), attempt: 1 }
+        witness::Line { job: "t".into(), scheduled_s: t, node: 1, run: t as u64, start_ms: t * 1000 + 3, trigger: "schedule".into(), attempt: 1, term: 1 }
+    }
+
+    #[test]
+    fn a_run_of_a_term_begun_after_a_later_term_began_fails() {
+        let old = |t: i64| witness::Line { node: 1, term: 4, ..w(t) };
+        let new = |t: i64| witness::Line { node: 2, term: 6, ..w(t) };
+        let mut v = Verdict::default();
+        // Term 4's runs all began before term 6's first (out of order in
+        // the file, as two nodes append to it), and a manual run is left out.
+        let manual = witness::Line { trigger: "manual".into(), term: 3, ..w(30) };
+        terms_in_order(&[old(10), new(13), old(11), new(14), manual.clone()], &mut v);
+        assert!(v.failures.is_empty(), "{:?}", v.failures);
+        // Within the slack of the later term's first begin: allowed.
+        let mut v = Verdict::default();
+        terms_in_order(&[new(13), witness::Line { start_ms: 13_003 + START_SLACK_MS, ..old(12) }], &mut v);
+        assert!(v.failures.is_empty(), "{:?}", v.failures);
+        // Past it: a deposed leader began a run.
+        let mut v = Verdict::default();
+        terms_in_order(&[old(10), new(13), old(14), manual], &mut v);
+        assert_eq!(v.failures.len(), 1, "{:?}", v.failures);
+        assert!(v.failures[0].contains("term 4") && v.failures[0].contains("term 6"), "{:?}", v.failures);
+        // Two nodes beginning runs of one term.
+        let mut v = Verdict::default();
+        terms_in_order(&[old(10), witness::Line { node: 3, ..old(11) }], &mut v);
+        assert_eq!(v.failures.len(), 1, "{:?}", v.failures);
     }
 
     #[test]

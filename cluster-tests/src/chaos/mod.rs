@@ -271,6 +271,7 @@ pub async fn run(seed: u64, plan: Plan) -> Result<Report> {
             verdict.failures.push(format!("{}: node {} began {} run {} (scheduled {}) at {}", s.why, s.node, w.job, w.run, w.scheduled_s, w.start_ms));
         }
     }
+    checker::terms_in_order(&wit, &mut verdict);
     let leader = c.wait_leader().await?;
     for (k, r) in runs.iter().enumerate() {
         let log = read(&c, leader, &format!("jobs/tick{k}/log")).await?;

@@ -1,7 +1,7 @@
 //! The witness: a file outside the cluster to which every run of a tick
-//! job appends `JOB SCHEDULED-TIME NODE RUN-ID START-MS TRIGGER ATTEMPT` (its command does,
+//! job appends `JOB SCHEDULED-TIME NODE RUN-ID START-MS TRIGGER ATTEMPT TERM` (its command does,
 //! with jobd's environment; START-MS is the test machine's own clock when
-//! the command began), so what actually ran, and when, is known
+//! the command began, TERM the term of the fence it was begun under), so what actually ran, and when, is known
 //! independently of jobd's records and of any node's clock.
 
 use std::path::Path;
@@ -12,7 +12,7 @@ use std::path::Path;
 pub fn command(witness: &Path, flaky: bool) -> String {
     let fail = if flaky { "; [ ${JOBD_ATTEMPT%/*} -gt 1 ] || [ $((JOBD_RUN_ID % 5)) -ne 0 ]" } else { "" };
     format!(
-        "t=$(date +%s%3N); echo out1 $JOBD_RUN_ID; echo out2 $JOBD_RUN_ID; echo \"$JOBD_JOB $JOBD_SCHEDULED_TIME $JOBD_NODE $JOBD_RUN_ID $t $JOBD_TRIGGER $JOBD_ATTEMPT\" >> {}{fail}",
+        "t=$(date +%s%3N); echo out1 $JOBD_RUN_ID; echo out2 $JOBD_RUN_ID; echo \"$JOBD_JOB $JOBD_SCHEDULED_TIME $JOBD_NODE $JOBD_RUN_ID $t $JOBD_TRIGGER $JOBD_ATTEMPT $JOBD_TERM\" >> {}{fail}",
         witness.display()
     )
 }
@@ -29,6 +29,8 @@ pub struct Line {
     pub trigger: String,
     /// Which attempt of its scheduled time (`JOBD_ATTEMPT`'s first number).
     pub attempt: u32,
+    /// The term of the fence it was begun under (`JOBD_TERM`).
+    pub term: u64,
 }
 
 /// Every whole line of the witness file (a line being appended is skipped).
@@ -38,7 +40,7 @@ pub fn read(path: &Path) -> Vec<Line> {
         .filter(|l| l.ends_with('\n'))
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            let [job, t, node, run, start, trigger, attempt] = f.as_slice() else { return None };
+            let [job, t, node, run, start, trigger, attempt, term] = f.as_slice() else { return None };
             Some(Line {
                 job: job.to_string(),
                 scheduled_s: chrono::DateTime::parse_from_rfc3339(t).ok()?.timestamp(),
@@ -47,6 +49,7 @@ pub fn read(path: &Path) -> Vec<Line> {
                 start_ms: start.parse().ok()?,
                 trigger: trigger.to_string(),
                 attempt: attempt.split_once('/')?.0.parse().ok()?,
+                term: term.parse().ok()?,
             })
         })
         .collect()

@@ -5,6 +5,7 @@ pub mod forward;
 pub mod raft_client;
 pub mod raft_service;
 pub mod serve;
+pub mod stand;
 pub mod tls;
 
 /// The largest gRPC message accepted, large enough for the biggest

@@ -10,16 +10,20 @@
 //! one still holds its lease. Refusing for `election-max` after the start
 //! covers every acknowledgement sent before it. A node that starts a new
 //! cluster has acknowledged nobody and does not wait.
+//!
+//! A refused vote may make this node stand at once (`stand.rs`).
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use openraft::raft::VoteRequest;
 use proto::raft::raft_server::Raft as RaftRpc;
 use proto::raft::{RaftReply, RaftRequest};
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use crate::clock::{now_ms, PeerClocks};
+use crate::net::stand::StandAtOnce;
 use crate::net::{decode, encode};
 use crate::types::{NodeId, Raft};
 
@@ -29,6 +33,7 @@ pub struct RaftService {
     pub clocks: Arc<PeerClocks>,
     /// Votes are refused until then (see the module's comment).
     pub votes_from: Instant,
+    pub standing: Arc<StandAtOnce>,
 }
 
 impl RaftService {
@@ -57,21 +62,29 @@ impl RaftRpc for RaftService {
             // The candidate counts this as a voter it could not reach.
             return Err(Status::unavailable(format!("node {} restarted: refusing votes for another {} ms", self.me, wait.as_millis())));
         }
-        let res = self.raft.vote(decode(&req.payload)?).instrument(peer_span(&req)).await;
+        let vote: VoteRequest<NodeId> = decode(&req.payload)?;
+        let res = self.raft.vote(vote.clone()).instrument(peer_span(&req)).await;
+        if let Ok(answer) = &res {
+            self.standing.answered(&vote, answer);
+        }
         self.reply(&res)
     }
 
     async fn append_entries(&self, req: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
         let req = req.into_inner();
         self.observe(&req);
+        let handling = self.standing.handling().await;
         let res = self.raft.append_entries(decode(&req.payload)?).instrument(peer_span(&req)).await;
+        self.standing.heard_from_leader(handling);
         self.reply(&res)
     }
 
     async fn install_snapshot(&self, req: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
         let req = req.into_inner();
         self.observe(&req);
+        let handling = self.standing.handling().await;
         let res = self.raft.install_snapshot(decode(&req.payload)?).instrument(peer_span(&req)).await;
+        self.standing.heard_from_leader(handling);
         self.reply(&res)
     }
 }

@@ -444,6 +444,7 @@ impl Executor {
             ("JOBD_SCHEDULED_TIME", crate::time::rfc3339_secs(o.scheduled_ms)),
             ("JOBD_TRIGGER", o.trigger.to_string()),
             ("JOBD_NODE", self.node.to_string()),
+            ("JOBD_TERM", o.fence.term.to_string()),
             ("JOBD_ATTEMPT", format!("{}/{}", o.attempt, state::retry::attempts_for(job, false).max(o.attempt))),
         ];
         // The process is created now, before its time, off the async
