@@ -57,13 +57,12 @@ const MAX_TERMS_AHEAD: u64 = 16;
 pub struct StandAtOnce {
     raft: Raft,
     me: NodeId,
-    /// openraft's leader lease on followers (`election-max`).
+    /// openraft's leader lease on followers, which is `election-max`, the
+    /// longest election timeout.
     lease: Duration,
     /// Stand at most once per this long (`election-min`); also the
     /// shortest election timeout.
     every: Duration,
-    /// The longest election timeout (`election-max`).
-    longest: Duration,
     /// Held shared while a leader's message is handled, exclusively while
     /// standing (see the module's comment).
     handling: RwLock<()>,
@@ -85,7 +84,6 @@ impl StandAtOnce {
             me,
             lease: election_max,
             every: election_min,
-            longest: election_max,
             handling: RwLock::new(()),
             times: Mutex::new(Times { heard: Instant::now(), stood: None }),
         }
@@ -208,7 +206,7 @@ impl StandAtOnce {
                     timeout = None;
                     continue;
                 }
-                let due = *timeout.get_or_insert_with(|| self.lease + jitter(self.every, self.longest));
+                let due = *timeout.get_or_insert_with(|| self.lease + jitter(self.every, self.lease));
                 if silent > due && self.may_stand() {
                     timeout = None;
                     self.stand(1, |silent| {
@@ -227,5 +225,5 @@ fn jitter(low: Duration, high: Duration) -> Duration {
     use std::hash::BuildHasher;
     let draw = std::collections::hash_map::RandomState::new().hash_one(Instant::now());
     let span = high.saturating_sub(low).as_micros() as u64;
-    low + Duration::from_micros(if span == 0 { 0 } else { draw % (span + 1) })
+    low + Duration::from_micros(draw % (span + 1))
 }
