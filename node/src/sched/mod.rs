@@ -13,7 +13,7 @@
 //! times older than the catch-up window are counted and skipped first. A
 //! node whose clock is more than `max_clock_skew_ms` from the quorum's does
 //! not fire at all. Once a second it also ends (or, leading, takes over)
-//! runs nobody will end (`sweep`).
+//! runs nobody will end (`sweep.rs`).
 
 pub mod executor;
 pub mod gate;
@@ -21,6 +21,7 @@ pub mod plan;
 pub mod run_as;
 pub mod slots;
 pub mod spawn;
+pub mod sweep;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -30,7 +31,7 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use crate::clock::{now_ms, PeerClocks};
-use crate::command::{Command, NotStarted, Trigger};
+use crate::command::{Command, Trigger};
 use crate::command::Fence;
 use crate::times::Times;
 use crate::state::{self, Job};
@@ -60,12 +61,6 @@ pub struct Scheduler {
     pub answer_bound: Duration,
 }
 
-/// A run whose node has not been heard from for this long is lost.
-const LEASE: Duration = Duration::from_secs(3);
-/// A deposed node's unclaimed run is ended past its deadline only this much
-/// later by the leader's clock (at least the most two clocks may differ
-/// while either fires: `--max-clock-skew-ms`, 500 by default, twice).
-const DEADLINE_MARGIN_MS: i64 = 1000;
 /// How often the leader looks for runs that will never end by themselves.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
@@ -262,24 +257,19 @@ impl Scheduler {
         let now = now_ms();
         for (incarnation, run) in self.active_runs() {
             let mine = run.fence.node == self.executor.node && run.fence.incarnation == self.incarnation;
-            if (!mine || run.fence.term < fence.term) && self.may_take_over(&run, now) {
+            if (!mine || run.fence.term < fence.term) && sweep::may_take_over(&run, now) {
                 self.take_over(incarnation, run, fence);
             }
         }
     }
 
-    /// Whether a run could be taken over now (the state machine decides).
-    fn may_take_over(&self, run: &state::run::Run, now: i64) -> bool {
-        let pending = run.status == crate::command::RunStatus::Pending;
-        pending && run.claims && !run.claimed && !run.stopped && !run.cancel && now <= run.begin_by()
-    }
-
-    /// Carries out a run of this leadership whose fire's answer never came
-    /// (`sweep`): its claim (`Begin`, under the run's own fence) decides,
-    /// and `register` makes sure no answer that does come starts it twice.
+    /// Carries out a run of this leadership that no task here carries
+    /// (`sweep`): its fire's answer never came, or has not yet. Its claim
+    /// (`Begin`, under the run's own fence) decides, and `register` makes
+    /// sure an answer that does come starts no second task.
     fn adopt(&self, incarnation: u64, run: state::run::Run) {
         let Some(active) = self.executor.register(run.id) else { return };
-        info!(job = %run.job, run = run.id, "carrying out a run whose fire's answer was lost");
+        info!(job = %run.job, run = run.id, "carrying out a run of this leadership whose fire's answer has not come");
         self.executor.metrics.taken_over.inc();
         let order = RunOrder::of_run(incarnation, &run, run.fence);
         tokio::spawn(self.executor.clone().run(order, active));
@@ -309,95 +299,6 @@ impl Scheduler {
             let order = RunOrder::of_run(incarnation, &run, fence);
             executor.clone().run(order, active).await;
         });
-    }
-
-    /// Ends runs that nobody will end. On every node: this process's own
-    /// accepted runs it is not carrying out once the answer accepting them
-    /// can no longer arrive (`unanswered`: the proposal's write gave up,
-    /// `answer_bound` after it was proposed, and a margin); leading, it
-    /// begins those still to begin after all (`adopt`). On the leader
-    /// (`leading`: its fence and for how long) also those of a node
-    /// process that has restarted (its jobs died with it) or gone silent
-    /// past the lease (`node gone`): one still unclaimed and within its
-    /// deadline it takes over; otherwise pending ones that were never
-    /// claimed become `not-started`, and claimed or running ones `lost`
-    /// (they may have begun). And unclaimed pending runs fired in an
-    /// earlier term, whose node is alive: taken over likewise, or ended
-    /// if stopped, killed or past their deadline (a deposed leader's fire
-    /// committed after the new leader's take-over pass, a claim given back).
-    fn sweep(&self, leading: Option<(Fence, Duration)>) {
-        let now = now_ms();
-        let me = self.executor.node;
-        for (incarnation, run) in self.active_runs() {
-            let owner = run.fence.node;
-            let why = if owner == me && run.fence.incarnation == self.incarnation {
-                // Registered before its task starts (`Executor::register`),
-                // so not active here means its answer never came.
-                let answer_gone = now > run.proposed() + self.answer_bound.as_millis() as i64 + LEASE.as_millis() as i64;
-                (!self.executor.is_active(run.id) && answer_gone).then_some(NotStarted::Unanswered)
-            } else if let Some((fence, leading_for)) = leading {
-                let restarted = state::load_node(&self.executor.sm, owner)
-                    .ok()
-                    .flatten()
-                    .is_some_and(|n| n.incarnation != run.fence.incarnation);
-                let silent = owner != fence.node
-                    && leading_for > LEASE
-                    && self.clocks.silent_for(owner).is_none_or(|d| d > LEASE);
-                // An earlier process of this very node is gone too.
-                let my_old_self = owner == fence.node && run.fence.incarnation != self.incarnation;
-                // Fired in an earlier term by a version that claims, and
-                // unclaimed: its node, alive or not, can no longer begin it
-                // (its lease in that term is over), and may have given it
-                // back (`Release`).
-                let deposed = run.fence.term < fence.term
-                    && run.claims
-                    && run.trigger != Trigger::Manual
-                    && run.status == crate::command::RunStatus::Pending
-                    && !run.claimed;
-                if restarted || silent || my_old_self {
-                    Some(NotStarted::NodeGone)
-                } else {
-                    deposed.then_some(NotStarted::FenceLost)
-                }
-            } else {
-                None
-            };
-            let Some(why) = why else { continue };
-            if let Some((fence, _)) = leading {
-                // Leading, a run still to begin is begun after all: taken
-                // over under this leadership's fence, or, if it is already
-                // this leadership's (its fire's answer was lost), carried
-                // out under its own (its claim decides, as always).
-                if self.may_take_over(&run, now) && run.fence != fence {
-                    self.take_over(incarnation, run, fence);
-                    continue;
-                }
-                if self.may_take_over(&run, now) && !run.released {
-                    self.adopt(incarnation, run);
-                    continue;
-                }
-            }
-            let status = match why {
-                // Not taken over: stopped, killed or past its deadline,
-                // each a thing its node's own gate refuses too (it may
-                // record the same; the first end counts). The deadline by
-                // a margin, for a node whose clock is behind this one's.
-                NotStarted::FenceLost if run.cancel => crate::command::RunStatus::Killed,
-                NotStarted::FenceLost if run.stopped => crate::command::RunStatus::NotStarted(NotStarted::Stopped),
-                NotStarted::FenceLost if now <= run.begin_by() + DEADLINE_MARGIN_MS => continue,
-                NotStarted::FenceLost => crate::command::RunStatus::NotStarted(NotStarted::Deadline),
-                _ if run.status == crate::command::RunStatus::Pending && !run.claimed => crate::command::RunStatus::NotStarted(why),
-                _ => crate::command::RunStatus::Lost,
-            };
-            warn!(job = %run.job, run = run.id, node = owner, ?status, "ending a run its node cannot finish");
-            // Under the fence judged gone: refused if the run was taken over
-            // since this read (and made `lost` if it was claimed since).
-            let cmd = Command::RunEnded { name: run.job.clone(), incarnation, run_id: run.id, status, at_ms: now, fence: Some(run.fence) };
-            let writer = self.executor.writer.clone();
-            tokio::spawn(async move {
-                let _ = writer.write(cmd).await;
-            });
-        }
     }
 
     /// Proposes what is due; returns how long until something may be.
