@@ -59,6 +59,11 @@ impl Writer {
         Writer { id, raft, proposer, net, timeout }
     }
 
+    /// How long a write may take before it is answered `Timeout`.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     pub async fn write(&self, cmd: Command) -> Result<Response, WriteError> {
         let deadline = Instant::now() + self.timeout;
         // Only NoQuorum is retried: the command was not proposed anywhere

@@ -93,10 +93,21 @@ async fn a_log_of_few_big_entries_is_purged_by_its_size() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_write_survives_a_full_restart() {
     let mut c = Cluster::start(3, 25).await;
+    // Elected first: this binary's tests start their clusters side by
+    // side on two cores, and a write sent before any leader exists is
+    // refused (nothing done) once its own timeout passes.
+    c.leader().await;
     let mut acked = vec![];
     for i in 0..40 {
         let via = i % 3;
-        if let Ok(Response::Created { .. }) = c.node(via).write(create(&format!("j{i}"))).await {
+        let started = Instant::now();
+        let answer = loop {
+            match c.node(via).write(create(&format!("j{i}"))).await {
+                Err(WriteError::NoQuorum) if started.elapsed() < common::DEADLINE => continue,
+                other => break other,
+            }
+        };
+        if let Ok(Response::Created { .. }) = answer {
             acked.push(format!("j{i}"));
         }
     }
@@ -199,6 +210,89 @@ async fn a_node_joins_as_a_learner_is_promoted_and_removed_through_ctl() {
     let err = fs.write("ctl", b"evict 2").await.unwrap_err();
     assert_eq!(err.errno(), Some(ninep::error::errno::EINVAL));
     joiner.shutdown().await;
+}
+
+/// The lease counts openraft's joint quorum, not the old configuration's:
+/// promoting a fourth voter while it and one follower are down leaves the
+/// leader in the joint configuration {1,2,3} + {1,2,3,4}, where it and the
+/// other follower are a majority of the old half but not of the new. Its
+/// fence must drop (no heartbeat round is acknowledged by a joint quorum),
+/// so it begins nothing, and comes back once a follower returns and the
+/// change completes (README, "Firing": why the quorums of every
+/// configuration a successor could hold intersect the lease's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_stuck_in_a_joint_configuration_without_its_new_majority_loses_its_fence() {
+    let mut c = Cluster::start(3, 10_000).await;
+    let leader = c.leader().await;
+    eventually("a confirmed leader", || *c.node(leader).leadership.borrow()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let mut cfg = Config::new(4, dir.path().to_path_buf(), addr.clone(), "127.0.0.1:7004".into());
+    cfg.peers = c.configs[0].peers.clone();
+    cfg.initial_state = Some(node::node::InitialState::Existing);
+    let joiner = Node::start(cfg, l).await.expect("a joining node starts");
+    let fs = ninep::client::Client::connect(c.fs_addrs[leader], Default::default()).await.unwrap();
+    fs.write("ctl", format!("add 4 {addr}").as_bytes()).await.unwrap();
+    joiner.shutdown().await;
+    let (down, up) = ((leader + 1) % 3, (leader + 2) % 3);
+    c.stop(down).await;
+    // Two of three old voters answer; two of four new ones do not.
+    let err = fs.write("ctl", b"promote 4").await.expect_err("the joint configuration cannot commit");
+    assert_eq!(err.errno(), Some(ninep::error::errno::ETIMEDOUT), "{err}");
+    let m = c.node(leader).raft.metrics().borrow().clone();
+    assert!(m.membership_config.membership().get_joint_config().len() == 2, "in the joint configuration: {:?}", m.membership_config);
+    eventually("the leader's fence to drop in the joint configuration", || c.node(leader).leadership.borrow().is_none().then_some(())).await;
+    assert!(c.node(up).leadership.borrow().is_none(), "nor does the other follower lead");
+    // The old half's majority alone never confirms it while the change
+    // waits (several confirmation rounds: openraft's heartbeat is 50 ms).
+    let watch = Instant::now();
+    while watch.elapsed() < Duration::from_millis(1500) {
+        assert!(c.node(leader).leadership.borrow().is_none(), "the old configuration's majority confirmed a lease");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    c.restart(down).await;
+    let fence = eventually("a confirmed leader once three of four new voters answer", || {
+        (0..3).find_map(|i| c.nodes[i].as_ref().and_then(|n| *n.leadership.borrow()))
+    })
+    .await;
+    // The change the answer gave up on completes on its own.
+    let new_leader = fence.node as usize - 1;
+    eventually("the uniform configuration {1,2,3,4}", || {
+        let m = c.node(new_leader).raft.metrics().borrow().clone();
+        let voters: Vec<u64> = m.membership_config.membership().voter_ids().collect();
+        (m.membership_config.membership().get_joint_config().len() == 1 && voters == [1, 2, 3, 4]).then_some(())
+    })
+    .await;
+}
+
+/// A membership change is a write like any other: on a leader that has
+/// lost its quorum it is answered within the write timeout (ETIMEDOUT:
+/// openraft may have appended it, so it may still be applied), never left
+/// hanging, and a change in flight refuses another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_membership_change_that_cannot_commit_is_answered_within_the_bound() {
+    let mut c = Cluster::start(3, 10_000).await;
+    let leader = c.leader().await;
+    eventually("a confirmed leader", || *c.node(leader).leadership.borrow()).await;
+    let fs = ninep::client::Client::connect(c.fs_addrs[leader], Default::default()).await.unwrap();
+    let followers: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+    for i in &followers {
+        c.stop(*i).await;
+    }
+    let victim = followers[0] as u64 + 1;
+    for verb in [format!("remove {victim}"), format!("promote {victim}")] {
+        let start = Instant::now();
+        let answer = tokio::time::timeout(Duration::from_secs(15), fs.write("ctl", verb.as_bytes())).await;
+        let took = start.elapsed();
+        let err = answer.unwrap_or_else(|_| panic!("`{verb}` unanswered after {took:?}")).expect_err("no quorum: refused");
+        let errno = err.errno();
+        assert!(
+            matches!(errno, Some(ninep::error::errno::ETIMEDOUT) | Some(ninep::error::errno::EAGAIN)),
+            "`{verb}`: {err} ({errno:?})"
+        );
+        assert!(took < Duration::from_secs(5), "`{verb}` answered within the write timeout and a margin (took {took:?})");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

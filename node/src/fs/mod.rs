@@ -256,22 +256,28 @@ impl JobFs {
     }
 
     async fn write_cluster_ctl(&self, data: &[u8]) -> Result<()> {
-        let not_leader = |e: String| Error::new(errno::EAGAIN, format!("{e}; write membership commands to the leader's /ctl"));
         for verb in input::parse_cluster_ctl(data).map_err(errors::invalid)? {
+            let raft = self.raft.clone();
             match verb {
                 ClusterVerb::Add { id, raft_addr } => {
                     let member = crate::types::Member { raft_addr };
-                    self.raft.add_learner(id, member, true).await.map_err(|e| not_leader(e.to_string()))?;
+                    self.change_membership("adding the learner and its catching up", async move {
+                        raft.add_learner(id, member, true).await.map(drop)
+                    })
+                    .await?;
                 }
                 ClusterVerb::Promote { id } => {
-                    let change = openraft::ChangeMembers::AddVoterIds([id].into());
-                    self.raft.change_membership(change, false).await.map_err(|e| not_leader(e.to_string()))?;
+                    self.change_membership("the membership change", async move {
+                        raft.change_membership(openraft::ChangeMembers::AddVoterIds([id].into()), false).await.map(drop)
+                    })
+                    .await?;
                 }
                 ClusterVerb::Remove { id } => {
-                    let voters = openraft::ChangeMembers::RemoveVoters([id].into());
-                    self.raft.change_membership(voters, false).await.map_err(|e| not_leader(e.to_string()))?;
-                    let nodes = openraft::ChangeMembers::RemoveNodes([id].into());
-                    self.raft.change_membership(nodes, false).await.map_err(|e| not_leader(e.to_string()))?;
+                    self.change_membership("the membership change", async move {
+                        raft.change_membership(openraft::ChangeMembers::RemoveVoters([id].into()), false).await?;
+                        raft.change_membership(openraft::ChangeMembers::RemoveNodes([id].into()), false).await.map(drop)
+                    })
+                    .await?;
                 }
                 ClusterVerb::Backup => self.backup().await?,
                 ClusterVerb::Limit { name, value } => {
@@ -280,6 +286,30 @@ impl JobFs {
             }
         }
         Ok(())
+    }
+
+    /// Carries out a membership change on a task of its own and answers
+    /// within the write timeout, like every write. openraft waits for a
+    /// membership entry to commit however long that takes (a leader that
+    /// lost its quorum would leave the client waiting for good), and it
+    /// proposes the second, uniform configuration of a change from the
+    /// caller's future once the joint one commits: so the change is not
+    /// dropped when the answer gives up, and completes if it can.
+    /// One voter at a time, each through openraft's joint configuration:
+    /// why the lease's quorums intersect across a change is in the
+    /// README's "Firing".
+    async fn change_membership(
+        &self,
+        what: &str,
+        change: impl std::future::Future<Output = std::result::Result<(), crate::propose::RaftWriteError>> + Send + 'static,
+    ) -> Result<()> {
+        let bound = self.writer.timeout();
+        match tokio::time::timeout(bound, tokio::spawn(change)).await {
+            Err(_) => Err(Error::new(errno::ETIMEDOUT, format!("{what} did not finish within {} ms; it may still (see /ctl)", bound.as_millis()))),
+            Ok(Err(e)) => Err(Error::new(errno::EIO, format!("{what} failed: {e}"))),
+            Ok(Ok(Err(e))) => Err(Error::new(errno::EAGAIN, format!("{e}; write membership commands to the leader's /ctl"))),
+            Ok(Ok(Ok(()))) => Ok(()),
+        }
     }
 }
 
