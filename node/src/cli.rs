@@ -125,6 +125,27 @@ pub struct Args {
           value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub max_concurrent_runs: u64,
 
+    /// Serve the tree over HTTP on this address (GET reads, PUT and POST
+    /// write, DELETE deletes a job); off when unset. A bare port means
+    /// 127.0.0.1:PORT.
+    #[arg(long, env = "JOBD_HTTP_ADDR")]
+    pub http_addr: Option<String>,
+
+    /// With --http-addr: every HTTP request that changes something needs
+    /// `Authorization: Bearer TOKEN`.
+    #[arg(long, env = "JOBD_HTTP_TOKEN", hide_env_values = true)]
+    pub http_token: Option<String>,
+
+    /// With --http-token: HTTP reads need this token (or the change token).
+    #[arg(long, env = "JOBD_HTTP_READ_TOKEN", hide_env_values = true, requires = "http_token")]
+    pub http_read_token: Option<String>,
+
+    /// Host names HTTP requests may use for this node besides its IP
+    /// addresses and localhost (comma-separated): others are refused, so a
+    /// page elsewhere that points its own name here cannot drive jobd.
+    #[arg(long, env = "JOBD_HTTP_HOSTS", value_delimiter = ',')]
+    pub http_hosts: Vec<String>,
+
     /// Serve Prometheus metrics (text) on this address; off when unset.
     #[arg(long, env = "JOBD_METRICS_ADDR")]
     pub metrics_addr: Option<String>,
@@ -133,7 +154,7 @@ pub struct Args {
     #[arg(long, env = "JOBD_MAX_WRITE", default_value_t = crate::fs::MAX_WRITE)]
     pub max_write: usize,
 
-    /// Refuse every write over 9P (EROFS): a tree for monitoring mounts.
+    /// Refuse every change over 9P and HTTP (EROFS): a tree for monitoring mounts.
     #[arg(long, env = "JOBD_READ_ONLY")]
     pub read_only: bool,
 
@@ -159,6 +180,19 @@ pub enum LegacyErrorsArg {
 }
 
 impl Args {
+    /// Where to serve HTTP, if anywhere: a bare port is on 127.0.0.1.
+    pub fn http_listen_addr(&self) -> Option<String> {
+        let a = self.http_addr.as_deref()?.trim();
+        Some(if a.parse::<u16>().is_ok() { format!("127.0.0.1:{a}") } else { a.to_string() })
+    }
+
+    /// What every HTTP request must pass (`http::Guard`); an empty token
+    /// is no token.
+    pub fn http_guard(&self) -> crate::http::Guard {
+        let token = |t: &Option<String>| t.clone().filter(|t| !t.is_empty());
+        crate::http::Guard { token: token(&self.http_token), read_token: token(&self.http_read_token), hosts: self.http_hosts.clone() }
+    }
+
     pub fn ninep_config(&self) -> ninep::Config {
         let legacy_errors = match self.legacy_errors {
             LegacyErrorsArg::Reason => ninep::LegacyErrors::Reason,

@@ -14,6 +14,7 @@ pub mod cli;
 pub mod client_cli;
 pub mod clock;
 pub mod fs;
+pub mod http;
 pub mod net;
 pub mod leadership;
 pub mod lock;

@@ -69,6 +69,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if !fs_addr.ip().is_loopback() && !args.read_only {
         warn!(%fs_addr, "9P listens beyond loopback: anyone who reaches it can run commands as this user");
     }
+    let http_listener = match args.http_listen_addr() {
+        Some(a) => Some(tokio::net::TcpListener::bind(&a).await.map_err(|e| anyhow::anyhow!("cannot listen on --http-addr {a}: {e}"))?),
+        None => None,
+    };
     let metrics_listener = match &args.metrics_addr {
         Some(a) => Some(tokio::net::TcpListener::bind(a).await.map_err(|e| anyhow::anyhow!("cannot listen on --metrics-addr {a}: {e}"))?),
         None => None,
@@ -81,6 +85,22 @@ async fn run(args: Args) -> anyhow::Result<()> {
     fs.read_only = args.read_only;
     fs.max_write = args.max_write;
     let fs = Arc::new(fs);
+    let (stop_http, http_stopped) = oneshot::channel::<()>();
+    let http = match http_listener {
+        Some(l) => {
+            let addr = l.local_addr()?;
+            let guard = args.http_guard();
+            if !addr.ip().is_loopback() && guard.token.is_none() && !args.read_only {
+                warn!(%addr, "HTTP listens beyond loopback without --http-token: anyone who reaches it can run commands as this user");
+            }
+            info!(node = node.id, %addr, "serving the tree over HTTP");
+            let shutdown = async {
+                let _ = http_stopped.await;
+            };
+            Some(tokio::spawn(node::http::serve(l, fs.clone(), guard, args.max_write, shutdown)))
+        }
+        None => None,
+    };
     let (stop_9p, stopped) = oneshot::channel::<()>();
     let mut ninep_config = args.ninep_config();
     ninep_config.observer = Some(metrics);
@@ -103,8 +123,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         t.abort();
     }
     let _ = stop_9p.send(());
+    let _ = stop_http.send(());
     let drain = async {
         let _ = server.await;
+        if let Some(h) = http {
+            let _ = h.await;
+        }
         node.shutdown().await;
     };
     if tokio::time::timeout(Duration::from_secs(10), drain).await.is_err() {

@@ -26,8 +26,8 @@ const LAYERS: &[&[&str]] = &[
     &["write"],
     // The scheduler and the executor.
     &["sched"],
-    // The 9P tree.
-    &["fs"],
+    // The 9P tree; the HTTP front, which serves any 9P `Filesystem`.
+    &["fs", "http"],
     // A node started and stopped; the `jobd 9p` client.
     &["node", "client_cli"],
     // The command line.

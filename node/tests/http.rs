@@ -1,0 +1,122 @@
+//! The tree over HTTP, driven by `curl` as a user would, against three
+//! nodes in one process, each serving HTTP beside 9P: every method, the
+//! errno classes as statuses, writes through a follower read back there,
+//! the body limit, paths that try to leave the tree, tokens, and the Host
+//! and Origin checks.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::sync::Arc;
+
+use common::{eventually, Cluster};
+use tokio::net::TcpListener;
+
+/// Serves node `i`'s tree over HTTP on a port-0 listener.
+async fn serve_http(c: &Cluster, i: usize, guard: node::http::Guard) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let mut fs = c.node(i).tree();
+    fs.max_write = 1024;
+    tokio::spawn(node::http::serve(l, Arc::new(fs), guard, 1024, std::future::pending()));
+    addr
+}
+
+/// `curl` with `args`, answering the status and the body.
+async fn curl(args: &[&str]) -> (u16, String) {
+    let curl = common::tools::require_tool("curl");
+    let mut cmd = Command::new(curl);
+    cmd.args(["-sS", "--max-time", "20", "-w", "\n%{http_code}"]).args(args);
+    let out = tokio::task::spawn_blocking(move || cmd.output()).await.unwrap().expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (code.trim().parse().unwrap_or_else(|_| panic!("curl {args:?}: {text} {}", String::from_utf8_lossy(&out.stderr))), body.to_string())
+}
+
+fn url(addr: SocketAddr, path: &str) -> String {
+    format!("http://{addr}{path}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_does_what_a_9p_client_does_through_any_node() {
+    let c = Cluster::start(3, 10_000).await;
+    let leader = c.leader().await;
+    let follower = (leader + 1) % 3;
+    let at = serve_http(&c, follower, node::http::Guard::default()).await;
+    // Created through a follower, answered once applied there.
+    let (code, body) = curl(&["--data-binary", "nightly:0 0 3 * * *:echo hello", &url(at, "/clone")]).await;
+    assert_eq!((code, body.as_str()), (201, "nightly\n"));
+    assert_eq!(curl(&[&url(at, "/jobs/nightly/cmd")]).await, (200, "echo hello\n".into()));
+    assert_eq!(curl(&["-X", "PUT", "--data-binary", "echo bye", &url(at, "/jobs/nightly/cmd")]).await.0, 204);
+    assert_eq!(curl(&[&url(at, "/jobs/nightly/cmd")]).await.1, "echo bye\n");
+    assert_eq!(curl(&["--data-binary", "start", &url(at, "/jobs/nightly/ctl")]).await.0, 204);
+    let (code, listing) = curl(&[&url(at, "/jobs/")]).await;
+    assert_eq!((code, listing.as_str()), (200, "nightly/\n"));
+    let (code, json) = curl(&["-H", "Accept: application/json", &url(at, "/jobs")]).await;
+    assert_eq!(code, 200);
+    let jobs: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    assert_eq!(jobs[0]["name"], "nightly");
+    assert_eq!(jobs[0]["state"], "started", "{json}");
+    assert!(jobs[0]["next"].as_str().is_some_and(|n| n.contains("03:00:00")), "{json}");
+    // The log from a logical offset, and where to go on from.
+    let (_, log) = curl(&[&url(at, "/jobs/nightly/log")]).await;
+    let (code, tail) = curl(&[&url(at, "/jobs/nightly/log?offset=5")]).await;
+    assert_eq!((code, tail.as_str()), (200, log.get(5..).unwrap_or("")));
+    // Another node serves the same job; the root lists the tree.
+    let other = serve_http(&c, leader, node::http::Guard::default()).await;
+    assert_eq!(curl(&[&url(other, "/jobs/nightly/schedule")]).await.1.lines().next(), Some("0 0 3 * * *"));
+    assert_eq!(curl(&[&url(other, "/")]).await.1, "clone\nctl\njobs/\n");
+    assert_eq!(curl(&["-X", "DELETE", &url(at, "/jobs/nightly")]).await.0, 204);
+    assert_eq!(curl(&[&url(at, "/jobs/nightly/cmd")]).await.0, 404);
+    eventually("the delete on every node", || (!c.has_job(leader, "nightly")).then_some(())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_refusal_has_its_status_and_one_line_reason() {
+    let mut c = Cluster::start(3, 10_000).await;
+    let leader = c.leader().await;
+    let at = serve_http(&c, leader, node::http::Guard::default()).await;
+    assert_eq!(curl(&["--data-binary", "a:* * * * *:true", &url(at, "/clone")]).await.0, 201);
+    let (code, reason) = curl(&["--data-binary", "b:not cron:true", &url(at, "/clone")]).await;
+    assert_eq!(code, 400, "a bad expression: {reason}");
+    assert_eq!(reason.lines().count(), 1, "one line: {reason:?}");
+    assert_eq!(curl(&["--data-binary", "a:* * * * *:true", &url(at, "/clone")]).await.0, 409, "exists");
+    assert_eq!(curl(&[&url(at, "/jobs/nope/cmd")]).await.0, 404);
+    assert_eq!(curl(&["--data-binary", "x", &url(at, "/jobs/a/log")]).await.0, 403, "log is read-only");
+    assert_eq!(curl(&["--data-binary", "x", &url(at, "/jobs/a")]).await.0, 400, "a directory");
+    assert_eq!(curl(&["--data-binary", "frobnicate", &url(at, "/jobs/a/ctl")]).await.0, 400, "an unknown verb");
+    assert_eq!(curl(&["--path-as-is", &url(at, "/jobs/../ctl")]).await.0, 400, "a path that leaves its directory");
+    assert_eq!(curl(&["--path-as-is", &url(at, "/jobs/a/%2e%2e/a")]).await.0, 400);
+    assert_eq!(curl(&["-X", "DELETE", &url(at, "/jobs/a/cmd")]).await.0, 400, "only a job's directory is deleted");
+    assert_eq!(curl(&["-X", "PATCH", &url(at, "/jobs/a/cmd")]).await.0, 405);
+    let big = "x".repeat(2000);
+    let (code, reason) = curl(&["-X", "PUT", "--data-binary", &big, &url(at, "/jobs/a/cmd")]).await;
+    assert_eq!(code, 413, "{reason}");
+    assert_eq!(curl(&[&url(at, "/jobs/a/cmd")]).await.1, "true\n", "the refused write changed nothing");
+    // No quorum: nothing done (503, Retry-After) or not known in time (504).
+    for i in (0..3).filter(|i| *i != leader) {
+        c.stop(i).await;
+    }
+    let (code, reason) = curl(&["--data-binary", "c:* * * * *:true", &url(at, "/clone")]).await;
+    assert!(code == 503 || code == 504, "{code} {reason}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_hosts_and_origins_are_checked_before_the_tree() {
+    let c = Cluster::start(3, 10_000).await;
+    let leader = c.leader().await;
+    let guard = node::http::Guard { token: Some("s3cret".into()), read_token: None, hosts: vec![] };
+    let at = serve_http(&c, leader, guard).await;
+    let (code, reason) = curl(&["--data-binary", "t:* * * * *:true", &url(at, "/clone")]).await;
+    assert_eq!(code, 401, "{reason}");
+    assert!(!c.has_job(leader, "t"), "a refused request changed nothing");
+    let auth = ["-H", "Authorization: Bearer s3cret"];
+    assert_eq!(curl(&[auth[0], auth[1], "--data-binary", "t:* * * * *:true", &url(at, "/clone")]).await.0, 201);
+    assert_eq!(curl(&[&url(at, "/jobs/t/cmd")]).await.0, 200, "reads need no token without --http-read-token");
+    let evil_host = ["-H", "Host: evil.example"];
+    assert_eq!(curl(&[evil_host[0], evil_host[1], &url(at, "/jobs/t/cmd")]).await.0, 403, "DNS rebinding");
+    let origin = ["-H", "Origin: http://evil.example"];
+    let (code, _) = curl(&[auth[0], auth[1], origin[0], origin[1], "--data-binary", "stop", &url(at, "/jobs/t/ctl")]).await;
+    assert_eq!(code, 403, "a page elsewhere");
+}
