@@ -108,6 +108,16 @@ pub trait Filesystem: Send + Sync + 'static {
         async move { if ok { Ok(()) } else { Err(Error::permission()) } }
     }
 
+    /// Where offset `offset` of an open fid lies in the file's own
+    /// numbering, for a file whose reads may be served from further on
+    /// than asked (jobd's `log` serves a read below its oldest kept line
+    /// from that line, and its offsets count from the job's creation). A
+    /// client of the library, not the library, asks: an HTTP front telling
+    /// its caller where to read on from. By default, `offset`.
+    fn logical_offset(&self, _fid: &Self::Fid, offset: u64) -> u64 {
+        offset
+    }
+
     /// The client is done with this fid (called once, after its last use).
     fn clunk(&self, _fid: &Self::Fid) -> impl Future<Output = ()> + Send {
         async {}

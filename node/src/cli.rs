@@ -150,7 +150,7 @@ pub struct Args {
     #[arg(long, env = "JOBD_METRICS_ADDR")]
     pub metrics_addr: Option<String>,
 
-    /// Largest single 9P write accepted, in bytes.
+    /// Largest single 9P write, or HTTP body, accepted, in bytes.
     #[arg(long, env = "JOBD_MAX_WRITE", default_value_t = crate::fs::MAX_WRITE)]
     pub max_write: usize,
 
@@ -187,10 +187,15 @@ impl Args {
     }
 
     /// What every HTTP request must pass (`http::Guard`); an empty token
-    /// is no token.
-    pub fn http_guard(&self) -> crate::http::Guard {
+    /// is no token, and a read token without a change token is refused
+    /// (it would leave changes open while reads are closed).
+    pub fn http_guard(&self) -> Result<crate::http::Guard, String> {
         let token = |t: &Option<String>| t.clone().filter(|t| !t.is_empty());
-        crate::http::Guard { token: token(&self.http_token), read_token: token(&self.http_read_token), hosts: self.http_hosts.clone() }
+        let guard = crate::http::Guard { token: token(&self.http_token), read_token: token(&self.http_read_token), hosts: self.http_hosts.clone() };
+        if guard.read_token.is_some() && guard.token.is_none() {
+            return Err("--http-read-token needs a non-empty --http-token".into());
+        }
+        Ok(guard)
     }
 
     pub fn ninep_config(&self) -> ninep::Config {

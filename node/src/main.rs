@@ -59,6 +59,7 @@ async fn main() {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let config = args.node_config().map_err(anyhow::Error::msg)?;
+    let http_guard = args.http_guard().map_err(anyhow::Error::msg)?;
     let raft_listener = tokio::net::TcpListener::bind(&config.raft_addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on --raftaddr {}: {e}", config.raft_addr))?;
@@ -89,7 +90,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let http = match http_listener {
         Some(l) => {
             let addr = l.local_addr()?;
-            let guard = args.http_guard();
+            let guard = http_guard;
             if !addr.ip().is_loopback() && guard.token.is_none() && !args.read_only {
                 warn!(%addr, "HTTP listens beyond loopback without --http-token: anyone who reaches it can run commands as this user");
             }

@@ -34,6 +34,24 @@ async fn curl(args: &[&str]) -> (u16, String) {
     (code.trim().parse().unwrap_or_else(|_| panic!("curl {args:?}: {text} {}", String::from_utf8_lossy(&out.stderr))), body.to_string())
 }
 
+/// A GET of `url`: the body and `X-Jobd-Next-Offset`.
+async fn read_on(url: &str) -> (String, u64) {
+    // This -w replaces `curl`'s own, so it ends with the status as that one does.
+    let (code, out) = curl(&["-w", "\n%header{x-jobd-next-offset}\n%{http_code}", url]).await;
+    assert_eq!(code, 200, "{url}: {out}");
+    let (body, next) = out.rsplit_once('\n').unwrap_or(("", &out));
+    (body.to_string(), next.trim().parse().unwrap_or_else(|_| panic!("{url}: no next offset in {out:?}")))
+}
+
+/// Waits until job `name` has `n` runs ended `exit 0`.
+async fn runs_ended(at: SocketAddr, name: &str, n: usize) {
+    let runs = url(at, &format!("/jobs/{name}/runs"));
+    common::poll::poll("the runs to end", common::DEADLINE, std::time::Duration::from_millis(100), async || {
+        (curl(&[&runs]).await.1.matches("exit 0").count() >= n).then_some(())
+    })
+    .await;
+}
+
 fn url(addr: SocketAddr, path: &str) -> String {
     format!("http://{addr}{path}")
 }
@@ -119,4 +137,30 @@ async fn tokens_hosts_and_origins_are_checked_before_the_tree() {
     let origin = ["-H", "Origin: http://evil.example"];
     let (code, _) = curl(&[auth[0], auth[1], origin[0], origin[1], "--data-binary", "stop", &url(at, "/jobs/t/ctl")]).await;
     assert_eq!(code, 403, "a page elsewhere");
+}
+
+/// A log past its retention limit is served from its oldest kept line, and
+/// `X-Jobd-Next-Offset` is the logical offset after what was served, so a
+/// client that reads on from it sees each line once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trimmed_log_is_read_on_from_its_logical_end() {
+    let c = Cluster::start(3, 10_000).await;
+    let leader = c.leader().await;
+    let at = serve_http(&c, leader, node::http::Guard::default()).await;
+    assert_eq!(curl(&["--data-binary", "limit log-bytes 4096", &url(at, "/ctl")]).await.0, 204);
+    assert_eq!(curl(&["--data-binary", "chatty:0 0 3 * * *:seq 1 300", &url(at, "/clone")]).await.0, 201);
+    assert_eq!(curl(&["--data-binary", "run", &url(at, "/jobs/chatty/ctl")]).await.0, 204);
+    runs_ended(at, "chatty", 1).await;
+    let log = url(at, "/jobs/chatty/log");
+    let (kept, end) = read_on(&log).await;
+    assert!(kept.len() <= 4096 && end > kept.len() as u64 + 4096, "trimmed: {} bytes kept of {end}", kept.len());
+    assert!(kept.lines().last().is_some_and(|l| l.contains("exit 0")), "{kept}");
+    let at_end = format!("{log}?offset={end}");
+    assert_eq!(read_on(&at_end).await, (String::new(), end), "nothing past the end");
+    assert_eq!(curl(&["-X", "PUT", "--data-binary", "echo again", &url(at, "/jobs/chatty/cmd")]).await.0, 204);
+    assert_eq!(curl(&["--data-binary", "run", &url(at, "/jobs/chatty/ctl")]).await.0, 204);
+    runs_ended(at, "chatty", 2).await;
+    let (new, _) = read_on(&at_end).await;
+    assert_eq!(new.lines().count(), 3, "the second run's lines, once each: {new}");
+    assert!(new.lines().next().is_some_and(|l| l.contains("started run")) && new.contains(":again\n"), "{new}");
 }

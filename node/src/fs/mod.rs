@@ -397,7 +397,9 @@ impl Filesystem for JobFs {
     }
 
     async fn read(&self, fid: &Fid, offset: u64, count: u32) -> Result<Vec<u8>> {
-        if offset == 0 {
+        // `clone` answers from the fid itself: nothing to confirm, and a
+        // create already acknowledged must not be answered EAGAIN after.
+        if offset == 0 && fid.entry != Entry::Clone {
             self.linearize().await?;
         }
         if let Entry::File { name, incarnation, file: JobFile::Log } = &fid.entry {
@@ -424,6 +426,12 @@ impl Filesystem for JobFs {
         let out = content[start..end].to_vec();
         fid.state().content = Some(content);
         Ok(out)
+    }
+
+    /// A log read below its oldest kept line was served from that line:
+    /// this fid's offsets lag the logical ones by the gap.
+    fn logical_offset(&self, fid: &Fid, offset: u64) -> u64 {
+        offset + fid.state().log_shift
     }
 
     async fn readdir(&self, dir: &Fid) -> Result<Vec<Stat>> {

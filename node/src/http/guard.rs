@@ -21,22 +21,29 @@ pub struct Guard {
 
 impl Guard {
     pub fn check(&self, req: &Parts) -> Result<(), Response> {
-        let host = req.headers.get(header::HOST).and_then(|h| h.to_str().ok());
-        if let Some(host) = host {
-            if !self.host_allowed(host) {
-                let why = format!("host {host:?} is not one of this node's names; add it with --http-hosts");
-                return Err(refusal(StatusCode::FORBIDDEN, &why));
-            }
+        // HTTP/1.1 requires Host; every browser sends it.
+        let Some(host) = req.headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+            return Err(refusal(StatusCode::BAD_REQUEST, "a request needs a Host header"));
+        };
+        if !self.host_allowed(host) {
+            let why = format!("host {host:?} is not one of this node's names; add it with --http-hosts");
+            return Err(refusal(StatusCode::FORBIDDEN, &why));
         }
+        let reads = matches!(req.method, Method::GET | Method::HEAD);
         if let Some(origin) = req.headers.get(header::ORIGIN) {
             // A browser names the page's origin; only a page this node
             // served (same scheme-less authority as Host) may drive it.
-            let same = origin.to_str().ok().and_then(|o| o.split_once("://")).is_some_and(|(_, authority)| Some(authority) == host);
+            let same = origin.to_str().ok().and_then(|o| o.split_once("://")).is_some_and(|(_, authority)| authority == host);
             if !same {
                 return Err(refusal(StatusCode::FORBIDDEN, "a request from a page on another origin is refused"));
             }
         }
-        let reads = matches!(req.method, Method::GET | Method::HEAD);
+        // Browsers that leave Origin out of a form's POST still say where
+        // the request comes from.
+        let cross_site = req.headers.get("sec-fetch-site").is_some_and(|v| v.as_bytes() == b"cross-site");
+        if cross_site && !reads {
+            return Err(refusal(StatusCode::FORBIDDEN, "a request from a page on another site is refused"));
+        }
         let needed: Vec<&str> = match (reads, &self.token, &self.read_token) {
             (false, Some(t), _) => vec![t],
             (true, Some(t), Some(r)) => vec![t, r],
@@ -56,12 +63,16 @@ impl Guard {
     }
 
     fn host_allowed(&self, host: &str) -> bool {
-        // Without its port: `[::1]:8080`, `127.0.0.1:8080`, `name:8080`.
-        let name = match host.strip_prefix('[') {
-            Some(v6) => return v6.split(']').next().is_some_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok()),
-            None => host.rsplit_once(':').map_or(host, |(n, _)| n),
-        };
-        name.parse::<std::net::Ipv4Addr>().is_ok() || name.eq_ignore_ascii_case("localhost") || self.hosts.iter().any(|h| h.eq_ignore_ascii_case(name))
+        // `[::1]:8080`, `127.0.0.1:8080`, `name:8080`, each port optional.
+        let port_ok = |p: Option<&str>| p.is_none_or(|p| p.parse::<u16>().is_ok());
+        if let Some(rest) = host.strip_prefix('[') {
+            let Some((addr, after)) = rest.split_once(']') else { return false };
+            let port = if after.is_empty() { Some(None) } else { after.strip_prefix(':').map(Some) };
+            return addr.parse::<std::net::Ipv6Addr>().is_ok() && port.is_some_and(port_ok);
+        }
+        let (name, port) = host.rsplit_once(':').map_or((host, None), |(n, p)| (n, Some(p)));
+        let named = name.parse::<std::net::Ipv4Addr>().is_ok() || name.eq_ignore_ascii_case("localhost") || self.hosts.iter().any(|h| h.eq_ignore_ascii_case(name));
+        named && port_ok(port)
     }
 }
 
@@ -76,8 +87,12 @@ mod tests {
     use super::*;
     use axum::http::Request;
 
+    /// A request with `headers`, and Host 127.0.0.1:5641 unless they name one.
     fn parts(method: &str, headers: &[(&str, &str)]) -> Parts {
         let mut b = Request::builder().method(method).uri("/jobs/");
+        if !headers.iter().any(|(k, _)| *k == "host") {
+            b = b.header("host", "127.0.0.1:5641");
+        }
         for (k, v) in headers {
             b = b.header(*k, *v);
         }
@@ -100,6 +115,13 @@ mod tests {
         let other = parts("POST", &[("host", "127.0.0.1:5641"), ("origin", "http://evil.example")]);
         assert_eq!(status(&g, &other), 403, "cross-origin");
         assert_eq!(status(&g, &parts("POST", &[("host", "127.0.0.1:5641"), ("origin", "null")])), 403);
+        assert_eq!(status(&g, &parts("POST", &[("sec-fetch-site", "cross-site")])), 403);
+        assert_eq!(status(&g, &parts("POST", &[("sec-fetch-site", "same-origin")])), 200);
+        for tricky in ["127.0.0.1.evil.example", "user@127.0.0.1", "::1", "[::1].evil"] {
+            assert_eq!(status(&g, &parts("GET", &[("host", tricky)])), 403, "{tricky}");
+        }
+        let no_host = Request::builder().uri("/").body(()).unwrap().into_parts().0;
+        assert_eq!(status(&g, &no_host), 400);
     }
 
     #[test]

@@ -8,13 +8,18 @@
 //!
 //! ```text
 //! GET    /PATH            a file's bytes from ?offset=N (default 0) to its
-//!                         end; a directory's entries, one a line (a
-//!                         directory's with a trailing /), or for /jobs/ with
-//!                         Accept: application/json each job's ctl as JSON
+//!                         end (at most 16 MiB a request); a directory's
+//!                         entries, one a line (a directory's with a
+//!                         trailing /), or for /jobs/ with Accept:
+//!                         application/json each job's ctl as JSON (10,000
+//!                         at most, then ?after=NAME for the next page)
 //! PUT    /PATH, POST      the body written at offset 0: 204
-//! POST   /clone           creates a job: 201, its name, Location /jobs/NAME/
+//! POST   /clone (or PUT)  creates a job: 201, its name, Location /jobs/NAME/
 //! DELETE /jobs/NAME       deletes the job: 204
 //! ```
+//!
+//! Bounded like the 9P server: at most `MAX_REQUESTS` requests at once
+//! (503 beyond), a body within `--max-write` read within `BODY_TIMEOUT`.
 //!
 //! Before any of that, every request passes `Guard::check`: its Host is
 //! this node's (an IP address, `localhost`, or a name in `--http-hosts`:
@@ -41,11 +46,20 @@ use ninep::{Error, Filesystem};
 pub use guard::Guard;
 use status::{from_tree, refusal};
 
+/// Requests served at once; more are refused (503) rather than queued, so
+/// HTTP cannot take the memory and descriptors 9P and Raft need.
+const MAX_REQUESTS: usize = 256;
+/// How long a request's body may take to arrive.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// Jobs in one JSON listing; `?after=NAME` goes on.
+const JSON_PAGE: usize = 10_000;
+
 struct Shared<F> {
     fs: Arc<F>,
     guard: Guard,
     /// Largest body accepted (`--max-write`, as for a 9P write).
     max_body: usize,
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// Serves `fs` over HTTP on `listener` until `shutdown` completes.
@@ -56,7 +70,8 @@ pub async fn serve<F: Filesystem>(
     max_body: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let shared = Arc::new(Shared { fs, guard, max_body });
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_REQUESTS));
+    let shared = Arc::new(Shared { fs, guard, max_body, slots });
     let app = axum::Router::new().fallback(handle::<F>).with_state(shared);
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }
@@ -66,6 +81,9 @@ async fn handle<F: Filesystem>(State(s): State<Arc<Shared<F>>>, req: Request) ->
     if let Err(r) = s.guard.check(&parts) {
         return r;
     }
+    let Ok(_slot) = s.slots.clone().try_acquire_owned() else {
+        return refusal(StatusCode::SERVICE_UNAVAILABLE, &format!("{MAX_REQUESTS} HTTP requests in progress; try again"));
+    };
     let names = match tree::names(parts.uri.path()) {
         Ok(n) => n,
         Err(e) => return from_tree(&e),
@@ -73,12 +91,12 @@ async fn handle<F: Filesystem>(State(s): State<Arc<Shared<F>>>, req: Request) ->
     let fs = &*s.fs;
     match parts.method {
         Method::GET | Method::HEAD => {
-            let offset = match query_offset(parts.uri.query()) {
-                Ok(o) => o,
+            let query = match Query::parse(parts.uri.query()) {
+                Ok(q) => q,
                 Err(e) => return from_tree(&e),
             };
             let json = parts.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("application/json"));
-            get(fs, &names, offset, json).await.unwrap_or_else(|e| from_tree(&e))
+            get(fs, &names, &query, json).await.unwrap_or_else(|e| from_tree(&e))
         }
         Method::PUT | Method::POST => {
             let too_big = || refusal(StatusCode::PAYLOAD_TOO_LARGE, &format!("a body over {} bytes; at most --max-write", s.max_body));
@@ -86,7 +104,11 @@ async fn handle<F: Filesystem>(State(s): State<Arc<Shared<F>>>, req: Request) ->
             if declared.is_some_and(|n| n > s.max_body) {
                 return too_big();
             }
-            let Ok(body) = to_bytes(body, s.max_body).await else { return too_big() };
+            let body = match tokio::time::timeout(BODY_TIMEOUT, to_bytes(body, s.max_body)).await {
+                Ok(Ok(b)) => b,
+                Ok(Err(_)) => return too_big(),
+                Err(_) => return refusal(StatusCode::REQUEST_TIMEOUT, "the body did not arrive in time"),
+            };
             put(fs, &names, &body).await.unwrap_or_else(|e| from_tree(&e))
         }
         Method::DELETE => delete(fs, &names).await.unwrap_or_else(|e| from_tree(&e)),
@@ -98,15 +120,28 @@ async fn handle<F: Filesystem>(State(s): State<Arc<Shared<F>>>, req: Request) ->
     }
 }
 
-/// `?offset=N`: where a read starts (a logical offset for `log`).
-fn query_offset(query: Option<&str>) -> Result<u64, Error> {
-    let Some(q) = query else { return Ok(0) };
-    for pair in q.split('&') {
-        if let Some(v) = pair.strip_prefix("offset=") {
-            return v.parse().map_err(|_| Error::new(errno::EINVAL, format!("offset {v:?} is not a number of bytes")));
+/// What a GET's query asks: `offset=N`, where a read starts (a logical
+/// offset for `log`); `after=NAME`, where a JSON listing goes on.
+#[derive(Default)]
+struct Query {
+    offset: u64,
+    after: Option<String>,
+}
+
+impl Query {
+    fn parse(query: Option<&str>) -> Result<Query, Error> {
+        let mut q = Query::default();
+        for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("offset", v)) => {
+                    q.offset = v.parse().map_err(|_| Error::new(errno::EINVAL, format!("offset {v:?} is not a number of bytes")))?;
+                }
+                Some(("after", v)) => q.after = Some(tree::names(v)?.concat()),
+                _ => return Err(Error::new(errno::EINVAL, format!("unknown query {pair:?}; there are offset=N and after=NAME"))),
+            }
         }
+        Ok(q)
     }
-    Ok(0)
 }
 
 fn text(status: StatusCode, body: Vec<u8>) -> Response {
@@ -115,17 +150,26 @@ fn text(status: StatusCode, body: Vec<u8>) -> Response {
     r
 }
 
-async fn get<F: Filesystem>(fs: &F, names: &[String], offset: u64, json: bool) -> Result<Response, Error> {
+async fn get<F: Filesystem>(fs: &F, names: &[String], q: &Query, json: bool) -> Result<Response, Error> {
     let w = tree::walk(fs, names).await?;
-    let out = if w.is_dir { listing(fs, &w, names, json).await } else { tree::read_file(fs, &w, offset).await.map(|b| (b, false)) };
-    tree::done(fs, w).await;
-    let (body, is_json) = out?;
-    if is_json {
+    if w.is_dir {
+        let out = listing(fs, &w, names, json, q.after.as_deref()).await;
+        tree::done(fs, w).await;
+        let (body, more) = out?;
+        if !json {
+            return Ok(text(StatusCode::OK, body));
+        }
         let mut r = (StatusCode::OK, body).into_response();
         r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(last) = more.and_then(|l| HeaderValue::from_str(&l).ok()) {
+            // More jobs than one page: ask again with ?after=THIS.
+            r.headers_mut().insert("x-jobd-after", last);
+        }
         return Ok(r);
     }
-    let next = offset + body.len() as u64;
+    let out = tree::read_file(fs, &w, q.offset).await;
+    tree::done(fs, w).await;
+    let (body, next) = out?;
     let mut r = text(StatusCode::OK, body);
     // Where the next read of a growing file (a log) goes on from.
     r.headers_mut().insert("x-jobd-next-offset", HeaderValue::from(next));
@@ -133,13 +177,25 @@ async fn get<F: Filesystem>(fs: &F, names: &[String], offset: u64, json: bool) -
 }
 
 /// A directory's listing: text, or for `/jobs` in JSON each job's ctl
-/// (`{"name": ..., "state": ..., "next": ..., ...}`, its keys as they are).
-async fn listing<F: Filesystem>(fs: &F, w: &tree::Walked<F>, names: &[String], json: bool) -> Result<(Vec<u8>, bool), Error> {
-    let entries = tree::list(fs, w).await?;
+/// (`{"name": ..., "state": ..., "next": ..., ...}`, its keys as they
+/// are), a page of `JSON_PAGE` after `after`; with the last name when
+/// more follow.
+async fn listing<F: Filesystem>(
+    fs: &F,
+    w: &tree::Walked<F>,
+    names: &[String],
+    json: bool,
+    after: Option<&str>,
+) -> Result<(Vec<u8>, Option<String>), Error> {
+    let mut entries = tree::list(fs, w).await?;
     if !json {
         let text: String = entries.iter().map(|(n, dir)| if *dir { format!("{n}/\n") } else { format!("{n}\n") }).collect();
-        return Ok((text.into_bytes(), false));
+        return Ok((text.into_bytes(), None));
     }
+    entries.sort();
+    entries.retain(|(n, _)| after.is_none_or(|a| n.as_str() > a));
+    let more = (entries.len() > JSON_PAGE).then(|| entries[JSON_PAGE - 1].0.clone());
+    entries.truncate(JSON_PAGE);
     let mut out = vec![];
     for (name, is_dir) in entries {
         let mut obj = serde_json::Map::new();
@@ -150,7 +206,7 @@ async fn listing<F: Filesystem>(fs: &F, w: &tree::Walked<F>, names: &[String], j
             let Ok(c) = tree::walk(fs, &ctl).await else { continue };
             let read = tree::read_file(fs, &c, 0).await;
             tree::done(fs, c).await;
-            let Ok(read) = read else { continue };
+            let Ok((read, _)) = read else { continue };
             for line in String::from_utf8_lossy(&read).lines() {
                 if let Some((k, v)) = line.split_once(' ') {
                     obj.insert(k.into(), v.into());
@@ -162,7 +218,7 @@ async fn listing<F: Filesystem>(fs: &F, w: &tree::Walked<F>, names: &[String], j
         out.push(serde_json::Value::Object(obj));
     }
     let body = serde_json::to_vec(&out).map_err(|e| Error::new(errno::EIO, e.to_string()))?;
-    Ok((body, true))
+    Ok((body, more))
 }
 
 async fn put<F: Filesystem>(fs: &F, names: &[String], body: &[u8]) -> Result<Response, Error> {

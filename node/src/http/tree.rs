@@ -49,7 +49,9 @@ fn percent_decode(s: &str) -> Option<String> {
 }
 
 /// A fid walked to a path. A clunk is async, so it is not a `Drop`:
-/// every request that walks ends in `done`.
+/// every request that walks ends in `done` (one whose client went away
+/// mid-request is dropped without it; jobd's tree keeps nothing per fid
+/// beyond the fid itself, so nothing is left behind).
 pub struct Walked<F: Filesystem> {
     pub fid: F::Fid,
     pub is_dir: bool,
@@ -74,20 +76,25 @@ pub async fn done<F: Filesystem>(fs: &F, w: Walked<F>) {
     fs.clunk(&w.fid).await;
 }
 
-/// Reads a walked file from `offset` to its end (at most `MAX_READ`).
-pub async fn read_file<F: Filesystem>(fs: &F, w: &Walked<F>, offset: u64) -> Result<Vec<u8>> {
+/// Reads a walked file from `offset` to its end, or `MAX_READ` bytes;
+/// answers them and the logical offset after them (where the next read
+/// goes on from: further than `offset` plus their length when the file
+/// served a read from further on, as a trimmed log does).
+pub async fn read_file<F: Filesystem>(fs: &F, w: &Walked<F>, offset: u64) -> Result<(Vec<u8>, u64)> {
     fs.open(&w.fid, OpenMode::READ).await?;
     let mut out = Vec::new();
     let mut at = offset;
     while out.len() < MAX_READ {
-        let chunk = fs.read(&w.fid, at, READ_CHUNK).await?;
+        let mut chunk = fs.read(&w.fid, at, READ_CHUNK).await?;
         if chunk.is_empty() {
             break;
         }
+        // As the 9P library does: never more than was asked for.
+        chunk.truncate((READ_CHUNK as usize).min(MAX_READ - out.len()));
         at += chunk.len() as u64;
         out.extend_from_slice(&chunk);
     }
-    Ok(out)
+    Ok((out, fs.logical_offset(&w.fid, at)))
 }
 
 /// Writes `body` to a walked file at offset 0, as one write (files like
