@@ -188,13 +188,7 @@ async fn a_node_joins_as_a_learner_is_promoted_and_removed_through_ctl() {
     let leader = c.leader().await;
     c.node(leader).write(create("before-join")).await.unwrap();
     // A fresh node that joins an existing cluster waits to be added.
-    let dir = tempfile::tempdir().unwrap();
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap().to_string();
-    let mut cfg = Config::new(4, dir.path().to_path_buf(), addr.clone(), "127.0.0.1:7004".into());
-    cfg.peers = c.configs[0].peers.clone();
-    cfg.initial_state = Some(node::node::InitialState::Existing);
-    let joiner = Node::start(cfg, l).await.expect("a joining node starts");
+    let (joiner, addr, _dir) = start_joiner(&c).await;
     let fs = ninep::client::Client::connect(c.fs_addrs[leader], Default::default()).await.unwrap();
     fs.write("ctl", format!("add 4 {addr}").as_bytes()).await.unwrap();
     eventually("the learner to catch up", || joiner.sm.get(&node::state::job_key("before-join")).unwrap().map(|_| ())).await;
@@ -212,6 +206,20 @@ async fn a_node_joins_as_a_learner_is_promoted_and_removed_through_ctl() {
     joiner.shutdown().await;
 }
 
+/// Starts node 4 on a fresh directory as a node joining `c`, which waits
+/// to be added: the node, its Raft address, and its directory (kept while
+/// the node runs).
+async fn start_joiner(c: &Cluster) -> (Node, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let mut cfg = Config::new(4, dir.path().to_path_buf(), addr.clone(), "127.0.0.1:7004".into());
+    cfg.peers = c.configs[0].peers.clone();
+    cfg.initial_state = Some(node::node::InitialState::Existing);
+    let joiner = Node::start(cfg, l).await.expect("a joining node starts");
+    (joiner, addr, dir)
+}
+
 /// The lease counts openraft's joint quorum, not the old configuration's:
 /// promoting a fourth voter while it and one follower are down leaves the
 /// leader in the joint configuration {1,2,3} + {1,2,3,4}, where it and the
@@ -225,13 +233,7 @@ async fn a_leader_stuck_in_a_joint_configuration_without_its_new_majority_loses_
     let mut c = Cluster::start(3, 10_000).await;
     let leader = c.leader().await;
     eventually("a confirmed leader", || *c.node(leader).leadership.borrow()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap().to_string();
-    let mut cfg = Config::new(4, dir.path().to_path_buf(), addr.clone(), "127.0.0.1:7004".into());
-    cfg.peers = c.configs[0].peers.clone();
-    cfg.initial_state = Some(node::node::InitialState::Existing);
-    let joiner = Node::start(cfg, l).await.expect("a joining node starts");
+    let (joiner, addr, _dir) = start_joiner(&c).await;
     let fs = ninep::client::Client::connect(c.fs_addrs[leader], Default::default()).await.unwrap();
     fs.write("ctl", format!("add 4 {addr}").as_bytes()).await.unwrap();
     joiner.shutdown().await;
