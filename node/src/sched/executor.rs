@@ -180,8 +180,29 @@ impl Executor {
     /// pending here, not killed, the job still wanting it, its deadline not
     /// passed, the node not stopping, and (fired as leader) the term it was
     /// fired in still led by this node. Checked while it waits for a slot
-    /// and again at its gate; answers the run's record and its job's.
+    /// and before its claim; answers the run's record and its job's.
     fn still_to_begin(&self, o: &RunOrder, now: i64) -> Result<(state::run::Run, state::Job), Refusal> {
+        let run = self.run_still_to_begin(o, now)?;
+        let job = match state::load_job(&self.sm, &o.name) {
+            Ok(Some(j)) if j.incarnation == o.incarnation => j,
+            Ok(_) => return Err(Refusal::NotStarted(NotStarted::Deleted)),
+            Err(e) => return Err(Refusal::Io(e.to_string())),
+        };
+        if !job.started && o.trigger != Trigger::Manual {
+            return Err(Refusal::NotStarted(NotStarted::Stopped));
+        }
+        Ok((run, job))
+    }
+
+    /// `still_to_begin` from the run's record alone, for the gate thread,
+    /// where a herd's 500 gates are opened one after another and each read
+    /// delays the next (the job's record is the larger of the two to
+    /// decode). The record says all the job's would: `stop` marks the job's
+    /// pending scheduled and catch-up runs `stopped` in the same apply,
+    /// `delete` removes every run record the job keeps (`runs-kept` never
+    /// evicts a run that has not ended), and a re-created job is a new
+    /// incarnation, under other keys.
+    fn run_still_to_begin(&self, o: &RunOrder, now: i64) -> Result<state::run::Run, Refusal> {
         let run = match state::run::load_run(&self.sm, o.incarnation, o.run_id) {
             Ok(Some(r)) => r,
             Ok(None) => return Err(Refusal::NotStarted(NotStarted::Deleted)),
@@ -199,14 +220,6 @@ impl Executor {
         if run.stopped {
             return Err(Refusal::NotStarted(NotStarted::Stopped));
         }
-        let job = match state::load_job(&self.sm, &o.name) {
-            Ok(Some(j)) if j.incarnation == o.incarnation => j,
-            Ok(_) => return Err(Refusal::NotStarted(NotStarted::Deleted)),
-            Err(e) => return Err(Refusal::Io(e.to_string())),
-        };
-        if !job.started && o.trigger != Trigger::Manual {
-            return Err(Refusal::NotStarted(NotStarted::Stopped));
-        }
         if now > run.begin_by() {
             return Err(Refusal::NotStarted(NotStarted::Deadline));
         }
@@ -216,7 +229,7 @@ impl Executor {
         if o.trigger != Trigger::Manual && self.lease.standing(run.fence.term, since_boot()) == Standing::Lost {
             return Err(Refusal::NotStarted(NotStarted::FenceLost));
         }
-        Ok((run, job))
+        Ok(run)
     }
 
     /// The last checks, on the gate thread at the moment of opening (the
@@ -227,7 +240,7 @@ impl Executor {
     /// manual run, this node leads or heard from the leader within
     /// `MANUAL_CONTACT`.
     fn may_begin(&self, o: &RunOrder, now: i64) -> Result<(), Refusal> {
-        let (run, _) = self.still_to_begin(o, now)?;
+        let run = self.run_still_to_begin(o, now)?;
         if !run.claimed {
             return Err(Refusal::Io("the run's claim is not applied here".into()));
         }
@@ -511,7 +524,7 @@ impl Executor {
         let sender = tokio::spawn(self.clone().send_output(o.clone(), rx, recorded));
         let status = self.follow(&o, &mut gated.child, job.timeout_ms).await;
         let ended = now_ms();
-        // The guard has exited: its watcher may go (see spawn.rs).
+        // The run has ended: the reaper may let its group be (spawn.rs).
         gated.release();
         // The start and all output are recorded before the end.
         let _ = sender.await;

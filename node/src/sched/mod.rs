@@ -18,6 +18,7 @@
 pub mod executor;
 pub mod gate;
 pub mod plan;
+pub mod reaper;
 pub mod run_as;
 pub mod slots;
 pub mod spawn;

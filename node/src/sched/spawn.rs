@@ -5,23 +5,21 @@
 //! at the same second would start up to a hundred milliseconds late if
 //! their processes were created at that second. So a scheduled run's
 //! process is created when its fire is committed (shortly before its
-//! time): the guard shell first blocks reading fd 3, a pipe whose other
-//! end the executor holds. At the scheduled time the gate thread
+//! time): the guard shell first blocks reading its stdin, a pipe whose
+//! other end the executor holds. At the scheduled time the gate thread
 //! (`gate.rs`) writes one byte (the gate opens, in microseconds) or, if the
 //! run must not start after all (stopped, deleted, too late), the executor
 //! kills the waiting process group.
 //! If jobd dies first, the pipe reaches end-of-file and the guard exits
 //! without running anything.
 //!
-//! The gate pipe is also how a run dies with its node: jobd keeps its end
-//! open until the run has ended, and a watcher beside the command waits on
-//! it; end-of-file there (jobd is gone: the kernel closed its end) kills
-//! the run's whole process group, while the line jobd writes when it has
-//! seen the run end lets the watcher go quietly (a job's own background
-//! processes are left alone, as cron leaves them).
+//! A run dies with its node through the node's reaper (`reaper.rs`): each
+//! run's group is given to it as soon as the process exists, and taken
+//! back once the run has ended.
 //!
-//! Why a pipe and not the parent-death signal: the signal needs code run
-//! in the child between fork and exec, which rules out `posix_spawn`
+//! Why not the parent-death signal: it reaches only the run's first
+//! process, not its group, and it needs code run in the child between
+//! fork and exec, which rules out `posix_spawn`
 //! (`vfork` semantics); a fork of jobd copies its page tables, and at 200
 //! runs a second that copying was half a core on the one thread that
 //! creates processes (profile in docs/BENCHMARKS.md). With nothing to run
@@ -34,7 +32,6 @@
 //! pool, whose idle threads end after 10 s, that SIGKILLed every run
 //! longer than 10 s on a quiet node.)
 
-use std::io::Write;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -44,27 +41,24 @@ use std::time::Instant;
 
 use tokio::process::{Child, Command as Process};
 
+use super::reaper::{Reaper, Watched};
 use super::run_as::RunAs;
 
 /// The guard shell around each command (given as `$0`), its stdin the
-/// gate: it waits at the gate; starts the watcher (above); then becomes
-/// the command: `eval` in the same process, so a run is two processes
-/// (this shell and the watcher) and one exec, not three and two (a second
-/// `sh -c` cost a fork, an exec and its dynamic linking per run, the
-/// largest share of a herd's CPU: `docs/BENCHMARKS.md` §8). So `$$` is
-/// the run's process, the one jobd waits on, its exit status and signal
-/// are the command's, and a TERM to the group reaches the command as it
-/// would under `sh -c`. The gate moves to fd 3 for the watcher and is then
-/// closed here, so the command cannot hold it; the watcher's output goes
-/// nowhere, so it cannot hold the run's output open; `gate` is unset so
-/// the command sees only its environment. (Unlike under `sh -c`, `$0`
-/// inside the command is the command's text.)
+/// gate: it waits at the gate, then becomes the command: `eval` in the
+/// same process, so a run is one process and one exec, not two and two (a
+/// second `sh -c` cost a fork, an exec and its dynamic linking per run, the
+/// largest share of a herd's CPU: `docs/BENCHMARKS.md` §8). So `$$` is the
+/// run's process, the one jobd waits on, its exit status and signal are
+/// the command's, and a TERM to the group reaches the command as it would
+/// under `sh -c`. The gate is closed before the command runs, so the
+/// command cannot hold it; `gate` is unset so the command sees only its
+/// environment. (Unlike under `sh -c`, `$0` inside the command is the
+/// command's text.)
 const GUARD: &str = r#"umask 022
 read -r gate || exit 0
 unset gate
-exec 3<&0 </dev/null
-(read -r done <&3 || kill -KILL 0) >/dev/null 2>&1 &
-exec 3<&-
+exec </dev/null
 eval "$0""#;
 
 /// The PATH jobs run with (jobd's own environment is not passed on).
@@ -74,23 +68,21 @@ const JOB_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:
 pub struct Gated {
     pub child: Child,
     gate: Option<Arc<std::fs::File>>,
+    /// Its group, held by the node's reaper until the run has ended.
+    watched: Option<Watched>,
 }
 
 impl Gated {
-    /// The gate, to open at the run's time (`gate.rs`: one byte opens
-    /// it). It stays held after: it is what ties the run to this process
-    /// (see the module's comment).
+    /// The gate, to open at the run's time (`gate.rs`: one byte opens it).
     pub fn gate(&self) -> Option<Arc<std::fs::File>> {
         self.gate.clone()
     }
 
-    /// The run has ended: tells its watcher to leave quietly and closes the
-    /// gate.
+    /// The run has ended (its process has been waited for): the reaper lets
+    /// its group be, and the gate is closed.
     pub fn release(&mut self) {
-        if let Some(gate) = self.gate.take() {
-            // The watcher may already be gone (a kill took the group).
-            let _ = (&*gate).write_all(b"\n");
-        }
+        self.gate = None;
+        self.watched = None;
     }
 
     /// Ends a run that must not start: kills its waiting process group.
@@ -102,6 +94,7 @@ impl Gated {
             }
         }
         let _ = self.child.wait().await;
+        self.release();
     }
 }
 
@@ -135,11 +128,12 @@ impl Creator {
         let runtime = tokio::runtime::Handle::try_current().map_err(std::io::Error::other)?;
         let cost_us = Arc::new(AtomicU64::new(FIRST_COST_US));
         let cost = cost_us.clone();
+        let reaper = Reaper::start()?;
         std::thread::Builder::new().name("jobd-creator".into()).spawn(move || {
             let _inside = runtime.enter();
             for o in rx {
                 let began = Instant::now();
-                let created = create(&o.cmd, &o.env, &o.workdir, o.run_as.as_deref());
+                let created = create(&reaper, &o.cmd, &o.env, &o.workdir, o.run_as.as_deref());
                 let took = began.elapsed().as_micros().min(u64::MAX as u128) as u64;
                 // An average over the last eight or so.
                 let avg = cost.load(Ordering::Relaxed);
@@ -172,8 +166,9 @@ impl Creator {
 
 /// Creates `sh -c GUARD CMD` in its own process group, with a clean
 /// environment (`env`, nothing of jobd's own), in `workdir`, as `run_as`
-/// if set, dying with jobd, and waiting at its gate.
-fn create(cmd: &str, env: &[(&str, String)], workdir: &Path, run_as: Option<&RunAs>) -> std::io::Result<Gated> {
+/// if set, dying with jobd (its group watched by `reaper`), and waiting at
+/// its gate.
+fn create(reaper: &Reaper, cmd: &str, env: &[(&str, String)], workdir: &Path, run_as: Option<&RunAs>) -> std::io::Result<Gated> {
     let mut fds = [0i32; 2];
     // SAFETY: pipe2 fills two fds; both close on exec (the read end is
     // given to the child as its stdin, which clears the flag there).
@@ -208,5 +203,8 @@ fn create(cmd: &str, env: &[(&str, String)], workdir: &Path, run_as: Option<&Run
         }
     }
     let child = proc.spawn()?;
-    Ok(Gated { child, gate: Some(Arc::new(std::fs::File::from(write_end))) })
+    // Watched before the gate can open. (A child already gone has no id:
+    // it never passed its gate, which only this node's process holds.)
+    let watched = child.id().map(|pid| reaper.watch(pid as libc::pid_t));
+    Ok(Gated { child, gate: Some(Arc::new(std::fs::File::from(write_end))), watched })
 }
