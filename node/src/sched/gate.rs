@@ -1,8 +1,9 @@
 //! Opening gates on time (see `spawn.rs` for what a gate is).
 //!
-//! One thread per node holds every waiting gate, sleeps until the earliest
-//! is due, and opens all that are due in one pass: for each, the last
-//! checks (a state read, microseconds) and a one-byte write.
+//! A thread per core (two at most) holds the waiting gates handed to it in
+//! turn, sleeps until the earliest is due, and opens all that are due in
+//! one pass: for each, the last checks (a state read, microseconds) and a
+//! one-byte write.
 //!
 //! Measured with 200 runs due in the same second (`bench -- lateness`,
 //! `docs/BENCHMARKS.md` §2): when each run's task slept until its own time
@@ -11,10 +12,12 @@
 //! on two busy cores the woken shells preempted the thread before it
 //! reached the next gate; at nice −10, 74 ms. So the thread asks for the
 //! lowest real-time priority (`SCHED_FIFO` 1), which ordinary processes do
-//! not preempt: 200 gates then open within 4 ms. It needs root,
+//! not preempt: 200 gates then open within 4 ms. The threads' work is a
+//! few milliseconds a pass, so two of them on two cores hold everything
+//! else off only that long. It needs root,
 //! `CAP_SYS_NICE` or an `RLIMIT_RTPRIO` of at least 1 (systemd's
-//! `LimitRTPRIO=1`, set in `deploy/systemd`); without, the thread stays
-//! ordinary and jobd says so once at start. The thread's work is bounded
+//! `LimitRTPRIO=1`, set in `deploy/systemd`); without, the threads stay
+//! ordinary and jobd says so once at start. Their work is bounded
 //! (it sleeps between passes), so it cannot starve the machine; its
 //! children would not inherit the priority (`SCHED_RESET_ON_FORK`), and it
 //! has none.
@@ -23,6 +26,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
 use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -80,29 +84,45 @@ struct Waiting {
     reply: oneshot::Sender<Result<i64, Refusal>>,
 }
 
-/// The node's gate-keeping thread; it ends when the last handle is dropped
-/// and no gate waits.
+/// The node's gate-keeping threads, one per core (at most `MAX_THREADS`):
+/// each holds the gates handed to it in turn and ends when the last handle
+/// is dropped and none of its gates waits.
 pub struct Gatekeeper {
-    tx: mpsc::Sender<Waiting>,
+    txs: Vec<mpsc::Sender<Waiting>>,
+    next: AtomicUsize,
 }
+
+/// Gate threads per node at most. Opening a gate costs about 10 µs on this
+/// machine (a state read, and a write that wakes a sleeping shell), so 500
+/// runs due at one instant took one thread 6–8 ms; two threads, one per
+/// core, halve that (`docs/BENCHMARKS.md` §14). More would only take turns.
+const MAX_THREADS: usize = 2;
 
 impl Gatekeeper {
     pub fn start() -> std::io::Result<Gatekeeper> {
-        let (tx, rx) = mpsc::channel();
-        std::thread::Builder::new().name("jobd-gates".into()).spawn(move || {
-            if let Err(e) = realtime() {
-                tracing::warn!("the gate thread runs at ordinary priority ({e}): runs due together may start late when the machine is busy; allow LimitRTPRIO=1 or CAP_SYS_NICE");
-            }
-            keep(rx)
-        })?;
-        Ok(Gatekeeper { tx })
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, MAX_THREADS);
+        let mut txs = vec![];
+        for i in 0..threads {
+            let (tx, rx) = mpsc::channel();
+            std::thread::Builder::new().name(format!("jobd-gates-{i}")).spawn(move || {
+                if let Err(e) = realtime() {
+                    if i == 0 {
+                        tracing::warn!("the gate threads run at ordinary priority ({e}): runs due together may start late when the machine is busy; allow LimitRTPRIO=1 or CAP_SYS_NICE");
+                    }
+                }
+                keep(rx)
+            })?;
+            txs.push(tx);
+        }
+        Ok(Gatekeeper { txs, next: AtomicUsize::new(0) })
     }
 
     /// At `at_ms` (now, if past), runs `check` and, if it passes, opens
     /// `gate`: answers the time it opened.
     pub async fn open_at(&self, at_ms: i64, gate: Arc<File>, check: Check) -> Result<i64, Refusal> {
         let (reply, answer) = oneshot::channel();
-        self.tx.send(Waiting { at_ms, gate, check, reply }).map_err(|_| Refusal::Gone)?;
+        let tx = &self.txs[self.next.fetch_add(1, Ordering::Relaxed) % self.txs.len()];
+        tx.send(Waiting { at_ms, gate, check, reply }).map_err(|_| Refusal::Gone)?;
         answer.await.unwrap_or(Err(Refusal::Gone))
     }
 }
