@@ -161,6 +161,9 @@ impl Node {
     /// forms or joins the cluster as the config says, and announces this
     /// node's 9P address in the background.
     pub async fn start(cfg: Config, listener: TcpListener) -> Result<Node, StartError> {
+        // First, while this process is small: the reaper is a fork, and
+        // keeps a copy of the memory it was forked with (`sched/reaper.rs`).
+        let reaper = crate::sched::reaper::Reaper::start().map_err(|source| StartError::Thread { source })?;
         let (db, fresh) = open_db(&cfg)?;
         let raft_config = raft_config(&cfg)?;
         let clocks = Arc::new(PeerClocks::default());
@@ -204,7 +207,7 @@ impl Node {
         let leadership = crate::leadership::watch_leadership(raft.clone(), cfg.id, incarnation, recheck, lease.clone());
         let writer = Writer::new(cfg.id, raft.clone(), proposer.clone(), net.clone(), cfg.write_timeout);
         let (stopping, stopping_rx) = watch::channel(false);
-        let executor = executor(&cfg, sm.clone(), writer, clocks.clone(), stopping_rx, lease, raft.clone())?;
+        let executor = executor(&cfg, sm.clone(), writer, clocks.clone(), stopping_rx, lease, raft.clone(), reaper)?;
         let scheduler = crate::sched::Scheduler {
             executor: executor.clone(),
             leadership: leadership.clone(),
@@ -342,7 +345,8 @@ async fn form_or_wait(raft: &Raft, cfg: &Config) {
 }
 
 /// The executor: the jobs' working directory under `--dbdir` (given to
-/// `--run-as`'s user), the process-creating and gate threads.
+/// `--run-as`'s user), the process-creating and gate threads, and the
+/// reaper the creating thread hands each run to.
 fn executor(
     cfg: &Config,
     sm: StateMachine,
@@ -351,6 +355,7 @@ fn executor(
     stopping: watch::Receiver<bool>,
     lease: Arc<crate::leadership::Lease>,
     raft: Raft,
+    reaper: crate::sched::reaper::Reaper,
 ) -> Result<crate::sched::executor::Executor, StartError> {
     let workdir = cfg.dbdir.join("work");
     std::fs::create_dir_all(&workdir).map_err(|source| StartError::DataDir { dir: workdir.display().to_string(), source })?;
@@ -367,7 +372,7 @@ fn executor(
         stopping,
         active: Arc::default(),
         run_as: run_as.map(Arc::new),
-        creator: Arc::new(crate::sched::spawn::Creator::start().map_err(|source| StartError::Thread { source })?),
+        creator: Arc::new(crate::sched::spawn::Creator::start(reaper).map_err(|source| StartError::Thread { source })?),
         gates: Arc::new(crate::sched::gate::Gatekeeper::start().map_err(|source| StartError::Thread { source })?),
         clocks,
         max_clock_skew_ms: cfg.max_clock_skew_ms,

@@ -19,12 +19,18 @@
 //! binaries embed too, so there is no program path to exec that is sure to
 //! be jobd. The child runs only async-signal-safe calls (the parent has
 //! threads, and another thread may hold the allocator's lock): `setpgid`,
-//! `sigaction`, `prctl`, `dup2`, `close_range`, `read`, `kill`, `_exit`,
-//! on memory allocated before the fork (a bitmap of every possible pid).
+//! `sigaction`, `prctl`, `close`, `dup2`, `close_range`, `read`, `kill`,
+//! `_exit`, on memory allocated before the fork (a bitmap of every
+//! possible pid). A fork shares the parent's pages until one side writes
+//! them, and jobd goes on writing its own, so the reaper ends up holding a
+//! copy of what jobd's memory was at the fork: the node forks it first
+//! thing at start, before the database is open (`node.rs`).
 //!
 //! If the reaper itself dies (someone SIGKILLs it), a thread of the node
-//! that waits on it starts another and tells it every group still held;
-//! between the two, a node that dies leaves its runs running.
+//! that waits on it starts another (at most once a second) and tells it
+//! every group still held; between the two, a node that dies leaves its
+//! runs running. A reaper forked then holds a copy of jobd's memory as it
+//! is at that moment.
 //!
 //! The messages are 8 bytes (an operation and a pid), written whole in one
 //! `write`: a pipe never interleaves writes of up to `PIPE_BUF` bytes, so
@@ -44,6 +50,11 @@ use tracing::{error, warn};
 const PID_LIMIT: usize = 1 << 22;
 const ADD: u32 = 1;
 const REMOVE: u32 = 2;
+/// A reaper that died is replaced at most this often.
+const REFORK_EVERY: Duration = Duration::from_secs(1);
+/// Descriptors closed one by one in the child if `close_range` is refused
+/// (a kernel before 5.9, a seccomp filter), at most.
+const CLOSE_AT_MOST: i32 = 1 << 20;
 
 /// The node's reaper: while it lives, every watched group dies with the
 /// node. Dropping it (the node stopped) ends every group still watched.
@@ -124,6 +135,7 @@ impl Shared {
     /// Waits for the reaper to exit; unless the node is stopping, starts
     /// another and tells it every group still watched.
     fn keep_alive(&self) {
+        let mut forked = std::time::Instant::now();
         loop {
             let pid = crate::lock::lock(&self.inner).pid;
             if pid > 0 {
@@ -137,6 +149,12 @@ impl Shared {
             if self.closing.load(Ordering::SeqCst) {
                 return;
             }
+            // One that dies at once (something keeps killing it) is not
+            // re-forked in a tight loop: each fork copies jobd's page tables.
+            if forked.elapsed() < REFORK_EVERY {
+                std::thread::sleep(REFORK_EVERY);
+            }
+            forked = std::time::Instant::now();
             let mut inner = crate::lock::lock(&self.inner);
             inner.pipe = None;
             inner.pid = 0;
@@ -185,12 +203,15 @@ fn fork_reaper(live: &[libc::pid_t]) -> std::io::Result<(libc::pid_t, File)> {
     for &pid in live {
         mark(&mut held, pid, true);
     }
-    let read_fd = fds[0];
+    let (read_fd, write_fd) = (fds[0], fds[1]);
+    // SAFETY: sysconf has no preconditions.
+    let open_max = unsafe { libc::sysconf(libc::_SC_OPEN_MAX) };
+    let fd_bound = i32::try_from(open_max).unwrap_or(CLOSE_AT_MOST).clamp(3, CLOSE_AT_MOST);
     // SAFETY: the child runs only async-signal-safe calls (see `reap`).
     match unsafe { libc::fork() } {
         -1 => Err(std::io::Error::last_os_error()),
         // SAFETY: in the child: `reap` never returns.
-        0 => unsafe { reap(read_fd, &mut held) },
+        0 => unsafe { reap(read_fd, write_fd, fd_bound, &mut held) },
         pid => {
             drop(read_end);
             Ok((pid, File::from(write_end)))
@@ -216,22 +237,34 @@ fn mark(held: &mut [u64], pid: libc::pid_t, on: bool) {
 /// # Safety
 /// Call only in a freshly forked child. Everything here is
 /// async-signal-safe: no allocation, no locks, no panics.
-unsafe fn reap(read_fd: i32, held: &mut [u64]) -> ! {
-    // Its own group, so a terminal's ^C to jobd's group does not end it
-    // before jobd; default signal actions (jobd's handlers point at
-    // descriptors closed below), none blocked; a name for `ps`.
+unsafe fn reap(read_fd: i32, write_fd: i32, fd_bound: i32, held: &mut [u64]) -> ! {
+    // Its own group, so a terminal's ^C to jobd's group does not reach it;
+    // the signals that stop a service ignored (it ends at end-of-file,
+    // after jobd, so a `systemctl stop` that signals the whole unit does
+    // not end it while jobd drains its runs); the rest at their default
+    // (jobd's handlers point at descriptors closed below), none blocked;
+    // a name for `ps`.
     libc::setpgid(0, 0);
-    for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT, libc::SIGPIPE, libc::SIGCHLD] {
+    for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT] {
+        libc::signal(sig, libc::SIG_IGN);
+    }
+    for sig in [libc::SIGPIPE, libc::SIGCHLD, libc::SIGUSR1, libc::SIGUSR2] {
         libc::signal(sig, libc::SIG_DFL);
     }
     let mut none: libc::sigset_t = std::mem::zeroed();
     libc::sigemptyset(&mut none);
     libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
     libc::prctl(libc::PR_SET_NAME, c"jobd-reaper".as_ptr() as libc::c_ulong, 0, 0, 0);
-    // Keep only the pipe, as fd 0: holding a copy of the node's listening
-    // sockets or its data files would outlive the node.
+    // Keep only the pipe, as fd 0: its own write end first (held, it would
+    // never see end-of-file), then everything else — a copy of the node's
+    // listening sockets or data files would outlive the node.
+    libc::close(write_fd);
     libc::dup2(read_fd, 0);
-    libc::syscall(libc::SYS_close_range, 1u32, u32::MAX, 0u32);
+    if libc::syscall(libc::SYS_close_range, 1u32, u32::MAX, 0u32) != 0 {
+        for fd in 1..fd_bound {
+            libc::close(fd);
+        }
+    }
     let mut buf = [0u8; 4096];
     let mut have = 0usize;
     loop {

@@ -98,6 +98,23 @@ impl Gated {
     }
 }
 
+impl Drop for Gated {
+    /// Dropped before its run ended (its task was cancelled: a node whose
+    /// drain timed out): the group is killed here, before the reaper is told
+    /// to let it be.
+    fn drop(&mut self) {
+        if self.watched.is_some() {
+            if let Some(pid) = self.child.id() {
+                // SAFETY: kill(2) on the group this child leads; its pid is
+                // not free yet (the child has not been waited for).
+                unsafe {
+                    libc::kill(-(pid as i32), libc::SIGKILL);
+                }
+            }
+        }
+    }
+}
+
 /// One run's process to create, and where to send it.
 struct Order {
     cmd: String,
@@ -121,14 +138,14 @@ pub struct Creator {
 const FIRST_COST_US: u64 = 1000;
 
 impl Creator {
-    /// Starts the thread; call within the node's runtime (the processes
-    /// are registered with its reactor, to be awaited there).
-    pub fn start() -> std::io::Result<Creator> {
+    /// Starts the thread, whose runs die with the node through `reaper`;
+    /// call within the node's runtime (the processes are registered with
+    /// its reactor, to be awaited there).
+    pub fn start(reaper: Reaper) -> std::io::Result<Creator> {
         let (orders, rx) = std::sync::mpsc::channel::<Order>();
         let runtime = tokio::runtime::Handle::try_current().map_err(std::io::Error::other)?;
         let cost_us = Arc::new(AtomicU64::new(FIRST_COST_US));
         let cost = cost_us.clone();
-        let reaper = Reaper::start()?;
         std::thread::Builder::new().name("jobd-creator".into()).spawn(move || {
             let _inside = runtime.enter();
             for o in rx {
@@ -207,4 +224,39 @@ fn create(reaper: &Reaper, cmd: &str, env: &[(&str, String)], workdir: &Path, ru
     // it never passed its gate, which only this node's process holds.)
     let watched = child.id().map(|pid| reaper.watch(pid as libc::pid_t));
     Ok(Gated { child, gate: Some(Arc::new(std::fs::File::from(write_end))), watched })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::time::Duration;
+
+    /// Whether `pid` runs (a zombie has exited).
+    fn alive(pid: &str) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+    }
+
+    async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !cond() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_run_dropped_before_its_end_takes_its_whole_group_with_it() {
+        let creator = Creator::start(Reaper::start().unwrap()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("pid");
+        let cmd = format!("sleep 60 & echo $! > {}; wait", pidfile.display());
+        let gated = creator.create(cmd, vec![], dir.path().to_path_buf(), None).await.unwrap();
+        (&*gated.gate().unwrap()).write_all(b"\n").unwrap();
+        until("the command's background child", || std::fs::read_to_string(&pidfile).is_ok_and(|p| p.ends_with('\n'))).await;
+        let pid = std::fs::read_to_string(&pidfile).unwrap().trim().to_string();
+        assert!(alive(&pid));
+        drop(gated);
+        until("the group to be killed", || !alive(&pid)).await;
+    }
 }
