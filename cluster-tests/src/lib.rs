@@ -28,10 +28,15 @@ use std::time::Duration;
 /// target directory shared between checkouts (as `.ci/run` does) a test
 /// binary built from one checkout would otherwise use another's files.
 pub fn crate_dir() -> PathBuf {
-    std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
 /// Polls `f` every 100 ms until it holds; panics naming `what` after `deadline`.
 pub async fn wait_for(what: &str, deadline: Duration, mut f: impl AsyncFnMut() -> bool) {
-    poll::poll(what, deadline, Duration::from_millis(100), async || f().await.then_some(())).await
+    poll::poll(what, deadline, Duration::from_millis(100), async || {
+        f().await.then_some(())
+    })
+    .await
 }

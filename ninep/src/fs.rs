@@ -23,7 +23,12 @@ pub struct OpenMode {
 }
 
 impl OpenMode {
-    pub const READ: OpenMode = OpenMode { read: true, write: false, truncate: false, remove_on_close: false };
+    pub const READ: OpenMode = OpenMode {
+        read: true,
+        write: false,
+        truncate: false,
+        remove_on_close: false,
+    };
 
     /// From a 9P2000 Topen/Tcreate mode byte.
     pub fn from_9p(mode: u8) -> OpenMode {
@@ -48,7 +53,12 @@ impl OpenMode {
             O_RDWR => (true, true),
             _ => (true, false),
         };
-        OpenMode { read, write, truncate: flags & O_TRUNC != 0, remove_on_close: false }
+        OpenMode {
+            read,
+            write,
+            truncate: flags & O_TRUNC != 0,
+            remove_on_close: false,
+        }
     }
 }
 
@@ -62,24 +72,42 @@ pub trait Filesystem: Send + Sync + 'static {
     type Fid: Clone + Send + Sync + 'static;
 
     /// The root of the tree for a new session.
-    fn attach(&self, uname: &str, aname: &str) -> impl Future<Output = Result<(Self::Fid, Qid)>> + Send;
+    fn attach(
+        &self,
+        uname: &str,
+        aname: &str,
+    ) -> impl Future<Output = Result<(Self::Fid, Qid)>> + Send;
 
     /// One step from a directory to a child. `..` reaches here only below
     /// the attach root (at the root the library keeps the fid where it is).
-    fn walk(&self, dir: &Self::Fid, name: &str) -> impl Future<Output = Result<(Self::Fid, Qid)>> + Send;
+    fn walk(
+        &self,
+        dir: &Self::Fid,
+        name: &str,
+    ) -> impl Future<Output = Result<(Self::Fid, Qid)>> + Send;
 
     /// Prepares a fid for I/O; returns the file's (possibly updated) qid.
     /// Directories are only ever opened for reading.
     fn open(&self, fid: &Self::Fid, mode: OpenMode) -> impl Future<Output = Result<Qid>> + Send;
 
     /// Up to `count` bytes of a file at `offset`.
-    fn read(&self, fid: &Self::Fid, offset: u64, count: u32) -> impl Future<Output = Result<Vec<u8>>> + Send;
+    fn read(
+        &self,
+        fid: &Self::Fid,
+        offset: u64,
+        count: u32,
+    ) -> impl Future<Output = Result<Vec<u8>>> + Send;
 
     /// A directory's entries; the library slices them into reads.
     fn readdir(&self, dir: &Self::Fid) -> impl Future<Output = Result<Vec<Stat>>> + Send;
 
     /// Writes `data` at `offset`; returns the count written.
-    fn write(&self, fid: &Self::Fid, offset: u64, data: &[u8]) -> impl Future<Output = Result<u32>> + Send;
+    fn write(
+        &self,
+        fid: &Self::Fid,
+        offset: u64,
+        data: &[u8],
+    ) -> impl Future<Output = Result<u32>> + Send;
 
     /// Creates `name` in `dir` (a directory when `perm` has `DMDIR`) and
     /// opens it with `mode`.
@@ -105,7 +133,13 @@ pub trait Filesystem: Send + Sync + 'static {
     /// refused; the library never refuses truncation itself.
     fn wstat(&self, _fid: &Self::Fid, changes: &Wstat) -> impl Future<Output = Result<()>> + Send {
         let ok = changes.is_sync() || changes.is_truncate();
-        async move { if ok { Ok(()) } else { Err(Error::permission()) } }
+        async move {
+            if ok {
+                Ok(())
+            } else {
+                Err(Error::permission())
+            }
+        }
     }
 
     /// Where offset `offset` of an open fid lies in the file's own

@@ -18,10 +18,17 @@ fn offset_ms() -> i64 {
     static OFFSET: OnceLock<&'static AtomicI64> = OnceLock::new();
     OFFSET
         .get_or_init(|| {
-            let fixed = std::env::var("JOBD_TEST_CLOCK_OFFSET_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+            let fixed = std::env::var("JOBD_TEST_CLOCK_OFFSET_MS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
             let offset: &'static AtomicI64 = Box::leak(Box::new(AtomicI64::new(fixed)));
             if let Ok(path) = std::env::var("JOBD_TEST_CLOCK_OFFSET_FILE") {
-                let read = move || std::fs::read_to_string(&path).ok().and_then(|t| t.trim().parse::<i64>().ok());
+                let read = move || {
+                    std::fs::read_to_string(&path)
+                        .ok()
+                        .and_then(|t| t.trim().parse::<i64>().ok())
+                };
                 offset.store(fixed + read().unwrap_or(0), Ordering::Relaxed);
                 std::thread::spawn(move || loop {
                     std::thread::sleep(Duration::from_millis(50));
@@ -35,7 +42,10 @@ fn offset_ms() -> i64 {
 
 /// Milliseconds since the Unix epoch on this node's (possibly shifted) clock.
 pub fn now_ms() -> i64 {
-    let real = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    let real = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
     real + offset_ms()
 }
 
@@ -45,7 +55,10 @@ pub fn now_ms() -> i64 {
 /// hypervisor that freezes a guest's clocks while it is paused defeats
 /// every clock inside the guest, this one too.)
 pub fn since_boot() -> Duration {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime writes the timespec we own; CLOCK_BOOTTIME is
     // always present on Linux ≥ 2.6.39.
     let r = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
@@ -64,7 +77,11 @@ const CURRENT: Duration = Duration::from_secs(5);
 /// size of a step (an NTP jump, an operator's `date -s`).
 fn wall_minus_mono() -> i64 {
     static START: OnceLock<std::time::Instant> = OnceLock::new();
-    now_ms() - START.get_or_init(std::time::Instant::now).elapsed().as_millis() as i64
+    now_ms()
+        - START
+            .get_or_init(std::time::Instant::now)
+            .elapsed()
+            .as_millis() as i64
 }
 
 /// One peer's clock offset as last observed.
@@ -99,7 +116,14 @@ impl PeerClocks {
     }
 
     fn record(&self, peer: NodeId, offset: i64) {
-        self.record_at(peer, Observed { offset, base: wall_minus_mono(), at: std::time::Instant::now() });
+        self.record_at(
+            peer,
+            Observed {
+                offset,
+                base: wall_minus_mono(),
+                at: std::time::Instant::now(),
+            },
+        );
     }
 
     fn record_at(&self, peer: NodeId, o: Observed) {
@@ -108,7 +132,9 @@ impl PeerClocks {
 
     /// How long since `peer` was last heard from (`None`: never).
     pub fn silent_for(&self, peer: NodeId) -> Option<std::time::Duration> {
-        crate::lock::lock(&self.seen).get(&peer).map(|o| o.at.elapsed())
+        crate::lock::lock(&self.seen)
+            .get(&peer)
+            .map(|o| o.at.elapsed())
     }
 
     /// Our clock against the median of the cluster's (ours counted as 0):
@@ -128,8 +154,11 @@ impl PeerClocks {
 
     fn skew_with_base(&self, base_now: i64) -> i64 {
         let seen = crate::lock::lock(&self.seen).clone();
-        let mut all: Vec<i64> =
-            seen.values().filter(|o| o.at.elapsed() < CURRENT).map(|o| o.offset - (base_now - o.base)).collect();
+        let mut all: Vec<i64> = seen
+            .values()
+            .filter(|o| o.at.elapsed() < CURRENT)
+            .map(|o| o.offset - (base_now - o.base))
+            .collect();
         all.push(0);
         all.sort_unstable();
         -all[all.len() / 2]
@@ -156,11 +185,27 @@ mod tests {
     #[test]
     fn peers_not_heard_from_lately_do_not_count() {
         let c = PeerClocks::default();
-        let long_ago = std::time::Instant::now().checked_sub(Duration::from_secs(60)).expect("the clock is past a minute");
+        let long_ago = std::time::Instant::now()
+            .checked_sub(Duration::from_secs(60))
+            .expect("the clock is past a minute");
         // Two removed nodes agreed with us a minute ago; the two live ones
         // say we run 30 s ahead now.
-        c.record_at(4, Observed { offset: 0, base: wall_minus_mono(), at: long_ago });
-        c.record_at(5, Observed { offset: 0, base: wall_minus_mono(), at: long_ago });
+        c.record_at(
+            4,
+            Observed {
+                offset: 0,
+                base: wall_minus_mono(),
+                at: long_ago,
+            },
+        );
+        c.record_at(
+            5,
+            Observed {
+                offset: 0,
+                base: wall_minus_mono(),
+                at: long_ago,
+            },
+        );
         c.observe_request(2, 1000 - 30_000, 1000);
         c.observe_request(3, 1000 - 30_000, 1000);
         assert_eq!(c.skew_ms(), 30_000);
@@ -170,8 +215,22 @@ mod tests {
     fn a_step_of_our_own_clock_shows_before_any_peer_replies() {
         let c = PeerClocks::default();
         let now = std::time::Instant::now();
-        c.record_at(2, Observed { offset: 0, base: 1_000, at: now });
-        c.record_at(3, Observed { offset: 0, base: 1_000, at: now });
+        c.record_at(
+            2,
+            Observed {
+                offset: 0,
+                base: 1_000,
+                at: now,
+            },
+        );
+        c.record_at(
+            3,
+            Observed {
+                offset: 0,
+                base: 1_000,
+                at: now,
+            },
+        );
         assert_eq!(c.skew_with_base(1_000), 0);
         // Our wall clock has jumped 30 s ahead of the monotonic clock since.
         assert_eq!(c.skew_with_base(31_000), 30_000);

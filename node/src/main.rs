@@ -41,11 +41,19 @@ async fn main() {
         }
         None => {}
     }
-    let default = if args.debug { "info,ninep=debug" } else { "info" };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
+    let default = if args.debug {
+        "info,ninep=debug"
+    } else {
+        "info"
+    };
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
     // Colour only on a terminal: journald and log files get plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let log = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    let log = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     match args.log_format {
         node::cli::LogFormat::Json => log.json().init(),
         node::cli::LogFormat::Text => log.init(),
@@ -71,16 +79,31 @@ async fn run(args: Args) -> anyhow::Result<()> {
         warn!(%fs_addr, "9P listens beyond loopback: anyone who reaches it can run commands as this user");
     }
     let http_listener = match args.http_listen_addr() {
-        Some(a) => Some(tokio::net::TcpListener::bind(&a).await.map_err(|e| anyhow::anyhow!("cannot listen on --http-addr {a}: {e}"))?),
+        Some(a) => Some(
+            tokio::net::TcpListener::bind(&a)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on --http-addr {a}: {e}"))?,
+        ),
         None => None,
     };
     let metrics_listener = match &args.metrics_addr {
-        Some(a) => Some(tokio::net::TcpListener::bind(a).await.map_err(|e| anyhow::anyhow!("cannot listen on --metrics-addr {a}: {e}"))?),
+        Some(a) => Some(
+            tokio::net::TcpListener::bind(a)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on --metrics-addr {a}: {e}"))?,
+        ),
         None => None,
     };
     let node = Node::start(config, raft_listener).await?;
     let metrics = node.executor.metrics.clone();
-    let metrics_task = metrics_listener.map(|l| tokio::spawn(node::metrics::serve(l, metrics.clone(), node.raft.clone(), node.db.clone())));
+    let metrics_task = metrics_listener.map(|l| {
+        tokio::spawn(node::metrics::serve(
+            l,
+            metrics.clone(),
+            node.raft.clone(),
+            node.db.clone(),
+        ))
+    });
     let mut fs = node.tree();
     fs.linearizable = args.linearizable_reads;
     fs.read_only = args.read_only;
@@ -98,7 +121,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
             let shutdown = async {
                 let _ = http_stopped.await;
             };
-            Some(tokio::spawn(node::http::serve(l, fs.clone(), guard, args.max_write, shutdown)))
+            Some(tokio::spawn(node::http::serve(
+                l,
+                fs.clone(),
+                guard,
+                args.max_write,
+                shutdown,
+            )))
         }
         None => None,
     };
@@ -132,7 +161,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         node.shutdown().await;
     };
-    if tokio::time::timeout(Duration::from_secs(10), drain).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(10), drain)
+        .await
+        .is_err()
+    {
         error!("shutdown took longer than 10 s; exiting anyway");
     }
     outcome

@@ -70,7 +70,12 @@ where
     }
     let secs = start.elapsed().as_secs_f64();
     all.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    Load { ops: all.len(), errors, secs, latencies_ms: all }
+    Load {
+        ops: all.len(),
+        errors,
+        secs,
+        latencies_ms: all,
+    }
 }
 
 /// The disk's floor for a durable commit: 4 KiB write + fdatasync, p50 in ms.
@@ -93,7 +98,6 @@ pub fn fsync_p50_ms() -> f64 {
 pub fn figure(name: &str, value: f64, unit: &str) {
     println!("figure {name} {value:.3} {unit}");
 }
-
 
 /// The `p` quantile (0..=1) of sorted values.
 pub fn quantile(sorted: &[f64], p: f64) -> f64 {
@@ -135,7 +139,13 @@ pub fn wal_mib(db: &std::path::Path) -> f64 {
 /// nodes from the leader on, each worker taking every `workers`-th job.
 /// `spec(i)` is job i's name, its `SCHEDULE:CMD`, and whether to start it.
 /// Returns the connections for further use.
-pub async fn create_jobs<S>(c: &crate::cluster::Cluster, leader: usize, workers: usize, jobs: usize, spec: S) -> anyhow::Result<Arc<Vec<ninep::client::Client>>>
+pub async fn create_jobs<S>(
+    c: &crate::cluster::Cluster,
+    leader: usize,
+    workers: usize,
+    jobs: usize,
+    spec: S,
+) -> anyhow::Result<Arc<Vec<ninep::client::Client>>>
 where
     S: Fn(usize) -> (String, String, bool) + Send + Sync + 'static,
 {
@@ -151,9 +161,13 @@ where
             tokio::spawn(async move {
                 for i in (w..jobs).step_by(workers) {
                     let (name, rest, start) = spec(i);
-                    conns[w].write("clone", format!("{name}:{rest}").as_bytes()).await?;
+                    conns[w]
+                        .write("clone", format!("{name}:{rest}").as_bytes())
+                        .await?;
                     if start {
-                        conns[w].write(&format!("jobs/{name}/ctl"), b"start").await?;
+                        conns[w]
+                            .write(&format!("jobs/{name}/ctl"), b"start")
+                            .await?;
                     }
                 }
                 Ok::<_, ninep::client::ClientError>(())

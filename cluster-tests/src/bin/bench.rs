@@ -45,11 +45,17 @@ struct Args {
     seed: u64,
 }
 
-const ALL: [&str; 7] = ["create", "lateness", "herd", "failover", "scale", "serve9p", "growth"];
+const ALL: [&str; 7] = [
+    "create", "lateness", "herd", "failover", "scale", "serve9p", "growth",
+];
 
 /// `--jobs`, or the benchmark's own default.
 fn jobs_or(args: &Args, default: &[usize]) -> Vec<usize> {
-    if args.jobs.is_empty() { default.to_vec() } else { args.jobs.clone() }
+    if args.jobs.is_empty() {
+        default.to_vec()
+    } else {
+        args.jobs.clone()
+    }
 }
 
 /// Runs benchmark `name`; `all` picks shorter defaults so the suite takes
@@ -58,11 +64,31 @@ async fn one(name: &str, args: &Args, all: bool) -> anyhow::Result<()> {
     match name {
         "create" => bench::create::run(&args.clients, args.seconds).await,
         "serve9p" => bench::serve9p::run(args.seconds).await,
-        "lateness" => bench::lateness::run(&jobs_or(args, &[50, 250, 1000]), args.window.unwrap_or(if all { 30 } else { 60 })).await,
-        "herd" => bench::herd::run(&jobs_or(args, if all { &[500, 2000] } else { &[500, 2000, 10_000] })).await,
-        "failover" => bench::failover::run(args.kills.unwrap_or(if all { 10 } else { 20 }), args.seed).await,
+        "lateness" => {
+            bench::lateness::run(
+                &jobs_or(args, &[50, 250, 1000]),
+                args.window.unwrap_or(if all { 30 } else { 60 }),
+            )
+            .await
+        }
+        "herd" => {
+            bench::herd::run(&jobs_or(
+                args,
+                if all {
+                    &[500, 2000]
+                } else {
+                    &[500, 2000, 10_000]
+                },
+            ))
+            .await
+        }
+        "failover" => {
+            bench::failover::run(args.kills.unwrap_or(if all { 10 } else { 20 }), args.seed).await
+        }
         "scale" => bench::scale::run(args.scale_jobs).await,
-        "growth" => bench::growth::run(args.growth_jobs, args.growth_minutes, args.growth_log_bytes).await,
+        "growth" => {
+            bench::growth::run(args.growth_jobs, args.growth_minutes, args.growth_log_bytes).await
+        }
         b => anyhow::bail!("unknown benchmark {b:?}; one of {} or all", ALL.join(", ")),
     }
 }
@@ -71,7 +97,10 @@ async fn one(name: &str, args: &Args, all: bool) -> anyhow::Result<()> {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let cmdline: Vec<String> = std::env::args().skip(1).collect();
-    println!("reproduce: cargo run --release -p cluster-tests --bin bench -- {}", cmdline.join(" "));
+    println!(
+        "reproduce: cargo run --release -p cluster-tests --bin bench -- {}",
+        cmdline.join(" ")
+    );
     if args.bench != "all" {
         return one(&args.bench, &args, false).await;
     }

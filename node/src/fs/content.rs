@@ -19,7 +19,11 @@ pub fn next_time(job: &Job, now_ms: i64) -> Option<DateTime<Utc>> {
 /// `schedule`: the expression, then the next time when started.
 pub fn schedule(job: &Job, now_ms: i64) -> String {
     match next_time(job, now_ms) {
-        Some(t) => format!("{}\n{}\n", job.schedule, t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        Some(t) => format!(
+            "{}\n{}\n",
+            job.schedule,
+            t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ),
         None => format!("{}\n", job.schedule),
     }
 }
@@ -34,7 +38,10 @@ pub fn cmd(job: &Job) -> String {
 
 /// A job's `ctl`: one `key value` per line.
 pub fn job_ctl(job: &Job, now_ms: i64) -> String {
-    let next = next_time(job, now_ms).map_or_else(|| "-".into(), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    let next = next_time(job, now_ms).map_or_else(
+        || "-".into(),
+        |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    );
     let state = if job.started { "started" } else { "stopped" };
     let armed = job.armed_at_ms.map_or_else(|| "-".into(), rfc3339_secs);
     let last_start = job.last_start_ms.map_or_else(|| "-".into(), rfc3339_secs);
@@ -44,14 +51,28 @@ pub fn job_ctl(job: &Job, now_ms: i64) -> String {
         None => job.catchup.to_string(),
     };
     let timeout = job.timeout_ms.map_or_else(|| "off".into(), duration_text);
-    let deadline = job.deadline_ms.map_or_else(|| "default".into(), duration_text);
+    let deadline = job
+        .deadline_ms
+        .map_or_else(|| "default".into(), duration_text);
     let spread = job.spread_ms.map_or_else(|| "off".into(), duration_text);
-    let retry = job.retry.map_or_else(|| "off".into(), |r| format!("{} {}", r.retries, duration_text(r.backoff_ms)));
+    let retry = job.retry.map_or_else(
+        || "off".into(),
+        |r| format!("{} {}", r.retries, duration_text(r.backoff_ms)),
+    );
     let onlost = job.onlost;
     let pending = job.retry_pending;
     let retry_pending = pending.map_or_else(|| "-".into(), |p| rfc3339_secs(p.scheduled_ms));
     let retry_at = pending.map_or_else(|| "-".into(), |p| rfc3339_secs(p.at_ms));
-    let attempt = pending.map_or_else(|| "-".into(), |p| format!("{}/{}", p.attempt, crate::state::retry::attempts_for(job, p.lost)));
+    let attempt = pending.map_or_else(
+        || "-".into(),
+        |p| {
+            format!(
+                "{}/{}",
+                p.attempt,
+                crate::state::retry::attempts_for(job, p.lost)
+            )
+        },
+    );
     format!(
         "state {state}\nnext {next}\nlast-start {last_start}\nlast-status {}\nruns {}\nfailures {}\nskipped {}\ntz {}\n\
          overlap {overlap}\ncatchup {catchup}\ntimeout {timeout}\ndeadline {deadline}\nspread {spread}\nretry {retry}\nonlost {onlost}\n\
@@ -72,7 +93,14 @@ pub fn runs(runs: &[crate::state::run::Run]) -> String {
         .map(|r| {
             let trigger = r.trigger;
             let status = crate::state::run::status_text(&r.status);
-            format!("{} {} {trigger} {} {} {} {status}\n", r.id, rfc3339_millis(r.scheduled_ms), r.node, opt(r.start_ms), opt(r.end_ms))
+            format!(
+                "{} {} {trigger} {} {} {} {status}\n",
+                r.id,
+                rfc3339_millis(r.scheduled_ms),
+                r.node,
+                opt(r.start_ms),
+                opt(r.end_ms)
+            )
         })
         .collect()
 }
@@ -143,14 +171,20 @@ mod tests {
     fn schedule_shows_the_expression_first_and_next_only_when_started() {
         let now = 1_392_133_353_000; // 2014-02-11T15:42:33Z
         assert_eq!(schedule(&job(false), now), "0 0/5 * * * ? *\n");
-        assert_eq!(schedule(&job(true), now), "0 0/5 * * * ? *\n2014-02-11T15:45:00Z\n");
+        assert_eq!(
+            schedule(&job(true), now),
+            "0 0/5 * * * ? *\n2014-02-11T15:45:00Z\n"
+        );
         assert_eq!(cmd(&job(true)), "echo hello world\n");
     }
 
     #[test]
     fn job_ctl_is_key_value_lines() {
         let text = job_ctl(&job(true), 1_392_133_353_000);
-        assert!(text.starts_with("state started\nnext 2014-02-11T15:45:00Z\n"), "{text}");
+        assert!(
+            text.starts_with("state started\nnext 2014-02-11T15:45:00Z\n"),
+            "{text}"
+        );
         assert!(text.lines().all(|l| l.split_once(' ').is_some()));
     }
 }

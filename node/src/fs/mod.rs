@@ -25,7 +25,7 @@ use crate::store::state_machine::StateMachine;
 use crate::types::Raft;
 use crate::write::Writer;
 use input::{ClusterVerb, Verb};
-use path::{JobFile, Entry};
+use path::{Entry, JobFile};
 
 /// Largest single write accepted, by default (`--max-write`).
 pub const MAX_WRITE: usize = 64 << 10;
@@ -56,7 +56,10 @@ impl Clone for Fid {
 
 impl Fid {
     fn new(entry: Entry) -> Fid {
-        Fid { entry, state: Arc::default() }
+        Fid {
+            entry,
+            state: Arc::default(),
+        }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, FidState> {
@@ -90,14 +93,20 @@ impl JobFs {
     fn job(&self, name: &str, incarnation: u64) -> Result<Arc<Job>> {
         match self.sm.job(name).map_err(errors::from_store)? {
             Some(j) if j.incarnation == incarnation => Ok(j),
-            Some(_) => Err(Error::new(errno::ENOENT, format!("job {name} was deleted (a new one has its name)"))),
+            Some(_) => Err(Error::new(
+                errno::ENOENT,
+                format!("job {name} was deleted (a new one has its name)"),
+            )),
             None => Err(errors::no_job(name)),
         }
     }
 
     fn writable(&self) -> Result<()> {
         if self.read_only {
-            return Err(Error::new(errno::EROFS, "this listener is read-only (--read-only)"));
+            return Err(Error::new(
+                errno::EROFS,
+                "this listener is read-only (--read-only)",
+            ));
         }
         Ok(())
     }
@@ -116,7 +125,10 @@ impl JobFs {
 
     fn stat_of(&self, entry: &Entry) -> Result<Stat> {
         let job = match entry {
-            Entry::Job { name, incarnation } | Entry::File { name, incarnation, .. } => Some(self.job(name, *incarnation)?),
+            Entry::Job { name, incarnation }
+            | Entry::File {
+                name, incarnation, ..
+            } => Some(self.job(name, *incarnation)?),
             _ => None,
         };
         Ok(stat_from(entry, job.as_deref()))
@@ -128,11 +140,14 @@ impl JobFs {
         let members: Vec<u64> = membership.voter_ids().collect();
         let learners: Vec<u64> = membership.learner_ids().collect();
         let leader_fsaddr = match m.current_leader {
-            Some(l) => state::load_node(&self.sm, l).map_err(errors::from_store)?.map(|n| n.fs_addr),
+            Some(l) => state::load_node(&self.sm, l)
+                .map_err(errors::from_store)?
+                .map(|n| n.fs_addr),
             None => None,
         };
         let (applied, digest) = self.sm.digest().map_err(errors::from_store)?;
-        let commit = crate::store::committed_index(&self.db).map_err(|e| Error::new(errno::EIO, e.to_string()))?;
+        let commit = crate::store::committed_index(&self.db)
+            .map_err(|e| Error::new(errno::EIO, e.to_string()))?;
         Ok(content::ClusterStatus {
             id: self.id,
             leader: m.current_leader,
@@ -156,9 +171,18 @@ impl JobFs {
     fn generate(&self, fid: &Fid) -> Result<Vec<u8>> {
         let now = now_ms();
         let text = match &fid.entry {
-            Entry::Clone => fid.state().created.as_ref().map(|n| format!("{n}\n")).unwrap_or_default(),
+            Entry::Clone => fid
+                .state()
+                .created
+                .as_ref()
+                .map(|n| format!("{n}\n"))
+                .unwrap_or_default(),
             Entry::Ctl => content::cluster_ctl(&self.cluster_status()?),
-            Entry::File { name, incarnation, file } => {
+            Entry::File {
+                name,
+                incarnation,
+                file,
+            } => {
                 let job = self.job(name, *incarnation)?;
                 match file {
                     JobFile::Ctl => content::job_ctl(&job, now),
@@ -167,7 +191,9 @@ impl JobFs {
                     JobFile::Runs => {
                         let mut runs = vec![];
                         for id in &job.recent_runs {
-                            if let Some(r) = state::run::load_run(&self.sm, job.incarnation, *id).map_err(errors::from_store)? {
+                            if let Some(r) = state::run::load_run(&self.sm, job.incarnation, *id)
+                                .map_err(errors::from_store)?
+                            {
                                 runs.push(r);
                             }
                         }
@@ -189,28 +215,64 @@ impl JobFs {
             let cmd = match verb {
                 Verb::Spread(spread_ms) => {
                     if let Some(spread) = spread_ms {
-                        crate::times::check_spread(spread, &job.schedule, &job.tz, at_ms).map_err(errors::invalid)?;
+                        crate::times::check_spread(spread, &job.schedule, &job.tz, at_ms)
+                            .map_err(errors::invalid)?;
                     }
-                    Command::SetPolicy { name: name.into(), policy: crate::command::Policy::Spread { spread_ms, at_ms }, at_ms }
+                    Command::SetPolicy {
+                        name: name.into(),
+                        policy: crate::command::Policy::Spread { spread_ms, at_ms },
+                        at_ms,
+                    }
                 }
-                Verb::Start => Command::StartJob { name: name.into(), at_ms },
-                Verb::Stop => Command::StopJob { name: name.into(), at_ms },
+                Verb::Start => Command::StartJob {
+                    name: name.into(),
+                    at_ms,
+                },
+                Verb::Stop => Command::StopJob {
+                    name: name.into(),
+                    at_ms,
+                },
                 Verb::Delete => Command::DeleteJob { name: name.into() },
                 Verb::Tz(tz) => {
                     // A zone can shorten the period (a day is 23 hours when
                     // the clocks go forward): the spread must still fit.
                     if let Some(spread) = job.spread_ms {
-                        let why = |e: String| errors::invalid(format!("{e} in {tz}; set a shorter spread (or spread off) first"));
-                        crate::times::check_spread(spread, &job.schedule, &tz, at_ms).map_err(why)?;
+                        let why = |e: String| {
+                            errors::invalid(format!(
+                                "{e} in {tz}; set a shorter spread (or spread off) first"
+                            ))
+                        };
+                        crate::times::check_spread(spread, &job.schedule, &tz, at_ms)
+                            .map_err(why)?;
                     }
-                    Command::SetTz { name: name.into(), tz, at_ms }
+                    Command::SetTz {
+                        name: name.into(),
+                        tz,
+                        at_ms,
+                    }
                 }
-                Verb::Policy(policy) => Command::SetPolicy { name: name.into(), policy, at_ms },
-                Verb::Kill => Command::KillRuns { name: name.into(), incarnation, at_ms },
+                Verb::Policy(policy) => Command::SetPolicy {
+                    name: name.into(),
+                    policy,
+                    at_ms,
+                },
+                Verb::Kill => Command::KillRuns {
+                    name: name.into(),
+                    incarnation,
+                    at_ms,
+                },
                 Verb::Run { force } => {
                     // A manual run is carried out by the node that took it.
-                    let fence = crate::leadership::manual_run_fence(&self.raft, self.id, self.incarnation);
-                    Command::RunNow { name: name.into(), incarnation, fence, at_ms, force, claims: true }
+                    let fence =
+                        crate::leadership::manual_run_fence(&self.raft, self.id, self.incarnation);
+                    Command::RunNow {
+                        name: name.into(),
+                        incarnation,
+                        fence,
+                        at_ms,
+                        force,
+                        claims: true,
+                    }
                 }
             };
             let manual_fence = match &cmd {
@@ -219,7 +281,10 @@ impl JobFs {
             };
             let resp = self.write_cmd(cmd, name).await?;
             if resp == Response::SkippedForOverlap {
-                return Err(Error::new(errno::EBUSY, format!("job {name} is running and its overlap policy is skip; use run force")));
+                return Err(Error::new(
+                    errno::EBUSY,
+                    format!("job {name} is running and its overlap policy is skip; use run force"),
+                ));
             }
             if let (Response::Accepted { run_id }, Some(fence)) = (resp, manual_fence) {
                 let order = crate::sched::executor::RunOrder {
@@ -245,11 +310,18 @@ impl JobFs {
     /// acknowledged before it, wherever it was made).
     async fn backup(&self) -> Result<()> {
         self.writer.linearize().await.map_err(errors::from_write)?;
-        let applied = self.raft.metrics().borrow().last_applied.map_or(0, |l| l.index);
+        let applied = self
+            .raft
+            .metrics()
+            .borrow()
+            .last_applied
+            .map_or(0, |l| l.index);
         let (db, dbdir, at_ms) = (self.db.clone(), self.dbdir.clone(), now_ms());
-        let made = tokio::task::spawn_blocking(move || crate::store::backup::checkpoint(&db, &dbdir, applied, at_ms))
-            .await
-            .map_err(|e| Error::new(errno::EIO, format!("backup task failed: {e}")))?;
+        let made = tokio::task::spawn_blocking(move || {
+            crate::store::backup::checkpoint(&db, &dbdir, applied, at_ms)
+        })
+        .await
+        .map_err(|e| Error::new(errno::EIO, format!("backup task failed: {e}")))?;
         let dir = made.map_err(|e| Error::new(errno::EIO, e.to_string()))?;
         tracing::info!(dir = %dir.display(), applied, "backup taken");
         Ok(())
@@ -268,20 +340,35 @@ impl JobFs {
                 }
                 ClusterVerb::Promote { id } => {
                     self.change_membership("the membership change", async move {
-                        raft.change_membership(openraft::ChangeMembers::AddVoterIds([id].into()), false).await.map(drop)
+                        raft.change_membership(
+                            openraft::ChangeMembers::AddVoterIds([id].into()),
+                            false,
+                        )
+                        .await
+                        .map(drop)
                     })
                     .await?;
                 }
                 ClusterVerb::Remove { id } => {
                     self.change_membership("the membership change", async move {
-                        raft.change_membership(openraft::ChangeMembers::RemoveVoters([id].into()), false).await?;
-                        raft.change_membership(openraft::ChangeMembers::RemoveNodes([id].into()), false).await.map(drop)
+                        raft.change_membership(
+                            openraft::ChangeMembers::RemoveVoters([id].into()),
+                            false,
+                        )
+                        .await?;
+                        raft.change_membership(
+                            openraft::ChangeMembers::RemoveNodes([id].into()),
+                            false,
+                        )
+                        .await
+                        .map(drop)
                     })
                     .await?;
                 }
                 ClusterVerb::Backup => self.backup().await?,
                 ClusterVerb::Limit { name, value } => {
-                    self.write_cmd(Command::SetLimit { name, value }, "").await?;
+                    self.write_cmd(Command::SetLimit { name, value }, "")
+                        .await?;
                 }
             }
         }
@@ -301,13 +388,24 @@ impl JobFs {
     async fn change_membership(
         &self,
         what: &str,
-        change: impl std::future::Future<Output = std::result::Result<(), crate::propose::RaftWriteError>> + Send + 'static,
+        change: impl std::future::Future<Output = std::result::Result<(), crate::propose::RaftWriteError>>
+            + Send
+            + 'static,
     ) -> Result<()> {
         let bound = self.writer.timeout();
         match tokio::time::timeout(bound, tokio::spawn(change)).await {
-            Err(_) => Err(Error::new(errno::ETIMEDOUT, format!("{what} did not finish within {} ms; it may still (see /ctl)", bound.as_millis()))),
+            Err(_) => Err(Error::new(
+                errno::ETIMEDOUT,
+                format!(
+                    "{what} did not finish within {} ms; it may still (see /ctl)",
+                    bound.as_millis()
+                ),
+            )),
             Ok(Err(e)) => Err(Error::new(errno::EIO, format!("{what} failed: {e}"))),
-            Ok(Ok(Err(e))) => Err(Error::new(errno::EAGAIN, format!("{e}; write membership commands to the leader's /ctl"))),
+            Ok(Ok(Err(e))) => Err(Error::new(
+                errno::EAGAIN,
+                format!("{e}; write membership commands to the leader's /ctl"),
+            )),
             Ok(Ok(Ok(()))) => Ok(()),
         }
     }
@@ -319,7 +417,12 @@ fn stat_from(entry: &Entry, job: Option<&Job>) -> Stat {
     let qid = entry.qid();
     let mtime = job.map_or(0, |j| secs(j.created_at_ms));
     let length = match (entry, job) {
-        (Entry::File { file: JobFile::Log, .. }, Some(j)) => j.log_end,
+        (
+            Entry::File {
+                file: JobFile::Log, ..
+            },
+            Some(j),
+        ) => j.log_end,
         _ => 0,
     };
     let dir = if qid.is_dir() { DMDIR } else { 0 };
@@ -343,7 +446,9 @@ fn secs(ms: i64) -> u32 {
 
 fn whole(offset: u64, what: &str) -> Result<()> {
     if offset != 0 {
-        return Err(errors::invalid(format!("writes to {what} must be whole (offset 0), not at offset {offset}")));
+        return Err(errors::invalid(format!(
+            "writes to {what} must be whole (offset 0), not at offset {offset}"
+        )));
     }
     Ok(())
 }
@@ -362,14 +467,25 @@ impl Filesystem for JobFs {
             (Entry::Root, "clone") => Entry::Clone,
             (Entry::Root, "ctl") => Entry::Ctl,
             (Entry::Root, "jobs") => Entry::Jobs,
-            (Entry::Jobs, name) => match self.linearize().await.and_then(|()| self.sm.job(name).map_err(errors::from_store))? {
-                Some(job) => Entry::Job { name: job.name.clone(), incarnation: job.incarnation },
+            (Entry::Jobs, name) => match self
+                .linearize()
+                .await
+                .and_then(|()| self.sm.job(name).map_err(errors::from_store))?
+            {
+                Some(job) => Entry::Job {
+                    name: job.name.clone(),
+                    incarnation: job.incarnation,
+                },
                 None => return Err(errors::no_job(name)),
             },
             (Entry::Job { name, incarnation }, file) => {
                 self.job(name, *incarnation)?;
                 let file = JobFile::from_name(file).ok_or_else(Error::not_found)?;
-                Entry::File { name: name.clone(), incarnation: *incarnation, file }
+                Entry::File {
+                    name: name.clone(),
+                    incarnation: *incarnation,
+                    file,
+                }
             }
             _ => return Err(Error::not_found()),
         };
@@ -385,7 +501,11 @@ impl Filesystem for JobFs {
             Entry::Job { name, incarnation } => {
                 self.job(name, *incarnation)?;
             }
-            Entry::File { name, incarnation, file } => {
+            Entry::File {
+                name,
+                incarnation,
+                file,
+            } => {
                 self.job(name, *incarnation)?;
                 if mode.write && !file.writable() {
                     return Err(errors::read_only(file.name()));
@@ -402,14 +522,20 @@ impl Filesystem for JobFs {
         if offset == 0 && fid.entry != Entry::Clone {
             self.linearize().await?;
         }
-        if let Entry::File { name, incarnation, file: JobFile::Log } = &fid.entry {
+        if let Entry::File {
+            name,
+            incarnation,
+            file: JobFile::Log,
+        } = &fid.entry
+        {
             let job = self.job(name, *incarnation)?;
             let mut st = fid.state();
             if offset == 0 {
                 st.log_shift = 0;
             }
             let want = offset + st.log_shift;
-            let (at, bytes) = state::log::read(&self.sm, &job, want, count as usize).map_err(errors::from_store)?;
+            let (at, bytes) = state::log::read(&self.sm, &job, want, count as usize)
+                .map_err(errors::from_store)?;
             // Served from the oldest kept line: later offsets follow on from it.
             st.log_shift += at - want;
             return Ok(bytes);
@@ -441,38 +567,68 @@ impl Filesystem for JobFs {
             Entry::Jobs => {
                 // Each stat from the record the scan just read (not read again).
                 let mut stats = vec![];
-                for (k, v) in self.sm.scan(state::JOB_PREFIX).map_err(errors::from_store)? {
+                for (k, v) in self
+                    .sm
+                    .scan(state::JOB_PREFIX)
+                    .map_err(errors::from_store)?
+                {
                     let job: Job = state::decode(&k, &v).map_err(errors::from_store)?;
-                    let entry = Entry::Job { name: job.name.clone(), incarnation: job.incarnation };
+                    let entry = Entry::Job {
+                        name: job.name.clone(),
+                        incarnation: job.incarnation,
+                    };
                     stats.push(stat_from(&entry, Some(&job)));
                 }
                 return Ok(stats);
             }
             Entry::Job { name, incarnation } => {
                 self.job(name, *incarnation)?;
-                JobFile::ALL.iter().map(|f| Entry::File { name: name.clone(), incarnation: *incarnation, file: *f }).collect()
+                JobFile::ALL
+                    .iter()
+                    .map(|f| Entry::File {
+                        name: name.clone(),
+                        incarnation: *incarnation,
+                        file: *f,
+                    })
+                    .collect()
             }
             _ => return Err(Error::new(errno::ENOTDIR, "not a directory")),
         };
         // A job deleted since the scan is simply left out.
-        Ok(children.iter().filter_map(|n| self.stat_of(n).ok()).collect())
+        Ok(children
+            .iter()
+            .filter_map(|n| self.stat_of(n).ok())
+            .collect())
     }
 
     async fn write(&self, fid: &Fid, offset: u64, data: &[u8]) -> Result<u32> {
         self.writable()?;
         if data.len() > self.max_write {
-            return Err(errors::invalid(format!("write of {} bytes; at most {}", data.len(), self.max_write)));
+            return Err(errors::invalid(format!(
+                "write of {} bytes; at most {}",
+                data.len(),
+                self.max_write
+            )));
         }
         match &fid.entry {
             Entry::Clone => {
                 whole(offset, "clone")?;
                 let req = input::parse_clone(data).map_err(errors::invalid)?;
-                let cmd = Command::CreateJob { name: req.name.clone(), schedule: req.schedule, cmd: req.cmd, at_ms: now_ms() };
+                let cmd = Command::CreateJob {
+                    name: req.name.clone(),
+                    schedule: req.schedule,
+                    cmd: req.cmd,
+                    at_ms: now_ms(),
+                };
                 self.write_cmd(cmd, &req.name).await?;
                 fid.state().created = Some(req.name);
             }
             Entry::Ctl => self.write_cluster_ctl(data).await?,
-            Entry::File { name, incarnation, file } => match file {
+            Entry::File {
+                name,
+                incarnation,
+                file,
+            } => match file {
                 JobFile::Ctl => self.write_job_ctl(name, *incarnation, data).await?,
                 JobFile::Cmd => {
                     whole(offset, "cmd")?;
@@ -481,18 +637,37 @@ impl Filesystem for JobFs {
                     if cmd.trim().is_empty() {
                         return Err(errors::invalid("empty command".into()));
                     }
-                    self.write_cmd(Command::SetCmd { name: name.clone(), cmd: cmd.into() }, name).await?;
+                    self.write_cmd(
+                        Command::SetCmd {
+                            name: name.clone(),
+                            cmd: cmd.into(),
+                        },
+                        name,
+                    )
+                    .await?;
                 }
                 JobFile::Schedule => {
                     whole(offset, "schedule")?;
                     let job = self.job(name, *incarnation)?;
-                    let expr = input::text(data).map_err(errors::invalid)?.trim().to_string();
+                    let expr = input::text(data)
+                        .map_err(errors::invalid)?
+                        .trim()
+                        .to_string();
                     crate::cron::Schedule::parse_new(&expr).map_err(errors::invalid)?;
                     if let Some(spread) = job.spread_ms {
-                        let why = |e: String| errors::invalid(format!("{e}; set a shorter spread (or spread off) first"));
-                        crate::times::check_spread(spread, &expr, &job.tz, now_ms()).map_err(why)?;
+                        let why = |e: String| {
+                            errors::invalid(format!(
+                                "{e}; set a shorter spread (or spread off) first"
+                            ))
+                        };
+                        crate::times::check_spread(spread, &expr, &job.tz, now_ms())
+                            .map_err(why)?;
                     }
-                    let cmd = Command::SetSchedule { name: name.clone(), schedule: expr, at_ms: now_ms() };
+                    let cmd = Command::SetSchedule {
+                        name: name.clone(),
+                        schedule: expr,
+                        at_ms: now_ms(),
+                    };
                     self.write_cmd(cmd, name).await?;
                 }
                 JobFile::Log | JobFile::Runs => return Err(errors::read_only(file.name())),
@@ -504,18 +679,39 @@ impl Filesystem for JobFs {
 
     /// `mkdir jobs/NAME`: an empty, stopped job whose cmd and schedule are
     /// written next.
-    async fn create(&self, dir: &Fid, name: &str, perm: u32, _mode: OpenMode) -> Result<(Fid, Qid)> {
+    async fn create(
+        &self,
+        dir: &Fid,
+        name: &str,
+        perm: u32,
+        _mode: OpenMode,
+    ) -> Result<(Fid, Qid)> {
         self.writable()?;
         if dir.entry != Entry::Jobs || perm & DMDIR == 0 {
-            return Err(errors::not_permitted(format!("cannot create {name} here; create jobs with mkdir in /jobs or by writing /clone")));
+            return Err(errors::not_permitted(format!(
+                "cannot create {name} here; create jobs with mkdir in /jobs or by writing /clone"
+            )));
         }
         input::check_name(name).map_err(errors::invalid)?;
-        let cmd = Command::CreateJob { name: name.into(), schedule: String::new(), cmd: String::new(), at_ms: now_ms() };
+        let cmd = Command::CreateJob {
+            name: name.into(),
+            schedule: String::new(),
+            cmd: String::new(),
+            at_ms: now_ms(),
+        };
         let incarnation = match self.write_cmd(cmd, name).await? {
             Response::Created { incarnation } => incarnation,
-            other => return Err(Error::new(errno::EIO, format!("unexpected answer {other:?}"))),
+            other => {
+                return Err(Error::new(
+                    errno::EIO,
+                    format!("unexpected answer {other:?}"),
+                ))
+            }
         };
-        let entry = Entry::Job { name: name.into(), incarnation };
+        let entry = Entry::Job {
+            name: name.into(),
+            incarnation,
+        };
         let qid = entry.qid();
         Ok((Fid::new(entry), qid))
     }
@@ -527,10 +723,15 @@ impl Filesystem for JobFs {
         match &fid.entry {
             Entry::Job { name, incarnation } => {
                 self.job(name, *incarnation)?;
-                self.write_cmd(Command::DeleteJob { name: name.clone() }, name).await.map(|_| ())
+                self.write_cmd(Command::DeleteJob { name: name.clone() }, name)
+                    .await
+                    .map(|_| ())
             }
             Entry::File { .. } => Ok(()),
-            n => Err(errors::not_permitted(format!("{} cannot be removed", n.name()))),
+            n => Err(errors::not_permitted(format!(
+                "{} cannot be removed",
+                n.name()
+            ))),
         }
     }
 

@@ -20,30 +20,62 @@ pub struct Guard {
 }
 
 impl Guard {
+    /// Everything a request to the tree must pass: `check_origin`, then
+    /// the token its method needs.
     pub fn check(&self, req: &Parts) -> Result<(), Response> {
+        self.check_origin(req)?;
+        self.check_token(req)
+    }
+
+    /// Host, Origin and `Sec-Fetch-Site` only: what the dashboard's own
+    /// page, script and style (no data, the same in every binary) need;
+    /// the page then asks for a token if the tree wants one.
+    pub fn check_origin(&self, req: &Parts) -> Result<(), Response> {
         // HTTP/1.1 requires Host; every browser sends it.
         let Some(host) = req.headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
-            return Err(refusal(StatusCode::BAD_REQUEST, "a request needs a Host header"));
+            return Err(refusal(
+                StatusCode::BAD_REQUEST,
+                "a request needs a Host header",
+            ));
         };
         if !self.host_allowed(host) {
-            let why = format!("host {host:?} is not one of this node's names; add it with --http-hosts");
+            let why =
+                format!("host {host:?} is not one of this node's names; add it with --http-hosts");
             return Err(refusal(StatusCode::FORBIDDEN, &why));
         }
         let reads = matches!(req.method, Method::GET | Method::HEAD);
         if let Some(origin) = req.headers.get(header::ORIGIN) {
             // A browser names the page's origin; only a page this node
             // served (same scheme-less authority as Host) may drive it.
-            let same = origin.to_str().ok().and_then(|o| o.split_once("://")).is_some_and(|(_, authority)| authority == host);
+            let same = origin
+                .to_str()
+                .ok()
+                .and_then(|o| o.split_once("://"))
+                .is_some_and(|(_, authority)| authority == host);
             if !same {
-                return Err(refusal(StatusCode::FORBIDDEN, "a request from a page on another origin is refused"));
+                return Err(refusal(
+                    StatusCode::FORBIDDEN,
+                    "a request from a page on another origin is refused",
+                ));
             }
         }
         // Browsers that leave Origin out of a form's POST still say where
         // the request comes from.
-        let cross_site = req.headers.get("sec-fetch-site").is_some_and(|v| v.as_bytes() == b"cross-site");
+        let cross_site = req
+            .headers
+            .get("sec-fetch-site")
+            .is_some_and(|v| v.as_bytes() == b"cross-site");
         if cross_site && !reads {
-            return Err(refusal(StatusCode::FORBIDDEN, "a request from a page on another site is refused"));
+            return Err(refusal(
+                StatusCode::FORBIDDEN,
+                "a request from a page on another site is refused",
+            ));
         }
+        Ok(())
+    }
+
+    fn check_token(&self, req: &Parts) -> Result<(), Response> {
+        let reads = matches!(req.method, Method::GET | Method::HEAD);
         let needed: Vec<&str> = match (reads, &self.token, &self.read_token) {
             (false, Some(t), _) => vec![t],
             (true, Some(t), Some(r)) => vec![t, r],
@@ -52,13 +84,23 @@ impl Guard {
         if needed.is_empty() {
             return Ok(());
         }
-        let given = req.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        let given = req
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
         if given.is_some_and(|g| needed.iter().any(|t| same_token(g, t))) {
             return Ok(());
         }
         let what = if reads { "reads" } else { "changes" };
-        let mut r = refusal(StatusCode::UNAUTHORIZED, &format!("{what} need Authorization: Bearer TOKEN (--http-token)"));
-        r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"jobd\""));
+        let mut r = refusal(
+            StatusCode::UNAUTHORIZED,
+            &format!("{what} need Authorization: Bearer TOKEN (--http-token)"),
+        );
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"jobd\""),
+        );
         Err(r)
     }
 
@@ -66,12 +108,22 @@ impl Guard {
         // `[::1]:8080`, `127.0.0.1:8080`, `name:8080`, each port optional.
         let port_ok = |p: Option<&str>| p.is_none_or(|p| p.parse::<u16>().is_ok());
         if let Some(rest) = host.strip_prefix('[') {
-            let Some((addr, after)) = rest.split_once(']') else { return false };
-            let port = if after.is_empty() { Some(None) } else { after.strip_prefix(':').map(Some) };
+            let Some((addr, after)) = rest.split_once(']') else {
+                return false;
+            };
+            let port = if after.is_empty() {
+                Some(None)
+            } else {
+                after.strip_prefix(':').map(Some)
+            };
             return addr.parse::<std::net::Ipv6Addr>().is_ok() && port.is_some_and(port_ok);
         }
-        let (name, port) = host.rsplit_once(':').map_or((host, None), |(n, p)| (n, Some(p)));
-        let named = name.parse::<std::net::Ipv4Addr>().is_ok() || name.eq_ignore_ascii_case("localhost") || self.hosts.iter().any(|h| h.eq_ignore_ascii_case(name));
+        let (name, port) = host
+            .rsplit_once(':')
+            .map_or((host, None), |(n, p)| (n, Some(p)));
+        let named = name.parse::<std::net::Ipv4Addr>().is_ok()
+            || name.eq_ignore_ascii_case("localhost")
+            || self.hosts.iter().any(|h| h.eq_ignore_ascii_case(name));
         named && port_ok(port)
     }
 }
@@ -105,20 +157,66 @@ mod tests {
 
     #[test]
     fn hosts_and_origins_from_elsewhere_are_refused() {
-        let g = Guard { hosts: vec!["jobd.example".into()], ..Guard::default() };
-        for ok in ["127.0.0.1:5641", "localhost:5641", "[::1]:5641", "10.0.0.5", "JOBD.example:80"] {
+        let g = Guard {
+            hosts: vec!["jobd.example".into()],
+            ..Guard::default()
+        };
+        for ok in [
+            "127.0.0.1:5641",
+            "localhost:5641",
+            "[::1]:5641",
+            "10.0.0.5",
+            "JOBD.example:80",
+        ] {
             assert_eq!(status(&g, &parts("GET", &[("host", ok)])), 200, "{ok}");
         }
-        assert_eq!(status(&g, &parts("GET", &[("host", "evil.example:5641")])), 403, "DNS rebinding");
-        let same = parts("POST", &[("host", "127.0.0.1:5641"), ("origin", "http://127.0.0.1:5641")]);
+        assert_eq!(
+            status(&g, &parts("GET", &[("host", "evil.example:5641")])),
+            403,
+            "DNS rebinding"
+        );
+        let same = parts(
+            "POST",
+            &[
+                ("host", "127.0.0.1:5641"),
+                ("origin", "http://127.0.0.1:5641"),
+            ],
+        );
         assert_eq!(status(&g, &same), 200);
-        let other = parts("POST", &[("host", "127.0.0.1:5641"), ("origin", "http://evil.example")]);
+        let other = parts(
+            "POST",
+            &[
+                ("host", "127.0.0.1:5641"),
+                ("origin", "http://evil.example"),
+            ],
+        );
         assert_eq!(status(&g, &other), 403, "cross-origin");
-        assert_eq!(status(&g, &parts("POST", &[("host", "127.0.0.1:5641"), ("origin", "null")])), 403);
-        assert_eq!(status(&g, &parts("POST", &[("sec-fetch-site", "cross-site")])), 403);
-        assert_eq!(status(&g, &parts("POST", &[("sec-fetch-site", "same-origin")])), 200);
-        for tricky in ["127.0.0.1.evil.example", "user@127.0.0.1", "::1", "[::1].evil"] {
-            assert_eq!(status(&g, &parts("GET", &[("host", tricky)])), 403, "{tricky}");
+        assert_eq!(
+            status(
+                &g,
+                &parts("POST", &[("host", "127.0.0.1:5641"), ("origin", "null")])
+            ),
+            403
+        );
+        assert_eq!(
+            status(&g, &parts("POST", &[("sec-fetch-site", "cross-site")])),
+            403
+        );
+        assert_eq!(
+            status(&g, &parts("POST", &[("sec-fetch-site", "same-origin")])),
+            200
+        );
+        for tricky in [
+            "127.0.0.1.evil.example",
+            "user@127.0.0.1",
+            "::1",
+            "[::1].evil",
+        ] {
+            assert_eq!(
+                status(&g, &parts("GET", &[("host", tricky)])),
+                403,
+                "{tricky}"
+            );
         }
         let no_host = Request::builder().uri("/").body(()).unwrap().into_parts().0;
         assert_eq!(status(&g, &no_host), 400);
@@ -126,15 +224,38 @@ mod tests {
 
     #[test]
     fn tokens_are_asked_of_changes_and_with_a_read_token_of_reads() {
-        let g = Guard { token: Some("w".into()), ..Guard::default() };
+        let g = Guard {
+            token: Some("w".into()),
+            ..Guard::default()
+        };
         assert_eq!(status(&g, &parts("GET", &[])), 200);
         assert_eq!(status(&g, &parts("POST", &[])), 401);
-        assert_eq!(status(&g, &parts("POST", &[("authorization", "Bearer x")])), 401);
-        assert_eq!(status(&g, &parts("DELETE", &[("authorization", "Bearer w")])), 200);
-        let g = Guard { token: Some("w".into()), read_token: Some("r".into()), ..Guard::default() };
+        assert_eq!(
+            status(&g, &parts("POST", &[("authorization", "Bearer x")])),
+            401
+        );
+        assert_eq!(
+            status(&g, &parts("DELETE", &[("authorization", "Bearer w")])),
+            200
+        );
+        let g = Guard {
+            token: Some("w".into()),
+            read_token: Some("r".into()),
+            ..Guard::default()
+        };
         assert_eq!(status(&g, &parts("GET", &[])), 401);
-        assert_eq!(status(&g, &parts("GET", &[("authorization", "Bearer r")])), 200);
-        assert_eq!(status(&g, &parts("GET", &[("authorization", "Bearer w")])), 200);
-        assert_eq!(status(&g, &parts("PUT", &[("authorization", "Bearer r")])), 401, "the read token changes nothing");
+        assert_eq!(
+            status(&g, &parts("GET", &[("authorization", "Bearer r")])),
+            200
+        );
+        assert_eq!(
+            status(&g, &parts("GET", &[("authorization", "Bearer w")])),
+            200
+        );
+        assert_eq!(
+            status(&g, &parts("PUT", &[("authorization", "Bearer r")])),
+            401,
+            "the read token changes nothing"
+        );
     }
 }

@@ -8,11 +8,15 @@
 //!
 //! ```text
 //! GET    /PATH            a file's bytes from ?offset=N (default 0) to its
-//!                         end (at most 16 MiB a request); a directory's
-//!                         entries, one a line (a directory's with a
-//!                         trailing /), or for /jobs/ with Accept:
-//!                         application/json each job's ctl as JSON (10,000
-//!                         at most, then ?after=NAME for the next page)
+//!                         end (at most 16 MiB a request), or its last
+//!                         ?tail=N bytes; with ?follow=1 the response stays
+//!                         open and sends what is appended (`follow.rs`);
+//!                         a directory's entries, one a line (a
+//!                         directory's with a trailing /), or for /jobs/
+//!                         with Accept: application/json each job's ctl and
+//!                         expression as JSON (?limit=N, 10,000 at most,
+//!                         then ?after=NAME for the next page)
+//! GET    /                from a browser, the dashboard (`dashboard.rs`)
 //! PUT    /PATH, POST      the body written at offset 0: 204
 //! POST   /clone (or PUT)  creates a job: 201, its name, Location /jobs/NAME/
 //! DELETE /jobs/NAME       deletes the job: 204
@@ -29,6 +33,8 @@
 //! token that its method needs (`--http-token` for changes, and with
 //! `--http-read-token` for reads too).
 
+mod dashboard;
+mod follow;
 mod guard;
 pub mod status;
 pub mod tree;
@@ -53,6 +59,7 @@ const MAX_REQUESTS: usize = 256;
 const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// Jobs in one JSON listing; `?after=NAME` goes on.
 const JSON_PAGE: usize = 10_000;
+const JSON_PAGE_U64: u64 = JSON_PAGE as u64;
 
 struct Shared<F> {
     fs: Arc<F>,
@@ -60,6 +67,9 @@ struct Shared<F> {
     /// Largest body accepted (`--max-write`, as for a 9P write).
     max_body: usize,
     slots: Arc<tokio::sync::Semaphore>,
+    /// Responses following a file (`?follow=1`), apart from `slots`:
+    /// they last as long as their clients want.
+    follows: Arc<tokio::sync::Semaphore>,
 }
 
 /// Serves `fs` over HTTP on `listener` until `shutdown` completes.
@@ -71,18 +81,41 @@ pub async fn serve<F: Filesystem>(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_REQUESTS));
-    let shared = Arc::new(Shared { fs, guard, max_body, slots });
+    let follows = Arc::new(tokio::sync::Semaphore::new(follow::MAX_FOLLOWS));
+    let shared = Arc::new(Shared {
+        fs,
+        guard,
+        max_body,
+        slots,
+        follows,
+    });
     let app = axum::Router::new().fallback(handle::<F>).with_state(shared);
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 async fn handle<F: Filesystem>(State(s): State<Arc<Shared<F>>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
+    let path = parts.uri.path();
+    let reads = matches!(parts.method, Method::GET | Method::HEAD);
+    if reads && (path.starts_with(dashboard::ASSETS) || dashboard::wants_page(path, &parts.headers))
+    {
+        // The page and its assets hold no data: no token (the page asks
+        // for one when the tree does), but Host and Origin as always.
+        return s
+            .guard
+            .check_origin(&parts)
+            .map_or_else(|r| r, |()| dashboard::serve(path));
+    }
     if let Err(r) = s.guard.check(&parts) {
         return r;
     }
     let Ok(_slot) = s.slots.clone().try_acquire_owned() else {
-        return refusal(StatusCode::SERVICE_UNAVAILABLE, &format!("{MAX_REQUESTS} HTTP requests in progress; try again"));
+        return refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("{MAX_REQUESTS} HTTP requests in progress; try again"),
+        );
     };
     let names = match tree::names(parts.uri.path()) {
         Ok(n) => n,
@@ -95,50 +128,110 @@ async fn handle<F: Filesystem>(State(s): State<Arc<Shared<F>>>, req: Request) ->
                 Ok(q) => q,
                 Err(e) => return from_tree(&e),
             };
-            let json = parts.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("application/json"));
-            get(fs, &names, &query, json).await.unwrap_or_else(|e| from_tree(&e))
+            let json = parts
+                .headers
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|a| a.contains("application/json"));
+            get(&s, names, &query, json)
+                .await
+                .unwrap_or_else(|e| from_tree(&e))
         }
         Method::PUT | Method::POST => {
-            let too_big = || refusal(StatusCode::PAYLOAD_TOO_LARGE, &format!("a body over {} bytes; at most --max-write", s.max_body));
-            let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+            let too_big = || {
+                refusal(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &format!("a body over {} bytes; at most --max-write", s.max_body),
+                )
+            };
+            let declared = parts
+                .headers
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
             if declared.is_some_and(|n| n > s.max_body) {
                 return too_big();
             }
             let body = match tokio::time::timeout(BODY_TIMEOUT, to_bytes(body, s.max_body)).await {
                 Ok(Ok(b)) => b,
                 Ok(Err(_)) => return too_big(),
-                Err(_) => return refusal(StatusCode::REQUEST_TIMEOUT, "the body did not arrive in time"),
+                Err(_) => {
+                    return refusal(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "the body did not arrive in time",
+                    )
+                }
             };
-            put(fs, &names, &body).await.unwrap_or_else(|e| from_tree(&e))
+            put(fs, &names, &body)
+                .await
+                .unwrap_or_else(|e| from_tree(&e))
         }
         Method::DELETE => delete(fs, &names).await.unwrap_or_else(|e| from_tree(&e)),
         _ => {
-            let mut r = refusal(StatusCode::METHOD_NOT_ALLOWED, "the methods are GET, HEAD, PUT, POST and DELETE");
-            r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, PUT, POST, DELETE"));
+            let mut r = refusal(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "the methods are GET, HEAD, PUT, POST and DELETE",
+            );
+            r.headers_mut().insert(
+                header::ALLOW,
+                HeaderValue::from_static("GET, HEAD, PUT, POST, DELETE"),
+            );
             r
         }
     }
 }
 
 /// What a GET's query asks: `offset=N`, where a read starts (a logical
-/// offset for `log`); `after=NAME`, where a JSON listing goes on.
+/// offset for `log`), or `tail=N`, its last N bytes; `follow=1`, stay
+/// open for what is appended; `after=NAME` and `limit=N`, where a JSON
+/// listing goes on and how many jobs it gives.
 #[derive(Default)]
 struct Query {
     offset: u64,
+    tail: Option<usize>,
+    follow: bool,
     after: Option<String>,
+    limit: Option<usize>,
 }
 
 impl Query {
     fn parse(query: Option<&str>) -> Result<Query, Error> {
         let mut q = Query::default();
+        let number = |k: &str, v: &str| {
+            v.parse::<u64>()
+                .map_err(|_| Error::new(errno::EINVAL, format!("{k} {v:?} is not a whole number")))
+        };
         for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
             match pair.split_once('=') {
-                Some(("offset", v)) => {
-                    q.offset = v.parse().map_err(|_| Error::new(errno::EINVAL, format!("offset {v:?} is not a number of bytes")))?;
+                Some(("offset", v)) => q.offset = number("offset", v)?,
+                Some(("tail", v)) => {
+                    q.tail = Some(number("tail", v)?.min(tree::MAX_READ as u64) as usize)
                 }
+                Some(("follow", "1" | "true")) => q.follow = true,
+                Some(("follow", "0" | "false")) => q.follow = false,
                 Some(("after", v)) => q.after = Some(tree::names(v)?.concat()),
-                _ => return Err(Error::new(errno::EINVAL, format!("unknown query {pair:?}; there are offset=N and after=NAME"))),
+                Some(("limit", v)) => match number("limit", v)? {
+                    n @ 1..=JSON_PAGE_U64 => q.limit = Some(n as usize),
+                    _ => {
+                        return Err(Error::new(
+                            errno::EINVAL,
+                            format!("limit {v} is not between 1 and {JSON_PAGE}"),
+                        ))
+                    }
+                },
+                _ => {
+                    let known = "offset=N, tail=N, follow=1, after=NAME and limit=N";
+                    return Err(Error::new(
+                        errno::EINVAL,
+                        format!("unknown query {pair:?}; there are {known}"),
+                    ));
+                }
             }
+        }
+        if q.tail.is_some() && q.offset != 0 {
+            return Err(Error::new(
+                errno::EINVAL,
+                "tail=N and offset=N each say where a read starts; give one",
+            ));
         }
         Ok(q)
     }
@@ -146,33 +239,70 @@ impl Query {
 
 fn text(status: StatusCode, body: Vec<u8>) -> Response {
     let mut r = (status, body).into_response();
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     r
 }
 
-async fn get<F: Filesystem>(fs: &F, names: &[String], q: &Query, json: bool) -> Result<Response, Error> {
-    let w = tree::walk(fs, names).await?;
+async fn get<F: Filesystem>(
+    s: &Shared<F>,
+    names: Vec<String>,
+    q: &Query,
+    json: bool,
+) -> Result<Response, Error> {
+    let fs = &*s.fs;
+    let w = tree::walk(fs, &names).await?;
     if w.is_dir {
-        let out = listing(fs, &w, names, json, q.after.as_deref()).await;
+        let page = q.limit.unwrap_or(JSON_PAGE);
+        let out = listing(fs, &w, &names, json, q.after.as_deref(), page).await;
         tree::done(fs, w).await;
         let (body, more) = out?;
         if !json {
             return Ok(text(StatusCode::OK, body));
         }
         let mut r = (StatusCode::OK, body).into_response();
-        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         if let Some(last) = more.and_then(|l| HeaderValue::from_str(&l).ok()) {
             // More jobs than one page: ask again with ?after=THIS.
             r.headers_mut().insert("x-jobd-after", last);
         }
         return Ok(r);
     }
-    let out = tree::read_file(fs, &w, q.offset).await;
+    // Taken before the read, so a refused follow has read nothing.
+    let follow = match q.follow {
+        true => match s.follows.clone().try_acquire_owned() {
+            Ok(slot) => Some(slot),
+            Err(_) => {
+                tree::done(fs, w).await;
+                return Err(Error::new(
+                    errno::EAGAIN,
+                    format!(
+                        "{} responses follow files already; try again",
+                        follow::MAX_FOLLOWS
+                    ),
+                ));
+            }
+        },
+        false => None,
+    };
+    let out = match q.tail {
+        Some(n) => tree::read_tail(fs, &w, n).await,
+        None => tree::read_file(fs, &w, q.offset).await,
+    };
     tree::done(fs, w).await;
     let (body, next) = out?;
+    if let Some(slot) = follow {
+        return Ok(follow::respond(s.fs.clone(), names, body, next, slot));
+    }
     let mut r = text(StatusCode::OK, body);
     // Where the next read of a growing file (a log) goes on from.
-    r.headers_mut().insert("x-jobd-next-offset", HeaderValue::from(next));
+    r.headers_mut()
+        .insert("x-jobd-next-offset", HeaderValue::from(next));
     Ok(r)
 }
 
@@ -186,32 +316,48 @@ async fn listing<F: Filesystem>(
     names: &[String],
     json: bool,
     after: Option<&str>,
+    page: usize,
 ) -> Result<(Vec<u8>, Option<String>), Error> {
     let mut entries = tree::list(fs, w).await?;
     if !json {
-        let text: String = entries.iter().map(|(n, dir)| if *dir { format!("{n}/\n") } else { format!("{n}\n") }).collect();
+        let text: String = entries
+            .iter()
+            .map(|(n, dir)| {
+                if *dir {
+                    format!("{n}/\n")
+                } else {
+                    format!("{n}\n")
+                }
+            })
+            .collect();
         return Ok((text.into_bytes(), None));
     }
     entries.sort();
     entries.retain(|(n, _)| after.is_none_or(|a| n.as_str() > a));
-    let more = (entries.len() > JSON_PAGE).then(|| entries[JSON_PAGE - 1].0.clone());
-    entries.truncate(JSON_PAGE);
+    let more = (entries.len() > page).then(|| entries[page - 1].0.clone());
+    entries.truncate(page);
     let mut out = vec![];
     for (name, is_dir) in entries {
         let mut obj = serde_json::Map::new();
         obj.insert("name".into(), name.clone().into());
         if names == ["jobs"] && is_dir {
-            let ctl = [names[0].clone(), name.clone(), "ctl".into()];
             // A job deleted since the listing is left out.
-            let Ok(c) = tree::walk(fs, &ctl).await else { continue };
-            let read = tree::read_file(fs, &c, 0).await;
-            tree::done(fs, c).await;
-            let Ok((read, _)) = read else { continue };
-            for line in String::from_utf8_lossy(&read).lines() {
+            let Some(ctl) = read_small(fs, [&names[0], &name, "ctl"]).await else {
+                continue;
+            };
+            let Some(schedule) = read_small(fs, [&names[0], &name, "schedule"]).await else {
+                continue;
+            };
+            for line in ctl.lines() {
                 if let Some((k, v)) = line.split_once(' ') {
                     obj.insert(k.into(), v.into());
                 }
             }
+            // The expression (the file's first line; the second is `next`).
+            obj.insert(
+                "schedule".into(),
+                schedule.lines().next().unwrap_or("").into(),
+            );
         } else {
             obj.insert("dir".into(), is_dir.into());
         }
@@ -219,6 +365,15 @@ async fn listing<F: Filesystem>(
     }
     let body = serde_json::to_vec(&out).map_err(|e| Error::new(errno::EIO, e.to_string()))?;
     Ok((body, more))
+}
+
+/// A small generated file's text, or `None` if it cannot be read now.
+async fn read_small<F: Filesystem>(fs: &F, path: [&str; 3]) -> Option<String> {
+    let path = path.map(String::from);
+    let w = tree::walk(fs, &path).await.ok()?;
+    let read = tree::read_file(fs, &w, 0).await;
+    tree::done(fs, w).await;
+    Some(String::from_utf8_lossy(&read.ok()?.0).into_owned())
 }
 
 async fn put<F: Filesystem>(fs: &F, names: &[String], body: &[u8]) -> Result<Response, Error> {
@@ -242,7 +397,14 @@ async fn delete<F: Filesystem>(fs: &F, names: &[String]) -> Result<Response, Err
     let w = tree::walk(fs, names).await?;
     // A file's remove succeeds and does nothing (so `rm -r` works over 9P);
     // over HTTP that would answer 204 for nothing done.
-    let out = if w.is_dir { fs.remove(&w.fid).await } else { Err(Error::new(errno::EINVAL, "only a job's directory can be deleted: DELETE /jobs/NAME")) };
+    let out = if w.is_dir {
+        fs.remove(&w.fid).await
+    } else {
+        Err(Error::new(
+            errno::EINVAL,
+            "only a job's directory can be deleted: DELETE /jobs/NAME",
+        ))
+    };
     tree::done(fs, w).await;
     out.map(|()| StatusCode::NO_CONTENT.into_response())
 }

@@ -19,12 +19,19 @@ pub fn names(path: &str) -> Result<Vec<String>> {
         if raw.is_empty() {
             continue;
         }
-        let name = percent_decode(raw).ok_or_else(|| Error::new(errno::EINVAL, format!("bad percent-encoding in {raw:?}")))?;
+        let name = percent_decode(raw)
+            .ok_or_else(|| Error::new(errno::EINVAL, format!("bad percent-encoding in {raw:?}")))?;
         if name == "." || name == ".." || name.contains('/') || name.contains('\0') {
-            return Err(Error::new(errno::EINVAL, format!("a path may not contain {name:?}")));
+            return Err(Error::new(
+                errno::EINVAL,
+                format!("a path may not contain {name:?}"),
+            ));
         }
         if name.len() > 255 {
-            return Err(Error::new(errno::ENAMETOOLONG, "a name in the path is longer than 255 bytes"));
+            return Err(Error::new(
+                errno::ENAMETOOLONG,
+                "a name in the path is longer than 255 bytes",
+            ));
         }
         out.push(name);
     }
@@ -63,13 +70,19 @@ pub async fn walk<F: Filesystem>(fs: &F, names: &[String]) -> Result<Walked<F>> 
     for name in names {
         if !qid.is_dir() {
             fs.clunk(&fid).await;
-            return Err(Error::new(errno::ENOTDIR, format!("{name:?} is below a file")));
+            return Err(Error::new(
+                errno::ENOTDIR,
+                format!("{name:?} is below a file"),
+            ));
         }
         let next = fs.walk(&fid, name).await;
         fs.clunk(&fid).await;
         (fid, qid) = next?;
     }
-    Ok(Walked { fid, is_dir: qid.is_dir() })
+    Ok(Walked {
+        fid,
+        is_dir: qid.is_dir(),
+    })
 }
 
 pub async fn done<F: Filesystem>(fs: &F, w: Walked<F>) {
@@ -80,7 +93,11 @@ pub async fn done<F: Filesystem>(fs: &F, w: Walked<F>) {
 /// answers them and the logical offset after them (where the next read
 /// goes on from: further than `offset` plus their length when the file
 /// served a read from further on, as a trimmed log does).
-pub async fn read_file<F: Filesystem>(fs: &F, w: &Walked<F>, offset: u64) -> Result<(Vec<u8>, u64)> {
+pub async fn read_file<F: Filesystem>(
+    fs: &F,
+    w: &Walked<F>,
+    offset: u64,
+) -> Result<(Vec<u8>, u64)> {
     fs.open(&w.fid, OpenMode::READ).await?;
     let mut out = Vec::new();
     let mut at = offset;
@@ -97,18 +114,76 @@ pub async fn read_file<F: Filesystem>(fs: &F, w: &Walked<F>, offset: u64) -> Res
     Ok((out, fs.logical_offset(&w.fid, at)))
 }
 
+/// The last `n` bytes of a walked file (at most `MAX_READ`), from the
+/// start of a line (a partial first line is left out, unless it is the
+/// only one), and the logical offset after them. A file has no size to
+/// seek from (generated files stat as length 0), so it is read through.
+pub async fn read_tail<F: Filesystem>(fs: &F, w: &Walked<F>, n: usize) -> Result<(Vec<u8>, u64)> {
+    let n = n.min(MAX_READ);
+    fs.open(&w.fid, OpenMode::READ).await?;
+    let mut kept: Vec<u8> = Vec::new();
+    // Whether `kept` begins at the file's start or just after a newline.
+    let mut whole_lines = true;
+    let mut at = 0;
+    loop {
+        let mut chunk = fs.read(&w.fid, at, READ_CHUNK).await?;
+        if chunk.is_empty() {
+            break;
+        }
+        chunk.truncate(READ_CHUNK as usize);
+        at += chunk.len() as u64;
+        kept.extend_from_slice(&chunk);
+        if kept.len() > 2 * n {
+            let cut = kept.len() - n;
+            whole_lines = kept[cut - 1] == b'\n';
+            kept.drain(..cut);
+        }
+    }
+    if kept.len() > n {
+        let cut = kept.len() - n;
+        whole_lines = kept[cut - 1] == b'\n';
+        kept.drain(..cut);
+    }
+    if !whole_lines {
+        if let Some(nl) = kept
+            .iter()
+            .position(|b| *b == b'\n')
+            .filter(|nl| nl + 1 < kept.len())
+        {
+            kept.drain(..=nl);
+        }
+    }
+    Ok((kept, fs.logical_offset(&w.fid, at)))
+}
+
 /// Writes `body` to a walked file at offset 0, as one write (files like
 /// `clone` and `cmd` take whole writes only); for `clone`, answers what a
 /// read on the same fid then gives (the new job's name).
-pub async fn write_file<F: Filesystem>(fs: &F, w: &Walked<F>, body: &[u8], read_back: bool) -> Result<Vec<u8>> {
+pub async fn write_file<F: Filesystem>(
+    fs: &F,
+    w: &Walked<F>,
+    body: &[u8],
+    read_back: bool,
+) -> Result<Vec<u8>> {
     if w.is_dir {
-        return Err(Error::new(errno::EISDIR, "is a directory; write to a file in it"));
+        return Err(Error::new(
+            errno::EISDIR,
+            "is a directory; write to a file in it",
+        ));
     }
-    let mode = OpenMode { read: read_back, write: true, truncate: false, remove_on_close: false };
+    let mode = OpenMode {
+        read: read_back,
+        write: true,
+        truncate: false,
+        remove_on_close: false,
+    };
     fs.open(&w.fid, mode).await?;
     let n = fs.write(&w.fid, 0, body).await?;
     if n as usize != body.len() {
-        return Err(Error::new(errno::EIO, format!("wrote {n} of {} bytes", body.len())));
+        return Err(Error::new(
+            errno::EIO,
+            format!("wrote {n} of {} bytes", body.len()),
+        ));
     }
     if !read_back {
         return Ok(vec![]);
@@ -120,7 +195,10 @@ pub async fn write_file<F: Filesystem>(fs: &F, w: &Walked<F>, body: &[u8], read_
 pub async fn list<F: Filesystem>(fs: &F, w: &Walked<F>) -> Result<Vec<(String, bool)>> {
     fs.open(&w.fid, OpenMode::READ).await?;
     let stats = fs.readdir(&w.fid).await?;
-    Ok(stats.into_iter().map(|s| (s.name.clone(), s.qid.is_dir())).collect())
+    Ok(stats
+        .into_iter()
+        .map(|s| (s.name.clone(), s.qid.is_dir()))
+        .collect())
 }
 
 #[cfg(test)]
@@ -132,7 +210,14 @@ mod tests {
         assert_eq!(names("/jobs/a%20b/ctl").unwrap(), ["jobs", "a b", "ctl"]);
         assert_eq!(names("/jobs/").unwrap(), ["jobs"]);
         assert!(names("/").unwrap().is_empty());
-        for bad in ["/jobs/../ctl", "/jobs/%2e%2e/ctl", "/./ctl", "/jobs/a%2Fb", "/jobs/%zz", "/jobs/%00"] {
+        for bad in [
+            "/jobs/../ctl",
+            "/jobs/%2e%2e/ctl",
+            "/./ctl",
+            "/jobs/a%2Fb",
+            "/jobs/%zz",
+            "/jobs/%00",
+        ] {
             assert_eq!(names(bad).unwrap_err().errno, errno::EINVAL, "{bad}");
         }
     }

@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use openraft::storage::RaftStateMachine;
-use openraft::{AnyError, EntryPayload, ErrorSubject, ErrorVerb, RaftSnapshotBuilder, StorageIOError};
+use openraft::{
+    AnyError, EntryPayload, ErrorSubject, ErrorVerb, RaftSnapshotBuilder, StorageIOError,
+};
 use rocksdb::{IteratorMode, WriteBatch, DB};
 
 use super::job_cache::JobCache;
@@ -54,7 +56,9 @@ impl KvRead for BatchKv<'_> {
         if let Some(v) = self.overlay.get(key) {
             return Ok(v.clone());
         }
-        self.db.get_cf(cf(self.db, CF_SM), key).map_err(|e| KvError::Read(e.to_string()))
+        self.db
+            .get_cf(cf(self.db, CF_SM), key)
+            .map_err(|e| KvError::Read(e.to_string()))
     }
 }
 
@@ -71,7 +75,12 @@ impl Kv for BatchKv<'_> {
 
 impl StateMachine {
     pub fn new(db: Arc<DB>) -> Self {
-        StateMachine { db, snapshots_built: Arc::new(AtomicU64::new(0)), jobs: Arc::default(), changes: Arc::default() }
+        StateMachine {
+            db,
+            snapshots_built: Arc::new(AtomicU64::new(0)),
+            jobs: Arc::default(),
+            changes: Arc::default(),
+        }
     }
 
     /// The jobs written since the last call (see `job_changes.rs`).
@@ -89,7 +98,6 @@ impl StateMachine {
     pub fn job(&self, name: &str) -> Result<Option<Arc<Job>>, KvError> {
         self.jobs.get(name, || state::load_job(self, name))
     }
-
 
     /// Every state key with `prefix`, in order.
     pub fn scan(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, KvError> {
@@ -118,7 +126,12 @@ impl StateMachine {
                 let id: Option<LogId> = state::decode(&k, &v)?;
                 applied = id.map_or(0, |l| l.index);
             }
-            for part in [k.as_ref(), &(k.len() as u32).to_be_bytes(), v.as_ref(), &(v.len() as u32).to_be_bytes()] {
+            for part in [
+                k.as_ref(),
+                &(k.len() as u32).to_be_bytes(),
+                v.as_ref(),
+                &(v.len() as u32).to_be_bytes(),
+            ] {
                 for b in part {
                     h ^= *b as u64;
                     h = h.wrapping_mul(0x0000_0100_0000_01b3);
@@ -128,16 +141,25 @@ impl StateMachine {
         Ok((applied, h))
     }
 
-    fn read_json<T: for<'de> serde::Deserialize<'de>>(&self, key: &[u8]) -> Result<Option<T>, StorageError> {
-        let v = self.db.get_cf(cf(&self.db, CF_SM), key).map_err(|e| sm_err(ErrorVerb::Read, e))?;
-        v.map(|b| serde_json::from_slice(&b).map_err(|e| sm_err(ErrorVerb::Read, e))).transpose()
+    fn read_json<T: for<'de> serde::Deserialize<'de>>(
+        &self,
+        key: &[u8],
+    ) -> Result<Option<T>, StorageError> {
+        let v = self
+            .db
+            .get_cf(cf(&self.db, CF_SM), key)
+            .map_err(|e| sm_err(ErrorVerb::Read, e))?;
+        v.map(|b| serde_json::from_slice(&b).map_err(|e| sm_err(ErrorVerb::Read, e)))
+            .transpose()
     }
 }
 
 /// The applied state, as the file tree reads it.
 impl KvRead for StateMachine {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
-        self.db.get_cf(cf(&self.db, CF_SM), key).map_err(|e| KvError::Read(e.to_string()))
+        self.db
+            .get_cf(cf(&self.db, CF_SM), key)
+            .map_err(|e| KvError::Read(e.to_string()))
     }
 }
 
@@ -149,27 +171,47 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             let (k, v) = item.map_err(|e| sm_err(ErrorVerb::Read, e))?;
             pairs.push((k, v));
         }
-        let find = |key: &[u8]| pairs.iter().find(|(k, _)| k.as_ref() == key).map(|(_, v)| v.clone());
+        let find = |key: &[u8]| {
+            pairs
+                .iter()
+                .find(|(k, _)| k.as_ref() == key)
+                .map(|(_, v)| v.clone())
+        };
         let decode_err = |e: serde_json::Error| sm_err(ErrorVerb::Read, e);
-        let last_log_id: Option<LogId> = find(KEY_APPLIED).map(|v| serde_json::from_slice(&v)).transpose().map_err(decode_err)?;
-        let last_membership: StoredMembership =
-            find(KEY_MEMBERSHIP).map(|v| serde_json::from_slice(&v)).transpose().map_err(decode_err)?.unwrap_or_default();
+        let last_log_id: Option<LogId> = find(KEY_APPLIED)
+            .map(|v| serde_json::from_slice(&v))
+            .transpose()
+            .map_err(decode_err)?;
+        let last_membership: StoredMembership = find(KEY_MEMBERSHIP)
+            .map(|v| serde_json::from_slice(&v))
+            .transpose()
+            .map_err(decode_err)?
+            .unwrap_or_default();
         let data = snapshot::encode(pairs.iter().map(|(k, v)| (k.as_ref(), v.as_ref())));
         let n = self.snapshots_built.fetch_add(1, Ordering::Relaxed);
         let snapshot_id = match last_log_id {
             Some(l) => format!("{}-{}-{n}", l.leader_id, l.index),
             None => format!("none-{n}"),
         };
-        let meta = SnapshotMeta { last_log_id, last_membership, snapshot_id };
+        let meta = SnapshotMeta {
+            last_log_id,
+            last_membership,
+            snapshot_id,
+        };
         save_snapshot(&self.db, &meta, &data)?;
-        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        })
     }
 }
 
 /// The job a state key belongs to, if it is a job's record or its
 /// started mark.
 fn job_named(key: &[u8]) -> Option<String> {
-    let name = key.strip_prefix(state::JOB_PREFIX).or_else(|| key.strip_prefix(state::STARTED_PREFIX))?;
+    let name = key
+        .strip_prefix(state::JOB_PREFIX)
+        .or_else(|| key.strip_prefix(state::STARTED_PREFIX))?;
     Some(String::from_utf8_lossy(name).into_owned())
 }
 
@@ -179,7 +221,8 @@ fn save_snapshot(db: &DB, meta: &SnapshotMeta, data: &[u8]) -> Result<(), Storag
     let meta_bytes = serde_json::to_vec(meta).map_err(|e| snap_err(Some(meta), e))?;
     batch.put_cf(cf(db, CF_SNAPSHOT), SNAP_META, meta_bytes);
     batch.put_cf(cf(db, CF_SNAPSHOT), SNAP_DATA, data);
-    db.write_opt(batch, &synced()).map_err(|e| snap_err(Some(meta), e))
+    db.write_opt(batch, &synced())
+        .map_err(|e| snap_err(Some(meta), e))
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachine {
@@ -196,7 +239,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I: IntoIterator<Item = crate::types::Entry> + Send,
         I::IntoIter: Send,
     {
-        let mut kv = BatchKv { db: &self.db, batch: WriteBatch::default(), overlay: BTreeMap::new() };
+        let mut kv = BatchKv {
+            db: &self.db,
+            batch: WriteBatch::default(),
+            overlay: BTreeMap::new(),
+        };
         let mut responses = Vec::new();
         let mut last = None;
         let mut membership = None;
@@ -220,9 +267,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             kv.put(KEY_MEMBERSHIP.to_vec(), state::encode(&m));
         }
         let BatchKv { batch, overlay, .. } = kv;
-        self.db.write(batch).map_err(|e| sm_err(ErrorVerb::Write, e))?;
+        self.db
+            .write(batch)
+            .map_err(|e| sm_err(ErrorVerb::Write, e))?;
         self.jobs.changed();
-        self.changes.wrote(overlay.keys().filter_map(|k| job_named(k)));
+        self.changes
+            .wrote(overlay.keys().filter_map(|k| job_named(k)));
         Ok(responses)
     }
 
@@ -236,9 +286,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     /// Replaces the whole state with the snapshot's, atomically: one synced
     /// batch deletes every key and writes the snapshot's.
-    async fn install_snapshot(&mut self, meta: &SnapshotMeta, data: Box<Cursor<Vec<u8>>>) -> Result<(), StorageError> {
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        data: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
         let data = data.into_inner();
-        let pairs = snapshot::decode(&data).map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), AnyError::new(&e)))?;
+        let pairs = snapshot::decode(&data).map_err(|e| {
+            StorageIOError::read_snapshot(Some(meta.signature()), AnyError::new(&e))
+        })?;
         let sm = cf(&self.db, CF_SM);
         let mut batch = WriteBatch::default();
         // State keys start with ASCII letters or \0, so [\0, \xff) covers them all.
@@ -249,7 +305,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
         batch.put_cf(sm, KEY_APPLIED, state::encode(&meta.last_log_id));
         batch.put_cf(sm, KEY_MEMBERSHIP, state::encode(&meta.last_membership));
-        self.db.write_opt(batch, &synced()).map_err(|e| snap_err(Some(meta), e))?;
+        self.db
+            .write_opt(batch, &synced())
+            .map_err(|e| snap_err(Some(meta), e))?;
         self.jobs.changed();
         self.changes.everything();
         save_snapshot(&self.db, meta, &data)
@@ -257,12 +315,22 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
         let sc = cf(&self.db, CF_SNAPSHOT);
-        let meta = self.db.get_cf(sc, SNAP_META).map_err(|e| snap_err(None, e))?;
-        let data = self.db.get_cf(sc, SNAP_DATA).map_err(|e| snap_err(None, e))?;
+        let meta = self
+            .db
+            .get_cf(sc, SNAP_META)
+            .map_err(|e| snap_err(None, e))?;
+        let data = self
+            .db
+            .get_cf(sc, SNAP_DATA)
+            .map_err(|e| snap_err(None, e))?;
         match (meta, data) {
             (Some(meta), Some(data)) => {
-                let meta: SnapshotMeta = serde_json::from_slice(&meta).map_err(|e| snap_err(None, e))?;
-                Ok(Some(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) }))
+                let meta: SnapshotMeta =
+                    serde_json::from_slice(&meta).map_err(|e| snap_err(None, e))?;
+                Ok(Some(Snapshot {
+                    meta,
+                    snapshot: Box::new(Cursor::new(data)),
+                }))
             }
             _ => Ok(None),
         }

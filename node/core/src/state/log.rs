@@ -9,9 +9,13 @@ use chrono_tz::Tz;
 
 use super::{Job, Kv, KvError, KvRead};
 
-
 pub fn line_key(incarnation: u64, offset: u64) -> Vec<u8> {
-    [b"log/".as_slice(), &incarnation.to_be_bytes(), &offset.to_be_bytes()].concat()
+    [
+        b"log/".as_slice(),
+        &incarnation.to_be_bytes(),
+        &offset.to_be_bytes(),
+    ]
+    .concat()
 }
 
 /// The original jobd's layout, always nine fractional digits, in `tz`:
@@ -19,7 +23,10 @@ pub fn line_key(incarnation: u64, offset: u64) -> Vec<u8> {
 pub fn timestamp(ms: i64, tz: &str) -> String {
     let tz: Tz = tz.parse().unwrap_or(Tz::UTC);
     match Utc.timestamp_millis_opt(ms).single() {
-        Some(t) => t.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S%.9f %z %Z").to_string(),
+        Some(t) => t
+            .with_timezone(&tz)
+            .format("%Y-%m-%d %H:%M:%S%.9f %z %Z")
+            .to_string(),
         None => "-".into(),
     }
 }
@@ -33,9 +40,19 @@ pub fn append(kv: &mut impl Kv, job: &mut Job, at_ms: i64, text: &str) -> Result
 
 /// `append` with the log limit already loaded (a run's output appends line
 /// by line, and the apply loop need not read the limits once per line).
-pub fn append_within(kv: &mut impl Kv, job: &mut Job, at_ms: i64, text: &str, limit: u64) -> Result<(), KvError> {
+pub fn append_within(
+    kv: &mut impl Kv,
+    job: &mut Job,
+    at_ms: i64,
+    text: &str,
+    limit: u64,
+) -> Result<(), KvError> {
     let ts = timestamp(at_ms, &job.tz);
-    let lines: Vec<&str> = if text.is_empty() { vec![""] } else { text.lines().collect() };
+    let lines: Vec<&str> = if text.is_empty() {
+        vec![""]
+    } else {
+        text.lines().collect()
+    };
     for line in lines {
         let bytes = format!("{ts}:{line}\n").into_bytes();
         let len = bytes.len() as u64;
@@ -50,7 +67,10 @@ pub fn trim(kv: &mut impl Kv, job: &mut Job, limit: u64) -> Result<(), KvError> 
     while job.log_end - job.log_start > limit {
         let key = line_key(job.incarnation, job.log_start);
         let Some(line) = kv.get(&key)? else {
-            return Err(KvError::Corrupt { key: format!("log of {} at {}", job.name, job.log_start), reason: "missing line".into() });
+            return Err(KvError::Corrupt {
+                key: format!("log of {} at {}", job.name, job.log_start),
+                reason: "missing line".into(),
+            });
         };
         kv.delete(key);
         job.log_start += line.len() as u64;
@@ -66,7 +86,12 @@ pub fn clear(kv: &mut impl Kv, job: &mut Job) -> Result<(), KvError> {
 /// Reads `count` bytes from logical `offset`, whole lines being stored: an
 /// offset below `log_start` reads from `log_start`. Returns the bytes and
 /// the logical offset they start at.
-pub fn read(kv: &impl KvRead, job: &Job, offset: u64, count: usize) -> Result<(u64, Vec<u8>), KvError> {
+pub fn read(
+    kv: &impl KvRead,
+    job: &Job,
+    offset: u64,
+    count: usize,
+) -> Result<(u64, Vec<u8>), KvError> {
     let start = offset.max(job.log_start);
     let mut out = Vec::new();
     // Walk line by line from the first kept line to the one holding `start`.
@@ -74,7 +99,10 @@ pub fn read(kv: &impl KvRead, job: &Job, offset: u64, count: usize) -> Result<(u
     while at < job.log_end && out.len() < count {
         let key = line_key(job.incarnation, at);
         let Some(line) = kv.get(&key)? else {
-            return Err(KvError::Corrupt { key: format!("log of {} at {at}", job.name), reason: "missing line".into() });
+            return Err(KvError::Corrupt {
+                key: format!("log of {} at {at}", job.name),
+                reason: "missing line".into(),
+            });
         };
         let end = at + line.len() as u64;
         if end > start {

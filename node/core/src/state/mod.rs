@@ -142,11 +142,14 @@ impl Job {
     }
 }
 
-
 const KEY_JOB_COUNT: &[u8] = b"\x00jobs";
 
 fn job_count(kv: &impl KvRead) -> Result<u64, KvError> {
-    Ok(kv.get(KEY_JOB_COUNT)?.map(|v| decode::<u64>(KEY_JOB_COUNT, &v)).transpose()?.unwrap_or(0))
+    Ok(kv
+        .get(KEY_JOB_COUNT)?
+        .map(|v| decode::<u64>(KEY_JOB_COUNT, &v))
+        .transpose()?
+        .unwrap_or(0))
 }
 
 fn set_job_count(kv: &mut impl Kv, n: u64) {
@@ -161,7 +164,11 @@ const KEY_NEXT_ID: &[u8] = b"\x00next_id";
 /// (a `Batch`), the later ones take the indexes after it, and the entries
 /// after that start above them.
 pub(crate) fn take_id(kv: &mut impl Kv, index: u64) -> Result<u64, KvError> {
-    let next = kv.get(KEY_NEXT_ID)?.map(|v| decode::<u64>(KEY_NEXT_ID, &v)).transpose()?.unwrap_or(0);
+    let next = kv
+        .get(KEY_NEXT_ID)?
+        .map(|v| decode::<u64>(KEY_NEXT_ID, &v))
+        .transpose()?
+        .unwrap_or(0);
     let id = index.max(next);
     kv.put(KEY_NEXT_ID.to_vec(), encode(&(id + 1)));
     Ok(id)
@@ -198,8 +205,10 @@ pub fn started_key(name: &str) -> Vec<u8> {
 pub const NODE_PREFIX: &[u8] = b"node/";
 
 pub fn decode<T: for<'de> Deserialize<'de>>(key: &[u8], value: &[u8]) -> Result<T, KvError> {
-    serde_json::from_slice(value)
-        .map_err(|e| KvError::Corrupt { key: String::from_utf8_lossy(key).into_owned(), reason: e.to_string() })
+    serde_json::from_slice(value).map_err(|e| KvError::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        reason: e.to_string(),
+    })
 }
 
 pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
@@ -238,7 +247,9 @@ fn with_incarnation<K: Kv>(
             store_job(kv, &job);
             Ok(r)
         }
-        Some(_) => Ok(Response::Rejected { reason: format!("job {name} was deleted and created again") }),
+        Some(_) => Ok(Response::Rejected {
+            reason: format!("job {name} was deleted and created again"),
+        }),
         None => Ok(Response::NoSuchJob),
     }
 }
@@ -246,7 +257,9 @@ fn with_incarnation<K: Kv>(
 /// Applies one command committed at log `index` (a batch: each of its
 /// commands, in order).
 pub fn apply(kv: &mut impl Kv, index: u64, cmd: &Command) -> Result<Response, KvError> {
-    let Command::Batch(cmds) = cmd else { return apply_one(kv, index, cmd) };
+    let Command::Batch(cmds) = cmd else {
+        return apply_one(kv, index, cmd);
+    };
     let mut answers = Vec::with_capacity(cmds.len());
     for c in cmds {
         answers.push(apply_one(kv, index, c)?);
@@ -257,19 +270,35 @@ pub fn apply(kv: &mut impl Kv, index: u64, cmd: &Command) -> Result<Response, Kv
 fn apply_one(kv: &mut impl Kv, index: u64, cmd: &Command) -> Result<Response, KvError> {
     use Command::*;
     let resp = match cmd {
-        AnnounceNode { id, fs_addr, incarnation } => {
-            let info = NodeInfo { fs_addr: fs_addr.clone(), incarnation: *incarnation };
+        AnnounceNode {
+            id,
+            fs_addr,
+            incarnation,
+        } => {
+            let info = NodeInfo {
+                fs_addr: fs_addr.clone(),
+                incarnation: *incarnation,
+            };
             kv.put(node_key(*id), encode(&info));
             Response::Done
         }
-        CreateJob { name, schedule, cmd, at_ms } => {
+        CreateJob {
+            name,
+            schedule,
+            cmd,
+            at_ms,
+        } => {
             if load_job(kv, name)?.is_some() {
                 return Ok(Response::AlreadyExists);
             }
             let count = job_count(kv)?;
             let max = limits::load(kv)?.max_jobs;
             if count >= max {
-                return Ok(Response::Rejected { reason: format!("the cluster holds {max} jobs, its limit (max-jobs); delete some first") });
+                return Ok(Response::Rejected {
+                    reason: format!(
+                        "the cluster holds {max} jobs, its limit (max-jobs); delete some first"
+                    ),
+                });
             }
             set_job_count(kv, count + 1);
             let incarnation = take_id(kv, index)?;
@@ -278,10 +307,18 @@ fn apply_one(kv: &mut impl Kv, index: u64, cmd: &Command) -> Result<Response, Kv
             Response::Created { incarnation }
         }
         StartJob { name, at_ms } => {
-            let Some(mut job) = load_job(kv, name)? else { return Ok(Response::NoSuchJob) };
+            let Some(mut job) = load_job(kv, name)? else {
+                return Ok(Response::NoSuchJob);
+            };
             if job.cmd.is_empty() || job.schedule.is_empty() {
-                let what = if job.cmd.is_empty() { "command" } else { "schedule" };
-                return Ok(Response::Rejected { reason: format!("job {name} has no {what}; write it before start") });
+                let what = if job.cmd.is_empty() {
+                    "command"
+                } else {
+                    "schedule"
+                };
+                return Ok(Response::Rejected {
+                    reason: format!("job {name} has no {what}; write it before start"),
+                });
             }
             if !job.started {
                 job.started = true;
@@ -292,7 +329,9 @@ fn apply_one(kv: &mut impl Kv, index: u64, cmd: &Command) -> Result<Response, Kv
             Response::Done
         }
         StopJob { name, at_ms } => {
-            let Some(mut job) = load_job(kv, name)? else { return Ok(Response::NoSuchJob) };
+            let Some(mut job) = load_job(kv, name)? else {
+                return Ok(Response::NoSuchJob);
+            };
             if job.started {
                 job.started = false;
                 kv.delete(started_key(name));
@@ -303,7 +342,9 @@ fn apply_one(kv: &mut impl Kv, index: u64, cmd: &Command) -> Result<Response, Kv
             Response::Done
         }
         DeleteJob { name } => {
-            let Some(mut job) = load_job(kv, name)? else { return Ok(Response::NoSuchJob) };
+            let Some(mut job) = load_job(kv, name)? else {
+                return Ok(Response::NoSuchJob);
+            };
             log::clear(kv, &mut job)?;
             for id in &job.recent_runs {
                 kv.delete(run::run_key(job.incarnation, *id));
@@ -316,40 +357,98 @@ fn apply_one(kv: &mut impl Kv, index: u64, cmd: &Command) -> Result<Response, Kv
             Response::Done
         }
         SetCmd { name, cmd } => {
-            let Some(mut job) = load_job(kv, name)? else { return Ok(Response::NoSuchJob) };
+            let Some(mut job) = load_job(kv, name)? else {
+                return Ok(Response::NoSuchJob);
+            };
             job.cmd = cmd.clone();
             store_job(kv, &job);
             Response::Done
         }
-        SetSchedule { name, schedule, at_ms } => {
-            let Some(mut job) = load_job(kv, name)? else { return Ok(Response::NoSuchJob) };
+        SetSchedule {
+            name,
+            schedule,
+            at_ms,
+        } => {
+            let Some(mut job) = load_job(kv, name)? else {
+                return Ok(Response::NoSuchJob);
+            };
             job.schedule = schedule.clone();
             rearm(&mut job, *at_ms);
             store_job(kv, &job);
             Response::Done
         }
-        Fire { name, incarnation, scheduled_ms, trigger, skipped, fence, at_ms, claims } => {
-            with_incarnation(kv, name, *incarnation, |kv, job| {
-                let at = run::FireAt { scheduled_ms: *scheduled_ms, proposed_ms: *at_ms, trigger: *trigger, skipped: *skipped, claims: *claims };
-                run::fire(kv, index, job, at, *fence)
-            })?
-        }
-        RunNow { name, incarnation, fence, at_ms, force, claims } => {
-            with_incarnation(kv, name, *incarnation, |kv, job| run::run_now(kv, index, job, *fence, *at_ms, *force, *claims))?
-        }
-        SkipTimes { name, incarnation, until_ms, count, reason, .. } => {
-            with_incarnation(kv, name, *incarnation, |kv, job| run::skip_times(kv, job, *until_ms, *count, reason))?
-        }
-        KillRuns { name, incarnation, at_ms } => with_incarnation(kv, name, *incarnation, |kv, job| {
+        Fire {
+            name,
+            incarnation,
+            scheduled_ms,
+            trigger,
+            skipped,
+            fence,
+            at_ms,
+            claims,
+        } => with_incarnation(kv, name, *incarnation, |kv, job| {
+            let at = run::FireAt {
+                scheduled_ms: *scheduled_ms,
+                proposed_ms: *at_ms,
+                trigger: *trigger,
+                skipped: *skipped,
+                claims: *claims,
+            };
+            run::fire(kv, index, job, at, *fence)
+        })?,
+        RunNow {
+            name,
+            incarnation,
+            fence,
+            at_ms,
+            force,
+            claims,
+        } => with_incarnation(kv, name, *incarnation, |kv, job| {
+            run::run_now(kv, index, job, *fence, *at_ms, *force, *claims)
+        })?,
+        SkipTimes {
+            name,
+            incarnation,
+            until_ms,
+            count,
+            reason,
+            ..
+        } => with_incarnation(kv, name, *incarnation, |kv, job| {
+            run::skip_times(kv, job, *until_ms, *count, reason)
+        })?,
+        KillRuns {
+            name,
+            incarnation,
+            at_ms,
+        } => with_incarnation(kv, name, *incarnation, |kv, job| {
             retry::cancel(kv, job, *at_ms, "kill")?;
             run::cancel_all(kv, job)
         })?,
-        FireRetry { name, incarnation, scheduled_ms, attempt, fence, at_ms } => {
-            let at = retry::RetryAt { scheduled_ms: *scheduled_ms, attempt: *attempt, proposed_ms: *at_ms };
-            with_incarnation(kv, name, *incarnation, |kv, job| retry::fire(kv, index, job, at, *fence))?
+        FireRetry {
+            name,
+            incarnation,
+            scheduled_ms,
+            attempt,
+            fence,
+            at_ms,
+        } => {
+            let at = retry::RetryAt {
+                scheduled_ms: *scheduled_ms,
+                attempt: *attempt,
+                proposed_ms: *at_ms,
+            };
+            with_incarnation(kv, name, *incarnation, |kv, job| {
+                retry::fire(kv, index, job, at, *fence)
+            })?
         }
-        SetPolicy { name, policy, at_ms } => {
-            let Some(mut job) = load_job(kv, name)? else { return Ok(Response::NoSuchJob) };
+        SetPolicy {
+            name,
+            policy,
+            at_ms,
+        } => {
+            let Some(mut job) = load_job(kv, name)? else {
+                return Ok(Response::NoSuchJob);
+            };
             match policy {
                 crate::command::Policy::Overlap(o) => job.overlap = *o,
                 crate::command::Policy::Catchup { mode, window_ms } => {
@@ -370,25 +469,69 @@ fn apply_one(kv: &mut impl Kv, index: u64, cmd: &Command) -> Result<Response, Kv
             store_job(kv, &job);
             Response::Done
         }
-        Begin { name, incarnation, run_id, fence } => {
-            with_incarnation(kv, name, *incarnation, |kv, job| run::claim(kv, job, *run_id, run::Claim::Begin(*fence)))?
+        Begin {
+            name,
+            incarnation,
+            run_id,
+            fence,
+        } => with_incarnation(kv, name, *incarnation, |kv, job| {
+            run::claim(kv, job, *run_id, run::Claim::Begin(*fence))
+        })?,
+        TakeOver {
+            name,
+            incarnation,
+            run_id,
+            fence,
+            at_ms,
+        } => {
+            let claim = run::Claim::TakeOver {
+                fence: *fence,
+                at_ms: *at_ms,
+            };
+            with_incarnation(kv, name, *incarnation, |kv, job| {
+                run::claim(kv, job, *run_id, claim)
+            })?
         }
-        TakeOver { name, incarnation, run_id, fence, at_ms } => {
-            let claim = run::Claim::TakeOver { fence: *fence, at_ms: *at_ms };
-            with_incarnation(kv, name, *incarnation, |kv, job| run::claim(kv, job, *run_id, claim))?
-        }
-        Release { name, incarnation, run_id, fence, why, at_ms } => {
-            with_incarnation(kv, name, *incarnation, |kv, job| run::release(kv, job, *run_id, *fence, *why, *at_ms))?
-        }
-        RunStarted { name, incarnation, run_id, at_ms, fence } => {
-            with_incarnation(kv, name, *incarnation, |kv, job| run::started(kv, job, *run_id, *at_ms, *fence))?
-        }
-        Output { name, incarnation, run_id, seq, lines, at_ms, fence } => {
-            with_incarnation(kv, name, *incarnation, |kv, job| run::output(kv, job, *run_id, *seq, lines, *at_ms, *fence))?
-        }
-        RunEnded { name, incarnation, run_id, status, at_ms, fence } => {
-            with_incarnation(kv, name, *incarnation, |kv, job| run::ended(kv, job, *run_id, status, *at_ms, *fence))?
-        }
+        Release {
+            name,
+            incarnation,
+            run_id,
+            fence,
+            why,
+            at_ms,
+        } => with_incarnation(kv, name, *incarnation, |kv, job| {
+            run::release(kv, job, *run_id, *fence, *why, *at_ms)
+        })?,
+        RunStarted {
+            name,
+            incarnation,
+            run_id,
+            at_ms,
+            fence,
+        } => with_incarnation(kv, name, *incarnation, |kv, job| {
+            run::started(kv, job, *run_id, *at_ms, *fence)
+        })?,
+        Output {
+            name,
+            incarnation,
+            run_id,
+            seq,
+            lines,
+            at_ms,
+            fence,
+        } => with_incarnation(kv, name, *incarnation, |kv, job| {
+            run::output(kv, job, *run_id, *seq, lines, *at_ms, *fence)
+        })?,
+        RunEnded {
+            name,
+            incarnation,
+            run_id,
+            status,
+            at_ms,
+            fence,
+        } => with_incarnation(kv, name, *incarnation, |kv, job| {
+            run::ended(kv, job, *run_id, status, *at_ms, *fence)
+        })?,
         SetLimit { name, value } => {
             let mut l = limits::load(kv)?;
             match l.set(name, *value) {
@@ -400,13 +543,17 @@ fn apply_one(kv: &mut impl Kv, index: u64, cmd: &Command) -> Result<Response, Kv
             }
         }
         SetTz { name, tz, at_ms } => {
-            let Some(mut job) = load_job(kv, name)? else { return Ok(Response::NoSuchJob) };
+            let Some(mut job) = load_job(kv, name)? else {
+                return Ok(Response::NoSuchJob);
+            };
             job.tz = tz.clone();
             rearm(&mut job, *at_ms);
             store_job(kv, &job);
             Response::Done
         }
-        Batch(_) => Response::Rejected { reason: "a batch inside a batch".into() },
+        Batch(_) => Response::Rejected {
+            reason: "a batch inside a batch".into(),
+        },
     };
     Ok(resp)
 }
@@ -435,36 +582,101 @@ mod job_tests {
     use super::*;
 
     fn create(name: &str) -> Command {
-        Command::CreateJob { name: name.into(), schedule: "* * * * *".into(), cmd: "true".into(), at_ms: 1 }
+        Command::CreateJob {
+            name: name.into(),
+            schedule: "* * * * *".into(),
+            cmd: "true".into(),
+            at_ms: 1,
+        }
     }
 
     #[test]
     fn create_start_stop_delete() {
         let mut kv = BTreeMap::new();
-        assert_eq!(apply(&mut kv, 5, &create("a")).unwrap(), Response::Created { incarnation: 5 });
-        assert_eq!(apply(&mut kv, 6, &create("a")).unwrap(), Response::AlreadyExists);
+        assert_eq!(
+            apply(&mut kv, 5, &create("a")).unwrap(),
+            Response::Created { incarnation: 5 }
+        );
+        assert_eq!(
+            apply(&mut kv, 6, &create("a")).unwrap(),
+            Response::AlreadyExists
+        );
         let job = load_job(&kv, "a").unwrap().unwrap();
         assert!(!job.started, "new jobs are stopped");
-        apply(&mut kv, 7, &Command::StartJob { name: "a".into(), at_ms: 100 }).unwrap();
+        apply(
+            &mut kv,
+            7,
+            &Command::StartJob {
+                name: "a".into(),
+                at_ms: 100,
+            },
+        )
+        .unwrap();
         let job = load_job(&kv, "a").unwrap().unwrap();
         assert_eq!((job.started, job.armed_at_ms), (true, Some(100)));
         // Starting again does not move armed-at.
-        apply(&mut kv, 8, &Command::StartJob { name: "a".into(), at_ms: 200 }).unwrap();
+        apply(
+            &mut kv,
+            8,
+            &Command::StartJob {
+                name: "a".into(),
+                at_ms: 200,
+            },
+        )
+        .unwrap();
         assert_eq!(load_job(&kv, "a").unwrap().unwrap().armed_at_ms, Some(100));
-        apply(&mut kv, 9, &Command::StopJob { name: "a".into(), at_ms: 0 }).unwrap();
+        apply(
+            &mut kv,
+            9,
+            &Command::StopJob {
+                name: "a".into(),
+                at_ms: 0,
+            },
+        )
+        .unwrap();
         assert!(!load_job(&kv, "a").unwrap().unwrap().started);
-        assert_eq!(apply(&mut kv, 10, &Command::DeleteJob { name: "a".into() }).unwrap(), Response::Done);
-        assert_eq!(apply(&mut kv, 11, &Command::StopJob { name: "a".into(), at_ms: 0 }).unwrap(), Response::NoSuchJob);
+        assert_eq!(
+            apply(&mut kv, 10, &Command::DeleteJob { name: "a".into() }).unwrap(),
+            Response::Done
+        );
+        assert_eq!(
+            apply(
+                &mut kv,
+                11,
+                &Command::StopJob {
+                    name: "a".into(),
+                    at_ms: 0
+                }
+            )
+            .unwrap(),
+            Response::NoSuchJob
+        );
         // Re-created under the same name: a new incarnation.
-        assert_eq!(apply(&mut kv, 12, &create("a")).unwrap(), Response::Created { incarnation: 12 });
+        assert_eq!(
+            apply(&mut kv, 12, &create("a")).unwrap(),
+            Response::Created { incarnation: 12 }
+        );
     }
 
     #[test]
     fn start_needs_command_and_schedule() {
         let mut kv = BTreeMap::new();
-        let empty = Command::CreateJob { name: "m".into(), schedule: String::new(), cmd: String::new(), at_ms: 0 };
+        let empty = Command::CreateJob {
+            name: "m".into(),
+            schedule: String::new(),
+            cmd: String::new(),
+            at_ms: 0,
+        };
         apply(&mut kv, 1, &empty).unwrap();
-        let r = apply(&mut kv, 2, &Command::StartJob { name: "m".into(), at_ms: 0 }).unwrap();
+        let r = apply(
+            &mut kv,
+            2,
+            &Command::StartJob {
+                name: "m".into(),
+                at_ms: 0,
+            },
+        )
+        .unwrap();
         assert!(matches!(r, Response::Rejected { .. }), "{r:?}");
         assert!(!load_job(&kv, "m").unwrap().unwrap().started);
     }
@@ -473,8 +685,25 @@ mod job_tests {
     fn schedule_change_rearms_a_started_job() {
         let mut kv = BTreeMap::new();
         apply(&mut kv, 1, &create("a")).unwrap();
-        apply(&mut kv, 2, &Command::StartJob { name: "a".into(), at_ms: 10 }).unwrap();
-        apply(&mut kv, 3, &Command::SetSchedule { name: "a".into(), schedule: "@hourly".into(), at_ms: 50 }).unwrap();
+        apply(
+            &mut kv,
+            2,
+            &Command::StartJob {
+                name: "a".into(),
+                at_ms: 10,
+            },
+        )
+        .unwrap();
+        apply(
+            &mut kv,
+            3,
+            &Command::SetSchedule {
+                name: "a".into(),
+                schedule: "@hourly".into(),
+                at_ms: 50,
+            },
+        )
+        .unwrap();
         assert_eq!(load_job(&kv, "a").unwrap().unwrap().armed_at_ms, Some(50));
     }
 }
