@@ -6,6 +6,7 @@
 //! its internals.
 
 pub mod bench;
+pub mod browser;
 pub mod chaos;
 pub mod cluster;
 pub mod etcd_cluster;

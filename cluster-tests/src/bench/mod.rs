@@ -6,6 +6,7 @@ pub mod create;
 pub mod failover;
 pub mod growth;
 pub mod herd;
+pub mod http;
 pub mod lateness;
 pub mod scale;
 pub mod serve9p;
@@ -97,6 +98,22 @@ pub fn fsync_p50_ms() -> f64 {
 
 pub fn figure(name: &str, value: f64, unit: &str) {
     println!("figure {name} {value:.3} {unit}");
+}
+
+/// The median of `v` (sorted in place) and its range: how alternated
+/// rounds are reported, as this machine is shared and noisy.
+pub fn median_range(v: &mut [f64]) -> (f64, f64, f64) {
+    if v.is_empty() {
+        return (f64::NAN, f64::NAN, f64::NAN);
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    let median = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    };
+    (median, v[0], v[n - 1])
 }
 
 /// The `p` quantile (0..=1) of sorted values.

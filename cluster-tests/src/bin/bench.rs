@@ -10,12 +10,12 @@ use cluster_tests::bench;
 
 #[derive(Parser)]
 struct Args {
-    /// create | lateness | herd | failover | scale | serve9p | growth | all
+    /// create | lateness | herd | failover | scale | serve9p | growth | http | all
     bench: String,
-    /// create: concurrent clients, comma-separated.
+    /// create, http: concurrent clients, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,16,64,256")]
     clients: Vec<usize>,
-    /// create, serve9p: seconds of load per system and setting.
+    /// create, serve9p, http: seconds of load per system and setting.
     #[arg(long, default_value_t = 5)]
     seconds: u64,
     /// lateness: started jobs per round (each fires every 5 s) [default: 50,250,1000];
@@ -40,13 +40,19 @@ struct Args {
     /// growth: each job's log retention (`limit log-bytes`) [default: jobd's, 1 MiB].
     #[arg(long)]
     growth_log_bytes: Option<u64>,
+    /// http: alternated rounds per setting.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// http: jobs listed when the dashboard's first load is timed.
+    #[arg(long, default_value_t = 10_000)]
+    dashboard_jobs: usize,
     /// failover: the seed of the chaos harness it runs on.
     #[arg(long, default_value_t = 1)]
     seed: u64,
 }
 
-const ALL: [&str; 7] = [
-    "create", "lateness", "herd", "failover", "scale", "serve9p", "growth",
+const ALL: [&str; 8] = [
+    "create", "lateness", "herd", "failover", "scale", "serve9p", "growth", "http",
 ];
 
 /// `--jobs`, or the benchmark's own default.
@@ -86,6 +92,15 @@ async fn one(name: &str, args: &Args, all: bool) -> anyhow::Result<()> {
             bench::failover::run(args.kills.unwrap_or(if all { 10 } else { 20 }), args.seed).await
         }
         "scale" => bench::scale::run(args.scale_jobs).await,
+        "http" => {
+            // Under `all`, the reads and creates at 1 and 64 clients only.
+            let clients = if all {
+                vec![1, 64]
+            } else {
+                args.clients.clone()
+            };
+            bench::http::run(&clients, args.seconds, args.rounds, args.dashboard_jobs).await
+        }
         "growth" => {
             bench::growth::run(args.growth_jobs, args.growth_minutes, args.growth_log_bytes).await
         }

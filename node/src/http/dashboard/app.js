@@ -128,6 +128,7 @@ async function loadJobs() {
     } while (after);
     jobs = all;
     refilter(false);
+    if (!performance.getEntriesByName('jobd-every-row').length) performance.mark('jobd-every-row');
     // A listing of 10,000 jobs costs the node real work: ask no more
     // often than ten times what one took.
     listEvery = Math.max(5000, 10 * (performance.now() - began));
@@ -157,6 +158,8 @@ function draw() {
   const frag = document.createDocumentFragment();
   for (let i = from; i < to; i++) frag.append(row(shown[i], i));
   $('rows').replaceChildren(frag);
+  // Navigation to first job row, for `bench -- http` (and anyone's devtools).
+  if (to > from && !performance.getEntriesByName('jobd-first-row').length) performance.mark('jobd-first-row');
 }
 
 function row(j, i) {
