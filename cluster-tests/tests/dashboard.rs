@@ -28,6 +28,15 @@ async fn row_class(b: &Client, name: &str) -> Option<String> {
     row.attr("class").await.ok().flatten()
 }
 
+async fn click(b: &Client, css: &str) {
+    b.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("click {css}: {e}"));
+}
+
 async fn text_of(b: &Client, css: &str) -> String {
     match b.find(Locator::Css(css)).await {
         Ok(e) => e.text().await.unwrap_or_default(),
@@ -82,38 +91,26 @@ async fn the_dashboard_lists_marks_stops_and_follows_a_leader_change() {
         "a job that succeeds is not marked: {good}"
     );
 
-    // A job's panel follows its log.
-    b.find(Locator::Css("#rows .row[data-name=\"good\"]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    // A job's panel shows its runs and follows its log.
+    click(&b, "#rows .row[data-name=\"good\"]").await;
     poll("good's log in its panel", DEADLINE, EVERY, async || {
-        text_of(&b, "#job-log")
-            .await
-            .contains("all-is-well")
-            .then_some(())
+        let log = text_of(&b, "#job-log").await;
+        let runs = text_of(&b, "#job-runs tbody").await;
+        (log.contains("all-is-well") && runs.contains("exit 0")).then_some(())
     })
     .await;
+    let shot = b.screenshot().await.unwrap();
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
+    std::fs::write(&path, shot).unwrap();
+    eprintln!("screenshot: {}", path.display());
 
     // Stop, confirmed, is done: read back through 9P on another node.
-    b.find(Locator::Css("#rows .row[data-name=\"idle\"]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&b, "#rows .row[data-name=\"idle\"]").await;
     poll("idle's panel", DEADLINE, EVERY, async || {
         (text_of(&b, "#job-name").await == "idle").then_some(())
     })
     .await;
-    b.find(Locator::Css("#job button[data-verb=\"stop\"]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&b, "#job button[data-verb=\"stop\"]").await;
     let asked = b.get_alert_text().await.expect("a confirmation");
     assert!(asked.contains("stop job idle"), "{asked}");
     b.accept_alert().await.unwrap();
@@ -145,10 +142,6 @@ async fn the_dashboard_lists_marks_stops_and_follows_a_leader_change() {
         shown_leader().await.filter(|l| *l == old)
     })
     .await;
-    let shot = b.screenshot().await.unwrap();
-    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
-    std::fs::write(&path, shot).unwrap();
-    eprintln!("screenshot: {}", path.display());
     c.kill(leader).await.unwrap();
     let new = poll("a new leader on the page", DEADLINE, EVERY, async || {
         shown_leader().await.filter(|l| *l != old && l != "none")

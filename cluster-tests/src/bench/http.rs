@@ -32,12 +32,43 @@ fn http_client() -> Http {
         .build_http()
 }
 
+/// Each of `n` clients' own HTTP client and the URL of `path` on the
+/// node it talks to (clients spread over the nodes).
+fn http_conns(addrs: &[SocketAddr], n: usize, path: &str) -> Arc<Vec<(Http, String)>> {
+    Arc::new((0..n).map(|c| (http_client(), format!("http://{}{path}", addrs[c % addrs.len()]))).collect())
+}
+
+/// Each of `n` clients' own 9P connection, spread over the nodes.
+async fn ninep_conns(jobd: &Cluster, n: usize) -> anyhow::Result<Arc<Vec<Client>>> {
+    let mut conns = vec![];
+    for c in 0..n {
+        conns.push(Client::connect(jobd.nodes[c % jobd.nodes.len()].fs_addr, Options::default()).await?);
+    }
+    Ok(Arc::new(conns))
+}
+
+/// `a`'s and `b`'s loads, `a` first in even rounds and `b` first in odd
+/// ones, so neither always runs on the machine the other just warmed.
+async fn alternated(
+    round: usize,
+    a: impl AsyncFnOnce() -> anyhow::Result<Load>,
+    b: impl AsyncFnOnce() -> anyhow::Result<Load>,
+) -> anyhow::Result<(Load, Load)> {
+    if round % 2 == 0 {
+        let a = a().await?;
+        Ok((a, b().await?))
+    } else {
+        let b = b().await?;
+        Ok((a().await?, b))
+    }
+}
+
 /// One request, its body read to the end; whether it answered `want`.
-async fn request(c: &Http, method: &str, url: &str, body: &'static [u8], want: u16) -> bool {
+async fn request(c: &Http, method: &str, url: &str, body: Bytes, want: u16) -> bool {
     let Ok(req) = http::Request::builder()
         .method(method)
         .uri(url)
-        .body(Full::new(Bytes::from_static(body)))
+        .body(Full::new(body))
     else {
         return false;
     };
@@ -125,38 +156,22 @@ async fn reads(
         let (mut h, mut p, mut ratios) = (vec![], vec![], vec![]);
         for round in 0..rounds {
             let http_load = async || {
-                let conns: Arc<Vec<(Http, String)>> = Arc::new(
-                    (0..n)
-                        .map(|c| (http_client(), format!("http://{}/jobs/r/cmd", addrs[c % 3])))
-                        .collect(),
-                );
-                drive(n, seconds, move |c, _| {
+                let conns = http_conns(addrs, n, "/jobs/r/cmd");
+                Ok(drive(n, seconds, move |c, _| {
                     let conns = conns.clone();
-                    async move { request(&conns[c].0, "GET", &conns[c].1, b"", 200).await }
+                    async move { request(&conns[c].0, "GET", &conns[c].1, Bytes::new(), 200).await }
                 })
-                .await
+                .await)
             };
-            let ninep_load = async || -> anyhow::Result<Load> {
-                let mut conns = vec![];
-                for c in 0..n {
-                    conns.push(
-                        Client::connect(jobd.nodes[c % 3].fs_addr, Options::default()).await?,
-                    );
-                }
-                let conns = Arc::new(conns);
+            let ninep_load = async || {
+                let conns = ninep_conns(jobd, n).await?;
                 Ok(drive(n, seconds, move |c, _| {
                     let conns = conns.clone();
                     async move { conns[c].read("jobs/r/cmd").await.is_ok() }
                 })
                 .await)
             };
-            let (a, b) = if round % 2 == 0 {
-                let a = http_load().await;
-                (a, ninep_load().await?)
-            } else {
-                let b = ninep_load().await?;
-                (http_load().await, b)
-            };
+            let (a, b) = alternated(round, http_load, ninep_load).await?;
             ratios.push(a.rate() / b.rate());
             h.push(a);
             p.push(b);
@@ -184,25 +199,19 @@ async fn creates(
         let (mut h, mut e, mut p, mut ratios) = (vec![], vec![], vec![], vec![]);
         for round in 0..rounds {
             let http_load = async || {
-                let conns: Arc<Vec<(Http, String)>> = Arc::new(
-                    (0..n)
-                        .map(|c| (http_client(), format!("http://{}/clone", addrs[c % 3])))
-                        .collect(),
-                );
+                let conns = http_conns(addrs, n, "/clone");
                 let serial = serial.clone();
-                drive(n, seconds, move |c, _| {
+                Ok(drive(n, seconds, move |c, _| {
                     let (conns, serial) = (conns.clone(), serial.clone());
                     async move {
                         let i = serial.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        // 'static for the request body: a few bytes each, for a benchmark run.
-                        let body: &'static [u8] =
-                            Box::leak(format!("h{i}:@yearly:true").into_bytes().into_boxed_slice());
+                        let body = Bytes::from(format!("h{i}:@yearly:true"));
                         request(&conns[c].0, "POST", &conns[c].1, body, 201).await
                     }
                 })
-                .await
+                .await)
             };
-            let etcd_load = async || -> anyhow::Result<Load> {
+            let etcd_load = async || {
                 let mut kvs = vec![];
                 for c in 0..n {
                     kvs.push(KvClient::connect(format!("http://{}", etcd.clients[c % 3])).await?);
@@ -223,22 +232,12 @@ async fn creates(
                 })
                 .await)
             };
-            let (a, b) = if round % 2 == 0 {
-                let a = http_load().await;
-                (a, etcd_load().await?)
-            } else {
-                let b = etcd_load().await?;
-                (http_load().await, b)
-            };
+            let (a, b) = alternated(round, http_load, etcd_load).await?;
             ratios.push(a.rate() / b.rate());
             h.push(a);
             e.push(b);
             // 9P's create, for reference (not alternated).
-            let mut conns = vec![];
-            for c in 0..n {
-                conns.push(Client::connect(jobd.nodes[c % 3].fs_addr, Options::default()).await?);
-            }
-            let conns = Arc::new(conns);
+            let conns = ninep_conns(jobd, n).await?;
             let serial = serial.clone();
             p.push(
                 drive(n, seconds, move |c, _| {

@@ -179,8 +179,10 @@ function row(j, i) {
 
 // --- one job ------------------------------------------------------------
 
+// The job in the panel is in the address (#job=NAME), to share or reload.
 function select(name) {
   selected = name;
+  history.replaceState(null, '', '#job=' + encodeURIComponent(name));
   draw();
   $('job').hidden = false;
   $('job-name').textContent = name;
@@ -193,6 +195,7 @@ function select(name) {
 
 function unselect() {
   selected = null;
+  history.replaceState(null, '', location.pathname);
   if (following) following.abort();
   $('job').hidden = true;
   draw();
@@ -217,7 +220,13 @@ async function loadJob() {
       const f = line.split(' ');
       const status = f.slice(6).join(' ');
       const tr = el('tr', undefined, failed(status) ? 'failed' : '');
-      for (const v of [...f.slice(0, 6), status]) tr.append(el('td', v));
+      for (const [i, v] of [...f.slice(0, 6), status].entries()) {
+        // Times as the time of day; the whole stamp on hover.
+        const stamp = [1, 4, 5].includes(i) && v.includes('T');
+        const td = el('td', stamp ? v.slice(11, 23) : v);
+        if (stamp) td.title = v;
+        tr.append(td);
+      }
       body.append(tr);
     }
     // The list's row follows the panel, without waiting for a listing.
@@ -313,6 +322,8 @@ document.addEventListener('DOMContentLoaded', () => {
     loadCluster();
     loadJobs();
   });
+  const linked = /^#job=(.+)$/.exec(location.hash);
+  if (linked) select(decodeURIComponent(linked[1]));
   every(2000, loadCluster);
   every(() => listEvery, loadJobs);
   every(2000, loadJob);
