@@ -126,6 +126,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 fs.clone(),
                 guard,
                 args.max_write,
+                node::http::Bounds::default(),
                 shutdown,
             )))
         }

@@ -15,6 +15,16 @@ use tokio::net::TcpListener;
 
 /// Serves node `i`'s tree over HTTP on a port-0 listener.
 async fn serve_http(c: &Cluster, i: usize, guard: node::http::Guard) -> SocketAddr {
+    serve_http_within(c, i, guard, node::http::Bounds::default()).await
+}
+
+/// `serve_http`, with the listener's bounds given.
+async fn serve_http_within(
+    c: &Cluster,
+    i: usize,
+    guard: node::http::Guard,
+    bounds: node::http::Bounds,
+) -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     let mut fs = c.node(i).tree();
@@ -24,6 +34,7 @@ async fn serve_http(c: &Cluster, i: usize, guard: node::http::Guard) -> SocketAd
         Arc::new(fs),
         guard,
         1024,
+        bounds,
         std::future::pending(),
     ));
     addr
@@ -549,4 +560,56 @@ async fn the_dashboard_is_served_and_the_tree_behind_it_keeps_its_guard() {
         (Some("c"), 1, "")
     );
     assert_eq!(page("/jobs/?limit=0").await.0, 400);
+}
+
+/// A connection that never finishes its request's head is closed after
+/// the header timeout, and one beyond the connection bound at once, so
+/// silent clients cannot take the node's descriptors; then the freed
+/// slots serve again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connections_are_closed_and_bounded() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let c = Cluster::start(3, 10_000).await;
+    let leader = c.leader().await;
+    let bounds = node::http::Bounds {
+        max_connections: 3,
+        header_timeout: std::time::Duration::from_secs(1),
+    };
+    let at = serve_http_within(&c, leader, node::http::Guard::default(), bounds).await;
+    let mut silent = vec![];
+    for _ in 0..3 {
+        let mut s = tokio::net::TcpStream::connect(at).await.unwrap();
+        s.write_all(b"GET /ctl HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            .await
+            .unwrap();
+        silent.push(s);
+    }
+    // Let the server accept all three before the fourth.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let closed = async |s: &mut tokio::net::TcpStream, within: std::time::Duration| {
+        let mut buf = [0u8; 256];
+        match tokio::time::timeout(within, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => true,
+            Ok(Ok(_)) => true, // an error answer, then the close
+            Err(_) => false,
+        }
+    };
+    let mut fourth = tokio::net::TcpStream::connect(at).await.unwrap();
+    assert!(
+        closed(&mut fourth, std::time::Duration::from_millis(500)).await,
+        "one past the bound is closed at once"
+    );
+    for s in &mut silent {
+        assert!(
+            closed(s, common::DEADLINE).await,
+            "a silent connection is closed after the header timeout"
+        );
+    }
+    common::poll::poll(
+        "a slot free again",
+        common::DEADLINE,
+        std::time::Duration::from_millis(100),
+        async || (curl(&[&url(at, "/ctl")]).await.0 == 200).then_some(()),
+    )
+    .await;
 }

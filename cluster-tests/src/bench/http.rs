@@ -35,14 +35,25 @@ fn http_client() -> Http {
 /// Each of `n` clients' own HTTP client and the URL of `path` on the
 /// node it talks to (clients spread over the nodes).
 fn http_conns(addrs: &[SocketAddr], n: usize, path: &str) -> Arc<Vec<(Http, String)>> {
-    Arc::new((0..n).map(|c| (http_client(), format!("http://{}{path}", addrs[c % addrs.len()]))).collect())
+    Arc::new(
+        (0..n)
+            .map(|c| {
+                (
+                    http_client(),
+                    format!("http://{}{path}", addrs[c % addrs.len()]),
+                )
+            })
+            .collect(),
+    )
 }
 
 /// Each of `n` clients' own 9P connection, spread over the nodes.
 async fn ninep_conns(jobd: &Cluster, n: usize) -> anyhow::Result<Arc<Vec<Client>>> {
     let mut conns = vec![];
     for c in 0..n {
-        conns.push(Client::connect(jobd.nodes[c % jobd.nodes.len()].fs_addr, Options::default()).await?);
+        conns.push(
+            Client::connect(jobd.nodes[c % jobd.nodes.len()].fs_addr, Options::default()).await?,
+        );
     }
     Ok(Arc::new(conns))
 }

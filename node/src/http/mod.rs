@@ -23,7 +23,9 @@
 //! ```
 //!
 //! Bounded like the 9P server: at most `MAX_REQUESTS` requests at once
-//! (503 beyond), a body within `--max-write` read within `BODY_TIMEOUT`.
+//! (503 beyond), a body within `--max-write` read within `BODY_TIMEOUT`;
+//! and at the listener (`listen.rs`) a bound on connections and a time
+//! limit on each request's head.
 //!
 //! Before any of that, every request passes `Guard::check`: its Host is
 //! this node's (an IP address, `localhost`, or a name in `--http-hosts`:
@@ -36,6 +38,7 @@
 mod dashboard;
 mod follow;
 mod guard;
+mod listen;
 pub mod status;
 pub mod tree;
 
@@ -50,6 +53,7 @@ use ninep::error::errno;
 use ninep::{Error, Filesystem};
 
 pub use guard::Guard;
+pub use listen::Bounds;
 use status::{from_tree, refusal};
 
 /// Requests served at once; more are refused (503) rather than queued, so
@@ -78,6 +82,7 @@ pub async fn serve<F: Filesystem>(
     fs: Arc<F>,
     guard: Guard,
     max_body: usize,
+    bounds: Bounds,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_REQUESTS));
@@ -90,9 +95,7 @@ pub async fn serve<F: Filesystem>(
         follows,
     });
     let app = axum::Router::new().fallback(handle::<F>).with_state(shared);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    listen::serve(listener, app, bounds, shutdown).await
 }
 
 async fn handle<F: Filesystem>(State(s): State<Arc<Shared<F>>>, req: Request) -> Response {
