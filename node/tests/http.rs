@@ -419,6 +419,25 @@ async fn a_followed_log_sends_new_lines_and_ends_with_its_job() {
         400,
         "tail and offset both"
     );
+    // The Range header, the standard spelling of the same.
+    let log_url = url(at, "/jobs/echo/log");
+    let ranged = async |range: &str| {
+        let range = format!("Range: bytes={range}");
+        let w = "\n%header{content-range}\n%{http_code}";
+        curl(&["-H", &range, "-w", w, &log_url]).await
+    };
+    let (code, out) = ranged("5-9").await;
+    assert_eq!((code, out), (206, format!("{}\nbytes 5-9/*", &log[5..10])));
+    let (code, out) = ranged("-10").await;
+    let from = log.len() - 10;
+    let want = format!("{}\nbytes {from}-{}/*", &log[from..], log.len() - 1);
+    assert_eq!((code, out), (206, want));
+    let (code, out) = ranged(&format!("{}-", log.len())).await;
+    let want = format!(
+        "nothing there yet: the file ends before that offset\n\nbytes */{}",
+        log.len()
+    );
+    assert_eq!((code, out), (416, want));
 
     let mut follow = tokio::process::Command::new(common::tools::require_tool("curl"))
         .args([

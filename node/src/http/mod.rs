@@ -39,6 +39,7 @@ mod dashboard;
 mod follow;
 mod guard;
 mod listen;
+mod range;
 pub mod status;
 pub mod tree;
 
@@ -127,7 +128,8 @@ async fn handle<F: Filesystem>(State(s): State<Arc<Shared<F>>>, req: Request) ->
     let fs = &*s.fs;
     match parts.method {
         Method::GET | Method::HEAD => {
-            let query = match Query::parse(parts.uri.query()) {
+            let range = parts.headers.get(header::RANGE).and_then(range::parse);
+            let query = match Query::parse(parts.uri.query(), range) {
                 Ok(q) => q,
                 Err(e) => return from_tree(&e),
             };
@@ -194,11 +196,16 @@ struct Query {
     follow: bool,
     after: Option<String>,
     limit: Option<usize>,
+    /// The `Range` header's one byte range (`range.rs`).
+    range: Option<range::ByteRange>,
 }
 
 impl Query {
-    fn parse(query: Option<&str>) -> Result<Query, Error> {
-        let mut q = Query::default();
+    fn parse(query: Option<&str>, range: Option<range::ByteRange>) -> Result<Query, Error> {
+        let mut q = Query {
+            range,
+            ..Query::default()
+        };
         let number = |k: &str, v: &str| {
             v.parse::<u64>()
                 .map_err(|_| Error::new(errno::EINVAL, format!("{k} {v:?} is not a whole number")))
@@ -230,10 +237,11 @@ impl Query {
                 }
             }
         }
-        if q.tail.is_some() && q.offset != 0 {
+        let starts = [q.tail.is_some(), q.offset != 0, q.range.is_some()];
+        if starts.iter().filter(|s| **s).count() > 1 {
             return Err(Error::new(
                 errno::EINVAL,
-                "tail=N and offset=N each say where a read starts; give one",
+                "tail=N, offset=N and a Range header each say where a read starts; give one",
             ));
         }
         Ok(q)
@@ -293,16 +301,23 @@ async fn get<F: Filesystem>(
         },
         false => None,
     };
-    let out = match q.tail {
-        Some(n) => tree::read_tail(fs, &w, n).await,
-        None => tree::read_file(fs, &w, q.offset).await,
+    let out = match (q.tail, q.range) {
+        (Some(n), _) => tree::read_tail(fs, &w, n, true).await,
+        (None, Some(range::ByteRange::Last(n))) => tree::read_tail(fs, &w, n as usize, false).await,
+        (None, Some(range::ByteRange::From { start, .. })) => tree::read_file(fs, &w, start).await,
+        (None, None) => tree::read_file(fs, &w, q.offset).await,
     };
     tree::done(fs, w).await;
     let (body, next) = out?;
     if let Some(slot) = follow {
         return Ok(follow::respond(s.fs.clone(), names, body, next, slot));
     }
+    if let Some(range) = q.range {
+        return Ok(range::answer(range, body, next));
+    }
     let mut r = text(StatusCode::OK, body);
+    r.headers_mut()
+        .insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     // Where the next read of a growing file (a log) goes on from.
     r.headers_mut()
         .insert("x-jobd-next-offset", HeaderValue::from(next));

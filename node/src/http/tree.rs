@@ -114,16 +114,22 @@ pub async fn read_file<F: Filesystem>(
     Ok((out, fs.logical_offset(&w.fid, at)))
 }
 
-/// The last `n` bytes of a walked file (at most `MAX_READ`), from the
-/// start of a line (a partial first line is left out, unless it is the
-/// only one), and the logical offset after them. A file has no size to
-/// seek from (generated files stat as length 0), so it is read through.
-pub async fn read_tail<F: Filesystem>(fs: &F, w: &Walked<F>, n: usize) -> Result<(Vec<u8>, u64)> {
+/// The last `n` bytes of a walked file (at most `MAX_READ`), with
+/// `whole_lines` from the start of a line (a partial first line is left
+/// out, unless it is the only one), and the logical offset after them. A
+/// file has no size to seek from (generated files stat as length 0), so
+/// it is read through.
+pub async fn read_tail<F: Filesystem>(
+    fs: &F,
+    w: &Walked<F>,
+    n: usize,
+    whole_lines: bool,
+) -> Result<(Vec<u8>, u64)> {
     let n = n.min(MAX_READ);
     fs.open(&w.fid, OpenMode::READ).await?;
     let mut kept: Vec<u8> = Vec::new();
     // Whether `kept` begins at the file's start or just after a newline.
-    let mut whole_lines = true;
+    let mut at_line = true;
     let mut at = 0;
     loop {
         let mut chunk = fs.read(&w.fid, at, READ_CHUNK).await?;
@@ -135,16 +141,16 @@ pub async fn read_tail<F: Filesystem>(fs: &F, w: &Walked<F>, n: usize) -> Result
         kept.extend_from_slice(&chunk);
         if kept.len() > 2 * n {
             let cut = kept.len() - n;
-            whole_lines = kept[cut - 1] == b'\n';
+            at_line = kept[cut - 1] == b'\n';
             kept.drain(..cut);
         }
     }
     if kept.len() > n {
         let cut = kept.len() - n;
-        whole_lines = kept[cut - 1] == b'\n';
+        at_line = kept[cut - 1] == b'\n';
         kept.drain(..cut);
     }
-    if !whole_lines {
+    if whole_lines && !at_line {
         if let Some(nl) = kept
             .iter()
             .position(|b| *b == b'\n')
