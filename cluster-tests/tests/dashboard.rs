@@ -5,7 +5,8 @@
 //! What it expects: the page lists every job; a job whose last run failed
 //! has its row marked; a job's panel follows its log; a click on stop
 //! (confirmed) stops the job, as read back through 9P; and after the
-//! leader is killed, the leader the page shows becomes the new one.
+//! leader is killed, the leader the page shows becomes the new one and
+//! the killed node is shown as unreachable.
 //! A screenshot is saved under the target directory
 //! (`CARGO_TARGET_TMPDIR/dashboard.png`).
 
@@ -152,5 +153,23 @@ async fn the_dashboard_lists_marks_stops_and_follows_a_leader_change() {
         .map(|i| c.nodes[i].id.to_string())
         .collect();
     assert!(survivors.contains(&new), "{new} is one of {survivors:?}");
+    // The killed node is shown as one this node cannot reach.
+    let chip = format!("#cluster .member[data-id=\"{old}\"]");
+    poll(
+        "the killed node shown unreachable",
+        DEADLINE,
+        EVERY,
+        async || {
+            let class = b
+                .find(Locator::Css(&chip))
+                .await
+                .ok()?
+                .attr("class")
+                .await
+                .ok()??;
+            class.contains("quiet").then_some(())
+        },
+    )
+    .await;
     b.close().await.unwrap();
 }

@@ -152,6 +152,15 @@ pub trait Filesystem: Send + Sync + 'static {
         offset
     }
 
+    /// For a file that only grows (jobd's `log`), its logical end now, in
+    /// the numbering of `logical_offset`: what a reader of its last bytes
+    /// counts back from, and where one waiting for more bytes goes on
+    /// from. `None`, the default, for any other file. Asked, like
+    /// `logical_offset`, by a client of the library, never by it.
+    fn logical_end(&self, _fid: &Self::Fid) -> Option<u64> {
+        None
+    }
+
     /// The client is done with this fid (called once, after its last use).
     fn clunk(&self, _fid: &Self::Fid) -> impl Future<Output = ()> + Send {
         async {}

@@ -137,6 +137,20 @@ impl PeerClocks {
             .map(|o| o.at.elapsed())
     }
 
+    /// Each peer ever heard from, by id: its clock minus ours (corrected
+    /// for our own steps since, as in `skew_ms`) and how long since it
+    /// was heard. For `/ctl`, which an operator reads to see which clock
+    /// is off and which peer has gone quiet.
+    pub fn peers(&self) -> Vec<(NodeId, i64, std::time::Duration)> {
+        let base_now = wall_minus_mono();
+        let mut v: Vec<_> = crate::lock::lock(&self.seen)
+            .iter()
+            .map(|(id, o)| (*id, o.offset - (base_now - o.base), o.at.elapsed()))
+            .collect();
+        v.sort_unstable_by_key(|p| p.0);
+        v
+    }
+
     /// Our clock against the median of the cluster's (ours counted as 0):
     /// positive when ours runs ahead.
     ///

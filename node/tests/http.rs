@@ -434,10 +434,18 @@ async fn a_followed_log_sends_new_lines_and_ends_with_its_job() {
     assert_eq!((code, out), (206, want));
     let (code, out) = ranged(&format!("{}-", log.len())).await;
     let want = format!(
-        "nothing there yet: the file ends before that offset\n\nbytes */{}",
+        "nothing there: the file ends at {0}\n\nbytes */{0}",
         log.len()
     );
     assert_eq!((code, out), (416, want));
+    let (code, out) = ranged(&format!("{}-", log.len() + 1000)).await;
+    assert_eq!(code, 416);
+    assert!(
+        out.ends_with(&format!("bytes */{}", log.len())),
+        "the log's end, not the start asked: {out}"
+    );
+    let cmd_follow = url(at, "/jobs/echo/cmd?follow=1");
+    assert_eq!(curl(&[&cmd_follow]).await.0, 400, "only a log grows");
 
     let mut follow = tokio::process::Command::new(common::tools::require_tool("curl"))
         .args([
@@ -486,10 +494,16 @@ async fn a_followed_log_sends_new_lines_and_ends_with_its_job() {
         2,
         "each line once: {seen}"
     );
+    // Deleted and at once created again: another job, another log.
     assert_eq!(curl(&["-X", "DELETE", &url(at, "/jobs/echo")]).await.0, 204);
+    let again = "echo:0 0 3 * * *:echo again";
+    assert_eq!(
+        curl(&["--data-binary", again, &url(at, "/clone")]).await.0,
+        201
+    );
     let status = tokio::time::timeout(common::DEADLINE, follow.wait())
         .await
-        .expect("the stream ends with its job")
+        .expect("the stream ends with its job, not follow its successor")
         .unwrap();
     assert!(status.success(), "a clean end: {status}");
 }

@@ -117,6 +117,8 @@ pub struct ClusterStatus {
     pub applied: u64,
     pub digest: u64,
     pub clock_skew_ms: i64,
+    /// Each peer heard from: its clock minus ours (ms), and how long since.
+    pub peers: Vec<(u64, i64, std::time::Duration)>,
     /// The last log index covered by this node's snapshot, and purged from its log.
     pub snapshot: u64,
     pub purged: u64,
@@ -133,6 +135,31 @@ fn ids(v: &[u64]) -> String {
     } else {
         v.iter().map(u64::to_string).collect::<Vec<_>>().join(",")
     }
+}
+
+/// `peer-clock-ms ID=MS,...` (each member's and learner's clock minus
+/// ours, as last observed) and `peer-heard-ms ID=MS,...` (since it was
+/// last heard from); `-` when none has been heard. A node no longer in
+/// the membership is left out.
+fn peer_lines(s: &ClusterStatus) -> String {
+    let current = |id: &u64| *id != s.id && (s.members.contains(id) || s.learners.contains(id));
+    let peers: Vec<_> = s.peers.iter().filter(|p| current(&p.0)).collect();
+    let list = |f: &dyn Fn(&(u64, i64, std::time::Duration)) -> String| {
+        if peers.is_empty() {
+            "-".to_string()
+        } else {
+            peers
+                .iter()
+                .map(|p| format!("{}={}", p.0, f(p)))
+                .collect::<Vec<_>>()
+                .join(",")
+        }
+    };
+    format!(
+        "peer-clock-ms {}\npeer-heard-ms {}\n",
+        list(&|p| p.1.to_string()),
+        list(&|p| p.2.as_millis().to_string())
+    )
 }
 
 pub fn cluster_ctl(s: &ClusterStatus) -> String {
@@ -153,12 +180,14 @@ pub fn cluster_ctl(s: &ClusterStatus) -> String {
         s.backup.as_deref().unwrap_or("-"),
         s.runs.0,
         s.runs.1
-    ) + &s.limits.list().iter().map(|(n, v)| format!("limit-{n} {v}\n")).collect::<String>()
+    ) + &peer_lines(s)
+        + &s.limits.list().iter().map(|(n, v)| format!("limit-{n} {v}\n")).collect::<String>()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn job(started: bool) -> Job {
         let mut j = Job::new("hello", 3, "echo hello world", "0 0/5 * * * ? *", 0);
@@ -176,6 +205,42 @@ mod tests {
             "0 0/5 * * * ? *\n2014-02-11T15:45:00Z\n"
         );
         assert_eq!(cmd(&job(true)), "echo hello world\n");
+    }
+
+    #[test]
+    fn cluster_ctl_names_each_current_peers_clock_and_silence() {
+        let s = ClusterStatus {
+            id: 1,
+            leader: Some(1),
+            leader_fsaddr: None,
+            term: 2,
+            members: vec![1, 2, 3],
+            learners: vec![],
+            commit: 5,
+            applied: 5,
+            digest: 0,
+            clock_skew_ms: 0,
+            // Node 9 was removed: its last observation is left out.
+            peers: vec![
+                (2, 30, Duration::from_millis(120)),
+                (3, -4, Duration::from_secs(7)),
+                (9, 0, Duration::ZERO),
+            ],
+            snapshot: 0,
+            purged: 0,
+            backup: None,
+            limits: Default::default(),
+            runs: (0, 0),
+        };
+        let text = cluster_ctl(&s);
+        assert!(
+            text.contains(
+                "runs-queued 0\npeer-clock-ms 2=30,3=-4\npeer-heard-ms 2=120,3=7000\nlimit-"
+            ),
+            "{text}"
+        );
+        let alone = ClusterStatus { peers: vec![], ..s };
+        assert!(cluster_ctl(&alone).contains("peer-clock-ms -\npeer-heard-ms -\n"));
     }
 
     #[test]

@@ -159,6 +159,7 @@ impl JobFs {
             applied,
             digest,
             clock_skew_ms: self.clocks.skew_ms(),
+            peers: self.clocks.peers(),
             snapshot: m.snapshot.map_or(0, |l| l.index),
             purged: m.purged.map_or(0, |l| l.index),
             backup: crate::store::backup::latest(&self.dbdir).map(|p| p.display().to_string()),
@@ -552,6 +553,17 @@ impl Filesystem for JobFs {
         let out = content[start..end].to_vec();
         fid.state().content = Some(content);
         Ok(out)
+    }
+
+    fn logical_end(&self, fid: &Fid) -> Option<u64> {
+        match &fid.entry {
+            Entry::File {
+                name,
+                incarnation,
+                file: JobFile::Log,
+            } => self.job(name, *incarnation).ok().map(|j| j.log_end),
+            _ => None,
+        }
     }
 
     /// A log read below its oldest kept line was served from that line:

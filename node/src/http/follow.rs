@@ -1,8 +1,11 @@
-//! `?follow=1` on a file (a job's `log`): its bytes from the asked offset
-//! as any GET gives them, then the response stays open and what is
-//! appended later is sent as this node applies it, as `tail -f` does on
-//! a mount, until the client goes away or the file does (the job is
-//! deleted: the response ends).
+//! `?follow=1` on a job's `log` (the one file that only grows): its bytes
+//! from the asked offset as any GET gives them, then the response stays
+//! open and what is appended later is sent as this node applies it, as
+//! `tail -f` does on a mount, until the client goes away or the job does
+//! (deleted, or deleted and created again under its name: the response
+//! ends). A start past the log's end waits at its end. A client that
+//! vanishes without closing (a laptop put to sleep) is found by the
+//! listener's TCP keepalive.
 //!
 //! Plain chunked text, not server-sent events: `curl -N` prints it as it
 //! comes, and a page reads it with `fetch` and a stream reader. The tree
@@ -28,12 +31,14 @@ const POLL: Duration = Duration::from_millis(250);
 /// hold a connection each for as long as the client keeps them.
 pub const MAX_FOLLOWS: usize = 64;
 
-/// The response to a follow of `names`: `first` (the file from the asked
-/// offset up to `next`), then each new stretch as it appears. `slot` is
-/// held for as long as the response is.
+/// The response to a follow of the log at `names` (whose qid path was
+/// `qid_path`): `first` (the log from the asked offset up to `next`), then
+/// each new stretch as it appears. `slot` is held for as long as the
+/// response is.
 pub fn respond<F: Filesystem>(
     fs: Arc<F>,
     names: Vec<String>,
+    qid_path: u64,
     first: Vec<u8>,
     next: u64,
     slot: OwnedSemaphorePermit,
@@ -41,6 +46,7 @@ pub fn respond<F: Filesystem>(
     let start = Follow {
         fs,
         names,
+        qid_path,
         at: next,
         first: Some(first),
         _slot: slot,
@@ -64,6 +70,9 @@ pub fn respond<F: Filesystem>(
 struct Follow<F: Filesystem> {
     fs: Arc<F>,
     names: Vec<String>,
+    /// The followed job's log: a job created again under the name is
+    /// another file.
+    qid_path: u64,
     /// The logical offset the next read starts at.
     at: u64,
     /// What the request's own read gave, sent first.
@@ -82,12 +91,20 @@ impl<F: Filesystem> Follow<F> {
             tokio::time::sleep(POLL).await;
             let fs = &*self.fs;
             let w = match tree::walk(fs, &self.names).await {
-                Ok(w) => w,
+                Ok(w) if w.qid_path == self.qid_path => w,
+                Ok(w) => {
+                    tree::done(fs, w).await;
+                    return None;
+                }
                 Err(e) if e.errno == errno::ENOENT => return None,
                 // No leader for a moment (a read that must confirm one):
                 // the stream waits it out, as `tail -f` would.
                 Err(_) => continue,
             };
+            // Nothing there yet past the end: wait at the end.
+            if let Some(end) = fs.logical_end(&w.fid) {
+                self.at = self.at.min(end);
+            }
             let read = tree::read_file(fs, &w, self.at).await;
             tree::done(fs, w).await;
             match read {

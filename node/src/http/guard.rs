@@ -65,7 +65,14 @@ impl Guard {
             .headers
             .get("sec-fetch-site")
             .is_some_and(|v| v.as_bytes() == b"cross-site");
-        if cross_site && !reads {
+        // A read from another site is refused too unless the user went
+        // there (a link followed): a page elsewhere could otherwise make
+        // the browser load a log or follow one, unseen, as often as it likes.
+        let navigation = req
+            .headers
+            .get("sec-fetch-mode")
+            .is_some_and(|v| v.as_bytes() == b"navigate");
+        if cross_site && (!reads || !navigation) {
             return Err(refusal(
                 StatusCode::FORBIDDEN,
                 "a request from a page on another site is refused",
@@ -206,6 +213,16 @@ mod tests {
             status(&g, &parts("POST", &[("sec-fetch-site", "same-origin")])),
             200
         );
+        // A read from elsewhere: a link the user followed, yes; a page's
+        // image or script pointed at a log, no.
+        let cross = |mode: &'static str| {
+            parts(
+                "GET",
+                &[("sec-fetch-site", "cross-site"), ("sec-fetch-mode", mode)],
+            )
+        };
+        assert_eq!(status(&g, &cross("navigate")), 200);
+        assert_eq!(status(&g, &cross("no-cors")), 403);
         for tricky in [
             "127.0.0.1.evil.example",
             "user@127.0.0.1",

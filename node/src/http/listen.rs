@@ -8,6 +8,9 @@
 //!   `header_timeout`, and an idle kept-alive connection is closed after
 //!   the same time (hyper runs the one timer from when it waits for a
 //!   request's head).
+//! - TCP keepalive probes a connection idle for `KEEPALIVE`, so one whose
+//!   client vanished without closing (a laptop put to sleep while its
+//!   dashboard followed a log) is found and closed within about a minute.
 //! - At shutdown, requests in progress get `DRAIN` to finish; followed
 //!   logs, which never finish, are then cut.
 
@@ -20,6 +23,10 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tracing::warn;
+
+/// Idle time before the first keepalive probe, and between probes (three
+/// unanswered probes close the connection).
+const KEEPALIVE: Duration = Duration::from_secs(20);
 
 /// How long requests in progress may take to finish at shutdown (within
 /// the node's 10 s for all of its shutdown).
@@ -53,6 +60,8 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let slots = Arc::new(tokio::sync::Semaphore::new(bounds.max_connections));
     let graceful = GracefulShutdown::new();
+    // Set once the drain is over: every connection still open is cut.
+    let (cut, cut_rx) = tokio::sync::watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let stream = tokio::select! {
@@ -74,13 +83,22 @@ pub async fn serve(
         };
         // Small answers go out at once rather than wait for an ACK.
         let _ = stream.set_nodelay(true);
+        let probes = socket2::TcpKeepalive::new()
+            .with_time(KEEPALIVE)
+            .with_interval(KEEPALIVE)
+            .with_retries(3);
+        let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&probes);
         let conn = http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(bounds.header_timeout)
             .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
         let conn = graceful.watch(conn);
+        let mut cut_rx = cut_rx.clone();
         tokio::spawn(async move {
-            let _ = conn.await;
+            tokio::select! {
+                _ = conn => {}
+                _ = cut_rx.wait_for(|cut| *cut) => {}
+            }
             drop(slot);
         });
     }
@@ -90,6 +108,7 @@ pub async fn serve(
         .is_err()
     {
         warn!("HTTP requests still in progress after {DRAIN:?} at shutdown (followed logs); cut");
+        let _ = cut.send(true);
     }
     Ok(())
 }

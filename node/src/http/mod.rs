@@ -129,10 +129,12 @@ async fn handle<F: Filesystem>(State(s): State<Arc<Shared<F>>>, req: Request) ->
     match parts.method {
         Method::GET | Method::HEAD => {
             let range = parts.headers.get(header::RANGE).and_then(range::parse);
-            let query = match Query::parse(parts.uri.query(), range) {
+            let mut query = match Query::parse(parts.uri.query(), range) {
                 Ok(q) => q,
                 Err(e) => return from_tree(&e),
             };
+            // A HEAD's body is never sent: nothing to follow.
+            query.follow &= parts.method == Method::GET;
             let json = parts
                 .headers
                 .get(header::ACCEPT)
@@ -244,6 +246,12 @@ impl Query {
                 "tail=N, offset=N and a Range header each say where a read starts; give one",
             ));
         }
+        if q.follow && matches!(q.range, Some(range::ByteRange::From { end: Some(_), .. })) {
+            return Err(Error::new(
+                errno::EINVAL,
+                "follow=1 goes on past any end: give a Range without one (bytes=N-)",
+            ));
+        }
         Ok(q)
     }
 }
@@ -284,6 +292,12 @@ async fn get<F: Filesystem>(
         }
         return Ok(r);
     }
+    let end = fs.logical_end(&w.fid);
+    if q.follow && end.is_none() {
+        tree::done(fs, w).await;
+        let why = "only a job's log can be followed (it only grows); read other files again to see them change";
+        return Err(Error::new(errno::EINVAL, why));
+    }
     // Taken before the read, so a refused follow has read nothing.
     let follow = match q.follow {
         true => match s.follows.clone().try_acquire_owned() {
@@ -304,16 +318,36 @@ async fn get<F: Filesystem>(
     let out = match (q.tail, q.range) {
         (Some(n), _) => tree::read_tail(fs, &w, n, true).await,
         (None, Some(range::ByteRange::Last(n))) => tree::read_tail(fs, &w, n as usize, false).await,
-        (None, Some(range::ByteRange::From { start, .. })) => tree::read_file(fs, &w, start).await,
+        (None, Some(range::ByteRange::From { start, end: None })) => {
+            tree::read_file(fs, &w, start).await
+        }
+        (
+            None,
+            Some(range::ByteRange::From {
+                start,
+                end: Some(last),
+            }),
+        ) => {
+            let len = last.saturating_sub(start).saturating_add(1);
+            tree::read_upto(fs, &w, start, usize::try_from(len).unwrap_or(usize::MAX)).await
+        }
         (None, None) => tree::read_file(fs, &w, q.offset).await,
     };
+    let qid_path = w.qid_path;
     tree::done(fs, w).await;
     let (body, next) = out?;
     if let Some(slot) = follow {
-        return Ok(follow::respond(s.fs.clone(), names, body, next, slot));
+        return Ok(follow::respond(
+            s.fs.clone(),
+            names,
+            qid_path,
+            body,
+            next,
+            slot,
+        ));
     }
     if let Some(range) = q.range {
-        return Ok(range::answer(range, body, next));
+        return Ok(range::answer(range, body, next, end));
     }
     let mut r = text(StatusCode::OK, body);
     r.headers_mut()
@@ -355,15 +389,20 @@ async fn listing<F: Filesystem>(
     let more = (entries.len() > page).then(|| entries[page - 1].0.clone());
     entries.truncate(page);
     let mut out = vec![];
-    for (name, is_dir) in entries {
+    for (i, (name, is_dir)) in entries.into_iter().enumerate() {
+        // A page of thousands of jobs is a few hundred ms of reads that
+        // never wait: let the node's other tasks (Raft's heartbeats) in.
+        if i % 256 == 255 {
+            tokio::task::yield_now().await;
+        }
         let mut obj = serde_json::Map::new();
         obj.insert("name".into(), name.clone().into());
         if names == ["jobs"] && is_dir {
             // A job deleted since the listing is left out.
-            let Some(ctl) = read_small(fs, [&names[0], &name, "ctl"]).await else {
+            let Some(ctl) = read_small(fs, [&names[0], &name, "ctl"]).await? else {
                 continue;
             };
-            let Some(schedule) = read_small(fs, [&names[0], &name, "schedule"]).await else {
+            let Some(schedule) = read_small(fs, [&names[0], &name, "schedule"]).await? else {
                 continue;
             };
             for line in ctl.lines() {
@@ -385,13 +424,23 @@ async fn listing<F: Filesystem>(
     Ok((body, more))
 }
 
-/// A small generated file's text, or `None` if it cannot be read now.
-async fn read_small<F: Filesystem>(fs: &F, path: [&str; 3]) -> Option<String> {
+/// A small generated file's text, or `None` if it is gone (its job was
+/// deleted); any other error (no leader to confirm a read with) fails the
+/// whole listing rather than leave a job out of it.
+async fn read_small<F: Filesystem>(fs: &F, path: [&str; 3]) -> Result<Option<String>, Error> {
     let path = path.map(String::from);
-    let w = tree::walk(fs, &path).await.ok()?;
+    let w = match tree::walk(fs, &path).await {
+        Ok(w) => w,
+        Err(e) if e.errno == errno::ENOENT => return Ok(None),
+        Err(e) => return Err(e),
+    };
     let read = tree::read_file(fs, &w, 0).await;
     tree::done(fs, w).await;
-    Some(String::from_utf8_lossy(&read.ok()?.0).into_owned())
+    match read {
+        Ok((bytes, _)) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
+        Err(e) if e.errno == errno::ENOENT => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 async fn put<F: Filesystem>(fs: &F, names: &[String], body: &[u8]) -> Result<Response, Error> {

@@ -41,36 +41,42 @@ pub fn parse(v: &HeaderValue) -> Option<ByteRange> {
 }
 
 /// The answer to a ranged GET: `body`, the bytes read ending at logical
-/// offset `next`, cut to `range`'s end.
-pub fn answer(range: ByteRange, mut body: Vec<u8>, next: u64) -> Response {
+/// offset `next`, cut to `range`'s end; `file_end` is the file's logical
+/// end when it knows one (a log), else the end of what was read.
+pub fn answer(range: ByteRange, mut body: Vec<u8>, next: u64, file_end: Option<u64>) -> Response {
     // A trimmed log serves from its oldest kept line, which may be past
     // the start asked for: the bytes served say where they begin.
-    let start = next - body.len() as u64;
+    let start = next.saturating_sub(body.len() as u64);
     if let ByteRange::From { end: Some(end), .. } = range {
-        body.truncate(((end + 1).saturating_sub(start) as usize).min(body.len()));
+        let keep = end.saturating_add(1).saturating_sub(start);
+        body.truncate(usize::try_from(keep).unwrap_or(usize::MAX).min(body.len()));
     }
-    let mut r = if body.is_empty() {
-        let mut r = super::status::refusal(
-            StatusCode::RANGE_NOT_SATISFIABLE,
-            "nothing there yet: the file ends before that offset",
-        );
-        if let Ok(v) = HeaderValue::from_str(&format!("bytes */{next}")) {
+    if body.is_empty() {
+        let file_end = file_end.unwrap_or(next);
+        let why = match range {
+            ByteRange::From { end: Some(end), .. } if end < start => {
+                format!(
+                    "those bytes were trimmed from the log; it keeps bytes {start} to {file_end}"
+                )
+            }
+            _ => format!("nothing there: the file ends at {file_end}"),
+        };
+        let mut r = super::status::refusal(StatusCode::RANGE_NOT_SATISFIABLE, &why);
+        if let Ok(v) = HeaderValue::from_str(&format!("bytes */{file_end}")) {
             r.headers_mut().insert(header::CONTENT_RANGE, v);
         }
         r.headers_mut()
-            .insert("x-jobd-next-offset", HeaderValue::from(next));
+            .insert("x-jobd-next-offset", HeaderValue::from(file_end));
         return r;
-    } else {
-        let last = start + body.len() as u64 - 1;
-        let mut r = (StatusCode::PARTIAL_CONTENT, body).into_response();
-        if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{last}/*")) {
-            r.headers_mut().insert(header::CONTENT_RANGE, v);
-        }
-        r.headers_mut()
-            .insert("x-jobd-next-offset", HeaderValue::from(last + 1));
-        r
-    };
-    r.headers_mut().insert(
+    }
+    let last = start + body.len() as u64 - 1;
+    let mut r = (StatusCode::PARTIAL_CONTENT, body).into_response();
+    let h = r.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{last}/*")) {
+        h.insert(header::CONTENT_RANGE, v);
+    }
+    h.insert("x-jobd-next-offset", HeaderValue::from(last + 1));
+    h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
@@ -124,19 +130,37 @@ mod tests {
             },
             b"hello world".to_vec(),
             21,
+            Some(21),
         );
         assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
         assert_eq!(r.headers()[header::CONTENT_RANGE], "bytes 10-14/*");
         assert_eq!(r.headers()["x-jobd-next-offset"], "15");
+        // As a read past the end gives it: nothing, "ending" where it began.
         let r = answer(
             ByteRange::From {
                 start: 30,
                 end: None,
             },
             vec![],
-            21,
+            30,
+            Some(21),
         );
         assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
-        assert_eq!(r.headers()[header::CONTENT_RANGE], "bytes */21");
+        assert_eq!(
+            r.headers()[header::CONTENT_RANGE],
+            "bytes */21",
+            "the file's end, not the start asked"
+        );
+        // The largest end there is does not overflow.
+        let r = answer(
+            ByteRange::From {
+                start: 0,
+                end: Some(u64::MAX),
+            },
+            b"abc".to_vec(),
+            3,
+            Some(3),
+        );
+        assert_eq!(r.headers()[header::CONTENT_RANGE], "bytes 0-2/*");
     }
 }

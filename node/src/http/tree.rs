@@ -62,6 +62,9 @@ fn percent_decode(s: &str) -> Option<String> {
 pub struct Walked<F: Filesystem> {
     pub fid: F::Fid,
     pub is_dir: bool,
+    /// The qid's path: a job's files have a new one when the job is
+    /// deleted and created again under the same name.
+    pub qid_path: u64,
 }
 
 /// Walks from the root to `names`, clunking each fid it leaves behind.
@@ -82,6 +85,7 @@ pub async fn walk<F: Filesystem>(fs: &F, names: &[String]) -> Result<Walked<F>> 
     Ok(Walked {
         fid,
         is_dir: qid.is_dir(),
+        qid_path: qid.path,
     })
 }
 
@@ -98,16 +102,27 @@ pub async fn read_file<F: Filesystem>(
     w: &Walked<F>,
     offset: u64,
 ) -> Result<(Vec<u8>, u64)> {
+    read_upto(fs, w, offset, MAX_READ).await
+}
+
+/// `read_file`, at most `max` bytes (and never more than `MAX_READ`).
+pub async fn read_upto<F: Filesystem>(
+    fs: &F,
+    w: &Walked<F>,
+    offset: u64,
+    max: usize,
+) -> Result<(Vec<u8>, u64)> {
+    let max = max.min(MAX_READ);
     fs.open(&w.fid, OpenMode::READ).await?;
     let mut out = Vec::new();
     let mut at = offset;
-    while out.len() < MAX_READ {
+    while out.len() < max {
         let mut chunk = fs.read(&w.fid, at, READ_CHUNK).await?;
         if chunk.is_empty() {
             break;
         }
         // As the 9P library does: never more than was asked for.
-        chunk.truncate((READ_CHUNK as usize).min(MAX_READ - out.len()));
+        chunk.truncate((READ_CHUNK as usize).min(max - out.len()));
         at += chunk.len() as u64;
         out.extend_from_slice(&chunk);
     }
@@ -116,9 +131,10 @@ pub async fn read_file<F: Filesystem>(
 
 /// The last `n` bytes of a walked file (at most `MAX_READ`), with
 /// `whole_lines` from the start of a line (a partial first line is left
-/// out, unless it is the only one), and the logical offset after them. A
-/// file has no size to seek from (generated files stat as length 0), so
-/// it is read through.
+/// out, unless it is the only one), and the logical offset after them.
+/// A log, which knows its end, is read from just before its last `n`
+/// bytes (one byte more says whether they begin a line); any other file
+/// (generated, small, stat as length 0) is read through.
 pub async fn read_tail<F: Filesystem>(
     fs: &F,
     w: &Walked<F>,
@@ -128,9 +144,11 @@ pub async fn read_tail<F: Filesystem>(
     let n = n.min(MAX_READ);
     fs.open(&w.fid, OpenMode::READ).await?;
     let mut kept: Vec<u8> = Vec::new();
-    // Whether `kept` begins at the file's start or just after a newline.
+    // Whether `kept` begins at a line: at the file's start, at a trimmed
+    // log's oldest kept line, or (once cut) just after a newline.
     let mut at_line = true;
-    let mut at = 0;
+    let end = fs.logical_end(&w.fid);
+    let mut at = end.map_or(0, |end| end.saturating_sub(n as u64 + 1));
     loop {
         let mut chunk = fs.read(&w.fid, at, READ_CHUNK).await?;
         if chunk.is_empty() {

@@ -19,7 +19,7 @@ use super::job_cache::JobCache;
 use super::job_changes::{Changed, JobChanges};
 use super::{cf, snapshot, synced, CF_SM, CF_SNAPSHOT};
 use crate::command::Response;
-use crate::state::{self, Job, Kv, KvError, KvRead};
+use crate::state::{self, Job, Kv, KvError, KvRead, KvSeek};
 use crate::types::{LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 
 /// Internal keys sort before every state key (which start with a letter).
@@ -160,6 +160,18 @@ impl KvRead for StateMachine {
         self.db
             .get_cf(cf(&self.db, CF_SM), key)
             .map_err(|e| KvError::Read(e.to_string()))
+    }
+}
+
+impl KvSeek for StateMachine {
+    fn key_at_or_before(&self, key: &[u8], prefix: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+        let mut it = self.db.raw_iterator_cf(cf(&self.db, CF_SM));
+        it.seek_for_prev(key);
+        it.status().map_err(|e| KvError::Read(e.to_string()))?;
+        Ok(it
+            .key()
+            .filter(|k| k.starts_with(prefix))
+            .map(<[u8]>::to_vec))
     }
 }
 

@@ -7,7 +7,7 @@
 use chrono::{TimeZone, Utc};
 use chrono_tz::Tz;
 
-use super::{Job, Kv, KvError, KvRead};
+use super::{Job, Kv, KvError, KvSeek};
 
 pub fn line_key(incarnation: u64, offset: u64) -> Vec<u8> {
     [
@@ -85,17 +85,26 @@ pub fn clear(kv: &mut impl Kv, job: &mut Job) -> Result<(), KvError> {
 
 /// Reads `count` bytes from logical `offset`, whole lines being stored: an
 /// offset below `log_start` reads from `log_start`. Returns the bytes and
-/// the logical offset they start at.
+/// the logical offset they start at. Costs one seek and one get per line
+/// read, however long the log (a follower of its end, or a tail, reads
+/// only the end).
 pub fn read(
-    kv: &impl KvRead,
+    kv: &impl KvSeek,
     job: &Job,
     offset: u64,
     count: usize,
 ) -> Result<(u64, Vec<u8>), KvError> {
     let start = offset.max(job.log_start);
     let mut out = Vec::new();
-    // Walk line by line from the first kept line to the one holding `start`.
-    let mut at = job.log_start;
+    if start >= job.log_end || count == 0 {
+        return Ok((start, out));
+    }
+    // The line holding `start`: the last line beginning at or before it.
+    let prefix = line_key(job.incarnation, 0)[..12].to_vec();
+    let found = kv
+        .key_at_or_before(&line_key(job.incarnation, start), &prefix)?
+        .and_then(|k| Some(u64::from_be_bytes(k.get(12..20)?.try_into().ok()?)));
+    let mut at = found.map_or(job.log_start, |o| o.max(job.log_start));
     while at < job.log_end && out.len() < count {
         let key = line_key(job.incarnation, at);
         let Some(line) = kv.get(&key)? else {

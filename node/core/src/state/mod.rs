@@ -23,6 +23,15 @@ pub trait KvRead {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError>;
 }
 
+/// A store that can also find the record at or before a key: a reader's
+/// view of the applied state (a log read seeks to the line holding its
+/// offset instead of walking from the oldest kept line).
+pub trait KvSeek: KvRead {
+    /// The key of the last record at or before `key` whose key starts
+    /// with `prefix`, if any.
+    fn key_at_or_before(&self, key: &[u8], prefix: &[u8]) -> Result<Option<Vec<u8>>, KvError>;
+}
+
 /// A key-value view of the state; reads see this apply's own writes.
 pub trait Kv: KvRead {
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>);
@@ -562,6 +571,16 @@ fn apply_one(kv: &mut impl Kv, index: u64, cmd: &Command) -> Result<Response, Kv
 impl KvRead for BTreeMap<Vec<u8>, Vec<u8>> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
         Ok(BTreeMap::get(self, key).cloned())
+    }
+}
+
+impl KvSeek for BTreeMap<Vec<u8>, Vec<u8>> {
+    fn key_at_or_before(&self, key: &[u8], prefix: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+        Ok(self
+            .range::<[u8], _>((std::ops::Bound::Unbounded, std::ops::Bound::Included(key)))
+            .next_back()
+            .map(|(k, _)| k.clone())
+            .filter(|k| k.starts_with(prefix)))
     }
 }
 

@@ -251,6 +251,45 @@ fn retention_trims_whole_lines_and_offsets_stay_logical() {
         .is_empty());
 }
 
+/// A read near the end of a long log gets only the lines it returns:
+/// a follower of the log's end polls it, and a walk from the oldest kept
+/// line on every read cost one get per kept line.
+#[test]
+fn a_log_read_seeks_to_its_line() {
+    struct Counting<'a>(&'a BTreeMap<Vec<u8>, Vec<u8>>, std::cell::Cell<usize>);
+    impl KvRead for Counting<'_> {
+        fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+            self.1.set(self.1.get() + 1);
+            KvRead::get(self.0, key)
+        }
+    }
+    impl KvSeek for Counting<'_> {
+        fn key_at_or_before(&self, key: &[u8], prefix: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+            self.0.key_at_or_before(key, prefix)
+        }
+    }
+    let mut t = T::new();
+    let mut job = t.job();
+    for i in 0..1000 {
+        log::append(&mut t.kv, &mut job, 0, &format!("line {i:04}")).unwrap();
+    }
+    let line_len = job.log_end / 1000;
+    let kv = Counting(&t.kv, std::cell::Cell::new(0));
+    // From the middle of the second-to-last line to the end.
+    let (at, bytes) = log::read(&kv, &job, line_len * 998 + 5, usize::MAX).unwrap();
+    assert_eq!(
+        (at, bytes.len() as u64),
+        (line_len * 998 + 5, line_len * 2 - 5)
+    );
+    assert!(String::from_utf8(bytes)
+        .unwrap()
+        .ends_with(":line 0998\n1970-01-01 00:00:00.000000000 +0000 UTC:line 0999\n"));
+    assert_eq!(kv.1.get(), 2, "one get per line read");
+    let (_, none) = log::read(&kv, &job, job.log_end, 100).unwrap();
+    assert!(none.is_empty());
+    assert_eq!(kv.1.get(), 2, "nothing read at the end");
+}
+
 #[test]
 fn deleting_a_job_removes_its_log_and_runs() {
     let mut t = T::new();

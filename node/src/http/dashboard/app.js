@@ -78,12 +78,27 @@ async function loadCluster() {
     box.textContent = '';
     box.dataset.leader = kv.leader;
     box.dataset.node = kv.id;
+    // Each peer's clock against this node's, and how long since it was heard.
+    const byPeer = (v) => Object.fromEntries((v || '-').split(',').filter((p) => p.includes('=')).map((p) => p.split('=')));
+    const clock = byPeer(kv['peer-clock-ms']);
+    const heard = byPeer(kv['peer-heard-ms']);
     const members = el('span');
     members.append('members ');
     for (const id of kv.members.split(',')) {
-      const cls = 'member' + (id === kv.leader ? ' leader' : '') + (id === kv.id ? ' here' : '');
+      const here = id === kv.id;
+      // Quiet for over 5 s (or never heard): this node cannot reach it.
+      const quiet = !here && !(Number(heard[id]) < 5000);
+      const cls = 'member' + (id === kv.leader ? ' leader' : '') + (here ? ' here' : '') + (quiet ? ' quiet' : '');
       const m = el('span', id, cls);
-      m.title = (id === kv.leader ? 'leader' : 'follower') + (id === kv.id ? ', this node' : '');
+      m.dataset.id = id;
+      let about = (id === kv.leader ? 'leader' : 'follower') + (here ? ', this node' : '');
+      if (!here && clock[id] !== undefined) about += `; clock ${clock[id] >= 0 ? '+' : ''}${clock[id]} ms against this node's`;
+      if (!here) about += heard[id] === undefined ? '; never heard from' : `; heard ${(heard[id] / 1000).toFixed(1)} s ago`;
+      m.title = about;
+      if (!here) {
+        const off = clock[id] === undefined ? '?' : `${clock[id] >= 0 ? '+' : ''}${clock[id]} ms`;
+        m.append(el('small', quiet ? ' unreachable' : ' ' + off));
+      }
       members.append(m, ' ');
     }
     const item = (label, value) => { const s = el('span'); s.append(label + ' ', el('b', value)); return s; };
@@ -323,7 +338,11 @@ document.addEventListener('DOMContentLoaded', () => {
     loadJobs();
   });
   const linked = /^#job=(.+)$/.exec(location.hash);
-  if (linked) select(decodeURIComponent(linked[1]));
+  try {
+    if (linked) select(decodeURIComponent(linked[1]));
+  } catch (e) {
+    note('the address names no job: ' + e.message, true);
+  }
   every(2000, loadCluster);
   every(() => listEvery, loadJobs);
   every(2000, loadJob);
