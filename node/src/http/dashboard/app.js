@@ -84,21 +84,28 @@ async function loadCluster() {
     const heard = byPeer(kv['peer-heard-ms']);
     const members = el('span');
     members.append('members ');
+    // What this node can tell of each peer: the leader hears from every
+    // follower, a follower only from the leader (followers do not talk to
+    // each other, so another follower's silence here says nothing).
+    const leaderHere = kv.leader === kv.id;
     for (const id of kv.members.split(',')) {
       const here = id === kv.id;
+      const judged = !here && (leaderHere || id === kv.leader);
       // Quiet for over 5 s (or never heard): this node cannot reach it.
-      const quiet = !here && !(Number(heard[id]) < 5000);
+      const quiet = judged && !(Number(heard[id]) < 5000);
       const cls = 'member' + (id === kv.leader ? ' leader' : '') + (here ? ' here' : '') + (quiet ? ' quiet' : '');
       const m = el('span', id, cls);
       m.dataset.id = id;
       let about = (id === kv.leader ? 'leader' : 'follower') + (here ? ', this node' : '');
-      if (!here && clock[id] !== undefined) about += `; clock ${clock[id] >= 0 ? '+' : ''}${clock[id]} ms against this node's`;
-      if (!here) about += heard[id] === undefined ? '; never heard from' : `; heard ${(heard[id] / 1000).toFixed(1)} s ago`;
-      m.title = about;
-      if (!here) {
+      if (judged) {
+        if (clock[id] !== undefined) about += `; clock ${clock[id] >= 0 ? '+' : ''}${clock[id]} ms against this node's`;
+        about += heard[id] === undefined ? '; never heard from' : `; heard ${(heard[id] / 1000).toFixed(1)} s ago`;
         const off = clock[id] === undefined ? '?' : `${clock[id] >= 0 ? '+' : ''}${clock[id]} ms`;
         m.append(el('small', quiet ? ' unreachable' : ' ' + off));
+      } else if (!here) {
+        about += '; a follower hears only from the leader: the leader\'s dashboard shows this member';
       }
+      m.title = about;
       members.append(m, ' ');
     }
     const item = (label, value) => { const s = el('span'); s.append(label + ' ', el('b', value)); return s; };
