@@ -53,8 +53,7 @@ pub struct Cluster {
 }
 
 fn serial() -> std::sync::Arc<tokio::sync::Mutex<()>> {
-    static LOCK: std::sync::OnceLock<std::sync::Arc<tokio::sync::Mutex<()>>> =
-        std::sync::OnceLock::new();
+    static LOCK: std::sync::OnceLock<std::sync::Arc<tokio::sync::Mutex<()>>> = std::sync::OnceLock::new();
     LOCK.get_or_init(Default::default).clone()
 }
 
@@ -70,27 +69,17 @@ impl Cluster {
 
     /// `start_proxied`, with extra environment for every node.
     pub async fn start_proxied_with_env(n: usize, extra: &[(&str, &str)]) -> Result<Cluster> {
-        let extra: Vec<(String, String)> = extra
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let extra: Vec<(String, String)> = extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Cluster::start_proxied_with(n, |_| extra.clone()).await
     }
 
     /// `start_proxied`; `extra(i)` is the extra environment of node `i`.
-    pub async fn start_proxied_with(
-        n: usize,
-        extra: impl Fn(usize) -> Vec<(String, String)>,
-    ) -> Result<Cluster> {
+    pub async fn start_proxied_with(n: usize, extra: impl Fn(usize) -> Vec<(String, String)>) -> Result<Cluster> {
         // Raft addresses first, so the proxies know where to forward; held
         // until the proxies are bound, so the OS cannot hand one to a proxy.
-        let held: Vec<std::net::TcpListener> = (0..n)
-            .map(|_| crate::jobd::reserve_port())
-            .collect::<Result<_>>()?;
-        let raft: Vec<SocketAddr> = held
-            .iter()
-            .map(|l| l.local_addr())
-            .collect::<std::io::Result<_>>()?;
+        let held: Vec<std::net::TcpListener> =
+            (0..n).map(|_| crate::jobd::reserve_port()).collect::<Result<_>>()?;
+        let raft: Vec<SocketAddr> = held.iter().map(|l| l.local_addr()).collect::<std::io::Result<_>>()?;
         let mut links = std::collections::HashMap::new();
         for i in 0..n {
             for j in (0..n).filter(|j| *j != i) {
@@ -123,26 +112,16 @@ impl Cluster {
     }
 
     /// Starts `n` nodes; `env(i)` is the extra environment of node `i`.
-    pub async fn start_with_env(
-        n: usize,
-        env: impl Fn(usize) -> Vec<(String, String)>,
-    ) -> Result<Cluster> {
+    pub async fn start_with_env(n: usize, env: impl Fn(usize) -> Vec<(String, String)>) -> Result<Cluster> {
         Cluster::start_inner(n, env, None).await
     }
 
-    async fn start_inner(
-        n: usize,
-        env: impl Fn(usize) -> Vec<(String, String)>,
-        raft: Option<Vec<SocketAddr>>,
-    ) -> Result<Cluster> {
+    async fn start_inner(n: usize, env: impl Fn(usize) -> Vec<(String, String)>, raft: Option<Vec<SocketAddr>>) -> Result<Cluster> {
         let serial = serial().lock_owned().await;
         // `JOBD_TEST_KEEP_CLUSTER=1` keeps the nodes' directories and logs
         // after the run, for reading a slow failover's log afterwards.
         let keep = std::env::var_os("JOBD_TEST_KEEP_CLUSTER").is_some();
-        let root = tempfile::Builder::new()
-            .prefix("jobd-cluster-")
-            .disable_cleanup(keep)
-            .tempdir()?;
+        let root = tempfile::Builder::new().prefix("jobd-cluster-").disable_cleanup(keep).tempdir()?;
         if keep {
             eprintln!("cluster directory kept: {}", root.path().display());
         }
@@ -164,33 +143,12 @@ impl Cluster {
                 None => reserve()?,
             };
             let mut env = env(i);
-            env.push((
-                "JOBD_TEST_CLOCK_OFFSET_FILE".into(),
-                clock_file(&dir).display().to_string(),
-            ));
-            nodes.push(NodeProc {
-                env,
-                id: i as u64 + 1,
-                fs_addr,
-                raft_addr,
-                dir,
-                child: None,
-                initial_state: "new",
-            });
+            env.push(("JOBD_TEST_CLOCK_OFFSET_FILE".into(), clock_file(&dir).display().to_string()));
+            nodes.push(NodeProc { env, id: i as u64 + 1, fs_addr, raft_addr, dir, child: None, initial_state: "new" });
         }
         drop(held);
-        let peers = nodes
-            .iter()
-            .map(|n| format!("{}={}", n.id, n.raft_addr))
-            .collect::<Vec<_>>()
-            .join(",");
-        let mut c = Cluster {
-            nodes,
-            peers,
-            _root: root,
-            _serial: serial,
-            links: Default::default(),
-        };
+        let peers = nodes.iter().map(|n| format!("{}={}", n.id, n.raft_addr)).collect::<Vec<_>>().join(",");
+        let mut c = Cluster { nodes, peers, _root: root, _serial: serial, links: Default::default() };
         for i in 0..n {
             c.spawn(i)?;
         }
@@ -203,27 +161,9 @@ impl Cluster {
         let id = n.id.to_string();
         // A rejoining node knows only itself; it waits to be added.
         let own = format!("{id}={}", n.raft_addr);
-        let peers = if n.initial_state == "new" {
-            &self.peers
-        } else {
-            &own
-        };
-        let args = [
-            "--id",
-            &id,
-            "--peers",
-            peers,
-            "--initial-cluster-state",
-            n.initial_state,
-        ];
-        let child = spawn_jobd(
-            &n.dir,
-            n.fs_addr,
-            n.raft_addr,
-            &args,
-            &n.env,
-            &n.dir.join("jobd.log"),
-        )?;
+        let peers = if n.initial_state == "new" { &self.peers } else { &own };
+        let args = ["--id", &id, "--peers", peers, "--initial-cluster-state", n.initial_state];
+        let child = spawn_jobd(&n.dir, n.fs_addr, n.raft_addr, &args, &n.env, &n.dir.join("jobd.log"))?;
         n.child = Some(child);
         Ok(())
     }
@@ -232,15 +172,9 @@ impl Cluster {
         let mut out = String::new();
         for n in &self.nodes {
             // Lossy: a tail must show even if a line is not UTF-8.
-            let text =
-                String::from_utf8_lossy(&std::fs::read(n.dir.join("jobd.log")).unwrap_or_default())
-                    .into_owned();
+            let text = String::from_utf8_lossy(&std::fs::read(n.dir.join("jobd.log")).unwrap_or_default()).into_owned();
             let lines: Vec<&str> = text.lines().collect();
-            out += &format!(
-                "--- node {} ---\n{}\n",
-                n.id,
-                lines[lines.len().saturating_sub(20)..].join("\n")
-            );
+            out += &format!("--- node {} ---\n{}\n", n.id, lines[lines.len().saturating_sub(20)..].join("\n"));
         }
         out
     }
@@ -260,11 +194,7 @@ impl Cluster {
     /// `/ctl` of node `i` as key → value.
     pub async fn ctl(&self, i: usize) -> Result<std::collections::HashMap<String, String>> {
         let text = String::from_utf8(self.client(i).await?.read("ctl").await?)?;
-        Ok(text
-            .lines()
-            .filter_map(|l| l.split_once(' '))
-            .map(|(k, v)| (k.into(), v.into()))
-            .collect())
+        Ok(text.lines().filter_map(|l| l.split_once(' ')).map(|(k, v)| (k.into(), v.into())).collect())
     }
 
     /// A number from node `i`'s `/ctl` (`None` if unreadable or absent).
@@ -275,14 +205,7 @@ impl Cluster {
     /// The voters named in node `i`'s `/ctl`.
     async fn voters(&self, i: usize) -> Result<Vec<u64>> {
         let ctl = self.ctl(i).await?;
-        Ok(ctl
-            .get("members")
-            .map(|m| {
-                m.split(',')
-                    .filter_map(|id| id.trim().parse().ok())
-                    .collect()
-            })
-            .unwrap_or_default())
+        Ok(ctl.get("members").map(|m| m.split(',').filter_map(|id| id.trim().parse().ok()).collect()).unwrap_or_default())
     }
 
     /// The slot of the node with id `id`.
@@ -292,8 +215,7 @@ impl Cluster {
 
     /// Waits until every running node names the same leader; returns its index.
     pub async fn wait_leader(&self) -> Result<usize> {
-        self.wait_leader_among(&(0..self.nodes.len()).collect::<Vec<_>>())
-            .await
+        self.wait_leader_among(&(0..self.nodes.len()).collect::<Vec<_>>()).await
     }
 
     /// Like `wait_leader`, asking only the nodes in `among`.
@@ -303,27 +225,18 @@ impl Cluster {
             let mut seen = vec![];
             for (i, n) in self.nodes.iter().enumerate() {
                 if n.child.is_some() && among.contains(&i) {
-                    seen.push(
-                        self.ctl(i)
-                            .await
-                            .ok()
-                            .and_then(|c| c.get("leader").and_then(|l| l.parse::<u64>().ok())),
-                    );
+                    seen.push(self.ctl(i).await.ok().and_then(|c| c.get("leader").and_then(|l| l.parse::<u64>().ok())));
                 }
             }
             if let Some(Some(l)) = seen.first() {
                 let at = self.index_of(*l);
-                let leader_alive =
-                    at.is_some_and(|i| self.nodes[i].child.is_some() && among.contains(&i));
+                let leader_alive = at.is_some_and(|i| self.nodes[i].child.is_some() && among.contains(&i));
                 if let (true, Some(i)) = (leader_alive && seen.iter().all(|s| *s == Some(*l)), at) {
                     return Ok(i);
                 }
             }
             if start.elapsed() > READY_DEADLINE {
-                bail!(
-                    "no agreed leader after {READY_DEADLINE:?}\n{}",
-                    self.log_tails()
-                );
+                bail!("no agreed leader after {READY_DEADLINE:?}\n{}", self.log_tails());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -341,13 +254,8 @@ impl Cluster {
     pub async fn terminate(&mut self, i: usize) -> Result<()> {
         let mut child = self.nodes[i].child.take().context("node is not running")?;
         let pid = child.id().context("node has exited")?;
-        tokio::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .await?;
-        let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
-            .await
-            .context("no exit within 20 s of SIGTERM")??;
+        tokio::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().await?;
+        let status = tokio::time::timeout(Duration::from_secs(20), child.wait()).await.context("no exit within 20 s of SIGTERM")??;
         if !status.success() {
             bail!("node {} exited {status} after SIGTERM", i + 1);
         }
@@ -357,16 +265,9 @@ impl Cluster {
     /// SIGSTOP (`true`) or SIGCONT (`false`) to node `i`, by pid; returns
     /// once the process shows as stopped (or running again).
     pub async fn pause(&self, i: usize, stop: bool) -> Result<()> {
-        let pid = self.nodes[i]
-            .child
-            .as_ref()
-            .and_then(|c| c.id())
-            .context("node is not running")?;
+        let pid = self.nodes[i].child.as_ref().and_then(|c| c.id()).context("node is not running")?;
         let sig = if stop { "-STOP" } else { "-CONT" };
-        let status = tokio::process::Command::new("kill")
-            .args([sig, &pid.to_string()])
-            .status()
-            .await?;
+        let status = tokio::process::Command::new("kill").args([sig, &pid.to_string()]).status().await?;
         if !status.success() {
             bail!("kill {sig} {pid} failed");
         }
@@ -375,11 +276,7 @@ impl Cluster {
         let start = tokio::time::Instant::now();
         while self.is_paused(i) != stop {
             if start.elapsed() > Duration::from_secs(5) {
-                bail!(
-                    "node {} did not {} within 5 s of kill {sig}",
-                    i + 1,
-                    if stop { "stop" } else { "resume" }
-                );
+                bail!("node {} did not {} within 5 s of kill {sig}", i + 1, if stop { "stop" } else { "resume" });
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -388,9 +285,7 @@ impl Cluster {
 
     /// Whether node `i`'s process is stopped (state T in /proc).
     pub fn is_paused(&self, i: usize) -> bool {
-        let Some(pid) = self.nodes[i].child.as_ref().and_then(|c| c.id()) else {
-            return false;
-        };
+        let Some(pid) = self.nodes[i].child.as_ref().and_then(|c| c.id()) else { return false };
         std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") T "))
     }
 
@@ -415,13 +310,7 @@ impl Cluster {
         let start = tokio::time::Instant::now();
         loop {
             let seen = self.ctl_num(i, "clock-skew-ms").await;
-            if seen.is_some_and(|s| {
-                if ms == 0 {
-                    s.abs() < 1000
-                } else {
-                    (s - ms).abs() < 5000
-                }
-            }) {
+            if seen.is_some_and(|s| if ms == 0 { s.abs() < 1000 } else { (s - ms).abs() < 5000 }) {
                 return Ok(());
             }
             if start.elapsed() > Duration::from_secs(30) {
@@ -478,8 +367,7 @@ impl Cluster {
         self.spawn(i)?;
         let addr = self.nodes[i].raft_addr;
         // Until it is added the new node names no leader: ask the others.
-        self.member_ctl(&format!("add {new} {addr}"), &others)
-            .await?;
+        self.member_ctl(&format!("add {new} {addr}"), &others).await?;
         let start = tokio::time::Instant::now();
         loop {
             let leader = self.wait_leader_among(&others).await?;
@@ -491,10 +379,7 @@ impl Cluster {
                 }
             }
             if start.elapsed() > Duration::from_secs(60) {
-                bail!(
-                    "node {new} (learner) did not catch up within 60 s\n{}",
-                    self.log_tails()
-                );
+                bail!("node {new} (learner) did not catch up within 60 s\n{}", self.log_tails());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

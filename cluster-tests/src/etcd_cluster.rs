@@ -27,13 +27,7 @@ impl EtcdCluster {
         let dir = tempfile::tempdir()?;
         let clients: Vec<SocketAddr> = (0..n).map(|_| free_addr()).collect::<Result<_>>()?;
         let peers: Vec<SocketAddr> = (0..n).map(|_| free_addr()).collect::<Result<_>>()?;
-        let mut c = EtcdCluster {
-            clients,
-            children: (0..n).map(|_| None).collect(),
-            peers,
-            bin,
-            dir,
-        };
+        let mut c = EtcdCluster { clients, children: (0..n).map(|_| None).collect(), peers, bin, dir };
         for i in 0..n {
             c.spawn(i)?;
         }
@@ -43,38 +37,18 @@ impl EtcdCluster {
 
     /// Starts member `i` (again, on its data directory after a kill).
     fn spawn(&mut self, i: usize) -> Result<()> {
-        let initial = (0..self.peers.len())
-            .map(|j| format!("e{j}=http://{}", self.peers[j]))
-            .collect::<Vec<_>>()
-            .join(",");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join(format!("e{i}.log")))?;
+        let initial = (0..self.peers.len()).map(|j| format!("e{j}=http://{}", self.peers[j])).collect::<Vec<_>>().join(",");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join(format!("e{i}.log")))?;
         self.children[i] = Some(
             Command::new(&self.bin)
                 .args(["--name", &format!("e{i}")])
                 .arg("--data-dir")
                 .arg(self.dir.path().join(format!("e{i}")))
-                .args([
-                    "--listen-client-urls",
-                    &format!("http://{}", self.clients[i]),
-                ])
-                .args([
-                    "--advertise-client-urls",
-                    &format!("http://{}", self.clients[i]),
-                ])
+                .args(["--listen-client-urls", &format!("http://{}", self.clients[i])])
+                .args(["--advertise-client-urls", &format!("http://{}", self.clients[i])])
                 .args(["--listen-peer-urls", &format!("http://{}", self.peers[i])])
-                .args([
-                    "--initial-advertise-peer-urls",
-                    &format!("http://{}", self.peers[i]),
-                ])
-                .args([
-                    "--initial-cluster",
-                    &initial,
-                    "--initial-cluster-state",
-                    "new",
-                ])
+                .args(["--initial-advertise-peer-urls", &format!("http://{}", self.peers[i])])
+                .args(["--initial-cluster", &initial, "--initial-cluster-state", "new"])
                 .stdin(Stdio::null())
                 .stdout(log.try_clone()?)
                 .stderr(log)
@@ -135,11 +109,7 @@ impl EtcdCluster {
         let start = tokio::time::Instant::now();
         loop {
             if let Ok(mut kv) = KvClient::connect(format!("http://{}", self.clients[i])).await {
-                let put = PutRequest {
-                    key: b"ready".to_vec(),
-                    value: b"1".to_vec(),
-                    ..Default::default()
-                };
+                let put = PutRequest { key: b"ready".to_vec(), value: b"1".to_vec(), ..Default::default() };
                 if kv.put(put).await.is_ok() {
                     return Ok(());
                 }

@@ -18,15 +18,10 @@ pub const READY_DEADLINE: Duration = Duration::from_secs(30);
 pub fn binary() -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let dir = exe.parent().context("no directory")?;
-    let candidates = [
-        dir.join("jobd"),
-        dir.parent().context("no target dir")?.join("jobd"),
-    ];
+    let candidates = [dir.join("jobd"), dir.parent().context("no target dir")?.join("jobd")];
     match candidates.iter().find(|b| b.exists()) {
         Some(b) => Ok(b.clone()),
-        None => {
-            bail!("jobd is not built beside {exe:?}; build it with cargo build --release -p node")
-        }
+        None => bail!("jobd is not built beside {exe:?}; build it with cargo build --release -p node"),
     }
 }
 
@@ -40,19 +35,11 @@ pub fn spawn_jobd(
     env: &[(String, String)],
     log: &std::path::Path,
 ) -> Result<Child> {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)?;
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
     Command::new(binary()?)
         .arg("--dbdir")
         .arg(dir.join("db"))
-        .args([
-            "--fsaddr",
-            &fs_addr.to_string(),
-            "--raftaddr",
-            &raft_addr.to_string(),
-        ])
+        .args(["--fsaddr", &fs_addr.to_string(), "--raftaddr", &raft_addr.to_string()])
         .args(extra)
         .envs(env.iter().cloned())
         .stdin(Stdio::null())
@@ -74,15 +61,8 @@ pub fn reserve_port() -> Result<std::net::TcpListener> {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let low = ephemeral_low().max(FIRST_PORT + 1000);
     let span = (low - FIRST_PORT) as u64;
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos() as u64;
-    let mut seed = crate::chaos::rng::Rng::new(
-        nanos
-            ^ ((std::process::id() as u64) << 32)
-            ^ NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-    );
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos() as u64;
+    let mut seed = crate::chaos::rng::Rng::new(nanos ^ ((std::process::id() as u64) << 32) ^ NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
     for _ in 0..256 {
         let port = FIRST_PORT + seed.below(span) as u16;
         if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
@@ -129,13 +109,7 @@ impl Jobd {
         let (fs_addr, raft_addr) = (free_addr()?, free_addr()?);
         let log_path = dir.path().join("jobd.log");
         let child = spawn_jobd(dir.path(), fs_addr, raft_addr, extra, &[], &log_path)?;
-        let j = Jobd {
-            child,
-            dir,
-            fs_addr,
-            raft_addr,
-            log_path,
-        };
+        let j = Jobd { child, dir, fs_addr, raft_addr, log_path };
         j.wait_ready().await?;
         Ok(j)
     }
@@ -152,11 +126,7 @@ impl Jobd {
                 }
             }
             if start.elapsed() > READY_DEADLINE {
-                bail!(
-                    "jobd on {} not ready after {READY_DEADLINE:?}; its log:\n{}",
-                    self.fs_addr,
-                    self.log_tail()
-                );
+                bail!("jobd on {} not ready after {READY_DEADLINE:?}; its log:\n{}", self.fs_addr, self.log_tail());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -172,10 +142,7 @@ impl Jobd {
     pub async fn stop(mut self) -> Result<std::process::ExitStatus> {
         if let Some(pid) = self.child.id() {
             // Our own child, by pid.
-            let _ = Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status()
-                .await;
+            let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await;
         }
         Ok(tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await??)
     }

@@ -7,12 +7,7 @@ use std::time::Duration;
 
 /// Calls `f` every `every` until it gives a value, and returns it; panics
 /// naming `what` once `deadline` has passed.
-pub async fn poll<T>(
-    what: &str,
-    deadline: Duration,
-    every: Duration,
-    mut f: impl AsyncFnMut() -> Option<T>,
-) -> T {
+pub async fn poll<T>(what: &str, deadline: Duration, every: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
     let start = tokio::time::Instant::now();
     loop {
         if let Some(v) = f().await {

@@ -35,11 +35,7 @@ impl Drop for Proxy {
     }
 }
 
-async fn pump(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
-    state: Arc<State>,
-) {
+async fn pump(mut from: tokio::net::tcp::OwnedReadHalf, mut to: tokio::net::tcp::OwnedWriteHalf, state: Arc<State>) {
     let mut buf = vec![0u8; 64 << 10];
     loop {
         let n = match from.read(&mut buf).await {
@@ -71,9 +67,7 @@ impl Proxy {
                     drop(client);
                     continue;
                 }
-                let Ok(server) = TcpStream::connect(target).await else {
-                    continue;
-                };
+                let Ok(server) = TcpStream::connect(target).await else { continue };
                 let _ = (client.set_nodelay(true), server.set_nodelay(true));
                 let (cr, cw) = client.into_split();
                 let (sr, sw) = server.into_split();
@@ -85,11 +79,7 @@ impl Proxy {
             }
         })
         .abort_handle();
-        Ok(Proxy {
-            addr,
-            state,
-            accept,
-        })
+        Ok(Proxy { addr, state, accept })
     }
 
     /// Cuts the link (existing connections are dropped, new ones refused) or heals it.
@@ -107,13 +97,7 @@ impl Proxy {
 
     /// Drops the live connections (the peers reconnect).
     pub fn drop_connections(&self) {
-        for h in self
-            .state
-            .conns
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain(..)
-        {
+        for h in self.state.conns.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
             h.abort();
         }
     }

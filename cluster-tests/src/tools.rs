@@ -14,9 +14,7 @@ use std::path::{Path, PathBuf};
 /// The repository's checkout, read at run time (a shared target directory
 /// may hold test binaries built from another checkout).
 fn repo() -> PathBuf {
-    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
     manifest.join("..")
 }
 
@@ -41,30 +39,21 @@ pub fn listed() -> Result<Vec<Tool>, String> {
         }
         let mut words = line.split_whitespace();
         let (Some(name), Some(source)) = (words.next(), words.next()) else {
-            return Err(format!(
-                "deploy/dev-tools.txt line {}: want TOOL SOURCE [WHAT FOR]",
-                i + 1
-            ));
+            return Err(format!("deploy/dev-tools.txt line {}: want TOOL SOURCE [WHAT FOR]", i + 1));
         };
-        tools.push(Tool {
-            name: (name != "-").then(|| name.to_string()),
-            source: source.to_string(),
-        });
+        tools.push(Tool { name: (name != "-").then(|| name.to_string()), source: source.to_string() });
     }
     Ok(tools)
 }
 
 fn on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| is_executable(p))
+    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| is_executable(p))
 }
 
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    p.metadata()
-        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// The path of a listed tool, or why there is none (for benchmarks, which
@@ -72,15 +61,10 @@ fn is_executable(p: &Path) -> bool {
 pub fn find_tool(name: &str) -> Result<PathBuf, String> {
     let tools = listed()?;
     let Some(tool) = tools.iter().find(|t| t.name.as_deref() == Some(name)) else {
-        return Err(format!(
-            "{name} is not in deploy/dev-tools.txt: list it there, so the set-up installs it"
-        ));
+        return Err(format!("{name} is not in deploy/dev-tools.txt: list it there, so the set-up installs it"));
     };
     on_path(name).ok_or_else(|| {
-        format!(
-            "{name} is not installed (from {}): run deploy/dev-setup.sh, the README's set-up",
-            tool.source
-        )
+        format!("{name} is not installed (from {}): run deploy/dev-setup.sh, the README's set-up", tool.source)
     })
 }
 

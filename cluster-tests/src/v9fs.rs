@@ -47,11 +47,7 @@ impl Vm {
         }
         let dir = target_dir().join("v9fs");
         let script = crate::crate_dir().join("v9fs/build-initramfs.sh");
-        let out = Command::new(&script)
-            .arg(&dir)
-            .output()
-            .await
-            .with_context(|| format!("running {script:?}"))?;
+        let out = Command::new(&script).arg(&dir).output().await.with_context(|| format!("running {script:?}"))?;
         if !out.status.success() {
             bail!(
                 "{script:?} failed:\n{}{}",
@@ -82,44 +78,19 @@ impl Vm {
             "console=ttyS0 quiet loglevel=3 panic=-1 acpi=off nokaslr mitigations=off rodata=off audit=0 \
              cryptomgr.notests tsc=reliable no_timer_check jobd.port={port} jobd.version={version}"
         );
-        let mut qemu = Command::new(
-            crate::tools::find_tool("qemu-system-x86_64").map_err(anyhow::Error::msg)?,
-        );
-        qemu.args([
-            "-nodefaults",
-            "-no-user-config",
-            "-M",
-            "pc",
-            "-accel",
-            "tcg",
-            "-cpu",
-            "qemu64",
-            "-m",
-            "128",
-            "-smp",
-            "1",
-        ])
-        .arg("-kernel")
-        .arg(self.dir.join("vmlinux"))
-        .arg("-initrd")
-        .arg(&initrd_path)
-        .args(["-append", &append])
-        .args([
-            "-netdev",
-            "user,id=n0",
-            "-device",
-            "virtio-net-pci,netdev=n0",
-        ])
-        .args(["-display", "none", "-serial", "stdio", "-no-reboot"]);
+        let mut qemu = Command::new(crate::tools::find_tool("qemu-system-x86_64").map_err(anyhow::Error::msg)?);
+        qemu.args(["-nodefaults", "-no-user-config", "-M", "pc", "-accel", "tcg", "-cpu", "qemu64", "-m", "128", "-smp", "1"])
+            .arg("-kernel")
+            .arg(self.dir.join("vmlinux"))
+            .arg("-initrd")
+            .arg(&initrd_path)
+            .args(["-append", &append])
+            .args(["-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0"])
+            .args(["-display", "none", "-serial", "stdio", "-no-reboot"]);
         if Path::new("/usr/share/qemu/qboot.rom").exists() {
             qemu.args(["-bios", "/usr/share/qemu/qboot.rom"]);
         }
-        let child = qemu
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()?;
+        let child = qemu.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true).spawn()?;
         let out = tokio::time::timeout(VM_DEADLINE, child.wait_with_output())
             .await
             .with_context(|| format!("the VM did not finish within {VM_DEADLINE:?}"))??;
@@ -128,22 +99,13 @@ impl Vm {
             .lines()
             .find_map(|l| l.strip_prefix("JOBD-V9FS-EXIT="))
             .and_then(|v| v.trim().parse().ok())
-            .with_context(|| {
-                format!(
-                    "no exit marker; console:\n{console}\nqemu: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                )
-            })?;
+            .with_context(|| format!("no exit marker; console:\n{console}\nqemu: {}", String::from_utf8_lossy(&out.stderr)))?;
         let output = console
             .split("JOBD-V9FS-BEGIN\n")
             .nth(1)
             .and_then(|rest| rest.split("JOBD-V9FS-END").next())
             .unwrap_or("")
             .to_string();
-        Ok(Run {
-            exit,
-            output,
-            console,
-        })
+        Ok(Run { exit, output, console })
     }
 }

@@ -9,21 +9,9 @@ use std::time::Duration;
 async fn seeded_chaos_keeps_every_guarantee() {
     let seed = cluster_tests::chaos::seed();
     println!("seed {seed} (replay: JOBD_CHAOS_SEED={seed} cargo test --release -p cluster-tests --test chaos)");
-    let report = cluster_tests::chaos::run(
-        seed,
-        cluster_tests::chaos::Plan::chaos(Duration::from_secs(45)),
-    )
-    .await
-    .expect("the chaos run completes");
+    let report = cluster_tests::chaos::run(seed, cluster_tests::chaos::Plan::chaos(Duration::from_secs(45))).await.expect("the chaos run completes");
     println!("{report}");
-    assert!(
-        report.faults.len() >= 4,
-        "too few faults injected: {}",
-        report.faults.len()
-    );
-    assert!(
-        report.verdict.fires > 0 && report.ledger.acked > 0,
-        "nothing happened:\n{report}"
-    );
+    assert!(report.faults.len() >= 4, "too few faults injected: {}", report.faults.len());
+    assert!(report.verdict.fires > 0 && report.ledger.acked > 0, "nothing happened:\n{report}");
     assert!(report.passed(), "{report}");
 }

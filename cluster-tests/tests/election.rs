@@ -22,19 +22,14 @@ const SLOW: usize = 2;
 
 fn timeouts(i: usize) -> Vec<(String, String)> {
     match i {
-        SLOW => vec![
-            ("JOBD_ELECTION_MIN_MS".into(), "6000".into()),
-            ("JOBD_ELECTION_MAX_MS".into(), "6100".into()),
-        ],
+        SLOW => vec![("JOBD_ELECTION_MIN_MS".into(), "6000".into()), ("JOBD_ELECTION_MAX_MS".into(), "6100".into())],
         _ => vec![],
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_follower_with_the_longer_log_stands_when_the_shorter_cannot_win() {
-    let mut c = Cluster::start_proxied_with(3, timeouts)
-        .await
-        .expect("cluster");
+    let mut c = Cluster::start_proxied_with(3, timeouts).await.expect("cluster");
     let mut leader = c.wait_leader().await.unwrap();
     if leader == SLOW {
         // Hand the leadership to a fast node: kill the slow one, then let
@@ -52,16 +47,11 @@ async fn the_follower_with_the_longer_log_stands_when_the_shorter_cannot_win() {
     c.links[&(leader, behind)].cut(true);
     c.links[&(behind, leader)].cut(true);
     let fs = c.client(leader).await.unwrap();
-    fs.write("clone", b"kept:0 0 1 1 *:true")
-        .await
-        .expect("create a job on the leader");
+    fs.write("clone", b"kept:0 0 1 1 *:true").await.expect("create a job on the leader");
     let commit = c.ctl_num(leader, "commit").await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while c.ctl_num(SLOW, "applied").await.unwrap_or(0) < commit {
-        assert!(
-            Instant::now() < deadline,
-            "the slow follower did not apply index {commit}"
-        );
+        assert!(Instant::now() < deadline, "the slow follower did not apply index {commit}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let behind_applied = c.ctl_num(behind, "applied").await.unwrap();
@@ -71,11 +61,7 @@ async fn the_follower_with_the_longer_log_stands_when_the_shorter_cannot_win() {
     c.kill(leader).await.expect("SIGKILL the leader");
     let elected = loop {
         let views = [c.ctl(behind).await.ok(), c.ctl(SLOW).await.ok()];
-        let says = |v: &Option<std::collections::HashMap<String, String>>| {
-            v.as_ref()
-                .and_then(|m| m.get("leader"))
-                .and_then(|l| l.parse::<u64>().ok())
-        };
+        let says = |v: &Option<std::collections::HashMap<String, String>>| v.as_ref().and_then(|m| m.get("leader")).and_then(|l| l.parse::<u64>().ok());
         if says(&views[0]) == Some(slow_id) && says(&views[1]) == Some(slow_id) {
             break killed.elapsed();
         }
@@ -86,18 +72,9 @@ async fn the_follower_with_the_longer_log_stands_when_the_shorter_cannot_win() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    eprintln!(
-        "the follower with the longer log led {} ms after the kill",
-        elected.as_millis()
-    );
+    eprintln!("the follower with the longer log led {} ms after the kill", elected.as_millis());
     let schedule = c.read(SLOW, "jobs/kept/schedule").await;
-    assert!(
-        schedule.contains("0 0 1 1 *"),
-        "the committed job is kept: schedule reads {schedule:?}"
-    );
+    assert!(schedule.contains("0 0 1 1 *"), "the committed job is kept: schedule reads {schedule:?}");
     let logged = std::fs::read_to_string(c.nodes[SLOW].dir.join("jobd.log")).unwrap();
-    assert!(
-        logged.contains("standing at once"),
-        "the slow follower stood at once (its log says so)"
-    );
+    assert!(logged.contains("standing at once"), "the slow follower stood at once (its log says so)");
 }

@@ -9,22 +9,12 @@ use cluster_tests::jobd::binary;
 use tokio::process::Command;
 
 async fn jobd_9p(addr: &std::net::SocketAddr, args: &[&str]) -> Output {
-    Command::new(binary().unwrap())
-        .arg("9p")
-        .args(["--addr", &addr.to_string()])
-        .args(args)
-        .output()
-        .await
-        .unwrap()
+    Command::new(binary().unwrap()).arg("9p").args(["--addr", &addr.to_string()]).args(args).output().await.unwrap()
 }
 
 async fn ok(addr: &std::net::SocketAddr, args: &[&str]) -> String {
     let out = jobd_9p(addr, args).await;
-    assert!(
-        out.status.success(),
-        "jobd 9p {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "jobd 9p {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -32,10 +22,7 @@ async fn refused(addr: &std::net::SocketAddr, args: &[&str], want: &str) {
     let out = jobd_9p(addr, args).await;
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "jobd 9p {args:?} should fail");
-    assert!(
-        err.contains(want),
-        "jobd 9p {args:?}: {err:?} should mention {want:?}"
-    );
+    assert!(err.contains(want), "jobd 9p {args:?}: {err:?} should mention {want:?}");
     assert_eq!(err.lines().count(), 1, "one line: {err:?}");
 }
 
@@ -45,74 +32,25 @@ async fn the_seed_session_through_jobd_9p_on_every_node() {
     for (i, node) in c.nodes.iter().enumerate() {
         let a = &node.fs_addr;
         let name = format!("hello{i}");
-        ok(
-            a,
-            &[
-                "write",
-                "/clone",
-                &format!("{name}:0 0/5 * * * ? *:echo hello world"),
-            ],
-        )
-        .await;
+        ok(a, &["write", "/clone", &format!("{name}:0 0/5 * * * ? *:echo hello world")]).await;
         ok(a, &["write", &format!("/jobs/{name}/ctl"), "start"]).await;
-        assert_eq!(
-            ok(a, &["read", &format!("/jobs/{name}/cmd")]).await,
-            "echo hello world\n"
-        );
+        assert_eq!(ok(a, &["read", &format!("/jobs/{name}/cmd")]).await, "echo hello world\n");
         let schedule = ok(a, &["read", &format!("/jobs/{name}/schedule")]).await;
-        assert!(
-            schedule.starts_with("0 0/5 * * * ? *\n") && schedule.lines().count() == 2,
-            "{schedule:?}"
-        );
+        assert!(schedule.starts_with("0 0/5 * * * ? *\n") && schedule.lines().count() == 2, "{schedule:?}");
         assert_eq!(ok(a, &["read", &format!("/jobs/{name}/log")]).await, "");
         ok(a, &["write", &format!("/jobs/{name}/ctl"), "stop"]).await;
-        assert!(ok(a, &["read", &format!("/jobs/{name}/ctl")])
-            .await
-            .starts_with("state stopped\n"));
-        assert!(ok(a, &["ls", "/jobs"])
-            .await
-            .lines()
-            .any(|l| l == format!("{name}/")));
+        assert!(ok(a, &["read", &format!("/jobs/{name}/ctl")]).await.starts_with("state stopped\n"));
+        assert!(ok(a, &["ls", "/jobs"]).await.lines().any(|l| l == format!("{name}/")));
 
         refused(a, &["write", "/clone", "nocolon"], "name:cronexpr:cmd").await;
-        refused(
-            a,
-            &["write", "/clone", &format!("{name}:@daily:true")],
-            "exists",
-        )
-        .await;
-        refused(
-            a,
-            &["write", "/clone", "x:0 0 0 30 2 ?:true"],
-            "never fires",
-        )
-        .await;
+        refused(a, &["write", "/clone", &format!("{name}:@daily:true")], "exists").await;
+        refused(a, &["write", "/clone", "x:0 0 0 30 2 ?:true"], "never fires").await;
         // A step that used to wrap in the parser and panic the request.
-        refused(
-            a,
-            &["write", "/clone", "x:0 0 0 1 1 ? 2000/4294967000:true"],
-            "never fires",
-        )
-        .await;
-        refused(
-            a,
-            &["write", "/clone", "c:0 0 L * ?:true"],
-            "makes it Quartz",
-        )
-        .await;
+        refused(a, &["write", "/clone", "x:0 0 0 1 1 ? 2000/4294967000:true"], "never fires").await;
+        refused(a, &["write", "/clone", "c:0 0 L * ?:true"], "makes it Quartz").await;
         refused(a, &["write", "/clone", "a/b:@daily:true"], "'/'").await;
-        refused(
-            a,
-            &["write", &format!("/jobs/{name}/ctl"), "frob"],
-            "start, stop, run",
-        )
-        .await;
-        refused(
-            a,
-            &["write", &format!("/jobs/{name}/log"), "x"],
-            "read-only",
-        )
-        .await;
+        refused(a, &["write", &format!("/jobs/{name}/ctl"), "frob"], "start, stop, run").await;
+        refused(a, &["write", &format!("/jobs/{name}/log"), "x"], "read-only").await;
         refused(a, &["read", "/jobs/nope/ctl"], "nope").await;
     }
     // Every node sees every node's jobs (followers may lag a little).
@@ -123,11 +61,7 @@ async fn the_seed_session_through_jobd_9p_on_every_node() {
             if ls == "hello0/\nhello1/\nhello2/\n" {
                 break;
             }
-            assert!(
-                start.elapsed() < std::time::Duration::from_secs(10),
-                "node {} lists {ls:?}",
-                node.id
-            );
+            assert!(start.elapsed() < std::time::Duration::from_secs(10), "node {} lists {ls:?}", node.id);
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     }
@@ -147,22 +81,10 @@ async fn jobd_9p_gives_up_on_a_silent_peer_after_its_timeout() {
         }
     });
     let started = std::time::Instant::now();
-    refused(
-        &addr,
-        &["--timeout", "1s", "read", "/ctl"],
-        "no answer within 1s",
-    )
-    .await;
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(20),
-        "took {:?}",
-        started.elapsed()
-    );
+    refused(&addr, &["--timeout", "1s", "read", "/ctl"], "no answer within 1s").await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "took {:?}", started.elapsed());
     let out = jobd_9p(&addr, &["--timeout", "soon", "read", "/ctl"]).await;
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && err.contains("or 0 to wait forever"),
-        "{err}"
-    );
+    assert!(!out.status.success() && err.contains("or 0 to wait forever"), "{err}");
     held.abort();
 }

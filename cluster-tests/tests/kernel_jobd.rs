@@ -45,57 +45,21 @@ async fn kernel_runs_the_seed_session_on_jobd_in_every_dialect() {
     let jobd = Jobd::single().await.expect("jobd starts");
     // Linux maps legacy error strings through a fixed table: that mount
     // needs errno texts (the reason is in jobd's log).
-    let legacy = Jobd::single_with(&["--legacy-errors", "errno"])
-        .await
-        .expect("jobd starts");
+    let legacy = Jobd::single_with(&["--legacy-errors", "errno"]).await.expect("jobd starts");
     for version in ["default", "9p2000.u", "9p2000"] {
         let jobd = if version == "9p2000" { &legacy } else { &jobd };
-        let run = vm
-            .run(jobd.fs_addr.port(), version, SESSION)
-            .await
-            .expect("vm run");
+        let run = vm.run(jobd.fs_addr.port(), version, SESSION).await.expect("vm run");
         let out = &run.output;
-        assert_eq!(
-            run.exit,
-            0,
-            "{version}: session failed:\n{}\njobd:\n{}",
-            run.console,
-            jobd.log_tail()
-        );
-        assert!(
-            out.contains("echo hello world\n0 0/5 * * * ? *\n"),
-            "{version}: {out}"
-        );
-        assert!(
-            out.contains("state started\n") && out.contains("state stopped\n"),
-            "{version}: {out}"
-        );
-        assert!(
-            out.lines()
-                .any(|l| l.starts_with("-rw-rw-rw-") && l.ends_with(" ctl")),
-            "{version}: {out}"
-        );
-        assert!(
-            out.lines()
-                .any(|l| l.starts_with("-r--r--r--") && l.ends_with(" log")),
-            "{version}: {out}"
-        );
+        assert_eq!(run.exit, 0, "{version}: session failed:\n{}\njobd:\n{}", run.console, jobd.log_tail());
+        assert!(out.contains("echo hello world\n0 0/5 * * * ? *\n"), "{version}: {out}");
+        assert!(out.contains("state started\n") && out.contains("state stopped\n"), "{version}: {out}");
+        assert!(out.lines().any(|l| l.starts_with("-rw-rw-rw-") && l.ends_with(" ctl")), "{version}: {out}");
+        assert!(out.lines().any(|l| l.starts_with("-r--r--r--") && l.ends_with(" log")), "{version}: {out}");
         let errors = out.split("-- errors\n").nth(1).unwrap_or("");
-        for want in [
-            "Invalid argument",
-            "File exists",
-            "Invalid argument",
-            "Read-only file system",
-        ] {
-            assert!(
-                errors.contains(want),
-                "{version}: the user sees {want:?}: {errors}"
-            );
+        for want in ["Invalid argument", "File exists", "Invalid argument", "Read-only file system"] {
+            assert!(errors.contains(want), "{version}: the user sees {want:?}: {errors}");
         }
-        assert!(
-            out.ends_with("state started\ndone\n"),
-            "{version}: both jobs removed: {out}"
-        );
+        assert!(out.ends_with("state started\ndone\n"), "{version}: both jobs removed: {out}");
     }
     jobd.stop().await.expect("jobd stops on SIGTERM");
     legacy.stop().await.expect("jobd stops on SIGTERM");
@@ -104,48 +68,19 @@ async fn kernel_runs_the_seed_session_on_jobd_in_every_dialect() {
 #[tokio::test]
 async fn diod_tools_read_jobd() {
     let jobd = Jobd::single().await.expect("jobd starts");
-    let c = ninep::client::Client::connect(jobd.fs_addr, Default::default())
-        .await
-        .unwrap();
-    c.write("clone", b"hello:0 0/5 * * * ? *:echo hello world")
-        .await
-        .unwrap();
+    let c = ninep::client::Client::connect(jobd.fs_addr, Default::default()).await.unwrap();
+    c.write("clone", b"hello:0 0/5 * * * ? *:echo hello world").await.unwrap();
     let addr = jobd.fs_addr.to_string();
-    let ls = Command::new(require_tool("diodls"))
-        .args(["-s", &addr, "-l", "/jobs/hello"])
-        .output()
-        .await
-        .unwrap();
+    let ls = Command::new(require_tool("diodls")).args(["-s", &addr, "-l", "/jobs/hello"]).output().await.unwrap();
     let ls = String::from_utf8_lossy(&ls.stdout).into_owned();
     for f in ["ctl", "cmd", "schedule", "log", "runs"] {
-        assert!(
-            ls.lines().any(|l| l.ends_with(&format!(" {f}"))),
-            "diodls shows {f}: {ls}"
-        );
+        assert!(ls.lines().any(|l| l.ends_with(&format!(" {f}"))), "diodls shows {f}: {ls}");
     }
-    let root = Command::new(require_tool("diodls"))
-        .args(["-s", &addr, "/"])
-        .output()
-        .await
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&root.stdout)
-            .lines()
-            .collect::<Vec<_>>()
-            .len(),
-        3
-    );
-    let cat = Command::new(require_tool("diodcat"))
-        .args(["-s", &addr, "jobs/hello/schedule"])
-        .output()
-        .await
-        .unwrap();
+    let root = Command::new(require_tool("diodls")).args(["-s", &addr, "/"]).output().await.unwrap();
+    assert_eq!(String::from_utf8_lossy(&root.stdout).lines().collect::<Vec<_>>().len(), 3);
+    let cat = Command::new(require_tool("diodcat")).args(["-s", &addr, "jobs/hello/schedule"]).output().await.unwrap();
     assert_eq!(String::from_utf8_lossy(&cat.stdout), "0 0/5 * * * ? *\n");
-    let log = Command::new(require_tool("diodcat"))
-        .args(["-s", &addr, "jobs/hello/log"])
-        .output()
-        .await
-        .unwrap();
+    let log = Command::new(require_tool("diodcat")).args(["-s", &addr, "jobs/hello/log"]).output().await.unwrap();
     assert!(log.status.success() && log.stdout.is_empty());
     let status = jobd.stop().await.unwrap();
     assert!(status.success(), "jobd exits 0 on SIGTERM: {status:?}");

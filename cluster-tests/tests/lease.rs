@@ -21,18 +21,9 @@ fn witness(path: &std::path::Path) -> Vec<(String, i64, u64, i64)> {
     text.lines()
         .filter_map(|l| {
             let f: Vec<&str> = l.split(' ').collect();
-            let [job, scheduled, node, start] = f.as_slice() else {
-                return None;
-            };
-            let scheduled = chrono::DateTime::parse_from_rfc3339(scheduled)
-                .ok()?
-                .timestamp();
-            Some((
-                job.to_string(),
-                scheduled,
-                node.parse().ok()?,
-                start.parse().ok()?,
-            ))
+            let [job, scheduled, node, start] = f.as_slice() else { return None };
+            let scheduled = chrono::DateTime::parse_from_rfc3339(scheduled).ok()?.timestamp();
+            Some((job.to_string(), scheduled, node.parse().ok()?, start.parse().ok()?))
         })
         .collect()
 }
@@ -41,9 +32,7 @@ fn witness(path: &std::path::Path) -> Vec<(String, i64, u64, i64)> {
 async fn a_leader_paused_past_the_election_begins_none_of_the_runs_it_had_waiting() {
     // Two slots per node: one held by a long run, so each second's fires
     // wait, one at its gate and the rest in the queue.
-    let c = Cluster::start_with_env(3, |_| vec![("JOBD_MAX_CONCURRENT_RUNS".into(), "2".into())])
-        .await
-        .expect("cluster");
+    let c = Cluster::start_with_env(3, |_| vec![("JOBD_MAX_CONCURRENT_RUNS".into(), "2".into())]).await.expect("cluster");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("witness");
     let old = c.wait_leader().await.unwrap();
@@ -51,28 +40,17 @@ async fn a_leader_paused_past_the_election_begins_none_of_the_runs_it_had_waitin
     let fs = c.client(old).await.unwrap();
     fs.write("clone", b"hold:@yearly:sleep 120").await.unwrap();
     fs.write("jobs/hold/ctl", b"run").await.unwrap();
-    wait_for("the holding run", Duration::from_secs(10), async || {
-        c.read(old, "jobs/hold/runs").await.contains(" running")
-    })
-    .await;
-    let cmd = format!(
-        "echo $JOBD_JOB $JOBD_SCHEDULED_TIME $JOBD_NODE $(date +%s%3N) >> {}",
-        path.display()
-    );
+    wait_for("the holding run", Duration::from_secs(10), async || c.read(old, "jobs/hold/runs").await.contains(" running")).await;
+    let cmd = format!("echo $JOBD_JOB $JOBD_SCHEDULED_TIME $JOBD_NODE $(date +%s%3N) >> {}", path.display());
     for k in 0..4 {
-        fs.write("clone", format!("t{k}:* * * * * *:{cmd}").as_bytes())
-            .await
-            .unwrap();
+        fs.write("clone", format!("t{k}:* * * * * *:{cmd}").as_bytes()).await.unwrap();
         fs.write(&format!("jobs/t{k}/ctl"), b"start").await.unwrap();
     }
     // Pause just before a second, with that second's runs waiting.
     let mut paused_at = None;
     for _ in 0..20 {
         let ms = now_ms();
-        tokio::time::sleep(Duration::from_millis(
-            (1000 - ms % 1000 + 850) as u64 % 1000,
-        ))
-        .await;
+        tokio::time::sleep(Duration::from_millis((1000 - ms % 1000 + 850) as u64 % 1000)).await;
         let queued = c.ctl_num(old, "runs-queued").await.unwrap_or(0);
         if queued > 0 {
             paused_at = Some(now_ms());
@@ -88,17 +66,10 @@ async fn a_leader_paused_past_the_election_begins_none_of_the_runs_it_had_waitin
     c.pause(old, false).await.unwrap();
     let resumed_at = now_ms();
     // Free the old leader's held slot, so its queued runs would get one.
-    c.client(new)
-        .await
-        .unwrap()
-        .write("jobs/hold/ctl", b"kill")
-        .await
-        .unwrap();
-    wait_for(
-        "the old leader's queue to empty",
-        Duration::from_secs(20),
-        async || c.ctl_num(old, "runs-queued").await == Some(0),
-    )
+    c.client(new).await.unwrap().write("jobs/hold/ctl", b"kill").await.unwrap();
+    wait_for("the old leader's queue to empty", Duration::from_secs(20), async || {
+        c.ctl_num(old, "runs-queued").await == Some(0)
+    })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     // Runs of times before the resume, begun on the old leader while or
@@ -106,56 +77,28 @@ async fn a_leader_paused_past_the_election_begins_none_of_the_runs_it_had_waitin
     // opened just before it may read the clock a little after).
     let stale: Vec<_> = witness(&path)
         .into_iter()
-        .filter(|(_, scheduled, node, start)| {
-            *node == old_id && scheduled * 1000 < resumed_at && *start >= paused_at + 1000
-        })
+        .filter(|(_, scheduled, node, start)| *node == old_id && scheduled * 1000 < resumed_at && *start >= paused_at + 1000)
         .collect();
-    assert!(
-        stale.is_empty(),
-        "the resumed old leader began runs it fired before its pause: {stale:?}\n{}",
-        c.log_tails()
-    );
+    assert!(stale.is_empty(), "the resumed old leader began runs it fired before its pause: {stale:?}\n{}", c.log_tails());
     // The new leader took over what the paused one left waiting: each
     // scheduled time of each job began at most once, whoever began it.
-    let mut times: Vec<(String, i64)> = witness(&path)
-        .into_iter()
-        .map(|(job, scheduled, _, _)| (job, scheduled))
-        .collect();
+    let mut times: Vec<(String, i64)> = witness(&path).into_iter().map(|(job, scheduled, _, _)| (job, scheduled)).collect();
     let began = times.len();
     times.sort();
     times.dedup();
-    assert_eq!(
-        times.len(),
-        began,
-        "a scheduled time began twice: {:?}",
-        witness(&path)
-    );
+    assert_eq!(times.len(), began, "a scheduled time began twice: {:?}", witness(&path));
     let new_id = new as u64 + 1;
-    let taken: Vec<_> = witness(&path)
-        .into_iter()
-        .filter(|(_, s, node, _)| *node == new_id && s * 1000 < paused_at + 1000)
-        .collect();
-    assert!(
-        !taken.is_empty(),
-        "the new leader began none of the runs fired before the pause (taken over)\n{}",
-        c.log_tails()
-    );
+    let taken: Vec<_> = witness(&path).into_iter().filter(|(_, s, node, _)| *node == new_id && s * 1000 < paused_at + 1000).collect();
+    assert!(!taken.is_empty(), "the new leader began none of the runs fired before the pause (taken over)\n{}", c.log_tails());
     // Its waiting runs are accounted for: none still pending or running.
     for k in 0..4 {
         let runs = c.read(new, &format!("jobs/t{k}/runs")).await;
         for line in runs.lines() {
             let f: Vec<&str> = line.split(' ').collect();
-            let (Some(node), Some(scheduled)) = (f.get(3), f.get(1)) else {
-                continue;
-            };
-            let early = chrono::DateTime::parse_from_rfc3339(scheduled)
-                .map(|t| t.timestamp_millis() < paused_at)
-                .unwrap_or(false);
+            let (Some(node), Some(scheduled)) = (f.get(3), f.get(1)) else { continue };
+            let early = chrono::DateTime::parse_from_rfc3339(scheduled).map(|t| t.timestamp_millis() < paused_at).unwrap_or(false);
             if *node == old_id.to_string() && !early {
-                assert!(
-                    !line.contains(" exit "),
-                    "a run of the paused leader began: {line}"
-                );
+                assert!(!line.contains(" exit "), "a run of the paused leader began: {line}");
             }
         }
     }

@@ -16,12 +16,8 @@ use ninep::client::{Client, Options};
 #[tokio::test(flavor = "multi_thread")]
 async fn a_run_longer_than_ten_seconds_is_not_killed() {
     let j = Jobd::single().await.expect("jobd");
-    let fs = Client::connect(j.fs_addr, Options::default())
-        .await
-        .unwrap();
-    fs.write("clone", b"long:@yearly:sleep 13; echo done")
-        .await
-        .unwrap();
+    let fs = Client::connect(j.fs_addr, Options::default()).await.unwrap();
+    fs.write("clone", b"long:@yearly:sleep 13; echo done").await.unwrap();
     fs.write("jobs/long/ctl", b"run").await.unwrap();
     let runs = async || String::from_utf8(fs.read("jobs/long/runs").await.unwrap()).unwrap();
     wait_for("the run to end", Duration::from_secs(40), async || {
@@ -30,11 +26,7 @@ async fn a_run_longer_than_ten_seconds_is_not_killed() {
     })
     .await;
     let r = runs().await;
-    assert!(
-        r.trim_end().ends_with(" exit 0"),
-        "the run ended by itself: {r:?}\n{}",
-        j.log_tail()
-    );
+    assert!(r.trim_end().ends_with(" exit 0"), "the run ended by itself: {r:?}\n{}", j.log_tail());
     let log = String::from_utf8(fs.read("jobs/long/log").await.unwrap()).unwrap();
     assert!(log.contains("UTC:done\n"), "{log:?}");
 }

@@ -9,9 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn scrape(addr: std::net::SocketAddr) -> String {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: jobd\r\n\r\n")
-        .await
-        .unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: jobd\r\n\r\n").await.unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).await.unwrap();
     out
@@ -20,21 +18,12 @@ async fn scrape(addr: std::net::SocketAddr) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_name_the_series_operators_watch() {
     let maddr = free_addr().unwrap();
-    let jobd = Jobd::single_with(&["--metrics-addr", &maddr.to_string()])
-        .await
-        .expect("jobd starts");
-    let c = ninep::client::Client::connect(jobd.fs_addr, Default::default())
-        .await
-        .unwrap();
+    let jobd = Jobd::single_with(&["--metrics-addr", &maddr.to_string()]).await.expect("jobd starts");
+    let c = ninep::client::Client::connect(jobd.fs_addr, Default::default()).await.unwrap();
     c.write("clone", b"tick:* * * * * *:true").await.unwrap();
     c.write("jobs/tick/ctl", b"start").await.unwrap();
     let _ = c.write("clone", b"tick:* * * * * *:true").await; // a refusal (EEXIST)
-    wait_for("two runs", Duration::from_secs(15), async || {
-        scrape(maddr)
-            .await
-            .contains("jobd_runs_total{outcome=\"succeeded\"} 2")
-    })
-    .await;
+    wait_for("two runs", Duration::from_secs(15), async || scrape(maddr).await.contains("jobd_runs_total{outcome=\"succeeded\"} 2")).await;
     let text = scrape(maddr).await;
     assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
     for series in [
@@ -65,28 +54,15 @@ async fn metrics_name_the_series_operators_watch() {
 #[tokio::test(flavor = "multi_thread")]
 async fn raft_rpcs_are_traced_per_peer() {
     let env = |_| vec![("RUST_LOG".to_string(), "info,node::net=debug".to_string())];
-    let mut c = cluster_tests::cluster::Cluster::start_with_env(3, env)
-        .await
-        .expect("cluster");
+    let mut c = cluster_tests::cluster::Cluster::start_with_env(3, env).await.expect("cluster");
     let leader = c.wait_leader().await.unwrap();
     let victim = (leader + 1) % 3;
     let victim_id = c.nodes[victim].id;
     c.kill(victim).await.unwrap();
     let log = c.nodes[leader].dir.join("jobd.log");
     let want = format!("raft_peer{{peer={victim_id} ");
-    let failures = || {
-        std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.contains(&want) && l.contains("failed"))
-            .count()
-    };
-    wait_for(
-        "a traced failure to the killed peer",
-        Duration::from_secs(15),
-        async || failures() > 0,
-    )
-    .await;
+    let failures = || std::fs::read_to_string(&log).unwrap_or_default().lines().filter(|l| l.contains(&want) && l.contains("failed")).count();
+    wait_for("a traced failure to the killed peer", Duration::from_secs(15), async || failures() > 0).await;
     // And the leader does not hammer the dead peer. openraft backs its
     // replication off (500 ms); leadership is re-confirmed every 200 ms.
     // A tight re-confirmation loop once made thousands of failed RPCs a
@@ -94,11 +70,7 @@ async fn raft_rpcs_are_traced_per_peer() {
     let (start, before) = (tokio::time::Instant::now(), failures());
     while start.elapsed() < Duration::from_secs(3) {
         let n = failures() - before;
-        assert!(
-            n < 3 * 70,
-            "{n} failed RPCs to a dead peer within {:?}",
-            start.elapsed()
-        );
+        assert!(n < 3 * 70, "{n} failed RPCs to a dead peer within {:?}", start.elapsed());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

@@ -15,15 +15,10 @@ async fn scenario(name: &str, plan: Plan) -> Report {
     let seed = chaos::seed();
     println!("{name}: seed {seed} (replay: JOBD_CHAOS_SEED={seed} cargo test --release -p cluster-tests --test scenarios {name})");
     let faults = plan.max_faults;
-    let report = chaos::run(seed, plan)
-        .await
-        .expect("the scenario runs to the end");
+    let report = chaos::run(seed, plan).await.expect("the scenario runs to the end");
     println!("{report}");
     assert_eq!(report.faults.len(), faults, "every fault was injected");
-    assert!(
-        report.verdict.fires > 0 && report.ledger.acked > 0,
-        "nothing happened:\n{report}"
-    );
+    assert!(report.verdict.fires > 0 && report.ledger.acked > 0, "nothing happened:\n{report}");
     assert!(report.passed(), "{report}");
     report
 }
@@ -33,15 +28,8 @@ async fn scenario(name: &str, plan: Plan) -> Report {
 /// node's running run marked lost, nothing run twice.
 #[tokio::test(flavor = "multi_thread")]
 async fn leader_sigkill_and_restart() {
-    let r = scenario(
-        "leader_sigkill_and_restart",
-        Plan::scenario(Fault::KillLeader, 2),
-    )
-    .await;
-    assert!(
-        r.faults.iter().all(|f| f.to_leader.is_some()),
-        "every kill was followed by a new leader: {r}"
-    );
+    let r = scenario("leader_sigkill_and_restart", Plan::scenario(Fault::KillLeader, 2)).await;
+    assert!(r.faults.iter().all(|f| f.to_leader.is_some()), "every kill was followed by a new leader: {r}");
 }
 
 /// Breaks: a follower, by SIGKILL, twice. Expects: the leader goes on
@@ -57,11 +45,7 @@ async fn follower_sigkill() {
 /// by the catch-up policy.
 #[tokio::test(flavor = "multi_thread")]
 async fn all_three_sigkilled_and_restarted() {
-    scenario(
-        "all_three_sigkilled_and_restarted",
-        Plan::scenario(Fault::KillAll, 1),
-    )
-    .await;
+    scenario("all_three_sigkilled_and_restarted", Plan::scenario(Fault::KillAll, 1)).await;
 }
 
 /// Breaks: the leader, by SIGSTOP for longer than the election timeout,
@@ -70,11 +54,7 @@ async fn all_three_sigkilled_and_restarted() {
 /// deadline, and no scheduled run anywhere begins past that deadline).
 #[tokio::test(flavor = "multi_thread")]
 async fn leader_sigstop_then_sigcont() {
-    scenario(
-        "leader_sigstop_then_sigcont",
-        Plan::scenario(Fault::PauseLeader, 2),
-    )
-    .await;
+    scenario("leader_sigstop_then_sigcont", Plan::scenario(Fault::PauseLeader, 2)).await;
 }
 
 /// Breaks: every link into and out of the leader, leaving it in a minority
@@ -82,11 +62,7 @@ async fn leader_sigstop_then_sigcont() {
 /// one begins no run while cut off (past what it had already accepted).
 #[tokio::test(flavor = "multi_thread")]
 async fn leader_isolated_in_a_minority() {
-    scenario(
-        "leader_isolated_in_a_minority",
-        Plan::scenario(Fault::IsolateLeader, 2),
-    )
-    .await;
+    scenario("leader_isolated_in_a_minority", Plan::scenario(Fault::IsolateLeader, 2)).await;
 }
 
 /// Breaks: every link of a follower, held until the leader has taken a
@@ -95,11 +71,7 @@ async fn leader_isolated_in_a_minority() {
 /// past that point) and every node ends with the same digest.
 #[tokio::test(flavor = "multi_thread")]
 async fn follower_isolated_past_the_snapshot_threshold() {
-    scenario(
-        "follower_isolated_past_the_snapshot_threshold",
-        Plan::scenario(Fault::IsolateFollower, 1),
-    )
-    .await;
+    scenario("follower_isolated_past_the_snapshot_threshold", Plan::scenario(Fault::IsolateFollower, 1)).await;
 }
 
 /// Breaks: one direction only — the leader cannot reach a follower, the
@@ -123,11 +95,7 @@ async fn bridge_partition() {
 #[tokio::test(flavor = "multi_thread")]
 async fn delayed_links() {
     let mut plan = Plan::scenario(Fault::Delay, 2);
-    plan.env.extend([
-        ("JOBD_HEARTBEAT_MS", "250"),
-        ("JOBD_ELECTION_MIN_MS", "750"),
-        ("JOBD_ELECTION_MAX_MS", "1500"),
-    ]);
+    plan.env.extend([("JOBD_HEARTBEAT_MS", "250"), ("JOBD_ELECTION_MIN_MS", "750"), ("JOBD_ELECTION_MAX_MS", "1500")]);
     scenario("delayed_links", plan).await;
 }
 
@@ -147,16 +115,8 @@ async fn leader_clock_skew() {
 /// as a voter holding the same state.
 #[tokio::test(flavor = "multi_thread")]
 async fn membership_change_under_load() {
-    let r = scenario(
-        "membership_change_under_load",
-        Plan::scenario(Fault::Replace, 1),
-    )
-    .await;
-    assert!(
-        r.ids.iter().any(|id| *id > 3),
-        "a node rejoined under a new id: {:?}",
-        r.ids
-    );
+    let r = scenario("membership_change_under_load", Plan::scenario(Fault::Replace, 1)).await;
+    assert!(r.ids.iter().any(|id| *id > 3), "a node rejoined under a new id: {:?}", r.ids);
 }
 
 /// Breaks: each node in turn, by SIGTERM (it must drain and exit 0), as an

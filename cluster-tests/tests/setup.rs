@@ -7,10 +7,7 @@ use std::path::{Path, PathBuf};
 use cluster_tests::tools;
 
 fn repo() -> PathBuf {
-    cluster_tests::crate_dir()
-        .join("..")
-        .canonicalize()
-        .expect("the repository")
+    cluster_tests::crate_dir().join("..").canonicalize().expect("the repository")
 }
 
 fn read(rel: &str) -> String {
@@ -23,20 +20,10 @@ const BASE: &[&str] = &["sh", "/bin/sh", "kill", "id"];
 #[test]
 fn everything_the_set_up_lists_is_installed() {
     let list = tools::listed().expect("deploy/dev-tools.txt parses");
-    assert!(
-        list.iter().any(|t| t.source.starts_with("pip:")),
-        "the list holds the pip tool too: {list:?}"
-    );
-    let out = std::process::Command::new(repo().join("deploy/dev-setup.sh"))
-        .arg("--check")
-        .output()
-        .expect("run dev-setup.sh");
+    assert!(list.iter().any(|t| t.source.starts_with("pip:")), "the list holds the pip tool too: {list:?}");
+    let out = std::process::Command::new(repo().join("deploy/dev-setup.sh")).arg("--check").output().expect("run dev-setup.sh");
     let said = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{said}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]
@@ -48,23 +35,11 @@ fn the_readme_and_ci_run_the_same_set_up_and_test_command() {
     // Exactly as .ci/run runs it: no `sudo` in front, which a fresh
     // machine logged in as root may not have (the script calls sudo
     // itself when it is not root).
-    assert!(
-        readme.contains(&format!("\n    {set_up}\n")),
-        "the README's set-up is {set_up}, on a line of its own"
-    );
-    assert!(
-        readme.contains(&format!("    {test}\n")),
-        "the README's test command is {test}"
-    );
+    assert!(readme.contains(&format!("\n    {set_up}\n")), "the README's set-up is {set_up}, on a line of its own");
+    assert!(readme.contains(&format!("    {test}\n")), "the README's test command is {test}");
     let ci_lines: Vec<&str> = ci.lines().map(str::trim).collect();
-    let setup_at = ci_lines
-        .iter()
-        .position(|l| *l == set_up)
-        .expect(".ci/run runs the set-up");
-    let test_at = ci_lines
-        .iter()
-        .position(|l| *l == test)
-        .expect(".ci/run runs the test command");
+    let setup_at = ci_lines.iter().position(|l| *l == set_up).expect(".ci/run runs the set-up");
+    let test_at = ci_lines.iter().position(|l| *l == test).expect(".ci/run runs the test command");
     assert!(setup_at < test_at, ".ci/run sets up before it tests");
 }
 
@@ -74,13 +49,7 @@ fn the_readme_and_ci_run_the_same_set_up_and_test_command() {
 #[test]
 fn tests_run_outside_programs_only_through_the_list() {
     let mut files = vec![];
-    for dir in [
-        "ninep/tests",
-        "node/tests",
-        "node/core/tests",
-        "cluster-tests/src",
-        "cluster-tests/tests",
-    ] {
+    for dir in ["ninep/tests", "node/tests", "node/core/tests", "cluster-tests/src", "cluster-tests/tests"] {
         collect_rs(&repo().join(dir), &mut files);
     }
     assert!(files.len() > 20, "found the sources: {}", files.len());

@@ -13,9 +13,7 @@ async fn the_seed_session_through_sminez_client() {
     let jobd = Jobd::single().await.expect("jobd starts");
     let repo = cluster_tests::crate_dir().join("..");
     // Its own target directory: this test runs while cargo holds ours.
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo.join("target"));
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo.join("target"));
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let run = Command::new(cargo)
         .args(["run", "--quiet", "--locked", "--manifest-path"])
@@ -24,10 +22,7 @@ async fn the_seed_session_through_sminez_client() {
         .env("CARGO_TARGET_DIR", target.join("sminez-interop"))
         .kill_on_drop(true)
         .output();
-    let out = tokio::time::timeout(Duration::from_secs(600), run)
-        .await
-        .expect("finished in time")
-        .expect("cargo runs");
+    let out = tokio::time::timeout(Duration::from_secs(600), run).await.expect("finished in time").expect("cargo runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && stdout.contains("sminez-interop: all ok"),

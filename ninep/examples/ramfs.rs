@@ -41,11 +41,8 @@ impl RamFs {
             parent: ROOT,
             children: BTreeMap::new(),
         };
-        let fs = RamFs {
-            nodes: Mutex::new((HashMap::from([(ROOT, root)]), ROOT + 1)),
-        };
-        fs.add(ROOT, "hello", 0o666, b"hello, world\n")
-            .expect("fresh tree");
+        let fs = RamFs { nodes: Mutex::new((HashMap::from([(ROOT, root)]), ROOT + 1)) };
+        fs.add(ROOT, "hello", 0o666, b"hello, world\n").expect("fresh tree");
         fs
     }
 
@@ -64,11 +61,7 @@ impl RamFs {
             let path = *next;
             *next += 1;
             parent.children.insert(name.to_owned(), path);
-            let qid = if perm & DMDIR != 0 {
-                Qid::dir(path)
-            } else {
-                Qid::file(path)
-            };
+            let qid = if perm & DMDIR != 0 { Qid::dir(path) } else { Qid::file(path) };
             let node = Node {
                 name: name.to_owned(),
                 qid,
@@ -91,11 +84,7 @@ fn stat_of(n: &Node) -> Stat {
         mode: dir | n.perm,
         mtime: n.mtime,
         atime: n.mtime,
-        length: if n.qid.is_dir() {
-            0
-        } else {
-            n.data.len() as u64
-        },
+        length: if n.qid.is_dir() { 0 } else { n.data.len() as u64 },
         name: n.name.clone(),
         uid: "ramfs".into(),
         gid: "ramfs".into(),
@@ -118,11 +107,7 @@ impl Filesystem for RamFs {
     async fn walk(&self, dir: &u64, name: &str) -> Result<(u64, Qid)> {
         self.with(|nodes, _| {
             let d = get(nodes, *dir)?;
-            let child = if name == ".." {
-                d.parent
-            } else {
-                *d.children.get(name).ok_or_else(Error::not_found)?
-            };
+            let child = if name == ".." { d.parent } else { *d.children.get(name).ok_or_else(Error::not_found)? };
             Ok((child, get(nodes, child)?.qid))
         })
     }
@@ -148,23 +133,15 @@ impl Filesystem for RamFs {
     async fn readdir(&self, dir: &u64) -> Result<Vec<Stat>> {
         self.with(|nodes, _| {
             let children: Vec<u64> = get(nodes, *dir)?.children.values().copied().collect();
-            Ok(children
-                .iter()
-                .filter_map(|c| nodes.get(c))
-                .map(stat_of)
-                .collect())
+            Ok(children.iter().filter_map(|c| nodes.get(c)).map(stat_of).collect())
         })
     }
 
     async fn write(&self, fid: &u64, offset: u64, data: &[u8]) -> Result<u32> {
         self.with(|nodes, _| {
             let n = get(nodes, *fid)?;
-            let end = usize::try_from(offset)
-                .ok()
-                .and_then(|o| o.checked_add(data.len()));
-            let end = end
-                .filter(|&e| e <= 1 << 30)
-                .ok_or_else(|| Error::invalid("file too large"))?;
+            let end = usize::try_from(offset).ok().and_then(|o| o.checked_add(data.len()));
+            let end = end.filter(|&e| e <= 1 << 30).ok_or_else(|| Error::invalid("file too large"))?;
             let file = Arc::make_mut(&mut n.data);
             if file.len() < end {
                 file.resize(end, 0);
@@ -216,12 +193,7 @@ impl Filesystem for RamFs {
             }
             let n = get(nodes, *fid)?;
             if let Some(len) = w.length {
-                Arc::make_mut(&mut n.data).resize(
-                    usize::try_from(len)
-                        .map_err(|_| Error::invalid("bad length"))?
-                        .min(1 << 30),
-                    0,
-                );
+                Arc::make_mut(&mut n.data).resize(usize::try_from(len).map_err(|_| Error::invalid("bad length"))?.min(1 << 30), 0);
             }
             if let Some(mode) = w.mode {
                 n.perm = mode & 0o777;
@@ -253,9 +225,6 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&args.addr).await?;
     println!("ramfs: serving 9P on {}", listener.local_addr()?);
     let fs = std::sync::Arc::new(RamFs::new());
-    ninep::serve(listener, fs, async {
-        tokio::signal::ctrl_c().await.unwrap_or(())
-    })
-    .await?;
+    ninep::serve(listener, fs, async { tokio::signal::ctrl_c().await.unwrap_or(()) }).await?;
     Ok(())
 }

@@ -58,12 +58,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options {
-            dialect: Dialect::P2000L,
-            msize: 1 << 20,
-            uname: "nobody".into(),
-            aname: String::new(),
-        }
+        Options { dialect: Dialect::P2000L, msize: 1 << 20, uname: "nobody".into(), aname: String::new() }
     }
 }
 
@@ -131,11 +126,7 @@ fn server_error(m: Rmsg) -> Result<Rmsg> {
     match m {
         Rmsg::Error { ename, errno } => {
             // 9P2000 carries no errno: infer one from the reason.
-            let errno = if errno == 0 {
-                crate::error::errno_for_reason(&ename)
-            } else {
-                errno
-            };
+            let errno = if errno == 0 { crate::error::errno_for_reason(&ename) } else { errno };
             Err(ClientError::Server(Error::new(errno, ename)))
         }
         Rmsg::Lerror { ecode } => Err(ClientError::Server(Error::from_errno(ecode))),
@@ -148,10 +139,7 @@ fn unexpected<T>(m: Rmsg) -> Result<T> {
 }
 
 fn split_path(path: &str) -> Vec<String> {
-    path.split('/')
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
+    path.split('/').filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
 
 /// Frees a request's tag if its future is dropped before the reply, after
@@ -191,15 +179,9 @@ impl Client {
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
         let (mut rd, mut wr) = tokio::io::split(stream);
-        let version = Tmsg::Version {
-            msize: opts.msize,
-            version: opts.dialect.version_string().into(),
-        };
+        let version = Tmsg::Version { msize: opts.msize, version: opts.dialect.version_string().into() };
         wr.write_all(&version.encode(NOTAG, Dialect::P2000)).await?;
-        let (msize, dialect) = match decode(
-            &read_frame(&mut rd, opts.msize.max(8192)).await?,
-            Dialect::P2000,
-        )? {
+        let (msize, dialect) = match decode(&read_frame(&mut rd, opts.msize.max(8192)).await?, Dialect::P2000)? {
             (_, Rmsg::Version { msize, version }) => match Dialect::negotiate(&version) {
                 Some(d) if version != "unknown" => (msize.min(opts.msize), d),
                 _ => return Err(ClientError::Protocol(format!("server speaks {version:?}"))),
@@ -220,10 +202,7 @@ impl Client {
         let weak = Arc::downgrade(&inner);
         let reader = tokio::spawn(async move {
             let err = loop {
-                match read_frame(&mut rd, msize)
-                    .await
-                    .and_then(|b| decode(&b, dialect))
-                {
+                match read_frame(&mut rd, msize).await.and_then(|b| decode(&b, dialect)) {
                     Ok((tag, m)) => {
                         let Some(inner) = weak.upgrade() else { return };
                         let waiter = lock(&inner.pending).remove(&tag);
@@ -237,21 +216,13 @@ impl Client {
             if let Some(inner) = weak.upgrade() {
                 let msg = err.to_string();
                 for (_, w) in lock(&inner.pending).drain() {
-                    let _ = w.send(Err(ClientError::Protocol(format!(
-                        "connection lost: {msg}"
-                    ))));
+                    let _ = w.send(Err(ClientError::Protocol(format!("connection lost: {msg}"))));
                 }
             }
         });
         *lock(&inner.reader) = Some(reader.abort_handle());
         let client = Client { inner };
-        let attach = Tmsg::Attach {
-            fid: 0,
-            afid: NOFID,
-            uname: opts.uname,
-            aname: opts.aname,
-            n_uname: NOFID,
-        };
+        let attach = Tmsg::Attach { fid: 0, afid: NOFID, uname: opts.uname, aname: opts.aname, n_uname: NOFID };
         match client.rpc(attach).await? {
             Rmsg::Attach { .. } => Ok(client),
             m => unexpected(m),
@@ -291,11 +262,7 @@ impl Client {
         let tag = self.alloc_tag();
         let (tx, rx) = oneshot::channel();
         lock(&self.inner.pending).insert(tag, tx);
-        let mut guard = TagGuard {
-            client: self.clone(),
-            tag,
-            done: false,
-        };
+        let mut guard = TagGuard { client: self.clone(), tag, done: false };
         let bytes = msg.encode(tag, self.inner.dialect);
         self.inner.writer.lock().await.write_all(&bytes).await?;
         let reply = rx.await.map_err(|_| ClientError::Closed)?;
@@ -314,11 +281,7 @@ impl Client {
             chunks.push(&[]);
         }
         for chunk in chunks {
-            let msg = Tmsg::Walk {
-                fid: from,
-                newfid,
-                wnames: chunk.to_vec(),
-            };
+            let msg = Tmsg::Walk { fid: from, newfid, wnames: chunk.to_vec() };
             match self.rpc(msg).await {
                 Ok(Rmsg::Walk { wqids }) if wqids.len() == chunk.len() => from = newfid,
                 Ok(Rmsg::Walk { .. }) => {
@@ -366,20 +329,11 @@ impl Client {
 
     fn iounit(&self, offered: u32) -> u32 {
         let max = self.inner.msize - IOHDRSZ;
-        if offered == 0 {
-            max
-        } else {
-            offered.min(max)
-        }
+        if offered == 0 { max } else { offered.min(max) }
     }
 
     /// Runs `f` on a fid walked to `path` and opened with `mode`, then clunks it.
-    async fn with_open<T>(
-        &self,
-        path: &str,
-        mode: u8,
-        f: impl AsyncFnOnce(u32, u32) -> Result<T>,
-    ) -> Result<T> {
+    async fn with_open<T>(&self, path: &str, mode: u8, f: impl AsyncFnOnce(u32, u32) -> Result<T>) -> Result<T> {
         let fid = self.walk(path).await?;
         let res = match self.open(fid, mode).await {
             Ok(iounit) => f(fid, iounit).await,
@@ -400,14 +354,7 @@ impl Client {
 
     /// One Twrite of an open fid.
     pub async fn write_at(&self, fid: u32, offset: u64, data: &[u8]) -> Result<u32> {
-        match self
-            .rpc(Tmsg::Write {
-                fid,
-                offset,
-                data: data.to_vec(),
-            })
-            .await?
-        {
+        match self.rpc(Tmsg::Write { fid, offset, data: data.to_vec() }).await? {
             Rmsg::Write { count } => Ok(count),
             m => unexpected(m),
         }
@@ -452,31 +399,12 @@ impl Client {
     /// Creates `path` (a directory when `perm` has `DMDIR`).
     pub async fn create(&self, path: &str, perm: u32) -> Result<Qid> {
         let mut names = split_path(path);
-        let name = names
-            .pop()
-            .ok_or_else(|| ClientError::Server(Error::invalid("empty path")))?;
+        let name = names.pop().ok_or_else(|| ClientError::Server(Error::invalid("empty path")))?;
         let dfid = self.walk(&names.join("/")).await?;
         let msg = match (self.inner.dialect, perm & DMDIR != 0) {
-            (Dialect::P2000L, true) => Tmsg::Mkdir {
-                dfid,
-                name,
-                mode: perm & 0o777,
-                gid: 0,
-            },
-            (Dialect::P2000L, false) => Tmsg::Lcreate {
-                fid: dfid,
-                name,
-                flags: 0,
-                mode: perm & 0o777,
-                gid: 0,
-            },
-            _ => Tmsg::Create {
-                fid: dfid,
-                name,
-                perm,
-                mode: omode::OREAD,
-                extension: String::new(),
-            },
+            (Dialect::P2000L, true) => Tmsg::Mkdir { dfid, name, mode: perm & 0o777, gid: 0 },
+            (Dialect::P2000L, false) => Tmsg::Lcreate { fid: dfid, name, flags: 0, mode: perm & 0o777, gid: 0 },
+            _ => Tmsg::Create { fid: dfid, name, perm, mode: omode::OREAD, extension: String::new() },
         };
         let res = self.rpc(msg).await;
         let _ = self.clunk(dfid).await;
@@ -497,10 +425,7 @@ impl Client {
     pub async fn stat(&self, path: &str) -> Result<Stat> {
         let fid = self.walk(path).await?;
         let msg = if self.inner.dialect == Dialect::P2000L {
-            Tmsg::Getattr {
-                fid,
-                mask: crate::dotl::getattr::BASIC,
-            }
+            Tmsg::Getattr { fid, mask: crate::dotl::getattr::BASIC }
         } else {
             Tmsg::Stat { fid }
         };
@@ -532,27 +457,14 @@ impl Client {
             let mut offset = 0u64;
             loop {
                 if dotl {
-                    let data = match self
-                        .rpc(Tmsg::Readdir {
-                            fid,
-                            offset,
-                            count: iounit,
-                        })
-                        .await?
-                    {
+                    let data = match self.rpc(Tmsg::Readdir { fid, offset, count: iounit }).await? {
                         Rmsg::Readdir { data } => data,
                         m => return unexpected(m),
                     };
-                    let ents = Dirent::parse_all(&data)
-                        .map_err(|e| ClientError::Protocol(e.to_string()))?;
-                    let Some(last) = ents.last() else {
-                        return Ok(out);
-                    };
+                    let ents = Dirent::parse_all(&data).map_err(|e| ClientError::Protocol(e.to_string()))?;
+                    let Some(last) = ents.last() else { return Ok(out) };
                     offset = last.offset;
-                    out.extend(ents.into_iter().map(|d| DirEntry {
-                        name: d.name,
-                        qid: d.qid,
-                    }));
+                    out.extend(ents.into_iter().map(|d| DirEntry { name: d.name, qid: d.qid }));
                 } else {
                     let data = self.read_at(fid, offset, iounit).await?;
                     if data.is_empty() {
@@ -561,12 +473,8 @@ impl Client {
                     offset += data.len() as u64;
                     let mut r = Reader::new(&data);
                     while r.remaining() > 0 {
-                        let s = Stat::decode(&mut r, dotu)
-                            .map_err(|e| ClientError::Protocol(e.to_string()))?;
-                        out.push(DirEntry {
-                            name: s.name,
-                            qid: s.qid,
-                        });
+                        let s = Stat::decode(&mut r, dotu).map_err(|e| ClientError::Protocol(e.to_string()))?;
+                        out.push(DirEntry { name: s.name, qid: s.qid });
                     }
                 }
             }

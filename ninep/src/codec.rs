@@ -120,12 +120,7 @@ impl Tmsg {
                 w.u32(*msize);
                 w.string(version);
             }
-            Auth {
-                afid,
-                uname,
-                aname,
-                n_uname,
-            } => {
+            Auth { afid, uname, aname, n_uname } => {
                 w.u32(*afid);
                 w.string(uname);
                 w.string(aname);
@@ -133,13 +128,7 @@ impl Tmsg {
                     w.u32(*n_uname);
                 }
             }
-            Attach {
-                fid,
-                afid,
-                uname,
-                aname,
-                n_uname,
-            } => {
+            Attach { fid, afid, uname, aname, n_uname } => {
                 w.u32(*fid);
                 w.u32(*afid);
                 w.string(uname);
@@ -149,11 +138,7 @@ impl Tmsg {
                 }
             }
             Flush { oldtag } => w.u16(*oldtag),
-            Walk {
-                fid,
-                newfid,
-                wnames,
-            } => {
+            Walk { fid, newfid, wnames } => {
                 w.u32(*fid);
                 w.u32(*newfid);
                 w.u16(wnames.len() as u16);
@@ -165,13 +150,7 @@ impl Tmsg {
                 w.u32(*fid);
                 w.u8(*mode);
             }
-            Create {
-                fid,
-                name,
-                perm,
-                mode,
-                extension,
-            } => {
+            Create { fid, name, perm, mode, extension } => {
                 w.u32(*fid);
                 w.string(name);
                 w.u32(*perm);
@@ -201,38 +180,20 @@ impl Tmsg {
                 w.u32(*fid);
                 w.u32(*flags);
             }
-            Lcreate {
-                fid,
-                name,
-                flags,
-                mode,
-                gid,
-            } => {
+            Lcreate { fid, name, flags, mode, gid } => {
                 w.u32(*fid);
                 w.string(name);
                 w.u32(*flags);
                 w.u32(*mode);
                 w.u32(*gid);
             }
-            Symlink {
-                fid,
-                name,
-                target,
-                gid,
-            } => {
+            Symlink { fid, name, target, gid } => {
                 w.u32(*fid);
                 w.string(name);
                 w.string(target);
                 w.u32(*gid);
             }
-            Mknod {
-                dfid,
-                name,
-                mode,
-                major,
-                minor,
-                gid,
-            } => {
+            Mknod { dfid, name, mode, major, minor, gid } => {
                 w.u32(*dfid);
                 w.string(name);
                 for v in [*mode, *major, *minor, *gid] {
@@ -262,12 +223,7 @@ impl Tmsg {
                 w.u32(*newfid);
                 w.string(name);
             }
-            Xattrcreate {
-                fid,
-                name,
-                size,
-                flags,
-            } => {
+            Xattrcreate { fid, name, size, flags } => {
                 w.u32(*fid);
                 w.string(name);
                 w.u64(*size);
@@ -290,33 +246,19 @@ impl Tmsg {
                 w.u32(*fid);
                 w.string(name);
             }
-            Mkdir {
-                dfid,
-                name,
-                mode,
-                gid,
-            } => {
+            Mkdir { dfid, name, mode, gid } => {
                 w.u32(*dfid);
                 w.string(name);
                 w.u32(*mode);
                 w.u32(*gid);
             }
-            Renameat {
-                olddirfid,
-                oldname,
-                newdirfid,
-                newname,
-            } => {
+            Renameat { olddirfid, oldname, newdirfid, newname } => {
                 w.u32(*olddirfid);
                 w.string(oldname);
                 w.u32(*newdirfid);
                 w.string(newname);
             }
-            Unlinkat {
-                dirfid,
-                name,
-                flags,
-            } => {
+            Unlinkat { dirfid, name, flags } => {
                 w.u32(*dirfid);
                 w.string(name);
                 w.u32(*flags);
@@ -335,10 +277,7 @@ impl Tmsg {
             return Err(DecodeError::UnknownType(type_byte));
         }
         let m = match type_byte {
-            ty::TVERSION => Tmsg::Version {
-                msize: r.u32()?,
-                version: r.string()?,
-            },
+            ty::TVERSION => Tmsg::Version { msize: r.u32()?, version: r.string()? },
             ty::TAUTH => Tmsg::Auth {
                 afid: r.u32()?,
                 uname: r.string()?,
@@ -361,49 +300,24 @@ impl Tmsg {
                     return Err(DecodeError::TooManyWalkNames(n));
                 }
                 let wnames = (0..n).map(|_| r.string()).collect::<Result<_, _>>()?;
-                Tmsg::Walk {
-                    fid,
-                    newfid,
-                    wnames,
-                }
+                Tmsg::Walk { fid, newfid, wnames }
             }
-            ty::TOPEN => Tmsg::Open {
-                fid: r.u32()?,
-                mode: r.u8()?,
-            },
+            ty::TOPEN => Tmsg::Open { fid: r.u32()?, mode: r.u8()? },
             ty::TCREATE => Tmsg::Create {
                 fid: r.u32()?,
                 name: r.string()?,
                 perm: r.u32()?,
                 mode: r.u8()?,
-                extension: if d == Dialect::P2000U {
-                    r.string()?
-                } else {
-                    String::new()
-                },
+                extension: if d == Dialect::P2000U { r.string()? } else { String::new() },
             },
-            ty::TREAD => Tmsg::Read {
-                fid: r.u32()?,
-                offset: r.u64()?,
-                count: r.u32()?,
-            },
-            ty::TWRITE => Tmsg::Write {
-                fid: r.u32()?,
-                offset: r.u64()?,
-                data: r.data()?,
-            },
+            ty::TREAD => Tmsg::Read { fid: r.u32()?, offset: r.u64()?, count: r.u32()? },
+            ty::TWRITE => Tmsg::Write { fid: r.u32()?, offset: r.u64()?, data: r.data()? },
             ty::TCLUNK => Tmsg::Clunk { fid: r.u32()? },
             ty::TREMOVE => Tmsg::Remove { fid: r.u32()? },
             ty::TSTAT => Tmsg::Stat { fid: r.u32()? },
-            ty::TWSTAT => Tmsg::Wstat {
-                fid: r.u32()?,
-                stat: nstat(r, u)?,
-            },
+            ty::TWSTAT => Tmsg::Wstat { fid: r.u32()?, stat: nstat(r, u)? },
             ty::TSTATFS => Tmsg::Statfs { fid: r.u32()? },
-            ty::TLOPEN => Tmsg::Lopen {
-                fid: r.u32()?,
-                flags: r.u32()?,
-            },
+            ty::TLOPEN => Tmsg::Lopen { fid: r.u32()?, flags: r.u32()? },
             ty::TLCREATE => Tmsg::Lcreate {
                 fid: r.u32()?,
                 name: r.string()?,
@@ -425,16 +339,9 @@ impl Tmsg {
                 minor: r.u32()?,
                 gid: r.u32()?,
             },
-            ty::TRENAME => Tmsg::Rename {
-                fid: r.u32()?,
-                dfid: r.u32()?,
-                name: r.string()?,
-            },
+            ty::TRENAME => Tmsg::Rename { fid: r.u32()?, dfid: r.u32()?, name: r.string()? },
             ty::TREADLINK => Tmsg::Readlink { fid: r.u32()? },
-            ty::TGETATTR => Tmsg::Getattr {
-                fid: r.u32()?,
-                mask: r.u64()?,
-            },
+            ty::TGETATTR => Tmsg::Getattr { fid: r.u32()?, mask: r.u64()? },
             ty::TSETATTR => Tmsg::Setattr {
                 fid: r.u32()?,
                 attr: SetAttr {
@@ -449,39 +356,23 @@ impl Tmsg {
                     mtime_nsec: r.u64()?,
                 },
             },
-            ty::TXATTRWALK => Tmsg::Xattrwalk {
-                fid: r.u32()?,
-                newfid: r.u32()?,
-                name: r.string()?,
-            },
+            ty::TXATTRWALK => {
+                Tmsg::Xattrwalk { fid: r.u32()?, newfid: r.u32()?, name: r.string()? }
+            }
             ty::TXATTRCREATE => Tmsg::Xattrcreate {
                 fid: r.u32()?,
                 name: r.string()?,
                 size: r.u64()?,
                 flags: r.u32()?,
             },
-            ty::TREADDIR => Tmsg::Readdir {
-                fid: r.u32()?,
-                offset: r.u64()?,
-                count: r.u32()?,
-            },
+            ty::TREADDIR => Tmsg::Readdir { fid: r.u32()?, offset: r.u64()?, count: r.u32()? },
             ty::TFSYNC => Tmsg::Fsync {
                 fid: r.u32()?,
                 datasync: if r.remaining() >= 4 { r.u32()? } else { 0 },
             },
-            ty::TLOCK => Tmsg::Lock {
-                fid: r.u32()?,
-                lock: flock(r, true)?,
-            },
-            ty::TGETLOCK => Tmsg::Getlock {
-                fid: r.u32()?,
-                lock: flock(r, false)?,
-            },
-            ty::TLINK => Tmsg::Link {
-                dfid: r.u32()?,
-                fid: r.u32()?,
-                name: r.string()?,
-            },
+            ty::TLOCK => Tmsg::Lock { fid: r.u32()?, lock: flock(r, true)? },
+            ty::TGETLOCK => Tmsg::Getlock { fid: r.u32()?, lock: flock(r, false)? },
+            ty::TLINK => Tmsg::Link { dfid: r.u32()?, fid: r.u32()?, name: r.string()? },
             ty::TMKDIR => Tmsg::Mkdir {
                 dfid: r.u32()?,
                 name: r.string()?,
@@ -494,11 +385,9 @@ impl Tmsg {
                 newdirfid: r.u32()?,
                 newname: r.string()?,
             },
-            ty::TUNLINKAT => Tmsg::Unlinkat {
-                dirfid: r.u32()?,
-                name: r.string()?,
-                flags: r.u32()?,
-            },
+            ty::TUNLINKAT => {
+                Tmsg::Unlinkat { dirfid: r.u32()?, name: r.string()?, flags: r.u32()? }
+            }
             other => return Err(DecodeError::UnknownType(other)),
         };
         Ok(m)
@@ -573,10 +462,7 @@ impl Rmsg {
                 w.u32(*msize);
                 w.string(version);
             }
-            Auth { aqid: q }
-            | Attach { qid: q }
-            | Symlink { qid: q }
-            | Mknod { qid: q }
+            Auth { aqid: q } | Attach { qid: q } | Symlink { qid: q } | Mknod { qid: q }
             | Mkdir { qid: q } => w.qid(q),
             Error { ename, errno } => {
                 w.string(ename);
@@ -591,9 +477,7 @@ impl Rmsg {
                     w.qid(q);
                 }
             }
-            Open { qid, iounit }
-            | Create { qid, iounit }
-            | Lopen { qid, iounit }
+            Open { qid, iounit } | Create { qid, iounit } | Lopen { qid, iounit }
             | Lcreate { qid, iounit } => {
                 w.qid(qid);
                 w.u32(*iounit);
@@ -625,17 +509,10 @@ impl Rmsg {
         let m = match type_byte.wrapping_sub(1) {
             _ if type_byte == ty::RERROR => Rmsg::Error {
                 ename: r.string()?,
-                errno: if d == Dialect::P2000U && r.remaining() >= 4 {
-                    r.u32()?
-                } else {
-                    0
-                },
+                errno: if d == Dialect::P2000U && r.remaining() >= 4 { r.u32()? } else { 0 },
             },
             _ if type_byte == ty::RLERROR => Rmsg::Lerror { ecode: r.u32()? },
-            ty::TVERSION => Rmsg::Version {
-                msize: r.u32()?,
-                version: r.string()?,
-            },
+            ty::TVERSION => Rmsg::Version { msize: r.u32()?, version: r.string()? },
             ty::TAUTH => Rmsg::Auth { aqid: r.qid()? },
             ty::TATTACH => Rmsg::Attach { qid: r.qid()? },
             ty::TFLUSH => Rmsg::Flush,
@@ -644,18 +521,10 @@ impl Rmsg {
                 if n as usize > MAXWELEM {
                     return Err(DecodeError::TooManyWalkNames(n));
                 }
-                Rmsg::Walk {
-                    wqids: (0..n).map(|_| r.qid()).collect::<Result<_, _>>()?,
-                }
+                Rmsg::Walk { wqids: (0..n).map(|_| r.qid()).collect::<Result<_, _>>()? }
             }
-            ty::TOPEN => Rmsg::Open {
-                qid: r.qid()?,
-                iounit: r.u32()?,
-            },
-            ty::TCREATE => Rmsg::Create {
-                qid: r.qid()?,
-                iounit: r.u32()?,
-            },
+            ty::TOPEN => Rmsg::Open { qid: r.qid()?, iounit: r.u32()? },
+            ty::TCREATE => Rmsg::Create { qid: r.qid()?, iounit: r.u32()? },
             ty::TREAD => Rmsg::Read { data: r.data()? },
             ty::TWRITE => Rmsg::Write { count: r.u32()? },
             ty::TCLUNK => Rmsg::Clunk,
@@ -673,20 +542,12 @@ impl Rmsg {
                 fsid: r.u64()?,
                 namelen: r.u32()?,
             }),
-            ty::TLOPEN => Rmsg::Lopen {
-                qid: r.qid()?,
-                iounit: r.u32()?,
-            },
-            ty::TLCREATE => Rmsg::Lcreate {
-                qid: r.qid()?,
-                iounit: r.u32()?,
-            },
+            ty::TLOPEN => Rmsg::Lopen { qid: r.qid()?, iounit: r.u32()? },
+            ty::TLCREATE => Rmsg::Lcreate { qid: r.qid()?, iounit: r.u32()? },
             ty::TSYMLINK => Rmsg::Symlink { qid: r.qid()? },
             ty::TMKNOD => Rmsg::Mknod { qid: r.qid()? },
             ty::TRENAME => Rmsg::Rename,
-            ty::TREADLINK => Rmsg::Readlink {
-                target: r.string()?,
-            },
+            ty::TREADLINK => Rmsg::Readlink { target: r.string()? },
             ty::TGETATTR => Rmsg::Getattr(Attr::decode(r)?),
             ty::TSETATTR => Rmsg::Setattr,
             ty::TXATTRWALK => Rmsg::Xattrwalk { size: r.u64()? },

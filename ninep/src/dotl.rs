@@ -106,21 +106,9 @@ impl Attr {
         w.u32(self.uid);
         w.u32(self.gid);
         for v in [
-            self.nlink,
-            self.rdev,
-            self.size,
-            self.blksize,
-            self.blocks,
-            self.atime_sec,
-            self.atime_nsec,
-            self.mtime_sec,
-            self.mtime_nsec,
-            self.ctime_sec,
-            self.ctime_nsec,
-            self.btime_sec,
-            self.btime_nsec,
-            self.gen,
-            self.data_version,
+            self.nlink, self.rdev, self.size, self.blksize, self.blocks, self.atime_sec,
+            self.atime_nsec, self.mtime_sec, self.mtime_nsec, self.ctime_sec, self.ctime_nsec,
+            self.btime_sec, self.btime_nsec, self.gen, self.data_version,
         ] {
             w.u64(v);
         }
@@ -207,12 +195,7 @@ impl Dirent {
         let mut r = Reader::new(data);
         let mut out = Vec::new();
         while r.remaining() > 0 {
-            out.push(Dirent {
-                qid: r.qid()?,
-                offset: r.u64()?,
-                ty: r.u8()?,
-                name: r.string()?,
-            });
+            out.push(Dirent { qid: r.qid()?, offset: r.u64()?, ty: r.u8()?, name: r.string()? });
         }
         Ok(out)
     }

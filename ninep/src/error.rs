@@ -74,19 +74,13 @@ pub struct Error {
 
 impl Error {
     pub fn new(errno: u32, reason: impl Into<Cow<'static, str>>) -> Self {
-        Error {
-            errno,
-            reason: reason.into(),
-        }
+        Error { errno, reason: reason.into() }
     }
 
     /// An error known only by its errno (what an Rlerror carries): the
     /// reason is the usual C library text for it.
     pub fn from_errno(errno: u32) -> Self {
-        Error {
-            errno,
-            reason: Cow::Borrowed(strerror(errno)),
-        }
+        Error { errno, reason: Cow::Borrowed(strerror(errno)) }
     }
 
     pub fn not_found() -> Self {
@@ -174,10 +168,7 @@ pub fn errno_for_reason(reason: &str) -> u32 {
         ("bad offset", errno::EINVAL),
         ("invalid", errno::EINVAL),
     ];
-    table
-        .iter()
-        .find(|(needle, _)| r.contains(needle))
-        .map_or(errno::EIO, |(_, e)| *e)
+    table.iter().find(|(needle, _)| r.contains(needle)).map_or(errno::EIO, |(_, e)| *e)
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -67,160 +67,39 @@ pub mod omode {
 /// only in 9P2000.u and .L; in 9P2000 they decode as `NOFID`/empty.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Tmsg {
-    Version {
-        msize: u32,
-        version: String,
-    },
-    Auth {
-        afid: u32,
-        uname: String,
-        aname: String,
-        n_uname: u32,
-    },
-    Attach {
-        fid: u32,
-        afid: u32,
-        uname: String,
-        aname: String,
-        n_uname: u32,
-    },
-    Flush {
-        oldtag: u16,
-    },
-    Walk {
-        fid: u32,
-        newfid: u32,
-        wnames: Vec<String>,
-    },
-    Open {
-        fid: u32,
-        mode: u8,
-    },
-    Create {
-        fid: u32,
-        name: String,
-        perm: u32,
-        mode: u8,
-        extension: String,
-    },
-    Read {
-        fid: u32,
-        offset: u64,
-        count: u32,
-    },
-    Write {
-        fid: u32,
-        offset: u64,
-        data: Vec<u8>,
-    },
-    Clunk {
-        fid: u32,
-    },
-    Remove {
-        fid: u32,
-    },
-    Stat {
-        fid: u32,
-    },
-    Wstat {
-        fid: u32,
-        stat: Stat,
-    },
+    Version { msize: u32, version: String },
+    Auth { afid: u32, uname: String, aname: String, n_uname: u32 },
+    Attach { fid: u32, afid: u32, uname: String, aname: String, n_uname: u32 },
+    Flush { oldtag: u16 },
+    Walk { fid: u32, newfid: u32, wnames: Vec<String> },
+    Open { fid: u32, mode: u8 },
+    Create { fid: u32, name: String, perm: u32, mode: u8, extension: String },
+    Read { fid: u32, offset: u64, count: u32 },
+    Write { fid: u32, offset: u64, data: Vec<u8> },
+    Clunk { fid: u32 },
+    Remove { fid: u32 },
+    Stat { fid: u32 },
+    Wstat { fid: u32, stat: Stat },
     // 9P2000.L
-    Statfs {
-        fid: u32,
-    },
-    Lopen {
-        fid: u32,
-        flags: u32,
-    },
-    Lcreate {
-        fid: u32,
-        name: String,
-        flags: u32,
-        mode: u32,
-        gid: u32,
-    },
-    Symlink {
-        fid: u32,
-        name: String,
-        target: String,
-        gid: u32,
-    },
-    Mknod {
-        dfid: u32,
-        name: String,
-        mode: u32,
-        major: u32,
-        minor: u32,
-        gid: u32,
-    },
-    Rename {
-        fid: u32,
-        dfid: u32,
-        name: String,
-    },
-    Readlink {
-        fid: u32,
-    },
-    Getattr {
-        fid: u32,
-        mask: u64,
-    },
-    Setattr {
-        fid: u32,
-        attr: SetAttr,
-    },
-    Xattrwalk {
-        fid: u32,
-        newfid: u32,
-        name: String,
-    },
-    Xattrcreate {
-        fid: u32,
-        name: String,
-        size: u64,
-        flags: u32,
-    },
-    Readdir {
-        fid: u32,
-        offset: u64,
-        count: u32,
-    },
-    Fsync {
-        fid: u32,
-        datasync: u32,
-    },
-    Lock {
-        fid: u32,
-        lock: Flock,
-    },
-    Getlock {
-        fid: u32,
-        lock: Flock,
-    },
-    Link {
-        dfid: u32,
-        fid: u32,
-        name: String,
-    },
-    Mkdir {
-        dfid: u32,
-        name: String,
-        mode: u32,
-        gid: u32,
-    },
-    Renameat {
-        olddirfid: u32,
-        oldname: String,
-        newdirfid: u32,
-        newname: String,
-    },
-    Unlinkat {
-        dirfid: u32,
-        name: String,
-        flags: u32,
-    },
+    Statfs { fid: u32 },
+    Lopen { fid: u32, flags: u32 },
+    Lcreate { fid: u32, name: String, flags: u32, mode: u32, gid: u32 },
+    Symlink { fid: u32, name: String, target: String, gid: u32 },
+    Mknod { dfid: u32, name: String, mode: u32, major: u32, minor: u32, gid: u32 },
+    Rename { fid: u32, dfid: u32, name: String },
+    Readlink { fid: u32 },
+    Getattr { fid: u32, mask: u64 },
+    Setattr { fid: u32, attr: SetAttr },
+    Xattrwalk { fid: u32, newfid: u32, name: String },
+    Xattrcreate { fid: u32, name: String, size: u64, flags: u32 },
+    Readdir { fid: u32, offset: u64, count: u32 },
+    Fsync { fid: u32, datasync: u32 },
+    Lock { fid: u32, lock: Flock },
+    Getlock { fid: u32, lock: Flock },
+    Link { dfid: u32, fid: u32, name: String },
+    Mkdir { dfid: u32, name: String, mode: u32, gid: u32 },
+    Renameat { olddirfid: u32, oldname: String, newdirfid: u32, newname: String },
+    Unlinkat { dirfid: u32, name: String, flags: u32 },
 }
 
 /// A reply. `Error` is 9P2000's Rerror (its `errno` travels only in .u);

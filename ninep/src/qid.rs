@@ -24,18 +24,10 @@ pub struct Qid {
 
 impl Qid {
     pub fn dir(path: u64) -> Qid {
-        Qid {
-            ty: QTDIR,
-            version: 0,
-            path,
-        }
+        Qid { ty: QTDIR, version: 0, path }
     }
     pub fn file(path: u64) -> Qid {
-        Qid {
-            ty: QTFILE,
-            version: 0,
-            path,
-        }
+        Qid { ty: QTFILE, version: 0, path }
     }
     pub fn is_dir(&self) -> bool {
         self.ty & QTDIR != 0
@@ -44,12 +36,6 @@ impl Qid {
 
 impl std::fmt::Display for Qid {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "({:x} {} {})",
-            self.path,
-            self.version,
-            if self.is_dir() { "d" } else { "" }
-        )
+        write!(f, "({:x} {} {})", self.path, self.version, if self.is_dir() { "d" } else { "" })
     }
 }

@@ -98,11 +98,7 @@ impl Stat {
         Stat {
             ty: u16::MAX,
             dev: u32::MAX,
-            qid: Qid {
-                ty: u8::MAX,
-                version: u32::MAX,
-                path: u64::MAX,
-            },
+            qid: Qid { ty: u8::MAX, version: u32::MAX, path: u64::MAX },
             mode: u32::MAX,
             atime: u32::MAX,
             mtime: u32::MAX,
@@ -162,12 +158,7 @@ impl Wstat {
     /// Only `length = 0` and/or times: what `echo > file` sends through a
     /// legacy or .u mount before writing.
     pub fn is_truncate(&self) -> bool {
-        let rest = Wstat {
-            length: None,
-            atime: None,
-            mtime: None,
-            ..self.clone()
-        };
+        let rest = Wstat { length: None, atime: None, mtime: None, ..self.clone() };
         self.length == Some(0) && rest.is_sync()
     }
 }
@@ -180,21 +171,13 @@ mod tests {
     fn all_ones_is_sync() {
         assert!(Wstat::from_stat(&Stat::dont_touch(), true).is_sync());
         // 9P2000 has no numeric ids: their zero default is not a change.
-        let plain = Stat {
-            n_uid: 0,
-            n_gid: 0,
-            ..Stat::dont_touch()
-        };
+        let plain = Stat { n_uid: 0, n_gid: 0, ..Stat::dont_touch() };
         assert!(Wstat::from_stat(&plain, false).is_sync());
     }
 
     #[test]
     fn truncate_with_mtime_is_truncate() {
-        let s = Stat {
-            length: 0,
-            mtime: 1234,
-            ..Stat::dont_touch()
-        };
+        let s = Stat { length: 0, mtime: 1234, ..Stat::dont_touch() };
         let w = Wstat::from_stat(&s, true);
         assert!(w.is_truncate());
         assert_eq!(w.mtime, Some(1234));

@@ -72,9 +72,7 @@ impl fmt::Display for Traced<'_, Rmsg> {
         use Rmsg::*;
         let tag = self.0;
         match self.1 {
-            Version { msize, version } => {
-                write!(f, "Rversion tag {tag} msize {msize} version {version:?}")
-            }
+            Version { msize, version } => write!(f, "Rversion tag {tag} msize {msize} version {version:?}"),
             Attach { qid } => write!(f, "Rattach tag {tag} qid {qid}"),
             Error { ename, errno } => write!(f, "Rerror tag {tag} ename {ename:?} errno {errno}"),
             Lerror { ecode } => write!(f, "Rlerror tag {tag} ecode {ecode}"),
@@ -86,20 +84,11 @@ impl fmt::Display for Traced<'_, Rmsg> {
             Lopen { qid, iounit } => write!(f, "Rlopen tag {tag} qid {qid} iounit {iounit}"),
             Create { qid, iounit } => write!(f, "Rcreate tag {tag} qid {qid} iounit {iounit}"),
             Lcreate { qid, iounit } => write!(f, "Rlcreate tag {tag} qid {qid} iounit {iounit}"),
-            Read { data } => write!(
-                f,
-                "Rread tag {tag} count {} {}",
-                data.len(),
-                data_preview(data)
-            ),
+            Read { data } => write!(f, "Rread tag {tag} count {} {}", data.len(), data_preview(data)),
             Readdir { data } => write!(f, "Rreaddir tag {tag} count {}", data.len()),
             Write { count } => write!(f, "Rwrite tag {tag} count {count}"),
             Stat { stat } => write!(f, "Rstat tag {tag} {stat:?}"),
-            Getattr(a) => write!(
-                f,
-                "Rgetattr tag {tag} qid {} mode {:#o} size {}",
-                a.qid, a.mode, a.size
-            ),
+            Getattr(a) => write!(f, "Rgetattr tag {tag} qid {} mode {:#o} size {}", a.qid, a.mode, a.size),
             other => write!(f, "R{other:?} tag {tag}"),
         }
     }
@@ -111,29 +100,11 @@ mod tests {
 
     #[test]
     fn one_line_per_message() {
-        let walk = Tmsg::Walk {
-            fid: 1,
-            newfid: 2,
-            wnames: vec!["jobs".into(), "x".into()],
-        };
-        assert_eq!(
-            Traced(3, &walk).to_string(),
-            r#"Twalk tag 3 fid 1 newfid 2 ["jobs", "x"]"#
-        );
-        let err = Rmsg::Error {
-            ename: "file does not exist".into(),
-            errno: 2,
-        };
-        assert_eq!(
-            Traced(3, &err).to_string(),
-            r#"Rerror tag 3 ename "file does not exist" errno 2"#
-        );
-        let read = Rmsg::Read {
-            data: b"line\nnext".to_vec(),
-        };
-        assert_eq!(
-            Traced(4, &read).to_string(),
-            r#"Rread tag 4 count 9 "line\nnext""#
-        );
+        let walk = Tmsg::Walk { fid: 1, newfid: 2, wnames: vec!["jobs".into(), "x".into()] };
+        assert_eq!(Traced(3, &walk).to_string(), r#"Twalk tag 3 fid 1 newfid 2 ["jobs", "x"]"#);
+        let err = Rmsg::Error { ename: "file does not exist".into(), errno: 2 };
+        assert_eq!(Traced(3, &err).to_string(), r#"Rerror tag 3 ename "file does not exist" errno 2"#);
+        let read = Rmsg::Read { data: b"line\nnext".to_vec() };
+        assert_eq!(Traced(4, &read).to_string(), r#"Rread tag 4 count 9 "line\nnext""#);
     }
 }

@@ -78,11 +78,7 @@ impl<'a> Reader<'a> {
     }
 
     pub fn qid(&mut self) -> Result<Qid, DecodeError> {
-        Ok(Qid {
-            ty: self.u8()?,
-            version: self.u32()?,
-            path: self.u64()?,
-        })
+        Ok(Qid { ty: self.u8()?, version: self.u32()?, path: self.u64()? })
     }
 
     /// A `count[4] data[count]` field.
@@ -142,22 +138,10 @@ mod tests {
 
     #[test]
     fn strings_are_checked() {
-        assert_eq!(
-            Reader::new(&[2, 0, b'a']).string(),
-            Err(DecodeError::Truncated)
-        );
-        assert_eq!(
-            Reader::new(&[1, 0, 0xff]).string(),
-            Err(DecodeError::NotUtf8)
-        );
-        assert_eq!(
-            Reader::new(&[2, 0, b'a', 0]).string(),
-            Err(DecodeError::Nul)
-        );
-        assert_eq!(
-            Reader::new(&[2, 0, b'h', b'i']).string().as_deref(),
-            Ok("hi")
-        );
+        assert_eq!(Reader::new(&[2, 0, b'a']).string(), Err(DecodeError::Truncated));
+        assert_eq!(Reader::new(&[1, 0, 0xff]).string(), Err(DecodeError::NotUtf8));
+        assert_eq!(Reader::new(&[2, 0, b'a', 0]).string(), Err(DecodeError::Nul));
+        assert_eq!(Reader::new(&[2, 0, b'h', b'i']).string().as_deref(), Ok("hi"));
     }
 
     #[test]

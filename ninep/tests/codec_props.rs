@@ -12,74 +12,20 @@ fn name() -> impl Strategy<Value = String> {
     "[a-zA-Z0-9._ é-]{0,12}"
 }
 fn qid() -> impl Strategy<Value = Qid> {
-    (any::<u8>(), any::<u32>(), any::<u64>()).prop_map(|(ty, version, path)| Qid {
-        ty,
-        version,
-        path,
-    })
+    (any::<u8>(), any::<u32>(), any::<u64>()).prop_map(|(ty, version, path)| Qid { ty, version, path })
 }
 fn stat() -> impl Strategy<Value = Stat> {
     (
-        (
-            any::<u16>(),
-            any::<u32>(),
-            qid(),
-            any::<u32>(),
-            any::<u32>(),
-            any::<u32>(),
-            any::<u64>(),
-        ),
-        (
-            name(),
-            name(),
-            name(),
-            name(),
-            name(),
-            any::<u32>(),
-            any::<u32>(),
-            any::<u32>(),
-        ),
+        (any::<u16>(), any::<u32>(), qid(), any::<u32>(), any::<u32>(), any::<u32>(), any::<u64>()),
+        (name(), name(), name(), name(), name(), any::<u32>(), any::<u32>(), any::<u32>()),
     )
-        .prop_map(
-            |(
-                (ty, dev, qid, mode, atime, mtime, length),
-                (name, uid, gid, muid, extension, n_uid, n_gid, n_muid),
-            )| Stat {
-                ty,
-                dev,
-                qid,
-                mode,
-                atime,
-                mtime,
-                length,
-                name,
-                uid,
-                gid,
-                muid,
-                extension,
-                n_uid,
-                n_gid,
-                n_muid,
-            },
-        )
+        .prop_map(|((ty, dev, qid, mode, atime, mtime, length), (name, uid, gid, muid, extension, n_uid, n_gid, n_muid))| Stat {
+            ty, dev, qid, mode, atime, mtime, length, name, uid, gid, muid, extension, n_uid, n_gid, n_muid,
+        })
 }
 fn flock() -> impl Strategy<Value = Flock> {
-    (
-        any::<u8>(),
-        any::<u32>(),
-        any::<u64>(),
-        any::<u64>(),
-        any::<u32>(),
-        name(),
-    )
-        .prop_map(|(ty, flags, start, length, proc_id, client_id)| Flock {
-            ty,
-            flags,
-            start,
-            length,
-            proc_id,
-            client_id,
-        })
+    (any::<u8>(), any::<u32>(), any::<u64>(), any::<u64>(), any::<u32>(), name())
+        .prop_map(|(ty, flags, start, length, proc_id, client_id)| Flock { ty, flags, start, length, proc_id, client_id })
 }
 fn data() -> impl Strategy<Value = Vec<u8>> {
     prop::collection::vec(any::<u8>(), 0..64)
@@ -89,124 +35,40 @@ fn tmsg() -> impl Strategy<Value = Tmsg> {
     let (u, s) = (any::<u32>, name);
     prop_oneof![
         (u(), s()).prop_map(|(msize, version)| Tmsg::Version { msize, version }),
-        (u(), s(), s(), u()).prop_map(|(afid, uname, aname, n_uname)| Tmsg::Auth {
-            afid,
-            uname,
-            aname,
-            n_uname
-        }),
-        (u(), u(), s(), s(), u()).prop_map(|(fid, afid, uname, aname, n_uname)| Tmsg::Attach {
-            fid,
-            afid,
-            uname,
-            aname,
-            n_uname
-        }),
+        (u(), s(), s(), u()).prop_map(|(afid, uname, aname, n_uname)| Tmsg::Auth { afid, uname, aname, n_uname }),
+        (u(), u(), s(), s(), u()).prop_map(|(fid, afid, uname, aname, n_uname)| Tmsg::Attach { fid, afid, uname, aname, n_uname }),
         any::<u16>().prop_map(|oldtag| Tmsg::Flush { oldtag }),
-        (u(), u(), prop::collection::vec(s(), 0..=16)).prop_map(|(fid, newfid, wnames)| {
-            Tmsg::Walk {
-                fid,
-                newfid,
-                wnames,
-            }
-        }),
+        (u(), u(), prop::collection::vec(s(), 0..=16)).prop_map(|(fid, newfid, wnames)| Tmsg::Walk { fid, newfid, wnames }),
         (u(), any::<u8>()).prop_map(|(fid, mode)| Tmsg::Open { fid, mode }),
-        (u(), s(), u(), any::<u8>(), s()).prop_map(|(fid, name, perm, mode, extension)| {
-            Tmsg::Create {
-                fid,
-                name,
-                perm,
-                mode,
-                extension,
-            }
-        }),
+        (u(), s(), u(), any::<u8>(), s()).prop_map(|(fid, name, perm, mode, extension)| Tmsg::Create { fid, name, perm, mode, extension }),
         (u(), any::<u64>(), u()).prop_map(|(fid, offset, count)| Tmsg::Read { fid, offset, count }),
-        (u(), any::<u64>(), data()).prop_map(|(fid, offset, data)| Tmsg::Write {
-            fid,
-            offset,
-            data
-        }),
+        (u(), any::<u64>(), data()).prop_map(|(fid, offset, data)| Tmsg::Write { fid, offset, data }),
         u().prop_map(|fid| Tmsg::Clunk { fid }),
         u().prop_map(|fid| Tmsg::Remove { fid }),
         u().prop_map(|fid| Tmsg::Stat { fid }),
         (u(), stat()).prop_map(|(fid, stat)| Tmsg::Wstat { fid, stat }),
         u().prop_map(|fid| Tmsg::Statfs { fid }),
         (u(), u()).prop_map(|(fid, flags)| Tmsg::Lopen { fid, flags }),
-        (u(), s(), u(), u(), u()).prop_map(|(fid, name, flags, mode, gid)| Tmsg::Lcreate {
-            fid,
-            name,
-            flags,
-            mode,
-            gid
-        }),
-        (u(), s(), s(), u()).prop_map(|(fid, name, target, gid)| Tmsg::Symlink {
-            fid,
-            name,
-            target,
-            gid
-        }),
-        (u(), s(), u(), u(), u(), u()).prop_map(|(dfid, name, mode, major, minor, gid)| {
-            Tmsg::Mknod {
-                dfid,
-                name,
-                mode,
-                major,
-                minor,
-                gid,
-            }
-        }),
+        (u(), s(), u(), u(), u()).prop_map(|(fid, name, flags, mode, gid)| Tmsg::Lcreate { fid, name, flags, mode, gid }),
+        (u(), s(), s(), u()).prop_map(|(fid, name, target, gid)| Tmsg::Symlink { fid, name, target, gid }),
+        (u(), s(), u(), u(), u(), u()).prop_map(|(dfid, name, mode, major, minor, gid)| Tmsg::Mknod { dfid, name, mode, major, minor, gid }),
         (u(), u(), s()).prop_map(|(fid, dfid, name)| Tmsg::Rename { fid, dfid, name }),
         u().prop_map(|fid| Tmsg::Readlink { fid }),
         (u(), any::<u64>()).prop_map(|(fid, mask)| Tmsg::Getattr { fid, mask }),
-        (u(), u(), u(), u(), u(), any::<[u64; 5]>()).prop_map(|(fid, valid, mode, uid, gid, t)| {
-            Tmsg::Setattr {
-                fid,
-                attr: SetAttr {
-                    valid,
-                    mode,
-                    uid,
-                    gid,
-                    size: t[0],
-                    atime_sec: t[1],
-                    atime_nsec: t[2],
-                    mtime_sec: t[3],
-                    mtime_nsec: t[4],
-                },
-            }
+        (u(), u(), u(), u(), u(), any::<[u64; 5]>()).prop_map(|(fid, valid, mode, uid, gid, t)| Tmsg::Setattr {
+            fid,
+            attr: SetAttr { valid, mode, uid, gid, size: t[0], atime_sec: t[1], atime_nsec: t[2], mtime_sec: t[3], mtime_nsec: t[4] }
         }),
         (u(), u(), s()).prop_map(|(fid, newfid, name)| Tmsg::Xattrwalk { fid, newfid, name }),
-        (u(), s(), any::<u64>(), u()).prop_map(|(fid, name, size, flags)| Tmsg::Xattrcreate {
-            fid,
-            name,
-            size,
-            flags
-        }),
-        (u(), any::<u64>(), u()).prop_map(|(fid, offset, count)| Tmsg::Readdir {
-            fid,
-            offset,
-            count
-        }),
+        (u(), s(), any::<u64>(), u()).prop_map(|(fid, name, size, flags)| Tmsg::Xattrcreate { fid, name, size, flags }),
+        (u(), any::<u64>(), u()).prop_map(|(fid, offset, count)| Tmsg::Readdir { fid, offset, count }),
         (u(), u()).prop_map(|(fid, datasync)| Tmsg::Fsync { fid, datasync }),
         (u(), flock()).prop_map(|(fid, lock)| Tmsg::Lock { fid, lock }),
         (u(), flock()).prop_map(|(fid, lock)| Tmsg::Getlock { fid, lock }),
         (u(), u(), s()).prop_map(|(dfid, fid, name)| Tmsg::Link { dfid, fid, name }),
-        (u(), s(), u(), u()).prop_map(|(dfid, name, mode, gid)| Tmsg::Mkdir {
-            dfid,
-            name,
-            mode,
-            gid
-        }),
-        (u(), s(), u(), s()).prop_map(|(olddirfid, oldname, newdirfid, newname)| Tmsg::Renameat {
-            olddirfid,
-            oldname,
-            newdirfid,
-            newname
-        }),
-        (u(), s(), u()).prop_map(|(dirfid, name, flags)| Tmsg::Unlinkat {
-            dirfid,
-            name,
-            flags
-        }),
+        (u(), s(), u(), u()).prop_map(|(dfid, name, mode, gid)| Tmsg::Mkdir { dfid, name, mode, gid }),
+        (u(), s(), u(), s()).prop_map(|(olddirfid, oldname, newdirfid, newname)| Tmsg::Renameat { olddirfid, oldname, newdirfid, newname }),
+        (u(), s(), u()).prop_map(|(dirfid, name, flags)| Tmsg::Unlinkat { dirfid, name, flags }),
     ]
 }
 
@@ -229,15 +91,7 @@ fn rmsg() -> impl Strategy<Value = Rmsg> {
         stat().prop_map(|stat| Rmsg::Stat { stat }),
         Just(Rmsg::Wstat),
         (any::<[u32; 3]>(), any::<[u64; 6]>()).prop_map(|(a, b)| Rmsg::Statfs(Statfs {
-            ty: a[0],
-            bsize: a[1],
-            namelen: a[2],
-            blocks: b[0],
-            bfree: b[1],
-            bavail: b[2],
-            files: b[3],
-            ffree: b[4],
-            fsid: b[5]
+            ty: a[0], bsize: a[1], namelen: a[2], blocks: b[0], bfree: b[1], bavail: b[2], files: b[3], ffree: b[4], fsid: b[5]
         })),
         (qid(), u()).prop_map(|(qid, iounit)| Rmsg::Lopen { qid, iounit }),
         (qid(), u()).prop_map(|(qid, iounit)| Rmsg::Lcreate { qid, iounit }),
@@ -245,30 +99,11 @@ fn rmsg() -> impl Strategy<Value = Rmsg> {
         qid().prop_map(|qid| Rmsg::Mknod { qid }),
         Just(Rmsg::Rename),
         name().prop_map(|target| Rmsg::Readlink { target }),
-        (qid(), any::<[u32; 3]>(), any::<[u64; 16]>()).prop_map(|(qid, a, b)| Rmsg::Getattr(
-            Attr {
-                valid: b[0],
-                qid,
-                mode: a[0],
-                uid: a[1],
-                gid: a[2],
-                nlink: b[1],
-                rdev: b[2],
-                size: b[3],
-                blksize: b[4],
-                blocks: b[5],
-                atime_sec: b[6],
-                atime_nsec: b[7],
-                mtime_sec: b[8],
-                mtime_nsec: b[9],
-                ctime_sec: b[10],
-                ctime_nsec: b[11],
-                btime_sec: b[12],
-                btime_nsec: b[13],
-                gen: b[14],
-                data_version: b[15],
-            }
-        )),
+        (qid(), any::<[u32; 3]>(), any::<[u64; 16]>()).prop_map(|(qid, a, b)| Rmsg::Getattr(Attr {
+            valid: b[0], qid, mode: a[0], uid: a[1], gid: a[2], nlink: b[1], rdev: b[2], size: b[3], blksize: b[4],
+            blocks: b[5], atime_sec: b[6], atime_nsec: b[7], mtime_sec: b[8], mtime_nsec: b[9], ctime_sec: b[10],
+            ctime_nsec: b[11], btime_sec: b[12], btime_nsec: b[13], gen: b[14], data_version: b[15],
+        })),
         Just(Rmsg::Setattr),
         any::<u64>().prop_map(|size| Rmsg::Xattrwalk { size }),
         Just(Rmsg::Xattrcreate),
@@ -284,11 +119,7 @@ fn rmsg() -> impl Strategy<Value = Rmsg> {
 }
 
 fn dialect() -> impl Strategy<Value = Dialect> {
-    prop_oneof![
-        Just(Dialect::P2000),
-        Just(Dialect::P2000U),
-        Just(Dialect::P2000L)
-    ]
+    prop_oneof![Just(Dialect::P2000), Just(Dialect::P2000U), Just(Dialect::P2000L)]
 }
 
 /// The fields `d` does not carry, as decoding leaves them.
@@ -300,9 +131,7 @@ fn strip_stat(s: &mut Stat, d: Dialect) {
 
 fn t_as_seen(mut m: Tmsg, d: Dialect) -> Tmsg {
     match &mut m {
-        Tmsg::Auth { n_uname, .. } | Tmsg::Attach { n_uname, .. } if !d.dotu_fields() => {
-            *n_uname = NOFID
-        }
+        Tmsg::Auth { n_uname, .. } | Tmsg::Attach { n_uname, .. } if !d.dotu_fields() => *n_uname = NOFID,
         Tmsg::Create { extension, .. } if d != Dialect::P2000U => extension.clear(),
         Tmsg::Wstat { stat, .. } => strip_stat(stat, d),
         Tmsg::Getlock { lock, .. } => lock.flags = 0,

@@ -17,17 +17,7 @@ async fn slow_server(config: Config) -> (common::Server, Arc<SlowFs>) {
 
 async fn open(c: &mut Raw, fid: u32, name: &str) {
     assert!(matches!(c.walk(0, fid, &[name]).await, Rmsg::Walk { .. }));
-    assert!(matches!(
-        c.rpc(
-            1,
-            Tmsg::Open {
-                fid,
-                mode: omode::OREAD
-            }
-        )
-        .await,
-        Rmsg::Open { .. }
-    ));
+    assert!(matches!(c.rpc(1, Tmsg::Open { fid, mode: omode::OREAD }).await, Rmsg::Open { .. }));
 }
 
 #[tokio::test]
@@ -35,19 +25,8 @@ async fn a_slow_read_does_not_block_a_stat() {
     let (srv, fs) = slow_server(Config::default()).await;
     let mut c = Raw::session(srv.addr, Dialect::P2000).await;
     open(&mut c, 1, "slow").await;
-    c.send(
-        10,
-        Tmsg::Read {
-            fid: 1,
-            offset: 0,
-            count: 100,
-        },
-    )
-    .await;
-    eventually("the slow read to start", || {
-        fs.started.load(Ordering::SeqCst) == 1
-    })
-    .await;
+    c.send(10, Tmsg::Read { fid: 1, offset: 0, count: 100 }).await;
+    eventually("the slow read to start", || fs.started.load(Ordering::SeqCst) == 1).await;
     let r = c.rpc(11, Tmsg::Stat { fid: 0 }).await;
     assert!(matches!(r, Rmsg::Stat { .. }));
 }
@@ -57,41 +36,13 @@ async fn tflush_cancels_and_the_flushed_request_is_never_answered() {
     let (srv, fs) = slow_server(Config::default()).await;
     let mut c = Raw::session(srv.addr, Dialect::P2000).await;
     open(&mut c, 1, "slow").await;
-    c.send(
-        10,
-        Tmsg::Read {
-            fid: 1,
-            offset: 0,
-            count: 100,
-        },
-    )
-    .await;
-    eventually("the slow read to start", || {
-        fs.started.load(Ordering::SeqCst) == 1
-    })
-    .await;
+    c.send(10, Tmsg::Read { fid: 1, offset: 0, count: 100 }).await;
+    eventually("the slow read to start", || fs.started.load(Ordering::SeqCst) == 1).await;
     assert_eq!(c.rpc(11, Tmsg::Flush { oldtag: 10 }).await, Rmsg::Flush);
-    assert_eq!(
-        fs.cancelled.load(Ordering::SeqCst),
-        1,
-        "the read's future was dropped before Rflush"
-    );
+    assert_eq!(fs.cancelled.load(Ordering::SeqCst), 1, "the read's future was dropped before Rflush");
     // Tag 10 is free again and the next reply is for the next request, not the flushed one.
     open(&mut c, 2, "fast").await;
-    assert_eq!(
-        c.rpc(
-            10,
-            Tmsg::Read {
-                fid: 2,
-                offset: 0,
-                count: 100
-            }
-        )
-        .await,
-        Rmsg::Read {
-            data: b"fast".to_vec()
-        }
-    );
+    assert_eq!(c.rpc(10, Tmsg::Read { fid: 2, offset: 0, count: 100 }).await, Rmsg::Read { data: b"fast".to_vec() });
 }
 
 #[tokio::test]
@@ -108,32 +59,10 @@ async fn tversion_aborts_outstanding_requests() {
     let (srv, fs) = slow_server(Config::default()).await;
     let mut c = Raw::session(srv.addr, Dialect::P2000).await;
     open(&mut c, 1, "slow").await;
-    c.send(
-        10,
-        Tmsg::Read {
-            fid: 1,
-            offset: 0,
-            count: 100,
-        },
-    )
-    .await;
-    eventually("the slow read to start", || {
-        fs.started.load(Ordering::SeqCst) == 1
-    })
-    .await;
-    let r = c
-        .rpc(
-            ninep::NOTAG,
-            Tmsg::Version {
-                msize: 8192,
-                version: "9P2000".into(),
-            },
-        )
-        .await;
-    assert!(
-        matches!(r, Rmsg::Version { .. }),
-        "the next frame is Rversion, not the aborted Rread: {r:?}"
-    );
+    c.send(10, Tmsg::Read { fid: 1, offset: 0, count: 100 }).await;
+    eventually("the slow read to start", || fs.started.load(Ordering::SeqCst) == 1).await;
+    let r = c.rpc(ninep::NOTAG, Tmsg::Version { msize: 8192, version: "9P2000".into() }).await;
+    assert!(matches!(r, Rmsg::Version { .. }), "the next frame is Rversion, not the aborted Rread: {r:?}");
     assert_eq!(fs.cancelled.load(Ordering::SeqCst), 1);
 }
 
@@ -142,64 +71,31 @@ async fn an_in_use_tag_is_refused() {
     let (srv, fs) = slow_server(Config::default()).await;
     let mut c = Raw::session(srv.addr, Dialect::P2000).await;
     open(&mut c, 1, "slow").await;
-    c.send(
-        10,
-        Tmsg::Read {
-            fid: 1,
-            offset: 0,
-            count: 100,
-        },
-    )
-    .await;
-    eventually("the slow read to start", || {
-        fs.started.load(Ordering::SeqCst) == 1
-    })
-    .await;
+    c.send(10, Tmsg::Read { fid: 1, offset: 0, count: 100 }).await;
+    eventually("the slow read to start", || fs.started.load(Ordering::SeqCst) == 1).await;
     let r = c.rpc(10, Tmsg::Stat { fid: 0 }).await;
     assert_eq!(error_of(&r).unwrap().0, "duplicate tag");
 }
 
 #[tokio::test]
 async fn outstanding_requests_are_limited() {
-    let (srv, fs) = slow_server(Config {
-        max_outstanding: 4,
-        ..Config::default()
-    })
-    .await;
+    let (srv, fs) = slow_server(Config { max_outstanding: 4, ..Config::default() }).await;
     let mut c = Raw::session(srv.addr, Dialect::P2000).await;
     open(&mut c, 1, "slow").await;
     for tag in 10..14 {
-        c.send(
-            tag,
-            Tmsg::Read {
-                fid: 1,
-                offset: 0,
-                count: 100,
-            },
-        )
-        .await;
+        c.send(tag, Tmsg::Read { fid: 1, offset: 0, count: 100 }).await;
     }
     eventually("four slow reads", || fs.started.load(Ordering::SeqCst) == 4).await;
     let r = c.rpc(20, Tmsg::Stat { fid: 0 }).await;
-    assert_eq!(
-        error_of(&r).unwrap().0,
-        ninep::error::reason::TOO_MANY_REQUESTS
-    );
+    assert_eq!(error_of(&r).unwrap().0, ninep::error::reason::TOO_MANY_REQUESTS);
     // Flushing one makes room.
     assert_eq!(c.rpc(21, Tmsg::Flush { oldtag: 10 }).await, Rmsg::Flush);
-    assert!(matches!(
-        c.rpc(22, Tmsg::Stat { fid: 0 }).await,
-        Rmsg::Stat { .. }
-    ));
+    assert!(matches!(c.rpc(22, Tmsg::Stat { fid: 0 }).await, Rmsg::Stat { .. }));
 }
 
 #[tokio::test]
 async fn fids_are_limited() {
-    let (srv, _fs) = slow_server(Config {
-        max_fids: 3,
-        ..Config::default()
-    })
-    .await;
+    let (srv, _fs) = slow_server(Config { max_fids: 3, ..Config::default() }).await;
     let mut c = Raw::session(srv.addr, Dialect::P2000).await;
     assert!(matches!(c.walk(0, 1, &[]).await, Rmsg::Walk { .. }));
     assert!(matches!(c.walk(0, 2, &[]).await, Rmsg::Walk { .. }));
@@ -211,31 +107,13 @@ async fn fids_are_limited() {
 
 #[tokio::test]
 async fn connections_are_limited() {
-    let (srv, _fs) = slow_server(Config {
-        max_connections: 1,
-        ..Config::default()
-    })
-    .await;
+    let (srv, _fs) = slow_server(Config { max_connections: 1, ..Config::default() }).await;
     let mut first = Raw::session(srv.addr, Dialect::P2000).await;
     let mut second = Raw::connect(srv.addr).await;
-    let r = second
-        .rpc(
-            ninep::NOTAG,
-            Tmsg::Version {
-                msize: 8192,
-                version: "9P2000".into(),
-            },
-        )
-        .await;
-    assert_eq!(
-        error_of(&r).unwrap().0,
-        ninep::error::reason::TOO_MANY_CONNECTIONS
-    );
+    let r = second.rpc(ninep::NOTAG, Tmsg::Version { msize: 8192, version: "9P2000".into() }).await;
+    assert_eq!(error_of(&r).unwrap().0, ninep::error::reason::TOO_MANY_CONNECTIONS);
     assert!(second.closed().await);
-    assert!(matches!(
-        first.rpc(2, Tmsg::Stat { fid: 0 }).await,
-        Rmsg::Stat { .. }
-    ));
+    assert!(matches!(first.rpc(2, Tmsg::Stat { fid: 0 }).await, Rmsg::Stat { .. }));
 }
 
 /// What Linux sends for `echo > file` on a legacy (9P2000) mount: a Twstat
@@ -247,29 +125,9 @@ async fn legacy_truncate_reaches_a_default_wstat_as_truncation() {
         let mut c = Raw::session(srv.addr, d).await;
         c.walk(0, 1, &["fast"]).await;
         // Decoded in 9P2000, the .u-only numeric ids read as 0.
-        let stat = ninep::Stat {
-            length: 0,
-            mtime: 1_795_850_699,
-            n_uid: 0,
-            n_gid: 0,
-            n_muid: 0,
-            ..ninep::Stat::dont_touch()
-        };
-        let stat = if d == Dialect::P2000 {
-            stat
-        } else {
-            ninep::Stat {
-                n_uid: u32::MAX,
-                n_gid: u32::MAX,
-                n_muid: u32::MAX,
-                ..stat
-            }
-        };
-        assert_eq!(
-            c.rpc(1, Tmsg::Wstat { fid: 1, stat }).await,
-            Rmsg::Wstat,
-            "{d:?}"
-        );
+        let stat = ninep::Stat { length: 0, mtime: 1_795_850_699, n_uid: 0, n_gid: 0, n_muid: 0, ..ninep::Stat::dont_touch() };
+        let stat = if d == Dialect::P2000 { stat } else { ninep::Stat { n_uid: u32::MAX, n_gid: u32::MAX, n_muid: u32::MAX, ..stat } };
+        assert_eq!(c.rpc(1, Tmsg::Wstat { fid: 1, stat }).await, Rmsg::Wstat, "{d:?}");
     }
 }
 
@@ -278,47 +136,17 @@ async fn legacy_truncate_reaches_a_default_wstat_as_truncation() {
 /// the other requests on it go on.
 #[tokio::test]
 async fn a_panicking_callback_is_answered_with_eio_and_frees_its_tag() {
-    let (srv, _fs) = slow_server(Config {
-        max_outstanding: 4,
-        ..Config::default()
-    })
-    .await;
+    let (srv, _fs) = slow_server(Config { max_outstanding: 4, ..Config::default() }).await;
     for d in [Dialect::P2000U, Dialect::P2000L] {
         let mut c = Raw::session(srv.addr, d).await;
-        let mode = if d == Dialect::P2000L {
-            0
-        } else {
-            omode::OREAD as u32
-        };
+        let mode = if d == Dialect::P2000L { 0 } else { omode::OREAD as u32 };
         assert!(matches!(c.walk(0, 1, &["panic"]).await, Rmsg::Walk { .. }));
-        let opened = if d == Dialect::P2000L {
-            Tmsg::Lopen {
-                fid: 1,
-                flags: mode,
-            }
-        } else {
-            Tmsg::Open {
-                fid: 1,
-                mode: mode as u8,
-            }
-        };
-        assert!(matches!(
-            c.rpc(1, opened).await,
-            Rmsg::Open { .. } | Rmsg::Lopen { .. }
-        ));
+        let opened = if d == Dialect::P2000L { Tmsg::Lopen { fid: 1, flags: mode } } else { Tmsg::Open { fid: 1, mode: mode as u8 } };
+        assert!(matches!(c.rpc(1, opened).await, Rmsg::Open { .. } | Rmsg::Lopen { .. }));
         // More panics than the request limit: each frees its slot, or the
         // fifth would be refused with "too many outstanding requests".
         for _ in 0..6 {
-            let r = c
-                .rpc(
-                    10,
-                    Tmsg::Read {
-                        fid: 1,
-                        offset: 0,
-                        count: 100,
-                    },
-                )
-                .await;
+            let r = c.rpc(10, Tmsg::Read { fid: 1, offset: 0, count: 100 }).await;
             let (reason, errno) = error_of(&r).expect("an error reply");
             assert_eq!(errno, ninep::error::errno::EIO, "{d:?}: {r:?}");
             if d == Dialect::P2000U {
@@ -327,34 +155,8 @@ async fn a_panicking_callback_is_answered_with_eio_and_frees_its_tag() {
         }
         // The session goes on: another file, on the same tag.
         assert!(matches!(c.walk(0, 2, &["fast"]).await, Rmsg::Walk { .. }));
-        let opened = if d == Dialect::P2000L {
-            Tmsg::Lopen {
-                fid: 2,
-                flags: mode,
-            }
-        } else {
-            Tmsg::Open {
-                fid: 2,
-                mode: mode as u8,
-            }
-        };
-        assert!(matches!(
-            c.rpc(1, opened).await,
-            Rmsg::Open { .. } | Rmsg::Lopen { .. }
-        ));
-        assert_eq!(
-            c.rpc(
-                10,
-                Tmsg::Read {
-                    fid: 2,
-                    offset: 0,
-                    count: 100
-                }
-            )
-            .await,
-            Rmsg::Read {
-                data: b"fast".to_vec()
-            }
-        );
+        let opened = if d == Dialect::P2000L { Tmsg::Lopen { fid: 2, flags: mode } } else { Tmsg::Open { fid: 2, mode: mode as u8 } };
+        assert!(matches!(c.rpc(1, opened).await, Rmsg::Open { .. } | Rmsg::Lopen { .. }));
+        assert_eq!(c.rpc(10, Tmsg::Read { fid: 2, offset: 0, count: 100 }).await, Rmsg::Read { data: b"fast".to_vec() });
     }
 }

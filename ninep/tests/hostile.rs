@@ -18,29 +18,19 @@ fn frame(ty: u8, tag: u16, body: &[u8]) -> Vec<u8> {
 
 async fn still_serves(addr: std::net::SocketAddr) {
     let mut c = Raw::session(addr, Dialect::P2000).await;
-    assert!(matches!(
-        c.rpc(2, Tmsg::Stat { fid: 0 }).await,
-        Rmsg::Stat { .. }
-    ));
+    assert!(matches!(c.rpc(2, Tmsg::Stat { fid: 0 }).await, Rmsg::Stat { .. }));
 }
 
 #[tokio::test]
 async fn unsizeable_frames_close_only_that_connection() {
     let srv = ramfs().await;
     let mut bystander = Raw::session(srv.addr, Dialect::P2000).await;
-    for bad in [
-        vec![3, 0, 0, 0, 0, 0, 0],
-        vec![0, 0, 0, 0],
-        (9000u32).to_le_bytes().to_vec(),
-    ] {
+    for bad in [vec![3, 0, 0, 0, 0, 0, 0], vec![0, 0, 0, 0], (9000u32).to_le_bytes().to_vec()] {
         let mut c = Raw::session(srv.addr, Dialect::P2000).await;
         c.send_bytes(&bad).await;
         assert!(c.closed().await, "frame {bad:?} closes the connection");
     }
-    assert!(matches!(
-        bystander.rpc(2, Tmsg::Stat { fid: 0 }).await,
-        Rmsg::Stat { .. }
-    ));
+    assert!(matches!(bystander.rpc(2, Tmsg::Stat { fid: 0 }).await, Rmsg::Stat { .. }));
 }
 
 #[tokio::test]
@@ -53,32 +43,16 @@ async fn unparseable_bodies_get_an_error_and_the_session_goes_on() {
         // Tstat with no fid.
         (frame(124, 3, &[]), "message too short"),
         // Twalk with a name that is not UTF-8.
-        (
-            frame(110, 3, &[0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 1, 0, 0xff]),
-            "not valid UTF-8",
-        ),
+        (frame(110, 3, &[0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 1, 0, 0xff]), "not valid UTF-8"),
         // Twalk with a NUL in a name.
-        (
-            frame(110, 3, &[0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 2, 0, b'a', 0]),
-            "NUL",
-        ),
+        (frame(110, 3, &[0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 2, 0, b'a', 0]), "NUL"),
         // Twrite whose count runs past the frame.
-        (
-            frame(
-                118,
-                3,
-                &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 200, 0, 0, 0, 1],
-            ),
-            "does not match",
-        ),
+        (frame(118, 3, &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 200, 0, 0, 0, 1]), "does not match"),
         // A message type that does not exist, and an R-message sent as a request.
         (frame(250, 3, &[]), "unknown message type 250"),
         (frame(125, 3, &[]), "unknown message type 125"),
         // A 9P2000.L message in a 9P2000.u session.
-        (
-            frame(24, 3, &[0, 0, 0, 0, 0xff, 0, 0, 0, 0, 0, 0, 0]),
-            "unknown message type 24",
-        ),
+        (frame(24, 3, &[0, 0, 0, 0, 0xff, 0, 0, 0, 0, 0, 0, 0]), "unknown message type 24"),
     ];
     for (bytes, want) in cases {
         c.send_bytes(&bytes).await;
@@ -87,10 +61,7 @@ async fn unparseable_bodies_get_an_error_and_the_session_goes_on() {
         let (reason, _) = error_of(&r).unwrap_or_else(|| panic!("error for {bytes:?}, got {r:?}"));
         assert!(reason.contains(want), "{reason:?} should mention {want:?}");
     }
-    assert!(matches!(
-        c.rpc(2, Tmsg::Stat { fid: 0 }).await,
-        Rmsg::Stat { .. }
-    ));
+    assert!(matches!(c.rpc(2, Tmsg::Stat { fid: 0 }).await, Rmsg::Stat { .. }));
 }
 
 #[tokio::test]

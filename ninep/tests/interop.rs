@@ -16,22 +16,14 @@ use tokio::process::Command;
 /// Runs a command to completion within the deadline; returns its stdout.
 async fn run(cmd: &mut Command, deadline: std::time::Duration) -> String {
     let what = format!("{cmd:?}");
-    let child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn();
+    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true).spawn();
     let child = child.unwrap_or_else(|e| panic!("{what}: {e}"));
     let out = tokio::time::timeout(deadline, child.wait_with_output())
         .await
         .unwrap_or_else(|_| panic!("{what} did not finish within {deadline:?}"))
         .expect("wait");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{what} failed: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{what} failed: {stdout}{}", String::from_utf8_lossy(&out.stderr));
     stdout
 }
 
@@ -39,21 +31,9 @@ async fn run(cmd: &mut Command, deadline: std::time::Duration) -> String {
 async fn diod_tools_list_and_read() {
     let srv = ramfs().await;
     let addr = srv.addr.to_string();
-    let ls = run(
-        Command::new(require_tool("diodls")).args(["-s", &addr, "-l", "/"]),
-        common::DEADLINE,
-    )
-    .await;
-    assert!(
-        ls.lines()
-            .any(|l| l.ends_with(" hello") && l.starts_with("-rw-rw-rw-")),
-        "diodls -l /: {ls}"
-    );
-    let cat = run(
-        Command::new(require_tool("diodcat")).args(["-s", &addr, "hello"]),
-        common::DEADLINE,
-    )
-    .await;
+    let ls = run(Command::new(require_tool("diodls")).args(["-s", &addr, "-l", "/"]), common::DEADLINE).await;
+    assert!(ls.lines().any(|l| l.ends_with(" hello") && l.starts_with("-rw-rw-rw-")), "diodls -l /: {ls}");
+    let cat = run(Command::new(require_tool("diodcat")).args(["-s", &addr, "hello"]), common::DEADLINE).await;
     assert_eq!(cat, "hello, world\n");
 }
 
@@ -64,9 +44,7 @@ async fn sminez_client_session() {
     // directory would carry that checkout's path.
     let here = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo test"));
     // Its own target directory: this test runs while cargo holds ours.
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| here.join("../target"));
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| here.join("../target"));
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = run(
         Command::new(cargo)
@@ -85,15 +63,7 @@ async fn sminez_client_session() {
 async fn own_client_in_every_dialect() {
     let srv = ramfs().await;
     for d in [Dialect::P2000, Dialect::P2000U, Dialect::P2000L] {
-        let c = Client::connect(
-            srv.addr,
-            Options {
-                dialect: d,
-                ..Options::default()
-            },
-        )
-        .await
-        .unwrap();
+        let c = Client::connect(srv.addr, Options { dialect: d, ..Options::default() }).await.unwrap();
         assert_eq!(c.dialect(), d);
         assert_eq!(c.read("hello").await.unwrap(), b"hello, world\n");
         let dir = format!("dir-{}", d.version_string());
@@ -106,13 +76,7 @@ async fn own_client_in_every_dialect() {
         assert_eq!(c.read(&file).await.unwrap(), body);
         let st = c.stat(&file).await.unwrap();
         assert_eq!((st.length, st.name.as_str()), (body.len() as u64, "f"));
-        let names: Vec<String> = c
-            .readdir(&dir)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|e| e.name)
-            .collect();
+        let names: Vec<String> = c.readdir(&dir).await.unwrap().into_iter().map(|e| e.name).collect();
         assert_eq!(names, ["f"]);
         let err = c.read("nope").await.unwrap_err();
         assert_eq!(err.errno(), Some(ninep::error::errno::ENOENT), "{err}");
@@ -147,26 +111,13 @@ async fn dropping_the_client_closes_its_connection() {
         }
     }
     let count = std::sync::Arc::new(Count(std::sync::atomic::AtomicI64::new(0)));
-    let config = ninep::Config {
-        observer: Some(count.clone()),
-        ..Default::default()
-    };
+    let config = ninep::Config { observer: Some(count.clone()), ..Default::default() };
     let srv = common::ramfs_with(config).await;
     let c = Client::connect(srv.addr, Options::default()).await.unwrap();
-    common::eventually("the server to see the connection", || {
-        count.0.load(std::sync::atomic::Ordering::SeqCst) == 1
-    })
-    .await;
+    common::eventually("the server to see the connection", || count.0.load(std::sync::atomic::Ordering::SeqCst) == 1).await;
     let clone = c.clone();
     drop(c);
-    assert_eq!(
-        clone.read("hello").await.unwrap(),
-        b"hello, world\n",
-        "a clone keeps the connection"
-    );
+    assert_eq!(clone.read("hello").await.unwrap(), b"hello, world\n", "a clone keeps the connection");
     drop(clone);
-    common::eventually("the server to see it closed", || {
-        count.0.load(std::sync::atomic::Ordering::SeqCst) == 0
-    })
-    .await;
+    common::eventually("the server to see it closed", || count.0.load(std::sync::atomic::Ordering::SeqCst) == 0).await;
 }

@@ -137,12 +137,7 @@ pub struct Args {
     pub http_token: Option<String>,
 
     /// With --http-token: HTTP reads need this token (or the change token).
-    #[arg(
-        long,
-        env = "JOBD_HTTP_READ_TOKEN",
-        hide_env_values = true,
-        requires = "http_token"
-    )]
+    #[arg(long, env = "JOBD_HTTP_READ_TOKEN", hide_env_values = true, requires = "http_token")]
     pub http_read_token: Option<String>,
 
     /// Host names HTTP requests may use for this node besides its IP
@@ -188,11 +183,7 @@ impl Args {
     /// Where to serve HTTP, if anywhere: a bare port is on 127.0.0.1.
     pub fn http_listen_addr(&self) -> Option<String> {
         let a = self.http_addr.as_deref()?.trim();
-        Some(if a.parse::<u16>().is_ok() {
-            format!("127.0.0.1:{a}")
-        } else {
-            a.to_string()
-        })
+        Some(if a.parse::<u16>().is_ok() { format!("127.0.0.1:{a}") } else { a.to_string() })
     }
 
     /// What every HTTP request must pass (`http::Guard`); an empty token
@@ -200,11 +191,7 @@ impl Args {
     /// (it would leave changes open while reads are closed).
     pub fn http_guard(&self) -> Result<crate::http::Guard, String> {
         let token = |t: &Option<String>| t.clone().filter(|t| !t.is_empty());
-        let guard = crate::http::Guard {
-            token: token(&self.http_token),
-            read_token: token(&self.http_read_token),
-            hosts: self.http_hosts.clone(),
-        };
+        let guard = crate::http::Guard { token: token(&self.http_token), read_token: token(&self.http_read_token), hosts: self.http_hosts.clone() };
         if guard.read_token.is_some() && guard.token.is_none() {
             return Err("--http-read-token needs a non-empty --http-token".into());
         }
@@ -216,10 +203,7 @@ impl Args {
             LegacyErrorsArg::Reason => ninep::LegacyErrors::Reason,
             LegacyErrorsArg::Errno => ninep::LegacyErrors::Errno,
         };
-        ninep::Config {
-            legacy_errors,
-            ..ninep::Config::default()
-        }
+        ninep::Config { legacy_errors, ..ninep::Config::default() }
     }
 }
 
@@ -239,13 +223,8 @@ pub enum Sub {
 }
 
 fn parse_peer(s: &str) -> Result<(NodeId, String), String> {
-    let (id, addr) = s
-        .split_once('=')
-        .ok_or_else(|| format!("peer {s:?} is not ID=HOST:PORT"))?;
-    let id = id
-        .trim()
-        .parse()
-        .map_err(|_| format!("peer id {id:?} is not a number"))?;
+    let (id, addr) = s.split_once('=').ok_or_else(|| format!("peer {s:?} is not ID=HOST:PORT"))?;
+    let id = id.trim().parse().map_err(|_| format!("peer id {id:?} is not a number"))?;
     if !addr.contains(':') {
         return Err(format!("peer address {addr:?} is not HOST:PORT"));
     }
@@ -254,19 +233,13 @@ fn parse_peer(s: &str) -> Result<(NodeId, String), String> {
 
 impl Args {
     pub fn node_config(&self) -> Result<Config, String> {
-        if self.election_min_ms <= self.heartbeat_ms || self.election_max_ms <= self.election_min_ms
-        {
+        if self.election_min_ms <= self.heartbeat_ms || self.election_max_ms <= self.election_min_ms {
             return Err("need --heartbeat-ms < --election-min-ms < --election-max-ms".into());
         }
         if !self.peers.is_empty() && !self.peers.iter().any(|(id, _)| *id == self.id) {
             return Err(format!("--peers must include this node's id {}", self.id));
         }
-        let mut c = Config::new(
-            self.id,
-            self.dbdir.clone(),
-            self.raftaddr.clone(),
-            self.fsaddr.clone(),
-        );
+        let mut c = Config::new(self.id, self.dbdir.clone(), self.raftaddr.clone(), self.fsaddr.clone());
         c.peers = self.peers.clone();
         c.initial_state = self.initial_cluster_state;
         c.heartbeat_ms = self.heartbeat_ms;
@@ -280,16 +253,9 @@ impl Args {
         c.cluster_token = self.cluster_token.clone();
         c.run_as = self.run_as.clone();
         c.max_concurrent_runs = self.max_concurrent_runs as usize;
-        let files = TlsFiles::from_flags(
-            self.tls_cert.as_deref(),
-            self.tls_key.as_deref(),
-            self.tls_ca.as_deref(),
-        )
-        .map_err(|e| e.to_string())?;
-        c.tls = files
-            .map(|f| f.load())
-            .transpose()
+        let files = TlsFiles::from_flags(self.tls_cert.as_deref(), self.tls_key.as_deref(), self.tls_ca.as_deref())
             .map_err(|e| e.to_string())?;
+        c.tls = files.map(|f| f.load()).transpose().map_err(|e| e.to_string())?;
         Ok(c)
     }
 }
@@ -301,42 +267,25 @@ mod tests {
     #[test]
     fn no_arguments_is_a_single_local_node() {
         let a = Args::try_parse_from(["jobd"]).unwrap();
-        assert_eq!(
-            (a.fsaddr.as_str(), a.dbdir.to_str().unwrap()),
-            ("127.0.0.1:5640", "./jobd-data")
-        );
+        assert_eq!((a.fsaddr.as_str(), a.dbdir.to_str().unwrap()), ("127.0.0.1:5640", "./jobd-data"));
         assert!(a.peers.is_empty());
     }
 
     #[test]
     fn no_arguments_give_the_configs_defaults() {
-        let from_flags = Args::try_parse_from(["jobd"])
-            .unwrap()
-            .node_config()
-            .unwrap();
-        let from_code = Config::new(
-            1,
-            "./jobd-data".into(),
-            "127.0.0.1:5740".into(),
-            "127.0.0.1:5640".into(),
-        );
+        let from_flags = Args::try_parse_from(["jobd"]).unwrap().node_config().unwrap();
+        let from_code = Config::new(1, "./jobd-data".into(), "127.0.0.1:5740".into(), "127.0.0.1:5640".into());
         assert_eq!(format!("{from_flags:?}"), format!("{from_code:?}"));
     }
 
     #[test]
     fn peers_parse_and_bad_ones_are_refused() {
         let a = Args::try_parse_from(["jobd", "--peers", "1=a:1,2=b:2,3=c:3"]).unwrap();
-        assert_eq!(
-            a.peers,
-            vec![(1, "a:1".into()), (2, "b:2".into()), (3, "c:3".into())]
-        );
+        assert_eq!(a.peers, vec![(1, "a:1".into()), (2, "b:2".into()), (3, "c:3".into())]);
         assert!(Args::try_parse_from(["jobd", "--peers", "x=a:1"]).is_err());
         assert!(Args::try_parse_from(["jobd", "--peers", "1=nohost"]).is_err());
         assert!(Args::try_parse_from(["jobd", "--initial-cluster-state", "maybe"]).is_err());
-        assert!(
-            Args::try_parse_from(["jobd", "--snapshot-log-bytes", "4096"]).is_err(),
-            "a snapshot every 4 KiB"
-        );
+        assert!(Args::try_parse_from(["jobd", "--snapshot-log-bytes", "4096"]).is_err(), "a snapshot every 4 KiB");
         let a = Args::try_parse_from(["jobd", "--id", "4", "--peers", "1=a:1"]).unwrap();
         assert!(a.node_config().unwrap_err().contains("must include"));
     }

@@ -76,20 +76,10 @@ async fn run_op(a: NinePArgs) -> Result<(), String> {
         "9P2000" => Dialect::P2000,
         "9P2000.u" => Dialect::P2000U,
         "9P2000.L" => Dialect::P2000L,
-        d => {
-            return Err(format!(
-                "unknown dialect {d:?}; use 9P2000, 9P2000.u or 9P2000.L"
-            ))
-        }
+        d => return Err(format!("unknown dialect {d:?}; use 9P2000, 9P2000.u or 9P2000.L")),
     };
-    let opts = Options {
-        dialect,
-        uname: std::env::var("USER").unwrap_or_else(|_| "none".into()),
-        ..Options::default()
-    };
-    let c = Client::connect(&a.addr, opts)
-        .await
-        .map_err(|e| format!("{}: {e}", a.addr))?;
+    let opts = Options { dialect, uname: std::env::var("USER").unwrap_or_else(|_| "none".into()), ..Options::default() };
+    let c = Client::connect(&a.addr, opts).await.map_err(|e| format!("{}: {e}", a.addr))?;
     let path = a.path.as_str();
     let fail = |e: ninep::client::ClientError| format!("{path}: {e}");
     let mut out = std::io::stdout().lock();
@@ -111,9 +101,7 @@ async fn run_op(a: NinePArgs) -> Result<(), String> {
                 Some(t) => t.into_bytes(),
                 None => {
                     let mut buf = Vec::new();
-                    std::io::stdin()
-                        .read_to_end(&mut buf)
-                        .map_err(|e| format!("stdin: {e}"))?;
+                    std::io::stdin().read_to_end(&mut buf).map_err(|e| format!("stdin: {e}"))?;
                     buf
                 }
             };
@@ -122,14 +110,7 @@ async fn run_op(a: NinePArgs) -> Result<(), String> {
         Op::Stat => {
             let s = c.stat(path).await.map_err(fail)?;
             let kind = if s.mode & DMDIR != 0 { 'd' } else { '-' };
-            let _ = writeln!(
-                out,
-                "{kind}{:o} {} {} {}",
-                s.mode & 0o777,
-                s.length,
-                s.mtime,
-                s.name
-            );
+            let _ = writeln!(out, "{kind}{:o} {} {} {}", s.mode & 0o777, s.length, s.mtime, s.name);
         }
         Op::Rm => c.remove(path).await.map_err(fail)?,
     }

@@ -23,15 +23,8 @@ use crate::command::Fence;
 use crate::types::{NodeId, Raft};
 
 /// What leadership depends on in openraft's metrics.
-fn role(
-    m: &openraft::RaftMetrics<NodeId, crate::types::Member>,
-) -> (ServerState, Option<NodeId>, u64, bool) {
-    (
-        m.state,
-        m.current_leader,
-        m.current_term,
-        m.running_state.is_ok(),
-    )
+fn role(m: &openraft::RaftMetrics<NodeId, crate::types::Member>) -> (ServerState, Option<NodeId>, u64, bool) {
+    (m.state, m.current_leader, m.current_term, m.running_state.is_ok())
 }
 
 /// Margin for the rate error between this node's clock and a follower's:
@@ -74,22 +67,15 @@ pub enum Standing {
     Holds,
     /// Still leader of that term as far as this node knows, but no quorum
     /// acknowledged a heartbeat recently enough: wait for the next one.
-    Lapsed {
-        since: Duration,
-    },
+    Lapsed { since: Duration },
     /// That term's leadership is over here, or was never held.
     Lost,
 }
 
 impl Lease {
     pub fn new(election_min: Duration) -> Lease {
-        let bound = election_min
-            .mul_f64(1.0 - RATE_MARGIN)
-            .saturating_sub(STALL_MARGIN);
-        Lease {
-            bound,
-            held: Mutex::new(None),
-        }
+        let bound = election_min.mul_f64(1.0 - RATE_MARGIN).saturating_sub(STALL_MARGIN);
+        Lease { bound, held: Mutex::new(None) }
     }
 
     /// A quorum acknowledged a heartbeat round of `term` sent at `sent`
@@ -102,15 +88,8 @@ impl Lease {
         *held = Some(match *held {
             // A term once over here stays over; an older one is history.
             Some(h) if h.term > term || (h.term == term && h.over) => return,
-            Some(h) if h.term == term => Held {
-                until: until.max(h.until),
-                ..h
-            },
-            _ => Held {
-                term,
-                until,
-                over: false,
-            },
+            Some(h) if h.term == term => Held { until: until.max(h.until), ..h },
+            _ => Held { term, until, over: false },
         });
     }
 
@@ -139,18 +118,12 @@ impl Lease {
 /// then, so the scheduler reads a current state).
 async fn confirm(raft: &Raft, term: u64, timeout: Duration, applied: bool) -> Option<Duration> {
     let sent = since_boot();
-    let (read, _) = tokio::time::timeout(timeout, raft.get_read_log_id())
-        .await
-        .ok()?
-        .ok()?;
+    let (read, _) = tokio::time::timeout(timeout, raft.get_read_log_id()).await.ok()?.ok()?;
     if raft.metrics().borrow().current_term != term {
         return None;
     }
     if applied {
-        raft.wait(Some(timeout))
-            .applied_index_at_least(read.map(|l| l.index), "leadership")
-            .await
-            .ok()?;
+        raft.wait(Some(timeout)).applied_index_at_least(read.map(|l| l.index), "leadership").await.ok()?;
     }
     Some(sent)
 }
@@ -187,11 +160,7 @@ pub fn watch_leadership(
                 match confirm(&raft, m.current_term, recheck * 4, !published).await {
                     Some(sent) => {
                         lease.renew(m.current_term, sent);
-                        Some(Fence {
-                            term: m.current_term,
-                            node: me,
-                            incarnation,
-                        })
+                        Some(Fence { term: m.current_term, node: me, incarnation })
                     }
                     None => None,
                 }
@@ -205,9 +174,7 @@ pub fn watch_leadership(
             }
             let before = *tx.borrow();
             if before != fence {
-                let since_elected_ms = elected
-                    .filter(|(t, _)| fence.is_some() && *t == m.current_term)
-                    .map(|(_, at)| at.elapsed().as_millis() as u64);
+                let since_elected_ms = elected.filter(|(t, _)| fence.is_some() && *t == m.current_term).map(|(_, at)| at.elapsed().as_millis() as u64);
                 info!(node = me, term = m.current_term, leader = ?m.current_leader, confirmed = fence.is_some(), ?since_elected_ms, "leadership changed");
                 tx.send_replace(fence);
             }
@@ -216,11 +183,7 @@ pub fn watch_leadership(
             // moves the metrics (replication progress, quorum acks), and
             // waking on those made a tight loop of quorum round trips —
             // thousands a second, a core's worth, once a follower died.
-            let wait = if candidate {
-                recheck
-            } else {
-                Duration::from_secs(3600)
-            };
+            let wait = if candidate { recheck } else { Duration::from_secs(3600) };
             let seen = role(&m);
             let until = tokio::time::Instant::now() + wait;
             loop {
@@ -249,11 +212,7 @@ pub fn watch_leadership(
 /// or not; the fence names the process that carries it out, so a later
 /// leader's sweep can tell when that process is gone.
 pub fn manual_run_fence(raft: &Raft, me: NodeId, incarnation: u64) -> Fence {
-    Fence {
-        term: raft.metrics().borrow().current_term,
-        node: me,
-        incarnation,
-    }
+    Fence { term: raft.metrics().borrow().current_term, node: me, incarnation }
 }
 
 #[cfg(test)]
@@ -267,37 +226,19 @@ mod tests {
         assert_eq!(lease.standing(4, t0), Standing::Lost, "never held");
         lease.renew(4, t0);
         // 300 ms less 10 % less 50 ms: 220 ms.
-        assert_eq!(
-            lease.standing(4, t0 + Duration::from_millis(219)),
-            Standing::Holds
-        );
-        assert_eq!(
-            lease.standing(4, t0 + Duration::from_millis(230)),
-            Standing::Lapsed {
-                since: Duration::from_millis(10)
-            }
-        );
+        assert_eq!(lease.standing(4, t0 + Duration::from_millis(219)), Standing::Holds);
+        assert_eq!(lease.standing(4, t0 + Duration::from_millis(230)), Standing::Lapsed { since: Duration::from_millis(10) });
         assert_eq!(lease.standing(3, t0), Standing::Lost, "another term");
         // An older round does not shorten it.
         lease.renew(4, t0 + Duration::from_millis(100));
         lease.renew(4, t0);
-        assert_eq!(
-            lease.standing(4, t0 + Duration::from_millis(300)),
-            Standing::Holds
-        );
+        assert_eq!(lease.standing(4, t0 + Duration::from_millis(300)), Standing::Holds);
         lease.end();
         assert_eq!(lease.standing(4, t0), Standing::Lost, "over");
         lease.renew(4, t0 + Duration::from_millis(200));
-        assert_eq!(
-            lease.standing(4, t0),
-            Standing::Lost,
-            "an ended term is not renewed"
-        );
+        assert_eq!(lease.standing(4, t0), Standing::Lost, "an ended term is not renewed");
         // A new term starts afresh; the old one stays lost.
         lease.renew(5, t0);
-        assert_eq!(
-            (lease.standing(5, t0), lease.standing(4, t0)),
-            (Standing::Holds, Standing::Lost)
-        );
+        assert_eq!((lease.standing(5, t0), lease.standing(4, t0)), (Standing::Holds, Standing::Lost));
     }
 }

@@ -8,10 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
-};
+use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tracing::warn;
@@ -57,8 +54,7 @@ fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
 }
 
 fn histogram(r: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
-    let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
-        .expect("a valid metric name");
+    let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets)).expect("a valid metric name");
     r.register(Box::new(h.clone())).expect("registered once");
     h
 }
@@ -66,27 +62,15 @@ fn histogram(r: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histogr
 impl Metrics {
     pub fn new() -> Arc<Metrics> {
         let r = Registry::new_custom(Some("jobd".into()), None).expect("a valid prefix");
-        let raft = IntGaugeVec::new(
-            Opts::new(
-                "raft",
-                "Raft state: term, leader, commit, applied, apply_lag, snapshot, purged",
-            ),
-            &["what"],
-        )
-        .expect("a valid metric name");
+        let raft = IntGaugeVec::new(Opts::new("raft", "Raft state: term, leader, commit, applied, apply_lag, snapshot, purged"), &["what"])
+            .expect("a valid metric name");
         r.register(Box::new(raft.clone())).expect("registered once");
-        let rocksdb_bytes = IntGaugeVec::new(
-            Opts::new("rocksdb_bytes", "RocksDB size: sst files and memtables"),
-            &["what"],
-        )
-        .expect("a valid metric name");
-        r.register(Box::new(rocksdb_bytes.clone()))
-            .expect("registered once");
+        let rocksdb_bytes = IntGaugeVec::new(Opts::new("rocksdb_bytes", "RocksDB size: sst files and memtables"), &["what"])
+            .expect("a valid metric name");
+        r.register(Box::new(rocksdb_bytes.clone())).expect("registered once");
         let ninep_connections = gauge(&r, "ninep_connections", "open 9P connections");
         // Up to a minute: a run that waited for a slot begins late, by design.
-        let lateness_buckets = vec![
-            0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 15.0, 60.0,
-        ];
+        let lateness_buckets = vec![0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 15.0, 60.0];
         Arc::new(Metrics {
             fires: counter(&r, "fires_total", "scheduled fires this node proposed and had accepted"),
             lateness_seconds: histogram(&r, "fire_lateness_seconds", "process start minus scheduled time", lateness_buckets),
@@ -124,10 +108,7 @@ impl Metrics {
         ] {
             self.raft.with_label_values(&[what]).set(v);
         }
-        for (what, prop) in [
-            ("sst", "rocksdb.total-sst-files-size"),
-            ("memtables", "rocksdb.size-all-mem-tables"),
-        ] {
+        for (what, prop) in [("sst", "rocksdb.total-sst-files-size"), ("memtables", "rocksdb.size-all-mem-tables")] {
             let v = db.property_int_value(prop).ok().flatten().unwrap_or(0);
             self.rocksdb_bytes.with_label_values(&[what]).set(v as i64);
         }
@@ -157,9 +138,7 @@ impl ninep::Observer for Metrics {
 /// Serves `GET /metrics` (any path) until the task is dropped.
 pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, raft: Raft, db: Arc<rocksdb::DB>) {
     loop {
-        let Ok((mut s, _)) = listener.accept().await else {
-            continue;
-        };
+        let Ok((mut s, _)) = listener.accept().await else { continue };
         let (metrics, raft, db) = (metrics.clone(), raft.clone(), db.clone());
         tokio::spawn(async move {
             // Read the request head (bounded), whatever it asks for.

@@ -163,8 +163,7 @@ impl Node {
     pub async fn start(cfg: Config, listener: TcpListener) -> Result<Node, StartError> {
         // First, while this process is small: the reaper is a fork, and
         // keeps a copy of the memory it was forked with (`sched/reaper.rs`).
-        let reaper = crate::sched::reaper::Reaper::start()
-            .map_err(|source| StartError::Thread { source })?;
+        let reaper = crate::sched::reaper::Reaper::start().map_err(|source| StartError::Thread { source })?;
         let (db, fresh) = open_db(&cfg)?;
         let raft_config = raft_config(&cfg)?;
         let clocks = Arc::new(PeerClocks::default());
@@ -172,8 +171,7 @@ impl Node {
         let token: Option<Arc<str>> = cfg.cluster_token.as_deref().map(Arc::from);
         net.token = token.clone();
         net.tls = cfg.tls.as_ref().map(|t| t.client.clone());
-        let grpc = GrpcServer::new(cfg.tls.as_ref(), token.clone())
-            .map_err(|e| StartError::Tls(e.to_string()))?;
+        let grpc = GrpcServer::new(cfg.tls.as_ref(), token.clone()).map_err(|e| StartError::Tls(e.to_string()))?;
         let sm = StateMachine::new(db.clone());
         let log = LogStore::new(db.clone());
         let appended = log.appended();
@@ -182,42 +180,19 @@ impl Node {
             .map_err(|e| StartError::Raft(e.to_string()))?;
 
         let (stop, stopped) = watch::channel(false);
-        let mut tasks = vec![store::log_bytes::watch(
-            raft.clone(),
-            appended,
-            cfg.snapshot_log_bytes,
-            stopped.clone(),
-        )];
+        let mut tasks = vec![store::log_bytes::watch(raft.clone(), appended, cfg.snapshot_log_bytes, stopped.clone())];
         // A restarted node may have acknowledged a leader's round just before.
-        let votes_from = if fresh {
-            Instant::now()
-        } else {
-            Instant::now() + Duration::from_millis(cfg.election_max_ms)
-        };
+        let votes_from = if fresh { Instant::now() } else { Instant::now() + Duration::from_millis(cfg.election_max_ms) };
         let standing = Arc::new(crate::net::stand::StandAtOnce::new(
             raft.clone(),
             cfg.id,
             Duration::from_millis(cfg.election_min_ms),
             Duration::from_millis(cfg.election_max_ms),
         ));
-        tasks.push(
-            standing
-                .clone()
-                .watch(Duration::from_millis(cfg.heartbeat_ms), stopped.clone()),
-        );
-        let raft_svc = RaftService {
-            raft: raft.clone(),
-            me: cfg.id,
-            clocks: clocks.clone(),
-            votes_from,
-            standing,
-        };
+        tasks.push(standing.clone().watch(Duration::from_millis(cfg.heartbeat_ms), stopped.clone()));
+        let raft_svc = RaftService { raft: raft.clone(), me: cfg.id, clocks: clocks.clone(), votes_from, standing };
         let proposer = Proposer::start(raft.clone(), cfg.write_timeout);
-        let fwd_svc = ForwardService {
-            raft: raft.clone(),
-            proposer: proposer.clone(),
-            commit_timeout: cfg.write_timeout,
-        };
+        let fwd_svc = ForwardService { raft: raft.clone(), proposer: proposer.clone(), commit_timeout: cfg.write_timeout };
         tasks.push(grpc.spawn(listener, raft_svc, fwd_svc, stopped.clone()));
 
         if fresh {
@@ -228,34 +203,11 @@ impl Node {
         // Confirmed once a heartbeat: each confirmation renews the lease,
         // which lasts a little less than the shortest election timeout.
         let recheck = Duration::from_millis(cfg.heartbeat_ms);
-        let lease = Arc::new(crate::leadership::Lease::new(Duration::from_millis(
-            cfg.election_min_ms,
-        )));
-        let leadership = crate::leadership::watch_leadership(
-            raft.clone(),
-            cfg.id,
-            incarnation,
-            recheck,
-            lease.clone(),
-        );
-        let writer = Writer::new(
-            cfg.id,
-            raft.clone(),
-            proposer.clone(),
-            net.clone(),
-            cfg.write_timeout,
-        );
+        let lease = Arc::new(crate::leadership::Lease::new(Duration::from_millis(cfg.election_min_ms)));
+        let leadership = crate::leadership::watch_leadership(raft.clone(), cfg.id, incarnation, recheck, lease.clone());
+        let writer = Writer::new(cfg.id, raft.clone(), proposer.clone(), net.clone(), cfg.write_timeout);
         let (stopping, stopping_rx) = watch::channel(false);
-        let executor = executor(
-            &cfg,
-            sm.clone(),
-            writer,
-            clocks.clone(),
-            stopping_rx,
-            lease,
-            raft.clone(),
-            reaper,
-        )?;
+        let executor = executor(&cfg, sm.clone(), writer, clocks.clone(), stopping_rx, lease, raft.clone(), reaper)?;
         let scheduler = crate::sched::Scheduler {
             executor: executor.clone(),
             leadership: leadership.clone(),
@@ -265,23 +217,7 @@ impl Node {
             answer_bound: cfg.write_timeout,
         };
         tasks.push(tokio::spawn(scheduler.run()));
-        let node = Node {
-            id: cfg.id,
-            incarnation,
-            executor,
-            leadership,
-            stopping,
-            raft,
-            proposer,
-            sm,
-            clocks,
-            db,
-            dbdir: cfg.dbdir.clone(),
-            net,
-            write_timeout: cfg.write_timeout,
-            stop,
-            tasks,
-        };
+        let node = Node { id: cfg.id, incarnation, executor, leadership, stopping, raft, proposer, sm, clocks, db, dbdir: cfg.dbdir.clone(), net, write_timeout: cfg.write_timeout, stop, tasks };
         node.announce(cfg.fs_addr.clone(), incarnation, stopped);
         Ok(node)
     }
@@ -293,14 +229,7 @@ impl Node {
         let id = self.id;
         tokio::spawn(async move {
             loop {
-                match writer
-                    .write(Command::AnnounceNode {
-                        id,
-                        fs_addr: fs_addr.clone(),
-                        incarnation,
-                    })
-                    .await
-                {
+                match writer.write(Command::AnnounceNode { id, fs_addr: fs_addr.clone(), incarnation }).await {
                     Ok(_) => return,
                     Err(WriteError::ShuttingDown) => return,
                     Err(_) => {}
@@ -315,13 +244,7 @@ impl Node {
 
     /// A handle that can write without holding the node.
     pub fn writer(&self) -> Writer {
-        Writer::new(
-            self.id,
-            self.raft.clone(),
-            self.proposer.clone(),
-            self.net.clone(),
-            self.write_timeout,
-        )
+        Writer::new(self.id, self.raft.clone(), self.proposer.clone(), self.net.clone(), self.write_timeout)
     }
 
     pub async fn write(&self, cmd: Command) -> Result<Response, WriteError> {
@@ -329,11 +252,7 @@ impl Node {
     }
 
     pub fn applied_index(&self) -> u64 {
-        self.raft
-            .metrics()
-            .borrow()
-            .last_applied
-            .map_or(0, |l| l.index)
+        self.raft.metrics().borrow().last_applied.map_or(0, |l| l.index)
     }
 
     pub fn current_leader(&self) -> Option<NodeId> {
@@ -381,8 +300,7 @@ impl Node {
 /// whether it forms the cluster or joins it.
 fn open_db(cfg: &Config) -> Result<(Arc<rocksdb::DB>, bool), StartError> {
     let dir = || cfg.dbdir.display().to_string();
-    std::fs::create_dir_all(&cfg.dbdir)
-        .map_err(|source| StartError::DataDir { dir: dir(), source })?;
+    std::fs::create_dir_all(&cfg.dbdir).map_err(|source| StartError::DataDir { dir: dir(), source })?;
     let db = store::open(&cfg.dbdir).map_err(|source| StartError::Db { dir: dir(), source })?;
     let fresh = store::is_fresh(&db).map_err(|source| StartError::Db { dir: dir(), source })?;
     if fresh && !cfg.peers.is_empty() && cfg.initial_state.is_none() {
@@ -411,24 +329,9 @@ fn raft_config(cfg: &Config) -> Result<openraft::Config, StartError> {
 /// (a single node forms its own), or wait to be added as a learner.
 async fn form_or_wait(raft: &Raft, cfg: &Config) {
     let members: BTreeMap<NodeId, Member> = if cfg.peers.is_empty() {
-        BTreeMap::from([(
-            cfg.id,
-            Member {
-                raft_addr: cfg.raft_addr.clone(),
-            },
-        )])
+        BTreeMap::from([(cfg.id, Member { raft_addr: cfg.raft_addr.clone() })])
     } else {
-        cfg.peers
-            .iter()
-            .map(|(id, addr)| {
-                (
-                    *id,
-                    Member {
-                        raft_addr: addr.clone(),
-                    },
-                )
-            })
-            .collect()
+        cfg.peers.iter().map(|(id, addr)| (*id, Member { raft_addr: addr.clone() })).collect()
     };
     if cfg.peers.is_empty() || cfg.initial_state == Some(InitialState::New) {
         info!(node = cfg.id, members = ?members.keys().collect::<Vec<_>>(), "forming a new cluster");
@@ -437,10 +340,7 @@ async fn form_or_wait(raft: &Raft, cfg: &Config) {
             info!("initialize: {e}");
         }
     } else {
-        info!(
-            node = cfg.id,
-            "empty data directory: waiting to be added as a learner"
-        );
+        info!(node = cfg.id, "empty data directory: waiting to be added as a learner");
     }
 }
 
@@ -458,19 +358,10 @@ fn executor(
     reaper: crate::sched::reaper::Reaper,
 ) -> Result<crate::sched::executor::Executor, StartError> {
     let workdir = cfg.dbdir.join("work");
-    std::fs::create_dir_all(&workdir).map_err(|source| StartError::DataDir {
-        dir: workdir.display().to_string(),
-        source,
-    })?;
-    let run_as = cfg
-        .run_as
-        .as_deref()
-        .map(crate::sched::run_as::RunAs::lookup)
-        .transpose()
-        .map_err(|e| StartError::RunAs(e.to_string()))?;
+    std::fs::create_dir_all(&workdir).map_err(|source| StartError::DataDir { dir: workdir.display().to_string(), source })?;
+    let run_as = cfg.run_as.as_deref().map(crate::sched::run_as::RunAs::lookup).transpose().map_err(|e| StartError::RunAs(e.to_string()))?;
     if let Some(user) = &run_as {
-        user.own(&workdir)
-            .map_err(|e| StartError::RunAs(e.to_string()))?;
+        user.own(&workdir).map_err(|e| StartError::RunAs(e.to_string()))?;
     }
     Ok(crate::sched::executor::Executor {
         sm,
@@ -481,14 +372,8 @@ fn executor(
         stopping,
         active: Arc::default(),
         run_as: run_as.map(Arc::new),
-        creator: Arc::new(
-            crate::sched::spawn::Creator::start(reaper)
-                .map_err(|source| StartError::Thread { source })?,
-        ),
-        gates: Arc::new(
-            crate::sched::gate::Gatekeeper::start()
-                .map_err(|source| StartError::Thread { source })?,
-        ),
+        creator: Arc::new(crate::sched::spawn::Creator::start(reaper).map_err(|source| StartError::Thread { source })?),
+        gates: Arc::new(crate::sched::gate::Gatekeeper::start().map_err(|source| StartError::Thread { source })?),
         clocks,
         max_clock_skew_ms: cfg.max_clock_skew_ms,
         slots: crate::sched::slots::Slots::new(cfg.max_concurrent_runs),

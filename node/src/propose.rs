@@ -110,9 +110,7 @@ impl Proposer {
     /// answer says so) and waits until it is committed and applied here.
     pub async fn propose(&self, cmd: Command) -> Proposed {
         let (done, answer) = oneshot::channel();
-        self.tx
-            .send(Waiting { cmd, done })
-            .map_err(|_| ProposeError::Closed)?;
+        self.tx.send(Waiting { cmd, done }).map_err(|_| ProposeError::Closed)?;
         answer.await.unwrap_or(Err(ProposeError::Abandoned))
     }
 }
@@ -129,9 +127,7 @@ async fn batch_loop(raft: Raft, mut rx: mpsc::UnboundedReceiver<Waiting>, timeou
             },
         };
         // Wait for a slot; meanwhile more commands queue up behind `first`.
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
+        let Ok(slot) = slots.clone().acquire_owned().await else { return };
         let mut bytes = first.cmd.approx_bytes();
         let mut batch = vec![first];
         while batch.len() < MAX_COMMANDS {
@@ -172,15 +168,8 @@ async fn commit(raft: Raft, mut batch: Vec<Waiting>, timeout: Duration) {
         return;
     }
     // The commands move into the entry (an output batch can be 64 KiB).
-    let mut cmds: Vec<Command> = batch
-        .iter_mut()
-        .map(|w| std::mem::replace(&mut w.cmd, Command::Batch(vec![])))
-        .collect();
-    let cmd = if cmds.len() == 1 {
-        cmds.remove(0)
-    } else {
-        Command::Batch(cmds)
-    };
+    let mut cmds: Vec<Command> = batch.iter_mut().map(|w| std::mem::replace(&mut w.cmd, Command::Batch(vec![]))).collect();
+    let cmd = if cmds.len() == 1 { cmds.remove(0) } else { Command::Batch(cmds) };
     // Once the term moves on, this node no longer leads the term it
     // proposed in, and openraft may never answer the entry (one a newer
     // leader overwrites is dropped unanswered): "may still commit" then,
@@ -201,9 +190,7 @@ async fn commit(raft: Raft, mut batch: Vec<Waiting>, timeout: Duration) {
         _ = deposed => Err(ProposeError::Timeout),
     };
     match result {
-        Ok((index, Response::Batch(answers)))
-            if batch.len() > 1 && answers.len() == batch.len() =>
-        {
+        Ok((index, Response::Batch(answers))) if batch.len() > 1 && answers.len() == batch.len() => {
             for (w, a) in batch.into_iter().zip(answers) {
                 let _ = w.done.send(Ok((index, a)));
             }

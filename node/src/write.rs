@@ -55,20 +55,8 @@ pub struct Writer {
 impl Writer {
     /// A writer for node `id`: its Raft, its leader-side proposer, its
     /// network (to reach the leader), and how long a write may take.
-    pub fn new(
-        id: NodeId,
-        raft: Raft,
-        proposer: Proposer,
-        net: Network,
-        timeout: Duration,
-    ) -> Writer {
-        Writer {
-            id,
-            raft,
-            proposer,
-            net,
-            timeout,
-        }
+    pub fn new(id: NodeId, raft: Raft, proposer: Proposer, net: Network, timeout: Duration) -> Writer {
+        Writer { id, raft, proposer, net, timeout }
     }
 
     /// How long a write may take before it is answered `Timeout`.
@@ -104,12 +92,7 @@ impl Writer {
                     Ok(Err(_)) => None,
                     Err(_) => return Err(WriteError::Timeout),
                 }
-            } else if let Some((leader, member)) = leader.and_then(|l| {
-                Some((
-                    l,
-                    metrics.membership_config.membership().get_node(&l)?.clone(),
-                ))
-            }) {
+            } else if let Some((leader, member)) = leader.and_then(|l| Some((l, metrics.membership_config.membership().get_node(&l)?.clone()))) {
                 let left = deadline.saturating_duration_since(Instant::now());
                 match forward::read_index(&self.net, leader, &member.raft_addr, left).await {
                     Ok(Ok(i)) => Some(i),
@@ -120,11 +103,7 @@ impl Writer {
             };
             if let Some(index) = index {
                 let left = deadline.saturating_duration_since(Instant::now());
-                let applied = self
-                    .raft
-                    .wait(Some(left))
-                    .applied_index_at_least(Some(index), "linearizable read")
-                    .await;
+                let applied = self.raft.wait(Some(left)).applied_index_at_least(Some(index), "linearizable read").await;
                 return applied.map(|_| ()).map_err(|_| WriteError::Timeout);
             }
             if Instant::now() + RETRY_EVERY >= deadline {
@@ -139,43 +118,30 @@ impl Writer {
         if metrics.running_state.is_err() {
             return Err(WriteError::ShuttingDown);
         }
-        let Some(leader) = metrics.current_leader else {
-            return Err(WriteError::NoQuorum);
-        };
+        let Some(leader) = metrics.current_leader else { return Err(WriteError::NoQuorum) };
         if leader == self.id {
-            return match tokio::time::timeout_at(deadline, self.proposer.propose(cmd.clone())).await
-            {
+            return match tokio::time::timeout_at(deadline, self.proposer.propose(cmd.clone())).await {
                 Err(_) => Err(WriteError::Timeout),
                 Ok(Ok((_, r))) => Ok(r),
                 Ok(Err(e)) => Err(local_failure(e)),
             };
         }
-        let Some(member) = metrics
-            .membership_config
-            .membership()
-            .get_node(&leader)
-            .cloned()
-        else {
+        let Some(member) = metrics.membership_config.membership().get_node(&leader).cloned() else {
             return Err(WriteError::NoQuorum);
         };
         let left = deadline.saturating_duration_since(Instant::now());
-        let (index, resp) =
-            match forward::forward(&self.net, leader, &member.raft_addr, cmd, left).await {
-                Ok(Ok(done)) => done,
-                Ok(Err(ForwardError::NotLeader { .. })) => return Err(WriteError::NoQuorum),
-                // Nothing was proposed on the leader (ProposeError::may_commit).
-                Ok(Err(ForwardError::Failed(_))) => return Err(WriteError::NoQuorum),
-                Ok(Err(ForwardError::Timeout)) => return Err(WriteError::Timeout),
-                Err(Unanswered::NotSent) => return Err(WriteError::NoQuorum),
-                Err(Unanswered::Unknown) => return Err(WriteError::Timeout),
-            };
+        let (index, resp) = match forward::forward(&self.net, leader, &member.raft_addr, cmd, left).await {
+            Ok(Ok(done)) => done,
+            Ok(Err(ForwardError::NotLeader { .. })) => return Err(WriteError::NoQuorum),
+            // Nothing was proposed on the leader (ProposeError::may_commit).
+            Ok(Err(ForwardError::Failed(_))) => return Err(WriteError::NoQuorum),
+            Ok(Err(ForwardError::Timeout)) => return Err(WriteError::Timeout),
+            Err(Unanswered::NotSent) => return Err(WriteError::NoQuorum),
+            Err(Unanswered::Unknown) => return Err(WriteError::Timeout),
+        };
         // Committed: answer once it is applied here too (read-your-writes).
         let left = deadline.saturating_duration_since(Instant::now());
-        let applied = self
-            .raft
-            .wait(Some(left))
-            .applied_index_at_least(Some(index), "forwarded write")
-            .await;
+        let applied = self.raft.wait(Some(left)).applied_index_at_least(Some(index), "forwarded write").await;
         applied.map(|_| resp).map_err(|_| WriteError::Timeout)
     }
 }
@@ -188,19 +154,11 @@ mod tests {
 
     #[test]
     fn the_leader_retries_only_what_it_did_not_propose() {
-        let not_leader = ProposeError::Raft(RaftError::APIError(
-            ClientWriteError::ForwardToLeader(ForwardToLeader::empty()),
-        ));
+        let not_leader = ProposeError::Raft(RaftError::APIError(ClientWriteError::ForwardToLeader(ForwardToLeader::empty())));
         assert_eq!(local_failure(not_leader), WriteError::NoQuorum);
-        assert_eq!(
-            local_failure(ProposeError::Closed),
-            WriteError::ShuttingDown
-        );
+        assert_eq!(local_failure(ProposeError::Closed), WriteError::ShuttingDown);
         // Appended perhaps: "may still be applied", never sent again.
-        assert_eq!(
-            local_failure(ProposeError::Raft(RaftError::Fatal(Fatal::Stopped))),
-            WriteError::Timeout
-        );
+        assert_eq!(local_failure(ProposeError::Raft(RaftError::Fatal(Fatal::Stopped))), WriteError::Timeout);
         assert_eq!(local_failure(ProposeError::Timeout), WriteError::Timeout);
         assert_eq!(local_failure(ProposeError::Abandoned), WriteError::Timeout);
     }

@@ -4,10 +4,7 @@ use std::process::Command;
 
 #[test]
 fn every_flag_is_in_the_readme() {
-    let help = Command::new(env!("CARGO_BIN_EXE_jobd"))
-        .arg("--help")
-        .output()
-        .expect("jobd --help");
+    let help = Command::new(env!("CARGO_BIN_EXE_jobd")).arg("--help").output().expect("jobd --help");
     let help = String::from_utf8(help.stdout).unwrap();
     // The checkout's README, found at run time (the binary may have been
     // built from another checkout sharing the target directory).
@@ -21,9 +18,6 @@ fn every_flag_is_in_the_readme() {
         .collect();
     assert!(flags.len() >= 15, "read the flags from --help: {flags:?}");
     for f in flags {
-        assert!(
-            readme.contains(&format!("`{f}`")),
-            "README's configuration table lacks {f}"
-        );
+        assert!(readme.contains(&format!("`{f}`")), "README's configuration table lacks {f}");
     }
 }

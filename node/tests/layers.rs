@@ -35,12 +35,7 @@ const LAYERS: &[&[&str]] = &[
 ];
 
 /// The core's own modules, the same way.
-const CORE_LAYERS: &[&[&str]] = &[
-    &["command", "time"],
-    &["cron"],
-    &["state"],
-    &["input", "times"],
-];
+const CORE_LAYERS: &[&[&str]] = &[&["command", "time"], &["cron"], &["state"], &["input", "times"]];
 
 fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
@@ -60,13 +55,7 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 /// The top-level module a source file belongs to (`fs/mod.rs` → `fs`).
 fn module_of(root: &Path, file: &Path) -> String {
     let rel = file.strip_prefix(root).expect("under src");
-    let first = rel
-        .components()
-        .next()
-        .expect("a component")
-        .as_os_str()
-        .to_string_lossy()
-        .into_owned();
+    let first = rel.components().next().expect("a component").as_os_str().to_string_lossy().into_owned();
     first.strip_suffix(".rs").unwrap_or(&first).to_string()
 }
 
@@ -107,11 +96,7 @@ fn imports(text: &str, depth: usize) -> Vec<String> {
         .map(|l| l.find("//").map_or(l, |at| &l[..at]))
         .collect::<Vec<_>>()
         .join("\n");
-    let ident = |rest: &str| -> String {
-        rest.chars()
-            .take_while(|c| c.is_alphanumeric() || *c == '_')
-            .collect()
-    };
+    let ident = |rest: &str| -> String { rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect() };
     let mut rest = code.as_str();
     while let Some(at) = rest.find("crate::") {
         rest = &rest[at + "crate::".len()..];
@@ -142,21 +127,13 @@ fn imports(text: &str, depth: usize) -> Vec<String> {
 
 /// How deep `file` sits inside its top-level module.
 fn depth_of(root: &Path, file: &Path) -> usize {
-    let parts = file
-        .strip_prefix(root)
-        .expect("under src")
-        .components()
-        .count();
+    let parts = file.strip_prefix(root).expect("under src").components().count();
     let is_mod = file.file_name().is_some_and(|n| n == "mod.rs");
     (parts - 1).saturating_sub(usize::from(is_mod))
 }
 
 fn layer_of(layers: &[&[&'static str]]) -> BTreeMap<&'static str, usize> {
-    layers
-        .iter()
-        .enumerate()
-        .flat_map(|(i, mods)| mods.iter().map(move |m| (*m, i)))
-        .collect()
+    layers.iter().enumerate().flat_map(|(i, mods)| mods.iter().map(move |m| (*m, i))).collect()
 }
 
 /// What in the crate at `root` imports a module not below its own.
@@ -172,10 +149,7 @@ fn misplaced(root: &Path, layers: &[&[&'static str]]) -> Vec<String> {
             continue;
         }
         let Some(&mine) = layer.get(module.as_str()) else {
-            wrong.push(format!(
-                "{module} (in {}) has no layer: place it in this test's layers",
-                file.display()
-            ));
+            wrong.push(format!("{module} (in {}) has no layer: place it in this test's layers", file.display()));
             continue;
         };
         let text = std::fs::read_to_string(file).expect("readable source");
@@ -185,14 +159,8 @@ fn misplaced(root: &Path, layers: &[&[&'static str]]) -> Vec<String> {
             }
             match layer.get(used.as_str()) {
                 Some(&theirs) if theirs < mine => {}
-                Some(_) => wrong.push(format!(
-                    "{} imports {used}, which is not below {module}",
-                    file.display()
-                )),
-                None => wrong.push(format!(
-                    "{} imports crate::{used}, which has no layer",
-                    file.display()
-                )),
+                Some(_) => wrong.push(format!("{} imports {used}, which is not below {module}", file.display())),
+                None => wrong.push(format!("{} imports crate::{used}, which has no layer", file.display())),
             }
         }
     }
@@ -202,36 +170,22 @@ fn misplaced(root: &Path, layers: &[&[&'static str]]) -> Vec<String> {
 #[test]
 fn every_module_imports_only_lower_layers() {
     let wrong = misplaced(&src(), LAYERS);
-    assert!(
-        wrong.is_empty(),
-        "the layering is broken:\n{}",
-        wrong.join("\n")
-    );
+    assert!(wrong.is_empty(), "the layering is broken:\n{}", wrong.join("\n"));
 }
 
 #[test]
 fn every_core_module_imports_only_lower_layers() {
     let wrong = misplaced(&src().join("../core/src"), CORE_LAYERS);
-    assert!(
-        wrong.is_empty(),
-        "the core's layering is broken:\n{}",
-        wrong.join("\n")
-    );
+    assert!(wrong.is_empty(), "the core's layering is broken:\n{}", wrong.join("\n"));
 }
 
 #[test]
 fn the_import_reader_sees_groups_and_climbing_super_paths() {
-    assert_eq!(
-        imports("use crate::{a::{b, c}, d};\nuse crate::e::f;", 0),
-        ["a", "d", "e"]
-    );
+    assert_eq!(imports("use crate::{a::{b, c}, d};\nuse crate::e::f;", 0), ["a", "d", "e"]);
     // In x.rs or x/mod.rs, super:: is the crate root; in x/y.rs, it is x.
     assert_eq!(imports("use super::fs::Thing;", 0), ["fs"]);
     assert!(imports("use super::Thing;", 1).is_empty());
-    assert_eq!(
-        imports("use super::super::{net, sched::X};", 1),
-        ["net", "sched"]
-    );
+    assert_eq!(imports("use super::super::{net, sched::X};", 1), ["net", "sched"]);
     assert!(imports("let x = 1; // crate::node", 0).is_empty());
 }
 
@@ -243,15 +197,8 @@ fn the_layers_name_exactly_the_crates_modules() {
         .filter_map(|l| l.strip_prefix("pub mod ").and_then(|m| m.strip_suffix(';')))
         .map(String::from)
         .collect();
-    for line in lib
-        .lines()
-        .filter_map(|l| l.strip_prefix("pub use jobd_core::{"))
-    {
-        declared.extend(
-            line.trim_end_matches("};")
-                .split(',')
-                .map(|m| m.trim().to_string()),
-        );
+    for line in lib.lines().filter_map(|l| l.strip_prefix("pub use jobd_core::{")) {
+        declared.extend(line.trim_end_matches("};").split(',').map(|m| m.trim().to_string()));
     }
     declared.sort();
     let mut layered: Vec<String> = layer_of(LAYERS).keys().map(|m| m.to_string()).collect();
@@ -267,17 +214,10 @@ fn only_net_names_the_generated_protobuf_types() {
     let outside: Vec<String> = files
         .iter()
         .filter(|f| module_of(&root, f) != "net")
-        .filter(|f| {
-            std::fs::read_to_string(f)
-                .expect("readable source")
-                .contains("proto::")
-        })
+        .filter(|f| std::fs::read_to_string(f).expect("readable source").contains("proto::"))
         .map(|f| f.display().to_string())
         .collect();
-    assert!(
-        outside.is_empty(),
-        "proto's types used outside net/: {outside:?}"
-    );
+    assert!(outside.is_empty(), "proto's types used outside net/: {outside:?}");
 }
 
 #[test]
@@ -298,50 +238,25 @@ fn wall_clock_time_is_read_only_in_clock() {
             }
         }
     }
-    assert!(
-        reads.is_empty(),
-        "wall-clock reads past the clock seam:\n{}",
-        reads.join("\n")
-    );
+    assert!(reads.is_empty(), "wall-clock reads past the clock seam:\n{}", reads.join("\n"));
 }
 
 #[test]
 fn the_core_depends_on_nothing_that_does_io() {
-    let manifest =
-        std::fs::read_to_string(src().join("../core/Cargo.toml")).expect("core/Cargo.toml");
-    let deps = manifest
-        .split("[dependencies]")
-        .nth(1)
-        .expect("a [dependencies] table");
+    let manifest = std::fs::read_to_string(src().join("../core/Cargo.toml")).expect("core/Cargo.toml");
+    let deps = manifest.split("[dependencies]").nth(1).expect("a [dependencies] table");
     let deps = deps.split("\n[").next().unwrap_or(deps);
-    let names: Vec<&str> = deps
-        .lines()
-        .filter_map(|l| l.split(['.', '=', ' ']).next())
-        .filter(|n| !n.is_empty() && !n.starts_with('#'))
-        .collect();
+    let names: Vec<&str> = deps.lines().filter_map(|l| l.split(['.', '=', ' ']).next()).filter(|n| !n.is_empty() && !n.starts_with('#')).collect();
     let pure = ["chrono", "chrono-tz", "serde", "serde_json", "thiserror"];
     let other: Vec<&&str> = names.iter().filter(|n| !pure.contains(n)).collect();
     assert!(!names.is_empty(), "no dependencies read from {deps:?}");
-    assert!(
-        other.is_empty(),
-        "the core may depend only on {pure:?}; it has {other:?}"
-    );
+    assert!(other.is_empty(), "the core may depend only on {pure:?}; it has {other:?}");
     let mut files = vec![];
     rust_files(&src().join("../core/src"), &mut files);
     for file in files {
         let text = std::fs::read_to_string(&file).expect("readable source");
-        for needle in [
-            "std::fs",
-            "std::net",
-            "std::process",
-            "std::thread",
-            "std::env",
-        ] {
-            assert!(
-                !text.contains(needle),
-                "{} uses {needle}: the core does no I/O",
-                file.display()
-            );
+        for needle in ["std::fs", "std::net", "std::process", "std::thread", "std::env"] {
+            assert!(!text.contains(needle), "{} uses {needle}: the core does no I/O", file.display());
         }
     }
 }

@@ -18,10 +18,7 @@ pub async fn run(clients: &[usize], seconds: u64) -> anyhow::Result<()> {
     figure("create.fsync_p50", fsync, "ms");
     let jobd = Cluster::start(3).await?;
     let etcd = EtcdCluster::start(3).await?;
-    println!(
-        "{:>8} {:>12} {:>10} {:>10} {:>12} {:>10} {:>10} {:>8}",
-        "clients", "jobd/s", "p50 ms", "p99 ms", "etcd/s", "p50 ms", "p99 ms", "ratio"
-    );
+    println!("{:>8} {:>12} {:>10} {:>10} {:>12} {:>10} {:>10} {:>8}", "clients", "jobd/s", "p50 ms", "p99 ms", "etcd/s", "p50 ms", "p99 ms", "ratio");
     for (round, &n) in clients.iter().enumerate() {
         // jobd: each client its own 9P connection, spread over the nodes.
         let mut conns = vec![];
@@ -31,12 +28,7 @@ pub async fn run(clients: &[usize], seconds: u64) -> anyhow::Result<()> {
         let conns = Arc::new(conns);
         let j = drive(n, seconds, move |c, i| {
             let conns = conns.clone();
-            async move {
-                conns[c]
-                    .write("clone", format!("r{round}c{c}i{i}:@yearly:true").as_bytes())
-                    .await
-                    .is_ok()
-            }
+            async move { conns[c].write("clone", format!("r{round}c{c}i{i}:@yearly:true").as_bytes()).await.is_ok() }
         })
         .await;
         // etcd: each client its own gRPC channel, spread over the members.
@@ -48,16 +40,8 @@ pub async fn run(clients: &[usize], seconds: u64) -> anyhow::Result<()> {
         let e = drive(n, seconds, move |c, i| {
             let kvs = kvs.clone();
             async move {
-                let key = format!(
-                    "{:016}",
-                    (round * 1_000_000 + c * 10_000 + i) % 10_000_000_000_000_000
-                )
-                .into_bytes();
-                let put = PutRequest {
-                    key,
-                    value: vec![b'v'; 256],
-                    ..Default::default()
-                };
+                let key = format!("{:016}", (round * 1_000_000 + c * 10_000 + i) % 10_000_000_000_000_000).into_bytes();
+                let put = PutRequest { key, value: vec![b'v'; 256], ..Default::default() };
                 let mut kv = kvs.lock().await[c].clone();
                 kv.put(put).await.is_ok()
             }
@@ -89,3 +73,4 @@ pub async fn run(clients: &[usize], seconds: u64) -> anyhow::Result<()> {
     drop(jobd);
     Ok(())
 }
+

@@ -21,18 +21,8 @@ fn stats(name: &str, mut v: Vec<Duration>) {
         return;
     }
     let q = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1000.0;
-    println!(
-        "{name:>24}: min {:>6.0}  median {:>6.0}  p99 {:>6.0}  max {:>6.0} ms  (n={})",
-        q(0.0),
-        q(0.5),
-        q(0.99),
-        q(1.0),
-        v.len()
-    );
-    let key = name
-        .replace(' ', "_")
-        .replace("->", "to")
-        .replace("__", "_");
+    println!("{name:>24}: min {:>6.0}  median {:>6.0}  p99 {:>6.0}  max {:>6.0} ms  (n={})", q(0.0), q(0.5), q(0.99), q(1.0), v.len());
+    let key = name.replace(' ', "_").replace("->", "to").replace("__", "_");
     for (s, p) in [("min", 0.0), ("median", 0.5), ("p99", 0.99), ("max", 1.0)] {
         figure(&format!("failover.{key}.{s}"), q(p), "ms");
     }
@@ -47,18 +37,8 @@ async fn etcd_kills(kills: usize) -> Result<Vec<Duration>> {
         let t = Instant::now();
         e.kill(leader).await?;
         loop {
-            let put = PutRequest {
-                key: format!("k{k}").into_bytes(),
-                value: vec![b'v'; 256],
-                ..Default::default()
-            };
-            let attempt = async {
-                KvClient::connect(format!("http://{other}"))
-                    .await?
-                    .put(put)
-                    .await
-                    .map_err(anyhow::Error::from)
-            };
+            let put = PutRequest { key: format!("k{k}").into_bytes(), value: vec![b'v'; 256], ..Default::default() };
+            let attempt = async { KvClient::connect(format!("http://{other}")).await?.put(put).await.map_err(anyhow::Error::from) };
             if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(500), attempt).await {
                 break;
             }
@@ -76,21 +56,12 @@ async fn etcd_kills(kills: usize) -> Result<Vec<Duration>> {
 
 pub async fn run(kills: usize, seed: u64) -> Result<()> {
     println!("failover: {kills} leader SIGKILLs, 3 jobs firing every second (seed {seed}); etcd: {kills} leader SIGKILLs");
-    let plan = Plan {
-        duration: Duration::from_secs(3600),
-        max_faults: kills,
-        only: Some(Fault::KillLeader),
-        workload: false,
-        env: vec![],
-    };
+    let plan = Plan { duration: Duration::from_secs(3600), max_faults: kills, only: Some(Fault::KillLeader), workload: false, env: vec![] };
     let report = chaos::run(seed, plan).await?;
     let kill_leader: Vec<Duration> = report.faults.iter().filter_map(|f| f.to_leader).collect();
     let kill_fire: Vec<Duration> = report.faults.iter().filter_map(|f| f.to_fire).collect();
-    let leader_fire: Vec<Duration> = report
-        .faults
-        .iter()
-        .filter_map(|f| Some(f.to_fire?.saturating_sub(f.to_leader?)))
-        .collect();
+    let leader_fire: Vec<Duration> =
+        report.faults.iter().filter_map(|f| Some(f.to_fire?.saturating_sub(f.to_leader?))).collect();
     stats("jobd kill -> leader", kill_leader);
     stats("jobd leader -> fire", leader_fire);
     stats("jobd kill -> fire", kill_fire);

@@ -16,6 +16,7 @@ use anyhow::Result;
 use super::{dir_mib, figure, wal_mib};
 use crate::cluster::Cluster;
 
+
 pub async fn run(jobs: usize, minutes: f64, log_bytes: Option<u64>) -> Result<()> {
     let cap = log_bytes.map_or("jobd's default".to_string(), |b| format!("{b} bytes"));
     println!("growth: {jobs} jobs printing 1 KiB every second, 3 nodes, {minutes} min, log retention {cap} per job");
@@ -23,26 +24,16 @@ pub async fn run(jobs: usize, minutes: f64, log_bytes: Option<u64>) -> Result<()
     let leader = c.wait_leader().await?;
     let client = c.client(leader).await?;
     if let Some(b) = log_bytes {
-        client
-            .write("ctl", format!("limit log-bytes {b}").as_bytes())
-            .await?;
+        client.write("ctl", format!("limit log-bytes {b}").as_bytes()).await?;
     }
     for i in 0..jobs {
         // printf is a shell builtin: one process per run, 1 KiB of output.
-        client
-            .write(
-                "clone",
-                format!("g{i}:* * * * * ?:printf '%01023d\\n' {i}").as_bytes(),
-            )
-            .await?;
+        client.write("clone", format!("g{i}:* * * * * ?:printf '%01023d\\n' {i}").as_bytes()).await?;
         client.write(&format!("jobs/g{i}/ctl"), b"start").await?;
     }
     let start = Instant::now();
     let (mut max_db, mut max_log, mut max_wal) = (0f64, 0u64, 0f64);
-    println!(
-        "{:>6} {:>8} {:>8} {:>8} {:>8} {:>10} {:>10}",
-        "min", "n1 MiB", "n2 MiB", "n3 MiB", "n1 WAL", "log len", "applied"
-    );
+    println!("{:>6} {:>8} {:>8} {:>8} {:>8} {:>10} {:>10}", "min", "n1 MiB", "n2 MiB", "n3 MiB", "n1 WAL", "log len", "applied");
     while start.elapsed() < Duration::from_secs_f64(minutes * 60.0) {
         tokio::time::sleep(Duration::from_secs(15)).await;
         let sizes: Vec<f64> = c.nodes.iter().map(|n| dir_mib(&n.dir.join("db"))).collect();

@@ -26,9 +26,7 @@ use crate::cluster::Cluster;
 const PERIOD_S: i64 = 5;
 
 fn ms(t: &str) -> Option<i64> {
-    DateTime::parse_from_rfc3339(t)
-        .ok()
-        .map(|d| d.timestamp_millis())
+    DateTime::parse_from_rfc3339(t).ok().map(|d| d.timestamp_millis())
 }
 
 /// Timer wake-up lateness (ms) of `tokio::time::sleep_until`, sorted.
@@ -48,10 +46,7 @@ pub(super) async fn spawn_floor() -> Result<Vec<f64>> {
     let mut v = vec![];
     for _ in 0..200 {
         let t = Instant::now();
-        tokio::process::Command::new("/bin/sh")
-            .args(["-c", "true"])
-            .status()
-            .await?;
+        tokio::process::Command::new("/bin/sh").args(["-c", "true"]).status().await?;
         v.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
@@ -76,18 +71,10 @@ async fn round(jobs: usize, secs: u64) -> Result<Outcome> {
     let leader = cluster.wait_leader().await?;
     let dir = tempfile::tempdir()?;
     let witness = dir.path().join("witness");
-    let cmd = format!(
-        "read up rest < /proc/uptime; echo $JOBD_SCHEDULED_TIME $up >> {}",
-        witness.display()
-    );
-    let conns = create_jobs(&cluster, leader, 16, jobs, move |i| {
-        (
-            format!("j{i}"),
-            format!("{}/{PERIOD_S} * * * * ?:{cmd}", i as i64 % PERIOD_S),
-            true,
-        )
-    })
-    .await?;
+    let cmd = format!("read up rest < /proc/uptime; echo $JOBD_SCHEDULED_TIME $up >> {}", witness.display());
+    let conns =
+        create_jobs(&cluster, leader, 16, jobs, move |i| (format!("j{i}"), format!("{}/{PERIOD_S} * * * * ?:{cmd}", i as i64 % PERIOD_S), true))
+            .await?;
     let boot = super::herd::boot_wall_ms()?;
     // The window: whole seconds after every job is armed, ending a few
     // seconds before the last read so every run in it has been recorded.
@@ -98,25 +85,10 @@ async fn round(jobs: usize, secs: u64) -> Result<Outcome> {
     tokio::time::sleep(Duration::from_millis(wait)).await;
 
     let c = &conns[0];
-    let mut out = Outcome {
-        lateness_ms: vec![],
-        ended_ms: vec![],
-        cmd_ms: vec![],
-        expected: 0,
-        missed: 0,
-        duplicated: 0,
-        not_run: 0,
-    };
-    for line in std::fs::read_to_string(&witness)
-        .unwrap_or_default()
-        .lines()
-    {
-        let Some((scheduled, up)) = line.split_once(' ') else {
-            continue;
-        };
-        let (Some(t), Ok(up)) = (ms(scheduled), up.parse::<f64>()) else {
-            continue;
-        };
+    let mut out = Outcome { lateness_ms: vec![], ended_ms: vec![], cmd_ms: vec![], expected: 0, missed: 0, duplicated: 0, not_run: 0 };
+    for line in std::fs::read_to_string(&witness).unwrap_or_default().lines() {
+        let Some((scheduled, up)) = line.split_once(' ') else { continue };
+        let (Some(t), Ok(up)) = (ms(scheduled), up.parse::<f64>()) else { continue };
         if (from..to).contains(&t) {
             out.cmd_ms.push(boot + up * 1000.0 - t as f64);
         }
@@ -127,12 +99,8 @@ async fn round(jobs: usize, secs: u64) -> Result<Outcome> {
         let mut by_time: HashMap<i64, Vec<(Option<i64>, Option<i64>)>> = HashMap::new();
         for line in text.lines() {
             let f: Vec<&str> = line.split(' ').collect();
-            let [_, scheduled, "schedule", _, start, end, ..] = f.as_slice() else {
-                continue;
-            };
-            let Some(t) = ms(scheduled) else {
-                bail!("bad runs line {line:?}")
-            };
+            let [_, scheduled, "schedule", _, start, end, ..] = f.as_slice() else { continue };
+            let Some(t) = ms(scheduled) else { bail!("bad runs line {line:?}") };
             by_time.entry(t).or_default().push((ms(start), ms(end)));
         }
         let offset = (i as i64 % PERIOD_S) * 1000;
@@ -174,26 +142,13 @@ pub async fn run(job_counts: &[usize], secs: u64) -> Result<()> {
     figure("lateness.spawn_p50", quantile(&spawn, 0.5), "ms");
     println!(
         "{:>6} {:>8} {:>9} {:>8} {:>8} {:>8} {:>7} {:>7} {:>7} {:>9} {:>9}",
-        "jobs",
-        "fires/s",
-        "expected",
-        "p50 ms",
-        "p99 ms",
-        "max ms",
-        "missed",
-        "dupl",
-        "unrun",
-        "cmd p50",
-        "cmd p99"
+        "jobs", "fires/s", "expected", "p50 ms", "p99 ms", "max ms", "missed", "dupl", "unrun", "cmd p50", "cmd p99"
     );
     let mut ceiling = None;
     for &jobs in job_counts {
         let o = round(jobs, secs).await?;
         let rate = jobs as f64 / PERIOD_S as f64;
-        let (p50, p99) = (
-            quantile(&o.lateness_ms, 0.5),
-            quantile(&o.lateness_ms, 0.99),
-        );
+        let (p50, p99) = (quantile(&o.lateness_ms, 0.5), quantile(&o.lateness_ms, 0.99));
         let max = o.lateness_ms.last().copied().unwrap_or(f64::NAN);
         let (end50, end99) = (quantile(&o.ended_ms, 0.5), quantile(&o.ended_ms, 0.99));
         let (cmd50, cmd99) = (quantile(&o.cmd_ms, 0.5), quantile(&o.cmd_ms, 0.99));
@@ -221,10 +176,6 @@ pub async fn run(job_counts: &[usize], secs: u64) -> Result<()> {
         Some(r) => println!("ceiling: {r:.0} fires/s with gate p99 <= 5 ms, command start p99 <= 50 ms, none missed or duplicated (of the rates tried)"),
         None => println!("ceiling: no rate tried kept gate p99 <= 5 ms and command start p99 <= 50 ms"),
     }
-    figure(
-        "lateness.ceiling_fires_per_s",
-        ceiling.unwrap_or(0.0),
-        "1/s",
-    );
+    figure("lateness.ceiling_fires_per_s", ceiling.unwrap_or(0.0), "1/s");
     Ok(())
 }

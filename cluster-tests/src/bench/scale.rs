@@ -15,11 +15,7 @@ use crate::jobd::{free_addr, spawn_jobd};
 
 fn rss_mib(pid: u32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(f64::NAN);
+    let kb: f64 = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap_or(f64::NAN);
     kb / 1024.0
 }
 
@@ -28,10 +24,7 @@ pub async fn run(jobs: usize) -> Result<()> {
     let mut c = Cluster::start(3).await?;
     let leader = c.wait_leader().await?;
     let t = Instant::now();
-    create_jobs(&c, leader, 32, jobs, |i| {
-        (format!("s{i}"), "@yearly:true".into(), i % 10 == 0)
-    })
-    .await?;
+    create_jobs(&c, leader, 32, jobs, |i| (format!("s{i}"), "@yearly:true".into(), i % 10 == 0)).await?;
     println!("created in {:.1} s", t.elapsed().as_secs_f64());
     // Every node has applied everything (ls on each shows them all).
     let mut ls_secs = vec![];
@@ -52,17 +45,9 @@ pub async fn run(jobs: usize) -> Result<()> {
         }
     }
     for (i, n) in c.nodes.iter().enumerate() {
-        let pid = n
-            .child
-            .as_ref()
-            .and_then(|c| c.id())
-            .context("node not running")?;
+        let pid = n.child.as_ref().and_then(|c| c.id()).context("node not running")?;
         let (rss, disk) = (rss_mib(pid), dir_mib(&n.dir.join("db")));
-        println!(
-            "node {}: RSS {rss:.0} MiB, database {disk:.0} MiB, ls /jobs {:.3} s",
-            i + 1,
-            ls_secs[i]
-        );
+        println!("node {}: RSS {rss:.0} MiB, database {disk:.0} MiB, ls /jobs {:.3} s", i + 1, ls_secs[i]);
         figure(&format!("scale.n{}.rss", i + 1), rss, "MiB");
         figure(&format!("scale.n{}.ls_jobs", i + 1), ls_secs[i], "s");
         figure(&format!("scale.n{}.db", i + 1), disk, "MiB");
@@ -79,10 +64,7 @@ pub async fn run(jobs: usize) -> Result<()> {
     let t = Instant::now();
     c.restart(follower).await?;
     let serving = t.elapsed();
-    println!(
-        "restart to serving (9P attach and /ctl): {:.2} s",
-        serving.as_secs_f64()
-    );
+    println!("restart to serving (9P attach and /ctl): {:.2} s", serving.as_secs_f64());
     figure("scale.restart_to_serving", serving.as_secs_f64(), "s");
     // A new member: added as a learner, sent the snapshot.
     let leader = c.wait_leader().await?;
@@ -90,21 +72,12 @@ pub async fn run(jobs: usize) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let (fs, raft) = (free_addr()?, free_addr()?);
     let peers = format!("4={raft}");
-    let args = [
-        "--id",
-        "4",
-        "--peers",
-        &peers,
-        "--initial-cluster-state",
-        "existing",
-    ];
+    let args = ["--id", "4", "--peers", &peers, "--initial-cluster-state", "existing"];
     let log = dir.path().join("jobd.log");
     let mut child = spawn_jobd(dir.path(), fs, raft, &args, &[], &log)?;
     let client = c.client(leader).await?;
     let t = Instant::now();
-    client
-        .write("ctl", format!("add 4 {raft}").as_bytes())
-        .await?;
+    client.write("ctl", format!("add 4 {raft}").as_bytes()).await?;
     loop {
         if let Ok(n) = Client::connect(fs, Options::default()).await {
             if n.readdir("jobs").await.map(|l| l.len()).unwrap_or(0) == jobs {

@@ -28,28 +28,13 @@ struct Args {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    let seed = args.seed.unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos() as u64
-    });
-    let only = args
-        .only
-        .map(|f| {
-            format!(
-                " --only {}",
-                clap::ValueEnum::to_possible_value(&f)
-                    .map_or(String::new(), |v| v.get_name().to_string())
-            )
-        })
-        .unwrap_or_default();
+    let seed = args.seed.unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos() as u64);
+    let only = args.only.map(|f| format!(" --only {}", clap::ValueEnum::to_possible_value(&f).map_or(String::new(), |v| v.get_name().to_string()))).unwrap_or_default();
     println!("seed {seed} (replay: cargo run --release -p cluster-tests --bin soak -- --minutes {} --seed {seed}{only})", args.minutes);
     let mut plan = cluster_tests::chaos::Plan::chaos(Duration::from_secs_f64(args.minutes * 60.0));
     plan.only = args.only;
     let run = cluster_tests::chaos::run(seed, plan);
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
     // On SIGINT or SIGTERM the run is dropped, which ends its jobd
     // processes (they are killed on drop) before exiting.
     let outcome = tokio::select! {

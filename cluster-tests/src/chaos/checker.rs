@@ -29,18 +29,14 @@ pub struct RunRec {
 }
 
 fn ms(t: &str) -> Option<i64> {
-    chrono::DateTime::parse_from_rfc3339(t)
-        .ok()
-        .map(|d| d.timestamp_millis())
+    chrono::DateTime::parse_from_rfc3339(t).ok().map(|d| d.timestamp_millis())
 }
 
 pub fn parse_runs(text: &str) -> Vec<RunRec> {
     text.lines()
         .filter_map(|l| {
             let f: Vec<&str> = l.split(' ').collect();
-            let [id, scheduled, trigger, _node, start, _end, status @ ..] = f.as_slice() else {
-                return None;
-            };
+            let [id, scheduled, trigger, _node, start, _end, status @ ..] = f.as_slice() else { return None };
             Some(RunRec {
                 id: id.parse().ok()?,
                 scheduled_ms: ms(scheduled)?,
@@ -54,9 +50,7 @@ pub fn parse_runs(text: &str) -> Vec<RunRec> {
 
 /// The text of each `log` line (after its timestamp).
 pub fn log_texts(log: &str) -> Vec<&str> {
-    log.lines()
-        .filter_map(|l| l.split_once(" UTC:").map(|(_, t)| t))
-        .collect()
+    log.lines().filter_map(|l| l.split_once(" UTC:").map(|(_, t)| t)).collect()
 }
 
 /// A job's runs as read over time: a later read of a run replaces the
@@ -93,26 +87,14 @@ pub struct Verdict {
 
 /// P1: every job the ledger settled is in that state on node `node`
 /// (`listing`: the names in its `/jobs`; `started`: its started jobs).
-pub fn p1(
-    known: &BTreeMap<String, Option<Known>>,
-    node: u64,
-    listing: &[String],
-    started: &[String],
-    v: &mut Verdict,
-) {
+pub fn p1(known: &BTreeMap<String, Option<Known>>, node: u64, listing: &[String], started: &[String], v: &mut Verdict) {
     for (name, k) in known {
         let Some(k) = k else { continue };
         let exists = listing.contains(name);
         if exists != k.exists {
-            v.failures.push(format!(
-                "P1 node {node}: job {name} exists={exists}, acknowledged exists={}",
-                k.exists
-            ));
+            v.failures.push(format!("P1 node {node}: job {name} exists={exists}, acknowledged exists={}", k.exists));
         } else if exists && started.contains(name) != k.started {
-            v.failures.push(format!(
-                "P1 node {node}: job {name} started={}, acknowledged started={}",
-                !k.started, k.started
-            ));
+            v.failures.push(format!("P1 node {node}: job {name} started={}, acknowledged started={}", !k.started, k.started));
         }
     }
 }
@@ -121,16 +103,7 @@ pub fn p1(
 /// `deadline_ms`, over scheduled seconds `from_s..to_s`; P4 from its final
 /// log and runs.
 #[allow(clippy::too_many_arguments)]
-pub fn tick_job(
-    job: &str,
-    deadline_ms: i64,
-    wit: &[witness::Line],
-    runs: &Runs,
-    log: &str,
-    from_s: i64,
-    to_s: i64,
-    v: &mut Verdict,
-) {
+pub fn tick_job(job: &str, deadline_ms: i64, wit: &[witness::Line], runs: &Runs, log: &str, from_s: i64, to_s: i64, v: &mut Verdict) {
     // P2: at most one run per attempt of a scheduled time (a retry is a
     // new attempt, never a second first one), by the witness and by the
     // records.
@@ -147,10 +120,7 @@ pub fn tick_job(
         let late = w.start_ms - w.scheduled_s * 1000;
         if late < 0 {
             v.early += 1;
-            v.failures.push(format!(
-                "early {job}: run {} of {} began {} ms early on node {}",
-                w.run, w.scheduled_s, -late, w.node
-            ));
+            v.failures.push(format!("early {job}: run {} of {} began {} ms early on node {}", w.run, w.scheduled_s, -late, w.node));
         }
         if w.trigger == "schedule" && late > deadline_ms + START_SLACK_MS {
             v.failures.push(format!("late {job}: run {} of {} began {late} ms after its time on node {}, past the start deadline", w.run, w.scheduled_s, w.node));
@@ -159,47 +129,29 @@ pub fn tick_job(
     for ((t, attempt), n) in &seen {
         if *n > 1 {
             v.duplicates += n - 1;
-            v.failures.push(format!(
-                "P2 {job}: attempt {attempt} of scheduled time {t} ran {n} times (witness)"
-            ));
+            v.failures.push(format!("P2 {job}: attempt {attempt} of scheduled time {t} ran {n} times (witness)"));
         }
     }
     let times: std::collections::HashSet<i64> = seen.keys().map(|(t, _)| *t).collect();
     // The records do not number attempts: first attempts are the runs
     // that are not retries.
     let mut started_per_time: HashMap<i64, usize> = HashMap::new();
-    for r in runs
-        .0
-        .values()
-        .filter(|r| r.trigger != "manual" && r.trigger != "retry" && r.start_ms.is_some())
-    {
+    for r in runs.0.values().filter(|r| r.trigger != "manual" && r.trigger != "retry" && r.start_ms.is_some()) {
         *started_per_time.entry(r.scheduled_ms / 1000).or_default() += 1;
     }
     for (t, n) in &started_per_time {
         if *n > 1 {
             v.duplicates += n - 1;
-            v.failures.push(format!(
-                "P2 {job}: scheduled time {t} has {n} started runs (records)"
-            ));
+            v.failures.push(format!("P2 {job}: scheduled time {t} has {n} started runs (records)"));
         }
     }
     // P3: each second in the window ran, or has a run record (lost, not
     // started...), or is counted in a "skipped N scheduled times" line.
-    let recorded: HashMap<i64, &RunRec> = runs
-        .0
-        .values()
-        .map(|r| (r.scheduled_ms / 1000, r))
-        .collect();
+    let recorded: HashMap<i64, &RunRec> = runs.0.values().map(|r| (r.scheduled_ms / 1000, r)).collect();
     let texts = log_texts(log);
     let skipped: usize = texts
         .iter()
-        .filter_map(|t| {
-            t.strip_prefix("skipped ")?
-                .split(' ')
-                .next()?
-                .parse::<usize>()
-                .ok()
-        })
+        .filter_map(|t| t.strip_prefix("skipped ")?.split(' ').next()?.parse::<usize>().ok())
         .sum();
     let mut missing = 0;
     for t in from_s..to_s {
@@ -220,16 +172,13 @@ pub fn tick_job(
     // P4: every run ended, once; a successful run's output whole and in order.
     for r in runs.0.values() {
         if r.status == "running" || r.status == "pending" {
-            v.failures
-                .push(format!("P4 {job}: run {} never ended ({})", r.id, r.status));
+            v.failures.push(format!("P4 {job}: run {} never ended ({})", r.id, r.status));
         }
         if r.status == "lost" {
             v.lost_runs += 1;
         }
         if r.status == "lost" || r.status.starts_with("not-started") {
-            *v.not_begun
-                .entry(format!("{job} {}", r.status))
-                .or_default() += 1;
+            *v.not_begun.entry(format!("{job} {}", r.status)).or_default() += 1;
         }
     }
     let mut ends: HashMap<u64, usize> = HashMap::new();
@@ -238,26 +187,20 @@ pub fn tick_job(
         let f: Vec<&str> = t.split(' ').collect();
         match f.as_slice() {
             ["run", id, .., "in", _] => *ends.entry(id.parse().unwrap_or(0)).or_default() += 1,
-            [out @ ("out1" | "out2"), id] => {
-                outs.entry(id.parse().unwrap_or(0)).or_default().push(out)
-            }
+            [out @ ("out1" | "out2"), id] => outs.entry(id.parse().unwrap_or(0)).or_default().push(out),
             _ => {}
         }
     }
     for (id, n) in &ends {
         if *n > 1 {
-            v.failures
-                .push(format!("P4 {job}: run {id} ended {n} times in the log"));
+            v.failures.push(format!("P4 {job}: run {id} ended {n} times in the log"));
         }
     }
     for r in runs.0.values().filter(|r| r.status == "exit 0") {
         // Only runs whose whole story is still inside the log's retention.
         if let Some(o) = outs.get(&r.id) {
             if o.as_slice() != ["out1", "out2"] {
-                v.failures.push(format!(
-                    "P4 {job}: run {} output {o:?}, want out1 then out2 once",
-                    r.id
-                ));
+                v.failures.push(format!("P4 {job}: run {} output {o:?}, want out1 then out2 once", r.id));
             }
         }
     }
@@ -274,16 +217,9 @@ const LEADER_CHANGE: [&str; 4] = ["node gone", "fence lost", "unanswered", "node
 /// its node gone) too.
 pub fn no_miss_by_leader_change(job: &str, runs: &Runs, v: &mut Verdict) {
     for r in runs.0.values() {
-        let why = r
-            .status
-            .strip_prefix("not-started (")
-            .and_then(|w| w.strip_suffix(')'));
+        let why = r.status.strip_prefix("not-started (").and_then(|w| w.strip_suffix(')'));
         if let Some(why) = why.filter(|w| LEADER_CHANGE.contains(w)) {
-            v.failures.push(format!(
-                "P3 {job}: run {} of {} not started ({why}): a leader change lost it",
-                r.id,
-                r.scheduled_ms / 1000
-            ));
+            v.failures.push(format!("P3 {job}: run {} of {} not started ({why}): a leader change lost it", r.id, r.scheduled_ms / 1000));
         }
     }
 }
@@ -300,20 +236,14 @@ pub fn terms_in_order(wit: &[witness::Line], v: &mut Verdict) {
     for w in wit.iter().filter(|w| w.trigger != "manual") {
         let first = by_term.entry(w.term).or_insert((w.start_ms, w));
         if w.node != first.1.node {
-            v.failures.push(format!(
-                "P2 order: term {} has runs begun by node {} and node {} ({} run {})",
-                w.term, first.1.node, w.node, w.job, w.run
-            ));
+            v.failures.push(format!("P2 order: term {} has runs begun by node {} and node {} ({} run {})", w.term, first.1.node, w.node, w.job, w.run));
         }
         if w.start_ms < first.0 {
             *first = (w.start_ms, w);
         }
     }
     for w in wit.iter().filter(|w| w.trigger != "manual") {
-        let later = by_term
-            .range(w.term + 1..)
-            .map(|(_, f)| *f)
-            .min_by_key(|(at, _)| *at);
+        let later = by_term.range(w.term + 1..).map(|(_, f)| *f).min_by_key(|(at, _)| *at);
         if let Some((at, f)) = later.filter(|(at, _)| w.start_ms > at + START_SLACK_MS) {
             v.failures.push(format!(
                 "P2 order: {} run {} (term {}, node {}) began at {}, {} ms after {} run {} of the later term {} (node {})",
@@ -351,65 +281,28 @@ mod tests {
     }
 
     fn w(t: i64) -> witness::Line {
-        witness::Line {
-            job: "t".into(),
-            scheduled_s: t,
-            node: 1,
-            run: t as u64,
-            start_ms: t * 1000 + 3,
-            trigger: "schedule".into(),
-            attempt: 1,
-            term: 1,
-        }
+        witness::Line { job: "t".into(), scheduled_s: t, node: 1, run: t as u64, start_ms: t * 1000 + 3, trigger: "schedule".into(), attempt: 1, term: 1 }
     }
 
     #[test]
     fn a_run_of_a_term_begun_after_a_later_term_began_fails() {
-        let old = |t: i64| witness::Line {
-            node: 1,
-            term: 4,
-            ..w(t)
-        };
-        let new = |t: i64| witness::Line {
-            node: 2,
-            term: 6,
-            ..w(t)
-        };
+        let old = |t: i64| witness::Line { node: 1, term: 4, ..w(t) };
+        let new = |t: i64| witness::Line { node: 2, term: 6, ..w(t) };
         let mut v = Verdict::default();
         // Term 4's runs all began before term 6's first (out of order in
         // the file, as two nodes append to it), and a manual run is left out.
-        let manual = witness::Line {
-            trigger: "manual".into(),
-            term: 3,
-            ..w(30)
-        };
-        terms_in_order(
-            &[old(10), new(13), old(11), new(14), manual.clone()],
-            &mut v,
-        );
+        let manual = witness::Line { trigger: "manual".into(), term: 3, ..w(30) };
+        terms_in_order(&[old(10), new(13), old(11), new(14), manual.clone()], &mut v);
         assert!(v.failures.is_empty(), "{:?}", v.failures);
         // Within the slack of the later term's first begin: allowed.
         let mut v = Verdict::default();
-        terms_in_order(
-            &[
-                new(13),
-                witness::Line {
-                    start_ms: 13_003 + START_SLACK_MS,
-                    ..old(12)
-                },
-            ],
-            &mut v,
-        );
+        terms_in_order(&[new(13), witness::Line { start_ms: 13_003 + START_SLACK_MS, ..old(12) }], &mut v);
         assert!(v.failures.is_empty(), "{:?}", v.failures);
         // Past it: a deposed leader began a run.
         let mut v = Verdict::default();
         terms_in_order(&[old(10), new(13), old(14), manual], &mut v);
         assert_eq!(v.failures.len(), 1, "{:?}", v.failures);
-        assert!(
-            v.failures[0].contains("term 4") && v.failures[0].contains("term 6"),
-            "{:?}",
-            v.failures
-        );
+        assert!(v.failures[0].contains("term 4") && v.failures[0].contains("term 6"), "{:?}", v.failures);
         // Two nodes beginning runs of one term.
         let mut v = Verdict::default();
         terms_in_order(&[old(10), witness::Line { node: 3, ..old(11) }], &mut v);
@@ -420,157 +313,51 @@ mod tests {
     fn duplicates_misses_and_skips_are_told_apart() {
         let mut runs = Runs::default();
         runs.merge("1 1970-01-01T00:00:10.000Z schedule 1 1970-01-01T00:00:10.001Z 1970-01-01T00:00:10.010Z exit 0\n");
-        runs.merge(
-            "2 1970-01-01T00:00:12.000Z schedule 1 - 1970-01-01T00:00:13.000Z not-started\n",
-        );
+        runs.merge("2 1970-01-01T00:00:12.000Z schedule 1 - 1970-01-01T00:00:13.000Z not-started\n");
         let log = "1970-01-01 00:00:10.001000000 +0000 UTC:started run 1\n\
                    1970-01-01 00:00:10.002000000 +0000 UTC:out1 1\n\
                    1970-01-01 00:00:10.003000000 +0000 UTC:out2 1\n\
                    1970-01-01 00:00:10.010000000 +0000 UTC:run 1 exit 0 in 9ms\n";
         // 10 ran, 11 missing, 12 recorded as not started.
         let mut v = Verdict::default();
-        tick_job(
-            "t",
-            STRICT_DEADLINE_MS,
-            &[w(10)],
-            &runs,
-            log,
-            10,
-            13,
-            &mut v,
-        );
-        assert_eq!(
-            (v.expected_times, v.missed_accounted_lost, v.unaccounted),
-            (3, 1, 1)
-        );
+        tick_job("t", STRICT_DEADLINE_MS, &[w(10)], &runs, log, 10, 13, &mut v);
+        assert_eq!((v.expected_times, v.missed_accounted_lost, v.unaccounted), (3, 1, 1));
         assert_eq!(v.failures.len(), 1, "{:?}", v.failures);
         // The same miss counted by a skip line is accounted for.
         let mut v = Verdict::default();
         let log2 = format!("{log}1970-01-01 00:00:13.000000000 +0000 UTC:skipped 1 scheduled times (catch-up once)\n");
-        tick_job(
-            "t",
-            STRICT_DEADLINE_MS,
-            &[w(10)],
-            &runs,
-            &log2,
-            10,
-            13,
-            &mut v,
-        );
+        tick_job("t", STRICT_DEADLINE_MS, &[w(10)], &runs, &log2, 10, 13, &mut v);
         assert!(v.failures.is_empty(), "{:?}", v.failures);
         // A second witness line for 10 is a duplicate.
         let mut v = Verdict::default();
-        tick_job(
-            "t",
-            STRICT_DEADLINE_MS,
-            &[w(10), w(10)],
-            &runs,
-            log,
-            10,
-            11,
-            &mut v,
-        );
+        tick_job("t", STRICT_DEADLINE_MS, &[w(10), w(10)], &runs, log, 10, 11, &mut v);
         assert_eq!(v.duplicates, 1);
         // A run that began before its scheduled time is a failure.
         let mut v = Verdict::default();
-        tick_job(
-            "t",
-            STRICT_DEADLINE_MS,
-            &[witness::Line {
-                start_ms: 9_990,
-                ..w(10)
-            }],
-            &runs,
-            log,
-            10,
-            11,
-            &mut v,
-        );
+        tick_job("t", STRICT_DEADLINE_MS, &[witness::Line { start_ms: 9_990, ..w(10) }], &runs, log, 10, 11, &mut v);
         assert_eq!((v.early, v.failures.len()), (1, 1), "{:?}", v.failures);
         // A scheduled run begun past the start deadline is a failure; a
         // catch-up run may begin late.
         let mut v = Verdict::default();
-        tick_job(
-            "t",
-            STRICT_DEADLINE_MS,
-            &[witness::Line {
-                start_ms: 11_500,
-                ..w(10)
-            }],
-            &runs,
-            log,
-            10,
-            11,
-            &mut v,
-        );
+        tick_job("t", STRICT_DEADLINE_MS, &[witness::Line { start_ms: 11_500, ..w(10) }], &runs, log, 10, 11, &mut v);
         assert_eq!(v.failures.len(), 1, "{:?}", v.failures);
         let mut v = Verdict::default();
-        tick_job(
-            "t",
-            STRICT_DEADLINE_MS,
-            &[witness::Line {
-                start_ms: 11_500,
-                trigger: "catchup".into(),
-                ..w(10)
-            }],
-            &runs,
-            log,
-            10,
-            11,
-            &mut v,
-        );
+        tick_job("t", STRICT_DEADLINE_MS, &[witness::Line { start_ms: 11_500, trigger: "catchup".into(), ..w(10) }], &runs, log, 10, 11, &mut v);
         assert!(v.failures.is_empty(), "{:?}", v.failures);
         // A second attempt of a time is a retry, not a duplicate; a second
         // second attempt is.
-        let retry = witness::Line {
-            start_ms: 12_000,
-            trigger: "retry".into(),
-            attempt: 2,
-            ..w(10)
-        };
+        let retry = witness::Line { start_ms: 12_000, trigger: "retry".into(), attempt: 2, ..w(10) };
         let mut v = Verdict::default();
-        tick_job(
-            "t",
-            STRICT_DEADLINE_MS,
-            &[w(10), retry.clone()],
-            &runs,
-            log,
-            10,
-            11,
-            &mut v,
-        );
-        assert_eq!(
-            (v.duplicates, v.retries, v.failures.len()),
-            (0, 1, 0),
-            "{:?}",
-            v.failures
-        );
+        tick_job("t", STRICT_DEADLINE_MS, &[w(10), retry.clone()], &runs, log, 10, 11, &mut v);
+        assert_eq!((v.duplicates, v.retries, v.failures.len()), (0, 1, 0), "{:?}", v.failures);
         let mut v = Verdict::default();
-        tick_job(
-            "t",
-            STRICT_DEADLINE_MS,
-            &[w(10), retry.clone(), retry],
-            &runs,
-            log,
-            10,
-            11,
-            &mut v,
-        );
+        tick_job("t", STRICT_DEADLINE_MS, &[w(10), retry.clone(), retry], &runs, log, 10, 11, &mut v);
         assert_eq!(v.duplicates, 1, "{:?}", v.failures);
     }
 
     #[test]
     fn acknowledged_state_must_hold_on_every_node() {
-        let known = BTreeMap::from([
-            (
-                "a".to_string(),
-                Some(Known {
-                    exists: true,
-                    started: true,
-                }),
-            ),
-            ("b".to_string(), None),
-        ]);
+        let known = BTreeMap::from([("a".to_string(), Some(Known { exists: true, started: true })), ("b".to_string(), None)]);
         let mut v = Verdict::default();
         p1(&known, 1, &["a".into()], &["a".into()], &mut v);
         assert!(v.failures.is_empty());

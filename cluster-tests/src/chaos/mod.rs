@@ -38,14 +38,9 @@ pub struct Report {
 
 /// `JOBD_CHAOS_SEED` if set (a replay), else one from the clock.
 pub fn seed() -> u64 {
-    std::env::var("JOBD_CHAOS_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(1, |d| d.as_nanos() as u64)
-        })
+    std::env::var("JOBD_CHAOS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64)
+    })
 }
 
 impl Report {
@@ -60,102 +55,42 @@ fn spread(mut v: Vec<Duration>) -> String {
     }
     v.sort();
     let q = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize].as_millis();
-    format!(
-        "min {} / median {} / p99 {} / max {} ms (n={})",
-        q(0.0),
-        q(0.5),
-        q(0.99),
-        q(1.0),
-        v.len()
-    )
+    format!("min {} / median {} / p99 {} / max {} ms (n={})", q(0.0), q(0.5), q(0.99), q(1.0), v.len())
 }
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (l, v) = (&self.ledger, &self.verdict);
-        writeln!(
-            f,
-            "seed {} ran {:.0} s, {} faults",
-            self.seed,
-            self.ran_for.as_secs_f64(),
-            self.faults.len()
-        )?;
+        writeln!(f, "seed {} ran {:.0} s, {} faults", self.seed, self.ran_for.as_secs_f64(), self.faults.len())?;
         let mut kinds: Vec<String> = vec![];
         for k in self.faults.iter().map(|i| format!("{:?}", i.fault)) {
             if !kinds.contains(&k) {
                 kinds.push(k);
             }
         }
-        let counts: Vec<String> = kinds
-            .iter()
-            .map(|k| {
-                format!(
-                    "{k} {}",
-                    self.faults
-                        .iter()
-                        .filter(|i| format!("{:?}", i.fault) == *k)
-                        .count()
-                )
-            })
-            .collect();
+        let counts: Vec<String> =
+            kinds.iter().map(|k| format!("{k} {}", self.faults.iter().filter(|i| format!("{:?}", i.fault) == *k).count())).collect();
         writeln!(f, "faults: {}", counts.join(", "))?;
-        writeln!(
-            f,
-            "writes: {} acknowledged, {} failed (nothing done), {} unknown, {} refused",
-            l.acked, l.failed, l.unknown, l.refused
-        )?;
+        writeln!(f, "writes: {} acknowledged, {} failed (nothing done), {} unknown, {} refused", l.acked, l.failed, l.unknown, l.refused)?;
         writeln!(
             f,
             "fires: {} (witness), duplicates {}, early {}, scheduled times {}, ended lost/not-started {}, skipped by policy {}, unaccounted {}, lost runs {}",
             v.fires, v.duplicates, v.early, v.expected_times, v.missed_accounted_lost, v.skipped, v.unaccounted, v.lost_runs
         )?;
-        let reasons: Vec<String> = v
-            .not_begun
-            .iter()
-            .map(|(why, n)| format!("{why} {n}"))
-            .collect();
-        writeln!(
-            f,
-            "not begun, by job and status: {}; retry attempts begun {}",
-            if reasons.is_empty() {
-                "-".into()
-            } else {
-                reasons.join(", ")
-            },
-            v.retries
-        )?;
-        writeln!(
-            f,
-            "failover kill -> new leader: {}",
-            spread(self.faults.iter().filter_map(|i| i.to_leader).collect())
-        )?;
-        writeln!(
-            f,
-            "failover kill -> first fire: {}",
-            spread(self.faults.iter().filter_map(|i| i.to_fire).collect())
-        )?;
+        let reasons: Vec<String> = v.not_begun.iter().map(|(why, n)| format!("{why} {n}")).collect();
+        writeln!(f, "not begun, by job and status: {}; retry attempts begun {}", if reasons.is_empty() { "-".into() } else { reasons.join(", ") }, v.retries)?;
+        writeln!(f, "failover kill -> new leader: {}", spread(self.faults.iter().filter_map(|i| i.to_leader).collect()))?;
+        writeln!(f, "failover kill -> first fire: {}", spread(self.faults.iter().filter_map(|i| i.to_fire).collect()))?;
         for x in l.violations.iter().chain(&v.failures) {
             writeln!(f, "FAIL {x}")?;
         }
-        write!(
-            f,
-            "{}",
-            if self.passed() {
-                "PASS: P1-P5 hold"
-            } else {
-                "FAILED"
-            }
-        )
+        write!(f, "{}", if self.passed() { "PASS: P1-P5 hold" } else { "FAILED" })
     }
 }
 
 async fn read(c: &Cluster, i: usize, path: &str) -> Result<String> {
-    let client = tokio::time::timeout(Duration::from_secs(5), c.client(i))
-        .await
-        .context("connect timed out")??;
-    let bytes = tokio::time::timeout(Duration::from_secs(10), client.read(path))
-        .await
-        .context("read timed out")??;
+    let client = tokio::time::timeout(Duration::from_secs(5), c.client(i)).await.context("connect timed out")??;
+    let bytes = tokio::time::timeout(Duration::from_secs(10), client.read(path)).await.context("read timed out")??;
     Ok(String::from_utf8(bytes)?)
 }
 
@@ -164,12 +99,8 @@ async fn write_acked(c: &Cluster, path: &str, data: &str) -> Result<()> {
     let start = Instant::now();
     loop {
         let leader = c.wait_leader().await?;
-        if let Ok(Ok(client)) = tokio::time::timeout(Duration::from_secs(5), c.client(leader)).await
-        {
-            if let Ok(Ok(_)) =
-                tokio::time::timeout(Duration::from_secs(10), client.write(path, data.as_bytes()))
-                    .await
-            {
+        if let Ok(Ok(client)) = tokio::time::timeout(Duration::from_secs(5), c.client(leader)).await {
+            if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(10), client.write(path, data.as_bytes())).await {
                 return Ok(());
             }
         }
@@ -200,12 +131,7 @@ async fn converge(c: &Cluster, within: Duration) -> Result<()> {
         c.wait_leader().await?;
         let mut seen = vec![];
         for i in 0..c.nodes.len() {
-            seen.push(
-                c.ctl(i)
-                    .await
-                    .ok()
-                    .map(|m| (m.get("applied").cloned(), m.get("digest").cloned())),
-            );
+            seen.push(c.ctl(i).await.ok().map(|m| (m.get("applied").cloned(), m.get("digest").cloned())));
         }
         if seen[0].is_some() && seen.iter().all(|s| *s == seen[0]) {
             return Ok(());
@@ -240,24 +166,12 @@ const SNAPSHOT_EVERY: (&str, &str) = ("JOBD_SNAPSHOT_EVERY", "50");
 impl Plan {
     /// Every fault, with the client, for `duration`.
     pub fn chaos(duration: Duration) -> Plan {
-        Plan {
-            duration,
-            max_faults: usize::MAX,
-            only: None,
-            workload: true,
-            env: vec![SNAPSHOT_EVERY],
-        }
+        Plan { duration, max_faults: usize::MAX, only: None, workload: true, env: vec![SNAPSHOT_EVERY] }
     }
 
     /// `faults` of one kind, with the client working beside them.
     pub fn scenario(fault: nemesis::Fault, faults: usize) -> Plan {
-        Plan {
-            duration: Duration::from_secs(180),
-            max_faults: faults,
-            only: Some(fault),
-            workload: true,
-            env: vec![SNAPSHOT_EVERY],
-        }
+        Plan { duration: Duration::from_secs(180), max_faults: faults, only: Some(fault), workload: true, env: vec![SNAPSHOT_EVERY] }
     }
 }
 
@@ -270,15 +184,7 @@ pub async fn run(seed: u64, plan: Plan) -> Result<Report> {
     let witness_path = dir.path().join("witness");
     for k in 0..TICK_JOBS {
         let flaky = k == RETRY_TICK;
-        write_acked(
-            &c,
-            "clone",
-            &format!(
-                "tick{k}:* * * * * ?:{}",
-                witness::command(&witness_path, flaky)
-            ),
-        )
-        .await?;
+        write_acked(&c, "clone", &format!("tick{k}:* * * * * ?:{}", witness::command(&witness_path, flaky))).await?;
         let policy = if flaky {
             // The default deadline, so a new leader takes over what a killed
             // one never claimed; retries of its failures and of lost runs.
@@ -295,10 +201,7 @@ pub async fn run(seed: u64, plan: Plan) -> Result<Report> {
     let t = Instant::now();
     while witness::read(&witness_path).len() < TICK_JOBS {
         if t.elapsed() > Duration::from_secs(20) {
-            bail!(
-                "seed {seed}: the tick jobs did not fire within 20 s\n{}",
-                c.log_tails()
-            );
+            bail!("seed {seed}: the tick jobs did not fire within 20 s\n{}", c.log_tails());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -306,9 +209,7 @@ pub async fn run(seed: u64, plan: Plan) -> Result<Report> {
     let addrs = c.nodes.iter().map(|n| n.fs_addr).collect();
     let (stop, stopped) = watch::channel(false);
     let client_seed = rng.next_u64();
-    let client = plan
-        .workload
-        .then(|| tokio::spawn(workload::run(addrs, client_seed, stopped)));
+    let client = plan.workload.then(|| tokio::spawn(workload::run(addrs, client_seed, stopped)));
 
     let mut runs: Vec<Runs> = (0..TICK_JOBS).map(|_| Runs::default()).collect();
     let mut faults = vec![];
@@ -320,9 +221,7 @@ pub async fn run(seed: u64, plan: Plan) -> Result<Report> {
             .with_context(|| format!("seed {seed}: during {fault:?}\n{}", c.log_tails()))?;
         // Leader kills also say how long until a new leader and its first
         // fire, so a slow one can be matched with the faults around it.
-        let took = |what: &str, d: Option<Duration>| {
-            d.map_or(String::new(), |d| format!(", {what} {} ms", d.as_millis()))
-        };
+        let took = |what: &str, d: Option<Duration>| d.map_or(String::new(), |d| format!(", {what} {} ms", d.as_millis()));
         println!(
             "{} {:?} node {} for {} ms{}{}",
             injected.at.format("%H:%M:%S%.3f"),
@@ -354,12 +253,7 @@ pub async fn run(seed: u64, plan: Plan) -> Result<Report> {
         write_acked(&c, &format!("jobs/tick{k}/ctl"), "stop").await?;
     }
     converge(&c, Duration::from_secs(30)).await?;
-    let all_ended = |runs: &[Runs]| {
-        runs.iter().all(|r| {
-            r.0.values()
-                .all(|x| x.status != "running" && x.status != "pending")
-        })
-    };
+    let all_ended = |runs: &[Runs]| runs.iter().all(|r| r.0.values().all(|x| x.status != "running" && x.status != "pending"));
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         collect_runs(&c, &mut runs).await;
@@ -373,72 +267,30 @@ pub async fn run(seed: u64, plan: Plan) -> Result<Report> {
     let mut verdict = Verdict::default();
     let wit = witness::read(&witness_path);
     for s in faults.iter().filter_map(|i| i.silence.as_ref()) {
-        for w in wit
-            .iter()
-            .filter(|w| w.node == s.node && (s.from_ms..=s.to_ms).contains(&w.start_ms))
-        {
-            verdict.failures.push(format!(
-                "{}: node {} began {} run {} (scheduled {}) at {}",
-                s.why, s.node, w.job, w.run, w.scheduled_s, w.start_ms
-            ));
+        for w in wit.iter().filter(|w| w.node == s.node && (s.from_ms..=s.to_ms).contains(&w.start_ms)) {
+            verdict.failures.push(format!("{}: node {} began {} run {} (scheduled {}) at {}", s.why, s.node, w.job, w.run, w.scheduled_s, w.start_ms));
         }
     }
     checker::terms_in_order(&wit, &mut verdict);
     let leader = c.wait_leader().await?;
     for (k, r) in runs.iter().enumerate() {
         let log = read(&c, leader, &format!("jobs/tick{k}/log")).await?;
-        let deadline_ms = if k == RETRY_TICK {
-            checker::DEFAULT_DEADLINE_MS
-        } else {
-            checker::STRICT_DEADLINE_MS
-        };
-        checker::tick_job(
-            &format!("tick{k}"),
-            deadline_ms,
-            &wit,
-            r,
-            &log,
-            from_s,
-            to_s,
-            &mut verdict,
-        );
+        let deadline_ms = if k == RETRY_TICK { checker::DEFAULT_DEADLINE_MS } else { checker::STRICT_DEADLINE_MS };
+        checker::tick_job(&format!("tick{k}"), deadline_ms, &wit, r, &log, from_s, to_s, &mut verdict);
         if k == RETRY_TICK {
             checker::no_miss_by_leader_change(&format!("tick{k}"), r, &mut verdict);
         }
     }
     for i in 0..c.nodes.len() {
-        let listing: Vec<String> = c
-            .client(i)
-            .await?
-            .readdir("jobs")
-            .await?
-            .into_iter()
-            .map(|e| e.name)
-            .collect();
+        let listing: Vec<String> = c.client(i).await?.readdir("jobs").await?.into_iter().map(|e| e.name).collect();
         let mut started_jobs = vec![];
         for name in listing.iter().filter(|n| n.starts_with('w')) {
-            if read(&c, i, &format!("jobs/{name}/ctl"))
-                .await?
-                .starts_with("state started\n")
-            {
+            if read(&c, i, &format!("jobs/{name}/ctl")).await?.starts_with("state started\n") {
                 started_jobs.push(name.clone());
             }
         }
-        checker::p1(
-            &ledger.known,
-            c.nodes[i].id,
-            &listing,
-            &started_jobs,
-            &mut verdict,
-        );
+        checker::p1(&ledger.known, c.nodes[i].id, &listing, &started_jobs, &mut verdict);
     }
     let ids = c.nodes.iter().map(|n| n.id).collect();
-    Ok(Report {
-        seed,
-        ran_for: started.elapsed(),
-        faults,
-        ledger,
-        verdict,
-        ids,
-    })
+    Ok(Report { seed, ran_for: started.elapsed(), faults, ledger, verdict, ids })
 }

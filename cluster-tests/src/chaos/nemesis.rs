@@ -99,35 +99,18 @@ fn others(n: usize, not: usize) -> Vec<usize> {
 }
 
 /// Injects `fault`, checks it took effect, holds it, heals it.
-pub async fn inject(
-    c: &mut Cluster,
-    fault: Fault,
-    rng: &mut Rng,
-    witness_path: &Path,
-) -> Result<Injected> {
+pub async fn inject(c: &mut Cluster, fault: Fault, rng: &mut Rng, witness_path: &Path) -> Result<Injected> {
     let n = c.nodes.len();
     let leader = c.wait_leader().await?;
     let follower = others(n, leader)[rng.below(n as u64 - 1) as usize];
     let held = rng.ms(1500, 4000);
     let at = chrono::Utc::now();
-    let mut out = Injected {
-        fault,
-        at,
-        node: leader,
-        held,
-        to_leader: None,
-        to_fire: None,
-        silence: None,
-    };
+    let mut out = Injected { fault, at, node: leader, held, to_leader: None, to_fire: None, silence: None };
     let term_before = term(c, leader).await?;
     let leader_id = c.nodes[leader].id;
     match fault {
         Fault::KillLeader | Fault::KillFollower => {
-            let victim = if fault == Fault::KillLeader {
-                leader
-            } else {
-                follower
-            };
+            let victim = if fault == Fault::KillLeader { leader } else { follower };
             out.node = victim;
             let seen = witness::read(witness_path).len();
             let t = Instant::now();
@@ -140,26 +123,17 @@ pub async fn inject(
                 // (not the victim), and the witness's first line from any
                 // other node.
                 let victim_id = c.nodes[victim].id;
-                while t.elapsed() < Duration::from_secs(20)
-                    && (out.to_leader.is_none() || out.to_fire.is_none())
-                {
+                while t.elapsed() < Duration::from_secs(20) && (out.to_leader.is_none() || out.to_fire.is_none()) {
                     if out.to_leader.is_none() {
                         let mut named = vec![];
                         for i in others(n, victim) {
                             named.push(c.ctl(i).await.ok().and_then(|m| m.get("leader").cloned()));
                         }
-                        if named.iter().all(|l| {
-                            l.is_some() && *l == named[0] && *l != Some(victim_id.to_string())
-                        }) {
+                        if named.iter().all(|l| l.is_some() && *l == named[0] && *l != Some(victim_id.to_string())) {
                             out.to_leader = Some(t.elapsed());
                         }
                     }
-                    if out.to_fire.is_none()
-                        && witness::read(witness_path)
-                            .iter()
-                            .skip(seen)
-                            .any(|w| w.node != victim_id)
-                    {
+                    if out.to_fire.is_none() && witness::read(witness_path).iter().skip(seen).any(|w| w.node != victim_id) {
                         out.to_fire = Some(t.elapsed());
                     }
                     tokio::time::sleep(Duration::from_millis(10)).await;
@@ -171,11 +145,7 @@ pub async fn inject(
         Fault::PauseLeader => {
             c.pause(leader, true).await?;
             // SIGSTOP is delivered asynchronously: every thread must stop.
-            wait_effect(
-                || c.is_paused(leader),
-                "the leader to show as stopped after SIGSTOP",
-            )
-            .await?;
+            wait_effect(|| c.is_paused(leader), "the leader to show as stopped after SIGSTOP").await?;
             // Held at least `held`, and until the others have elected.
             let t = Instant::now();
             new_leader_among(c, &others(n, leader), term_before).await?;
@@ -192,11 +162,7 @@ pub async fn inject(
             let refused = refused_into(c, leader);
             c.isolate(leader, true);
             let cut = now_ms();
-            wait_effect(
-                || refused_into(c, leader) > refused,
-                "the isolated node's links to refuse connections",
-            )
-            .await?;
+            wait_effect(|| refused_into(c, leader) > refused, "the isolated node's links to refuse connections").await?;
             // Held at least `held`, and until the majority has elected (an
             // election can take two rounds of timeouts: a 1.5 s hold once
             // healed before one finished, in a 27-minute soak).
@@ -205,12 +171,8 @@ pub async fn inject(
             tokio::time::sleep(held.saturating_sub(t.elapsed())).await;
             out.held = t.elapsed();
             c.isolate(leader, false);
-            out.silence = Some(Silence {
-                node: leader_id,
-                from_ms: cut + ACCEPTED_TAIL_MS,
-                to_ms: now_ms(),
-                why: "the leader fired while cut off in a minority",
-            });
+            out.silence =
+                Some(Silence { node: leader_id, from_ms: cut + ACCEPTED_TAIL_MS, to_ms: now_ms(), why: "the leader fired while cut off in a minority" });
         }
         Fault::IsolateFollower => {
             // Held until the leader has snapshotted and purged its log past
@@ -220,11 +182,7 @@ pub async fn inject(
             let behind = applied(c, follower).await?;
             let refused = refused_into(c, follower);
             c.isolate(follower, true);
-            wait_effect(
-                || refused_into(c, follower) > refused,
-                "the isolated node's links to refuse connections",
-            )
-            .await?;
+            wait_effect(|| refused_into(c, follower) > refused, "the isolated node's links to refuse connections").await?;
             let t = Instant::now();
             loop {
                 let leader = c.wait_leader_among(&others(n, follower)).await?;
@@ -256,11 +214,7 @@ pub async fn inject(
             let link = &c.links[&(leader, follower)];
             let refused = link.refused();
             link.cut(true);
-            wait_effect(
-                || link.refused() > refused,
-                "the cut link to refuse connections",
-            )
-            .await?;
+            wait_effect(|| link.refused() > refused, "the cut link to refuse connections").await?;
             tokio::time::sleep(held).await;
             link.cut(false);
         }
@@ -269,11 +223,8 @@ pub async fn inject(
             let refused = c.links[&(a, b)].refused() + c.links[&(b, a)].refused();
             c.links[&(a, b)].cut(true);
             c.links[&(b, a)].cut(true);
-            wait_effect(
-                || c.links[&(a, b)].refused() + c.links[&(b, a)].refused() > refused,
-                "the bridge's cut links to refuse",
-            )
-            .await?;
+            wait_effect(|| c.links[&(a, b)].refused() + c.links[&(b, a)].refused() > refused, "the bridge's cut links to refuse")
+                .await?;
             tokio::time::sleep(held).await;
             c.links[&(a, b)].cut(false);
             c.links[&(b, a)].cut(false);
@@ -285,11 +236,7 @@ pub async fn inject(
                 l.delay(ms);
             }
             // Traffic still flows, late: the proxies keep forwarding.
-            wait_effect(
-                || c.links.values().map(|l| l.bytes()).sum::<u64>() > bytes,
-                "delayed links to carry traffic",
-            )
-            .await?;
+            wait_effect(|| c.links.values().map(|l| l.bytes()).sum::<u64>() > bytes, "delayed links to carry traffic").await?;
             tokio::time::sleep(held).await;
             for l in c.links.values() {
                 l.delay(0);
@@ -325,12 +272,7 @@ pub async fn inject(
             tokio::time::sleep(held).await;
             let unskewed = now_ms();
             c.skew(leader, 0).await?;
-            out.silence = Some(Silence {
-                node: leader_id,
-                from_ms: seen + ACCEPTED_TAIL_MS,
-                to_ms: unskewed,
-                why: "a node fired while its clock was 30 s off",
-            });
+            out.silence = Some(Silence { node: leader_id, from_ms: seen + ACCEPTED_TAIL_MS, to_ms: unskewed, why: "a node fired while its clock was 30 s off" });
         }
         Fault::Replace => {
             out.node = follower;
@@ -343,10 +285,7 @@ pub async fn inject(
     let now_leader = c.wait_leader().await?;
     // Not after KillAll: an old leader whose vote is committed on disk
     // takes up its leadership again at start, in the same term (openraft).
-    if matches!(
-        fault,
-        Fault::KillLeader | Fault::PauseLeader | Fault::IsolateLeader
-    ) {
+    if matches!(fault, Fault::KillLeader | Fault::PauseLeader | Fault::IsolateLeader) {
         let after = term(c, now_leader).await?;
         if after <= term_before {
             bail!("the fault did not take effect: the term stayed {term_before} ({after} after)");
@@ -372,27 +311,15 @@ async fn new_leader_among(c: &Cluster, among: &[usize], above: u64) -> Result<()
 }
 
 async fn term(c: &Cluster, i: usize) -> Result<u64> {
-    Ok(c.ctl(i)
-        .await?
-        .get("term")
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(0))
+    Ok(c.ctl(i).await?.get("term").and_then(|t| t.parse().ok()).unwrap_or(0))
 }
 
 async fn applied(c: &Cluster, i: usize) -> Result<u64> {
-    Ok(c.ctl(i)
-        .await?
-        .get("applied")
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(0))
+    Ok(c.ctl(i).await?.get("applied").and_then(|t| t.parse().ok()).unwrap_or(0))
 }
 
 fn refused_into(c: &Cluster, victim: usize) -> u64 {
-    c.links
-        .iter()
-        .filter(|((a, b), _)| *a == victim || *b == victim)
-        .map(|(_, l)| l.refused())
-        .sum()
+    c.links.iter().filter(|((a, b), _)| *a == victim || *b == victim).map(|(_, l)| l.refused()).sum()
 }
 
 async fn wait_effect(mut f: impl FnMut() -> bool, what: &str) -> Result<()> {

@@ -10,11 +10,7 @@ use std::path::Path;
 /// the run-integrity check), then its witness line. A `flaky` one then
 /// fails the first attempt of every fifth run id, for its retries.
 pub fn command(witness: &Path, flaky: bool) -> String {
-    let fail = if flaky {
-        "; [ ${JOBD_ATTEMPT%/*} -gt 1 ] || [ $((JOBD_RUN_ID % 5)) -ne 0 ]"
-    } else {
-        ""
-    };
+    let fail = if flaky { "; [ ${JOBD_ATTEMPT%/*} -gt 1 ] || [ $((JOBD_RUN_ID % 5)) -ne 0 ]" } else { "" };
     format!(
         "t=$(date +%s%3N); echo out1 $JOBD_RUN_ID; echo out2 $JOBD_RUN_ID; echo \"$JOBD_JOB $JOBD_SCHEDULED_TIME $JOBD_NODE $JOBD_RUN_ID $t $JOBD_TRIGGER $JOBD_ATTEMPT $JOBD_TERM\" >> {}{fail}",
         witness.display()
@@ -44,9 +40,7 @@ pub fn read(path: &Path) -> Vec<Line> {
         .filter(|l| l.ends_with('\n'))
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            let [job, t, node, run, start, trigger, attempt, term] = f.as_slice() else {
-                return None;
-            };
+            let [job, t, node, run, start, trigger, attempt, term] = f.as_slice() else { return None };
             Some(Line {
                 job: job.to_string(),
                 scheduled_s: chrono::DateTime::parse_from_rfc3339(t).ok()?.timestamp(),

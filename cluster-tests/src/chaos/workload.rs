@@ -47,47 +47,27 @@ enum Answer {
 
 async fn ask(addr: SocketAddr, path: &str, data: &[u8]) -> Answer {
     let attempt = async {
-        let Ok(c) = Client::connect(addr, Options::default()).await else {
-            return Answer::NotSent;
-        };
+        let Ok(c) = Client::connect(addr, Options::default()).await else { return Answer::NotSent };
         match c.write(path, data).await {
             Ok(_) => Answer::Ok,
             Err(e) => e.errno().map_or(Answer::Lost, Answer::Errno),
         }
     };
-    tokio::time::timeout(Duration::from_secs(8), attempt)
-        .await
-        .unwrap_or(Answer::Lost)
+    tokio::time::timeout(Duration::from_secs(8), attempt).await.unwrap_or(Answer::Lost)
 }
 
 impl Ledger {
     fn record(&mut self, name: &str, verb: &str, answer: Answer) {
         let before = self.known.get(name).copied().flatten();
-        let mut contradiction = |what: &str| {
-            self.violations.push(format!(
-                "{verb} {name}: {what}, after the ledger had {before:?}"
-            ))
-        };
+        let mut contradiction = |what: &str| self.violations.push(format!("{verb} {name}: {what}, after the ledger had {before:?}"));
         let after = match answer {
             Answer::Ok => {
                 self.acked += 1;
                 match verb {
-                    "create" => Some(Known {
-                        exists: true,
-                        started: false,
-                    }),
-                    "delete" => Some(Known {
-                        exists: false,
-                        started: false,
-                    }),
-                    "start" => Some(Known {
-                        exists: true,
-                        started: true,
-                    }),
-                    _ => Some(Known {
-                        exists: true,
-                        started: false,
-                    }),
+                    "create" => Some(Known { exists: true, started: false }),
+                    "delete" => Some(Known { exists: false, started: false }),
+                    "start" => Some(Known { exists: true, started: true }),
+                    _ => Some(Known { exists: true, started: false }),
                 }
             }
             Answer::Errno(e) if e == errno::EAGAIN => {
@@ -131,11 +111,7 @@ pub async fn run(addrs: Vec<SocketAddr>, seed: u64, mut stop: watch::Receiver<bo
         let name = format!("w{}", rng.below(NAMES));
         let addr = addrs[rng.below(addrs.len() as u64) as usize];
         let (verb, path, data) = match rng.below(4) {
-            0 => (
-                "create",
-                "clone".to_string(),
-                format!("{name}:@yearly:true"),
-            ),
+            0 => ("create", "clone".to_string(), format!("{name}:@yearly:true")),
             1 => ("delete", format!("jobs/{name}/ctl"), "delete".to_string()),
             2 => ("start", format!("jobs/{name}/ctl"), "start".to_string()),
             _ => ("stop", format!("jobs/{name}/ctl"), "stop".to_string()),
@@ -159,25 +135,14 @@ mod tests {
         let mut l = Ledger::default();
         l.record("a", "create", Answer::Ok);
         l.record("a", "start", Answer::Ok);
-        assert_eq!(
-            l.known["a"],
-            Some(Known {
-                exists: true,
-                started: true
-            })
-        );
+        assert_eq!(l.known["a"], Some(Known { exists: true, started: true }));
         l.record("a", "stop", Answer::Lost);
         assert_eq!(l.known["a"], None, "a lost answer unsettles");
         l.record("a", "delete", Answer::Ok);
         l.record("a", "start", Answer::Errno(errno::ENOENT));
         assert!(l.violations.is_empty());
         l.record("a", "create", Answer::Errno(errno::EEXIST));
-        assert_eq!(
-            l.violations.len(),
-            1,
-            "EEXIST after an acknowledged delete: {:?}",
-            l.violations
-        );
+        assert_eq!(l.violations.len(), 1, "EEXIST after an acknowledged delete: {:?}", l.violations);
         l.record("b", "create", Answer::Errno(errno::EAGAIN));
         assert_eq!(l.known["b"], None);
         assert_eq!((l.acked, l.failed, l.unknown, l.refused), (3, 1, 1, 2));

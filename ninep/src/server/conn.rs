@@ -58,14 +58,8 @@ struct Conn<F: Filesystem> {
 pub fn error_reply(e: &Error, dialect: Dialect, legacy: LegacyErrors) -> Rmsg {
     match (dialect, legacy) {
         (Dialect::P2000L, _) => Rmsg::Lerror { ecode: e.errno },
-        (Dialect::P2000, LegacyErrors::Errno) => Rmsg::Error {
-            ename: strerror(e.errno).into(),
-            errno: e.errno,
-        },
-        _ => Rmsg::Error {
-            ename: e.reason.to_string(),
-            errno: e.errno,
-        },
+        (Dialect::P2000, LegacyErrors::Errno) => Rmsg::Error { ename: strerror(e.errno).into(), errno: e.errno },
+        _ => Rmsg::Error { ename: e.reason.to_string(), errno: e.errno },
     }
 }
 
@@ -78,10 +72,7 @@ fn decode_error(e: DecodeError) -> Error {
 
 /// Reads one frame; `Ok(None)` at a clean end of stream. A size outside
 /// `[7, msize]` cannot be resynchronised, so it ends the connection.
-async fn read_frame<R: AsyncRead + Unpin>(
-    rd: &mut R,
-    msize: u32,
-) -> std::io::Result<Option<Vec<u8>>> {
+async fn read_frame<R: AsyncRead + Unpin>(rd: &mut R, msize: u32) -> std::io::Result<Option<Vec<u8>>> {
     let mut head = [0u8; 4];
     match rd.read_exact(&mut head).await {
         Ok(_) => {}
@@ -108,11 +99,8 @@ const MAX_REPLIES_PER_WRITE: usize = 256;
 /// would send the 11-byte header as a packet of its own and wake the client
 /// for it), and replies already queued share the call.
 async fn write_batch<W: AsyncWrite + Unpin>(w: &mut W, batch: &[Outgoing]) -> std::io::Result<()> {
-    let mut parts: Vec<IoSlice<'_>> = batch
-        .iter()
-        .flat_map(|(head, data, _)| std::iter::once(head.as_slice()).chain(data.as_deref()))
-        .map(IoSlice::new)
-        .collect();
+    let mut parts: Vec<IoSlice<'_>> =
+        batch.iter().flat_map(|(head, data, _)| std::iter::once(head.as_slice()).chain(data.as_deref())).map(IoSlice::new).collect();
     let mut rest = &mut parts[..];
     while !rest.is_empty() {
         let n = w.write_vectored(rest).await?;
@@ -142,12 +130,8 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut w: W, mut rx: mpsc::UnboundedRece
     }
 }
 
-pub(crate) async fn run<F, S>(
-    fs: Arc<F>,
-    stream: S,
-    config: Arc<Config>,
-    mut shutdown: watch::Receiver<bool>,
-) where
+pub(crate) async fn run<F, S>(fs: Arc<F>, stream: S, config: Arc<Config>, mut shutdown: watch::Receiver<bool>)
+where
     F: Filesystem,
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
@@ -157,20 +141,9 @@ pub(crate) async fn run<F, S>(
     let (out, rx) = mpsc::unbounded_channel();
     let writer = tokio::spawn(write_loop(wr, rx));
     let slots = Arc::new(Semaphore::new(config.max_outstanding * 2 + 2));
-    let mut conn = Conn {
-        fs,
-        config,
-        session: None,
-        tags: Tags::default(),
-        next_id: 0,
-        out,
-        slots,
-    };
+    let mut conn = Conn { fs, config, session: None, tags: Tags::default(), next_id: 0, out, slots };
     loop {
-        let msize = conn
-            .session
-            .as_ref()
-            .map_or(conn.config.max_msize, |s| s.msize);
+        let msize = conn.session.as_ref().map_or(conn.config.max_msize, |s| s.msize);
         let frame = tokio::select! {
             f = read_frame(&mut rd, msize) => f,
             _ = shutdown.changed() => break,
@@ -207,12 +180,7 @@ impl<F: Filesystem> Conn<F> {
 
     fn send_error(&self, tag: u16, e: &Error, slot: OwnedSemaphorePermit) {
         debug!("error tag {tag}: {}", e.reason);
-        self.send(
-            tag,
-            error_reply(e, self.dialect(), self.config.legacy_errors),
-            self.dialect(),
-            slot,
-        );
+        self.send(tag, error_reply(e, self.dialect(), self.config.legacy_errors), self.dialect(), slot);
     }
 
     async fn on_frame(&mut self, buf: &[u8], slot: OwnedSemaphorePermit) {
@@ -244,19 +212,11 @@ impl<F: Filesystem> Conn<F> {
         }
         if tags.len() >= self.config.max_outstanding {
             drop(tags);
-            return self.send_error(
-                tag,
-                &Error::new(errno::EAGAIN, reason::TOO_MANY_REQUESTS),
-                slot,
-            );
+            return self.send_error(tag, &Error::new(errno::EAGAIN, reason::TOO_MANY_REQUESTS), slot);
         }
         self.next_id += 1;
         let id = self.next_id;
-        let (out, tags_ref, legacy) = (
-            self.out.clone(),
-            self.tags.clone(),
-            self.config.legacy_errors,
-        );
+        let (out, tags_ref, legacy) = (self.out.clone(), self.tags.clone(), self.config.legacy_errors);
         let observer = self.config.observer.clone();
         let kind = msg.name();
         let task = tokio::spawn(async move {
@@ -266,21 +226,12 @@ impl<F: Filesystem> Conn<F> {
                 Err(payload) => {
                     // A bug in a callback: answer it (so the client is not
                     // left waiting and the tag is freed) and say where.
-                    error!(
-                        tag,
-                        request = kind,
-                        "file system panicked: {}; answered EIO",
-                        panic_message(&*payload)
-                    );
+                    error!(tag, request = kind, "file system panicked: {}; answered EIO", panic_message(&*payload));
                     Err(Error::new(errno::EIO, reason::INTERNAL))
                 }
             };
             if let Some(o) = &observer {
-                o.request(
-                    kind,
-                    started.elapsed(),
-                    result.as_ref().err().map(|e| e.errno),
-                );
+                o.request(kind, started.elapsed(), result.as_ref().err().map(|e| e.errno));
             }
             let reply = match result {
                 Ok(r) => r,
@@ -289,8 +240,7 @@ impl<F: Filesystem> Conn<F> {
                     error_reply(&e, session.dialect, legacy)
                 }
             };
-            let trace =
-                tracing::enabled!(tracing::Level::DEBUG).then(|| Traced(tag, &reply).to_string());
+            let trace = tracing::enabled!(tracing::Level::DEBUG).then(|| Traced(tag, &reply).to_string());
             let (head, data) = reply.encode_split(tag, session.dialect);
             let mut tags = lock(&tags_ref);
             // Still ours? Otherwise it was flushed, and must not be answered.
@@ -307,11 +257,7 @@ impl<F: Filesystem> Conn<F> {
 
     /// Tflush: always Rflush, after the old request is answered or cancelled.
     fn flush(&self, tag: u16, oldtag: u16, slot: OwnedSemaphorePermit) {
-        let old = if oldtag == tag {
-            None
-        } else {
-            lock(&self.tags).remove(&oldtag)
-        };
+        let old = if oldtag == tag { None } else { lock(&self.tags).remove(&oldtag) };
         let out = self.out.clone();
         let dialect = self.dialect();
         tokio::spawn(async move {
@@ -336,15 +282,7 @@ impl<F: Filesystem> Conn<F> {
             }
             None => "unknown",
         };
-        self.send(
-            tag,
-            Rmsg::Version {
-                msize,
-                version: version.into(),
-            },
-            Dialect::P2000,
-            slot,
-        );
+        self.send(tag, Rmsg::Version { msize, version: version.into() }, Dialect::P2000, slot);
     }
 
     async fn reset(&mut self) {
@@ -373,20 +311,12 @@ mod tests {
     }
 
     impl AsyncWrite for Trickle {
-        fn poll_write(
-            mut self: Pin<&mut Self>,
-            _: &mut Context<'_>,
-            buf: &[u8],
-        ) -> Poll<std::io::Result<usize>> {
+        fn poll_write(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
             let n = buf.len().min(7);
             self.got.extend_from_slice(&buf[..n]);
             Poll::Ready(Ok(n))
         }
-        fn poll_write_vectored(
-            mut self: Pin<&mut Self>,
-            _: &mut Context<'_>,
-            bufs: &[IoSlice<'_>],
-        ) -> Poll<std::io::Result<usize>> {
+        fn poll_write_vectored(mut self: Pin<&mut Self>, _: &mut Context<'_>, bufs: &[IoSlice<'_>]) -> Poll<std::io::Result<usize>> {
             let mut n = 0;
             for b in bufs {
                 let take = b.len().min(7 - n);
@@ -414,10 +344,7 @@ mod tests {
         let slots = Arc::new(Semaphore::new(8));
         let mut batch: Vec<Outgoing> = vec![];
         let mut want = vec![];
-        for (i, (head, data)) in [(5, Some(20)), (2, None), (1, Some(100)), (9, Some(3))]
-            .into_iter()
-            .enumerate()
-        {
+        for (i, (head, data)) in [(5, Some(20)), (2, None), (1, Some(100)), (9, Some(3))].into_iter().enumerate() {
             let head = vec![i as u8; head];
             let data = data.map(|n| (0..n).map(|b| (b * 7 + i) as u8).collect::<Vec<u8>>());
             want.extend_from_slice(&head);
@@ -425,10 +352,7 @@ mod tests {
             batch.push((head, data, slots.clone().try_acquire_owned().unwrap()));
         }
         for vectored in [false, true] {
-            let mut w = Trickle {
-                got: vec![],
-                vectored,
-            };
+            let mut w = Trickle { got: vec![], vectored };
             write_batch(&mut w, &batch).await.unwrap();
             assert_eq!(w.got, want, "vectored: {vectored}");
         }

@@ -13,12 +13,7 @@ const DT_REG: u8 = 8;
 /// A 9P2000 directory read. `offset` must be 0 (which the caller answers
 /// by taking a fresh snapshot) or the previous offset + previous count.
 /// Only whole entries are returned; 0 bytes when the next does not fit.
-pub(crate) fn read_stats(
-    snap: &mut DirSnapshot,
-    offset: u64,
-    count: u32,
-    dotu: bool,
-) -> Result<Vec<u8>> {
+pub(crate) fn read_stats(snap: &mut DirSnapshot, offset: u64, count: u32, dotu: bool) -> Result<Vec<u8>> {
     if offset != snap.next_offset {
         return Err(Error::new(errno::EINVAL, reason::BAD_OFFSET));
     }
@@ -41,17 +36,8 @@ pub(crate) fn read_dirents(snap: &DirSnapshot, offset: u64, count: u32) -> Vec<u
     let mut w = Writer::default();
     let start = usize::try_from(offset).unwrap_or(usize::MAX);
     for (i, stat) in snap.entries.iter().enumerate().skip(start) {
-        let ty = if stat.qid.ty & QTDIR != 0 {
-            DT_DIR
-        } else {
-            DT_REG
-        };
-        let d = Dirent {
-            qid: stat.qid,
-            offset: i as u64 + 1,
-            ty,
-            name: stat.name.clone(),
-        };
+        let ty = if stat.qid.ty & QTDIR != 0 { DT_DIR } else { DT_REG };
+        let d = Dirent { qid: stat.qid, offset: i as u64 + 1, ty, name: stat.name.clone() };
         if w.buf.len() + d.encoded_len() > count as usize {
             break;
         }
@@ -70,17 +56,9 @@ mod tests {
         let entries = names
             .iter()
             .enumerate()
-            .map(|(i, n)| Stat {
-                name: n.to_string(),
-                qid: Qid::file(i as u64),
-                ..Stat::default()
-            })
+            .map(|(i, n)| Stat { name: n.to_string(), qid: Qid::file(i as u64), ..Stat::default() })
             .collect();
-        DirSnapshot {
-            entries,
-            next_index: 0,
-            next_offset: 0,
-        }
+        DirSnapshot { entries, next_index: 0, next_offset: 0 }
     }
 
     #[test]
@@ -90,29 +68,19 @@ mod tests {
         let first = read_stats(&mut s, 0, one * 2 + 1, false).unwrap();
         assert_eq!(first.len() as u32, one * 2);
         // An offset that is not previous offset + previous count is refused.
-        assert_eq!(
-            read_stats(&mut s, 5, 1000, false).unwrap_err().reason,
-            reason::BAD_OFFSET
-        );
+        assert_eq!(read_stats(&mut s, 5, 1000, false).unwrap_err().reason, reason::BAD_OFFSET);
         // A count too small for the next entry gives 0 bytes, not half an entry.
-        assert!(read_stats(&mut s, one as u64 * 2, one - 1, false)
-            .unwrap()
-            .is_empty());
+        assert!(read_stats(&mut s, one as u64 * 2, one - 1, false).unwrap().is_empty());
         let rest = read_stats(&mut s, one as u64 * 2, 1000, false).unwrap();
         assert_eq!(rest.len() as u32, one);
-        assert!(read_stats(&mut s, one as u64 * 3, 1000, false)
-            .unwrap()
-            .is_empty());
+        assert!(read_stats(&mut s, one as u64 * 3, 1000, false).unwrap().is_empty());
     }
 
     #[test]
     fn cookies_continue_and_end_empty() {
         let s = snap(&["a", "b", "c"]);
         let all = Dirent::parse_all(&read_dirents(&s, 0, 4096)).unwrap();
-        assert_eq!(
-            all.iter().map(|d| d.offset).collect::<Vec<_>>(),
-            vec![1, 2, 3]
-        );
+        assert_eq!(all.iter().map(|d| d.offset).collect::<Vec<_>>(), vec![1, 2, 3]);
         let tail = Dirent::parse_all(&read_dirents(&s, 2, 4096)).unwrap();
         assert_eq!(tail.len(), 1);
         assert_eq!(tail[0].name, "c");

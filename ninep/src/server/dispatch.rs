@@ -33,20 +33,12 @@ fn time_or_now(set: bool, v: u64) -> u32 {
     if set {
         return v.min(u32::MAX as u64) as u32;
     }
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as u32)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as u32).unwrap_or(0)
 }
 
 impl<F: Filesystem> Session<F> {
     pub fn new(fs: Arc<F>, dialect: Dialect, msize: u32, max_fids: usize) -> Self {
-        Session {
-            fs,
-            dialect,
-            msize,
-            fids: FidTable::new(max_fids),
-        }
+        Session { fs, dialect, msize, fids: FidTable::new(max_fids) }
     }
 
     /// The largest data count of one read or write.
@@ -69,82 +61,41 @@ impl<F: Filesystem> Session<F> {
             // ENOENT: diod's client takes exactly that (or no errno) to mean
             // "authentication not required" and attaches with NOFID.
             Auth { .. } => Err(Error::new(errno::ENOENT, reason::NO_AUTH)),
-            Attach {
-                fid, uname, aname, ..
-            } => {
+            Attach { fid, uname, aname, .. } => {
                 self.fids.check_unused(fid)?;
                 let (file, qid) = self.fs.attach(&uname, &aname).await?;
                 self.fids.insert_new(fid, Fid::new(file, qid, 0))?;
                 Ok(Rmsg::Attach { qid })
             }
-            Walk {
-                fid,
-                newfid,
-                wnames,
-            } => self.walk(fid, newfid, wnames).await,
+            Walk { fid, newfid, wnames } => self.walk(fid, newfid, wnames).await,
             Open { fid, mode } => {
                 let qid = self.open(fid, OpenMode::from_9p(mode)).await?;
-                Ok(Rmsg::Open {
-                    qid,
-                    iounit: self.max_io(),
-                })
+                Ok(Rmsg::Open { qid, iounit: self.max_io() })
             }
             Lopen { fid, flags } => {
                 let qid = self.open(fid, OpenMode::from_linux(flags)).await?;
-                Ok(Rmsg::Lopen {
-                    qid,
-                    iounit: self.max_io(),
-                })
+                Ok(Rmsg::Lopen { qid, iounit: self.max_io() })
             }
-            Create {
-                fid,
-                name,
-                perm,
-                mode,
-                ..
-            } => {
-                let qid = self
-                    .create(fid, &name, perm, OpenMode::from_9p(mode))
-                    .await?;
-                Ok(Rmsg::Create {
-                    qid,
-                    iounit: self.max_io(),
-                })
+            Create { fid, name, perm, mode, .. } => {
+                let qid = self.create(fid, &name, perm, OpenMode::from_9p(mode)).await?;
+                Ok(Rmsg::Create { qid, iounit: self.max_io() })
             }
-            Lcreate {
-                fid,
-                name,
-                flags,
-                mode,
-                ..
-            } => {
-                let qid = self
-                    .create(fid, &name, mode & 0o777, OpenMode::from_linux(flags))
-                    .await?;
-                Ok(Rmsg::Lcreate {
-                    qid,
-                    iounit: self.max_io(),
-                })
+            Lcreate { fid, name, flags, mode, .. } => {
+                let qid = self.create(fid, &name, mode & 0o777, OpenMode::from_linux(flags)).await?;
+                Ok(Rmsg::Lcreate { qid, iounit: self.max_io() })
             }
-            Mkdir {
-                dfid, name, mode, ..
-            } => {
+            Mkdir { dfid, name, mode, .. } => {
                 let dir = self.fids.get(dfid)?;
                 if !dir.qid.is_dir() {
                     return Err(Error::new(errno::ENOTDIR, reason::CREATE_NON_DIR));
                 }
                 valid_name(&name)?;
-                let (file, qid) = self
-                    .fs
-                    .create(&dir.file, &name, DMDIR | (mode & 0o777), OpenMode::READ)
-                    .await?;
+                let (file, qid) = self.fs.create(&dir.file, &name, DMDIR | (mode & 0o777), OpenMode::READ).await?;
                 self.fs.clunk(&file).await;
                 Ok(Rmsg::Mkdir { qid })
             }
             Read { fid, offset, count } => self.read(fid, offset, count.min(self.max_io())).await,
-            Readdir { fid, offset, count } => {
-                self.readdir(fid, offset, count.min(self.max_io())).await
-            }
+            Readdir { fid, offset, count } => self.readdir(fid, offset, count.min(self.max_io())).await,
             Write { fid, offset, data } => {
                 let f = self.fids.get(fid)?;
                 if f.qid.is_dir() {
@@ -154,19 +105,13 @@ impl<F: Filesystem> Session<F> {
                     return Err(Error::new(errno::EBADF, reason::NOT_OPEN_WRITE));
                 }
                 let count = self.fs.write(&f.file, offset, &data).await?;
-                Ok(Rmsg::Write {
-                    count: count.min(data.len() as u32),
-                })
+                Ok(Rmsg::Write { count: count.min(data.len() as u32) })
             }
             Clunk { fid } => {
                 // The fid is gone whatever happens next.
                 let f = self.fids.remove(fid)?;
                 let remove = f.open_mode().is_some_and(|m| m.remove_on_close);
-                let res = if remove {
-                    self.fs.remove(&f.file).await
-                } else {
-                    Ok(())
-                };
+                let res = if remove { self.fs.remove(&f.file).await } else { Ok(()) };
                 self.fs.clunk(&f.file).await;
                 res.map(|()| Rmsg::Clunk)
             }
@@ -177,11 +122,7 @@ impl<F: Filesystem> Session<F> {
                 self.fs.clunk(&f.file).await;
                 res.map(|()| Rmsg::Remove)
             }
-            Unlinkat {
-                dirfid,
-                name,
-                flags,
-            } => {
+            Unlinkat { dirfid, name, flags } => {
                 let dir = self.fids.get(dirfid)?;
                 valid_name(&name)?;
                 let (child, qid) = self.fs.walk(&dir.file, &name).await?;
@@ -196,24 +137,15 @@ impl<F: Filesystem> Session<F> {
             }
             Stat { fid } => {
                 let f = self.fids.get(fid)?;
-                Ok(Rmsg::Stat {
-                    stat: self.fs.stat(&f.file).await?,
-                })
+                Ok(Rmsg::Stat { stat: self.fs.stat(&f.file).await? })
             }
             Getattr { fid, .. } => {
                 let f = self.fids.get(fid)?;
-                Ok(Rmsg::Getattr(Attr::from_stat(
-                    &self.fs.stat(&f.file).await?,
-                )))
+                Ok(Rmsg::Getattr(Attr::from_stat(&self.fs.stat(&f.file).await?)))
             }
             Wstat { fid, stat } => {
                 let f = self.fids.get(fid)?;
-                self.fs
-                    .wstat(
-                        &f.file,
-                        &stat::Wstat::from_stat(&stat, self.dialect.dotu_fields()),
-                    )
-                    .await?;
+                self.fs.wstat(&f.file, &stat::Wstat::from_stat(&stat, self.dialect.dotu_fields())).await?;
                 Ok(Rmsg::Wstat)
             }
             Setattr { fid, attr: a } => {
@@ -224,10 +156,8 @@ impl<F: Filesystem> Session<F> {
                     n_uid: has(setattr::UID).then_some(a.uid),
                     n_gid: has(setattr::GID).then_some(a.gid),
                     length: has(setattr::SIZE).then_some(a.size),
-                    atime: has(setattr::ATIME)
-                        .then(|| time_or_now(has(setattr::ATIME_SET), a.atime_sec)),
-                    mtime: has(setattr::MTIME)
-                        .then(|| time_or_now(has(setattr::MTIME_SET), a.mtime_sec)),
+                    atime: has(setattr::ATIME).then(|| time_or_now(has(setattr::ATIME_SET), a.atime_sec)),
+                    mtime: has(setattr::MTIME).then(|| time_or_now(has(setattr::MTIME_SET), a.mtime_sec)),
                     ..stat::Wstat::default()
                 };
                 self.fs.wstat(&f.file, &changes).await?;
@@ -236,12 +166,7 @@ impl<F: Filesystem> Session<F> {
             Statfs { fid } => {
                 self.fids.get(fid)?;
                 // V9FS_MAGIC; the tree has no fixed capacity to report.
-                let s = dotl::Statfs {
-                    ty: 0x0102_1997,
-                    bsize: 4096,
-                    namelen: 255,
-                    ..Default::default()
-                };
+                let s = dotl::Statfs { ty: 0x0102_1997, bsize: 4096, namelen: 255, ..Default::default() };
                 Ok(Rmsg::Statfs(s))
             }
             Fsync { fid, .. } => {
@@ -252,22 +177,12 @@ impl<F: Filesystem> Session<F> {
                 self.fids.get(fid)?;
                 // No extended attributes: "none set" for a name, "not
                 // supported" for a listing. Never the kernel-internal 524.
-                let e = if name.is_empty() {
-                    errno::EOPNOTSUPP
-                } else {
-                    errno::ENODATA
-                };
+                let e = if name.is_empty() { errno::EOPNOTSUPP } else { errno::ENODATA };
                 Err(Error::from_errno(e))
             }
             Readlink { .. } => Err(Error::invalid("not a symbolic link")),
-            Xattrcreate { .. }
-            | Symlink { .. }
-            | Mknod { .. }
-            | Rename { .. }
-            | Link { .. }
-            | Lock { .. }
-            | Getlock { .. }
-            | Renameat { .. } => Err(Error::not_supported()),
+            Xattrcreate { .. } | Symlink { .. } | Mknod { .. } | Rename { .. } | Link { .. }
+            | Lock { .. } | Getlock { .. } | Renameat { .. } => Err(Error::not_supported()),
         }
     }
 
@@ -329,13 +244,7 @@ impl<F: Filesystem> Session<F> {
         Ok(qid)
     }
 
-    async fn create(
-        &self,
-        fid: u32,
-        name: &str,
-        perm: u32,
-        mode: OpenMode,
-    ) -> Result<crate::qid::Qid> {
+    async fn create(&self, fid: u32, name: &str, perm: u32, mode: OpenMode) -> Result<crate::qid::Qid> {
         let dir = self.fids.get(fid)?;
         if !dir.qid.is_dir() {
             return Err(Error::new(errno::ENOTDIR, reason::CREATE_NON_DIR));
@@ -346,8 +255,7 @@ impl<F: Filesystem> Session<F> {
         valid_name(name)?;
         let (file, qid) = self.fs.create(&dir.file, name, perm, mode).await?;
         // The fid now stands for the new file, opened.
-        self.fids
-            .replace(fid, Fid::opened(file, qid, dir.depth + 1, mode));
+        self.fids.replace(fid, Fid::opened(file, qid, dir.depth + 1, mode));
         Ok(qid)
     }
 
@@ -355,11 +263,7 @@ impl<F: Filesystem> Session<F> {
     async fn dir_snapshot(&self, f: &Fid<F::Fid>, offset: u64) -> Result<()> {
         if offset == 0 {
             let entries = self.fs.readdir(&f.file).await?;
-            lock(&f.state).dir = Some(DirSnapshot {
-                entries,
-                next_index: 0,
-                next_offset: 0,
-            });
+            lock(&f.state).dir = Some(DirSnapshot { entries, next_index: 0, next_offset: 0 });
         }
         Ok(())
     }
@@ -379,10 +283,7 @@ impl<F: Filesystem> Session<F> {
         }
         self.dir_snapshot(&f, offset).await?;
         let mut state = lock(&f.state);
-        let snap = state
-            .dir
-            .as_mut()
-            .ok_or_else(|| Error::new(errno::EINVAL, reason::BAD_OFFSET))?;
+        let snap = state.dir.as_mut().ok_or_else(|| Error::new(errno::EINVAL, reason::BAD_OFFSET))?;
         let data = dirread::read_stats(snap, offset, count, self.dialect.dotu_fields())?;
         Ok(Rmsg::Read { data })
     }
@@ -397,12 +298,7 @@ impl<F: Filesystem> Session<F> {
         }
         self.dir_snapshot(&f, offset).await?;
         let state = lock(&f.state);
-        let snap = state
-            .dir
-            .as_ref()
-            .ok_or_else(|| Error::new(errno::EINVAL, reason::BAD_OFFSET))?;
-        Ok(Rmsg::Readdir {
-            data: dirread::read_dirents(snap, offset, count),
-        })
+        let snap = state.dir.as_ref().ok_or_else(|| Error::new(errno::EINVAL, reason::BAD_OFFSET))?;
+        Ok(Rmsg::Readdir { data: dirread::read_dirents(snap, offset, count) })
     }
 }

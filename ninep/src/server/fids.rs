@@ -34,12 +34,7 @@ pub(crate) struct DirSnapshot {
 
 impl<T> Fid<T> {
     pub fn new(file: T, qid: Qid, depth: u32) -> Self {
-        Fid {
-            file,
-            qid,
-            depth,
-            state: Mutex::new(FidState::default()),
-        }
+        Fid { file, qid, depth, state: Mutex::new(FidState::default()) }
     }
 
     pub fn opened(file: T, qid: Qid, depth: u32, mode: OpenMode) -> Self {
@@ -66,17 +61,11 @@ pub(crate) struct FidTable<T> {
 
 impl<T> FidTable<T> {
     pub fn new(max: usize) -> Self {
-        FidTable {
-            map: Mutex::new(HashMap::new()),
-            max,
-        }
+        FidTable { map: Mutex::new(HashMap::new()), max }
     }
 
     pub fn get(&self, fid: u32) -> Result<Arc<Fid<T>>> {
-        lock(&self.map)
-            .get(&fid)
-            .cloned()
-            .ok_or_else(Error::unknown_fid)
+        lock(&self.map).get(&fid).cloned().ok_or_else(Error::unknown_fid)
     }
 
     pub fn check_unused(&self, fid: u32) -> Result<()> {

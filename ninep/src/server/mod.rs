@@ -163,8 +163,7 @@ async fn refuse(mut stream: TcpStream) {
     let read = tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut head)).await;
     if let (Ok(Ok(_)), Ok((_, tag, _))) = (read, split_header(&head)) {
         let e = Error::new(errno::EAGAIN, reason::TOO_MANY_CONNECTIONS);
-        let reply = error_reply(&e, crate::Dialect::P2000, LegacyErrors::Reason)
-            .encode(tag, crate::Dialect::P2000);
+        let reply = error_reply(&e, crate::Dialect::P2000, LegacyErrors::Reason).encode(tag, crate::Dialect::P2000);
         let _ = stream.write_all(&reply).await;
     }
 }

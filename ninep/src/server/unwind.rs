@@ -12,9 +12,7 @@ use std::pin::pin;
 use std::task::Poll;
 
 /// Runs `fut`; a panic in one of its polls ends it with the panic's payload.
-pub(crate) async fn catch_unwind_async<F: Future>(
-    fut: F,
-) -> Result<F::Output, Box<dyn Any + Send>> {
+pub(crate) async fn catch_unwind_async<F: Future>(fut: F) -> Result<F::Output, Box<dyn Any + Send>> {
     let mut fut = pin!(fut);
     poll_fn(move |cx| {
         // AssertUnwindSafe: after a panic the future is never polled again

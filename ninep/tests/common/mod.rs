@@ -52,39 +52,16 @@ pub struct Raw {
 impl Raw {
     pub async fn connect(addr: SocketAddr) -> Raw {
         let stream = TcpStream::connect(addr).await.expect("connect");
-        Raw {
-            stream,
-            dialect: Dialect::P2000,
-        }
+        Raw { stream, dialect: Dialect::P2000 }
     }
 
     /// Connects, negotiates `dialect` and attaches fid 0 at the root.
     pub async fn session(addr: SocketAddr, dialect: Dialect) -> Raw {
         let mut c = Raw::connect(addr).await;
-        let r = c
-            .rpc(
-                NOTAG,
-                Tmsg::Version {
-                    msize: 8192,
-                    version: dialect.version_string().into(),
-                },
-            )
-            .await;
-        assert_eq!(
-            r,
-            Rmsg::Version {
-                msize: 8192,
-                version: dialect.version_string().into()
-            }
-        );
+        let r = c.rpc(NOTAG, Tmsg::Version { msize: 8192, version: dialect.version_string().into() }).await;
+        assert_eq!(r, Rmsg::Version { msize: 8192, version: dialect.version_string().into() });
         c.dialect = dialect;
-        let attach = Tmsg::Attach {
-            fid: 0,
-            afid: NOFID,
-            uname: "test".into(),
-            aname: String::new(),
-            n_uname: 0,
-        };
+        let attach = Tmsg::Attach { fid: 0, afid: NOFID, uname: "test".into(), aname: String::new(), n_uname: 0 };
         assert!(matches!(c.rpc(1, attach).await, Rmsg::Attach { .. }));
         c
     }
@@ -109,21 +86,13 @@ impl Raw {
             self.stream.read_exact(&mut buf[4..]).await.ok()?;
             Some(buf)
         };
-        tokio::time::timeout(DEADLINE, read)
-            .await
-            .expect("server answered within the deadline")
+        tokio::time::timeout(DEADLINE, read).await.expect("server answered within the deadline")
     }
 
     pub async fn recv(&mut self) -> (u16, Rmsg) {
-        let frame = self
-            .recv_frame()
-            .await
-            .expect("a reply, not a closed connection");
+        let frame = self.recv_frame().await.expect("a reply, not a closed connection");
         let (t, tag, body) = split_header(&frame).expect("header");
-        (
-            tag,
-            Rmsg::decode(t, body, self.dialect).expect("decodable reply"),
-        )
+        (tag, Rmsg::decode(t, body, self.dialect).expect("decodable reply"))
     }
 
     pub async fn rpc(&mut self, tag: u16, m: Tmsg) -> Rmsg {
@@ -135,15 +104,7 @@ impl Raw {
 
     pub async fn walk(&mut self, fid: u32, newfid: u32, names: &[&str]) -> Rmsg {
         let wnames = names.iter().map(|s| s.to_string()).collect();
-        self.rpc(
-            1,
-            Tmsg::Walk {
-                fid,
-                newfid,
-                wnames,
-            },
-        )
-        .await
+        self.rpc(1, Tmsg::Walk { fid, newfid, wnames }).await
     }
 
     /// True when the server has closed the connection.
@@ -173,8 +134,5 @@ pub mod poll;
 
 /// Polls `cond` until it holds or the deadline passes.
 pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    poll::poll(what, DEADLINE, Duration::from_millis(5), async || {
-        cond().then_some(())
-    })
-    .await
+    poll::poll(what, DEADLINE, Duration::from_millis(5), async || cond().then_some(())).await
 }

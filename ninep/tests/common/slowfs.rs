@@ -65,11 +65,6 @@ impl Filesystem for SlowFs {
     async fn stat(&self, fid: &String) -> Result<Stat> {
         let qid = qid_of(fid);
         let mode = if qid.is_dir() { DMDIR | 0o755 } else { 0o444 };
-        Ok(Stat {
-            qid,
-            mode,
-            name: fid.clone(),
-            ..Stat::default()
-        })
+        Ok(Stat { qid, mode, name: fid.clone(), ..Stat::default() })
     }
 }

@@ -15,24 +15,12 @@ use chrono::{TimeZone, Utc};
 use jobd_core::cron::Schedule;
 
 fn main() {
-    let exprs = [
-        "*/5 * * * *",
-        "0 0/5 * * * ? *",
-        "0 15 10 L * ?",
-        "0 0 12 ? * MON#2",
-        "@every 90s",
-        "30 2 * * 1-5",
-    ];
-    let mut t = Utc
-        .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
-        .single()
-        .expect("a valid instant");
+    let exprs = ["*/5 * * * *", "0 0/5 * * * ? *", "0 15 10 L * ?", "0 0 12 ? * MON#2", "@every 90s", "30 2 * * 1-5"];
+    let mut t = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().expect("a valid instant");
     let mut sum = 0i64;
     for i in 0..20_000 {
         let s = Schedule::parse(exprs[i % exprs.len()]).expect("a valid expression");
-        t = s
-            .next_after(t, chrono_tz::Europe::Paris)
-            .expect("a next time");
+        t = s.next_after(t, chrono_tz::Europe::Paris).expect("a next time");
         sum = sum.wrapping_add(t.timestamp() % 7);
     }
     println!("{sum} {t}");

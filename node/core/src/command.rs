@@ -84,9 +84,7 @@ impl Retry {
     /// one is due: the backoff, doubled for each attempt before, capped.
     pub fn delay_after_ms(backoff_ms: i64, failed: u32) -> i64 {
         let doublings = failed.saturating_sub(1).min(32);
-        backoff_ms
-            .saturating_mul(1i64 << doublings)
-            .min(Retry::MAX_BACKOFF_MS)
+        backoff_ms.saturating_mul(1i64 << doublings).min(Retry::MAX_BACKOFF_MS)
     }
 }
 
@@ -136,10 +134,7 @@ spelled!(Catchup { Once => "once", Skip => "skip", All => "all" });
 pub enum Policy {
     Overlap(Overlap),
     /// The catch-up mode, and how far back missed times count (None: forever).
-    Catchup {
-        mode: Catchup,
-        window_ms: Option<i64>,
-    },
+    Catchup { mode: Catchup, window_ms: Option<i64> },
     /// Kill a run after this long (None: never).
     Timeout(Option<i64>),
     /// How late an accepted run may still begin (None: the cluster's
@@ -147,10 +142,7 @@ pub enum Policy {
     Deadline(Option<i64>),
     /// Move every time later by the name's offset in `[0, spread)` (None:
     /// off); like a change of expression, it re-arms the job at `at_ms`.
-    Spread {
-        spread_ms: Option<i64>,
-        at_ms: i64,
-    },
+    Spread { spread_ms: Option<i64>, at_ms: i64 },
     /// Retries of failed scheduled runs (None: off). A pending attempt
     /// the new policy does not allow is cancelled.
     Retry(Option<Retry>),
@@ -274,22 +266,10 @@ pub enum Command {
     /// A node process tells the cluster where its 9P service listens, and
     /// which process incarnation it is (runs fenced by an older one died
     /// with it).
-    AnnounceNode {
-        id: NodeId,
-        fs_addr: String,
-        incarnation: u64,
-    },
+    AnnounceNode { id: NodeId, fs_addr: String, incarnation: u64 },
     /// Creates a stopped job. `schedule` has been parsed by the proposer.
-    CreateJob {
-        name: String,
-        schedule: String,
-        cmd: String,
-        at_ms: i64,
-    },
-    StartJob {
-        name: String,
-        at_ms: i64,
-    },
+    CreateJob { name: String, schedule: String, cmd: String, at_ms: i64 },
+    StartJob { name: String, at_ms: i64 },
     /// Stops the job; `at_ms` (its proposer's clock; 0 from versions
     /// before retries) stamps what it cancels in the log.
     StopJob {
@@ -297,24 +277,11 @@ pub enum Command {
         #[serde(default)]
         at_ms: i64,
     },
-    DeleteJob {
-        name: String,
-    },
-    SetCmd {
-        name: String,
-        cmd: String,
-    },
-    SetSchedule {
-        name: String,
-        schedule: String,
-        at_ms: i64,
-    },
+    DeleteJob { name: String },
+    SetCmd { name: String, cmd: String },
+    SetSchedule { name: String, schedule: String, at_ms: i64 },
     /// Sets the job's time zone (an IANA name, checked by the proposer).
-    SetTz {
-        name: String,
-        tz: String,
-        at_ms: i64,
-    },
+    SetTz { name: String, tz: String, at_ms: i64 },
     /// The leader asks to run `incarnation` of the job for `scheduled_ms`.
     /// Accepted only if that incarnation is started and the time is later
     /// than both its last accepted time and its armed-at; `skipped` times
@@ -338,27 +305,13 @@ pub enum Command {
     /// Scheduled times passed over without a run (catch-up `skip`, or
     /// outside the catch-up window): the last accepted time moves to
     /// `until_ms`, under the same rules as a fire.
-    SkipTimes {
-        name: String,
-        incarnation: u64,
-        until_ms: i64,
-        count: u32,
-        reason: String,
-        fence: Fence,
-    },
+    SkipTimes { name: String, incarnation: u64, until_ms: i64, count: u32, reason: String, fence: Fence },
     /// The leader asks to run the job's pending retry: attempt `attempt`
     /// of `scheduled_ms`. Accepted only if that incarnation is started
     /// and that very attempt is pending, which the acceptance ends, so an
     /// attempt is accepted at most once (README, "Retries"). `at_ms` as
     /// for `Fire`; its proposer always claims.
-    FireRetry {
-        name: String,
-        incarnation: u64,
-        scheduled_ms: i64,
-        attempt: u32,
-        fence: Fence,
-        at_ms: i64,
-    },
+    FireRetry { name: String, incarnation: u64, scheduled_ms: i64, attempt: u32, fence: Fence, at_ms: i64 },
     /// A manual run (`run`, `run force`): never moves the last accepted
     /// time; unless forced, it respects the overlap policy.
     /// `claims` as for `Fire`.
@@ -391,35 +344,17 @@ pub enum Command {
     /// manual run: `fence` is the run's). Accepted once per run, only if
     /// no claim came before it in the log; the node opens the run's gate
     /// only after its claim is applied and accepted (README, "Firing").
-    Begin {
-        name: String,
-        incarnation: u64,
-        run_id: u64,
-        fence: Fence,
-    },
+    Begin { name: String, incarnation: u64, run_id: u64, fence: Fence },
     /// A new leader's claim of an accepted run nobody claimed: the run
     /// becomes its own (`fence`, proposed `at_ms`), under the same rule as
     /// `Begin`: accepted only if no claim came before it.
-    TakeOver {
-        name: String,
-        incarnation: u64,
-        run_id: u64,
-        fence: Fence,
-        at_ms: i64,
-    },
+    TakeOver { name: String, incarnation: u64, run_id: u64, fence: Fence, at_ms: i64 },
     /// The claimer gives its claim back: it shut the run's gate for good
     /// without beginning it (its lease in the fire's term ended, or the
     /// node is stopping), so a leader may take it over. Accepted only from
     /// the claim's own fence while the run is pending; from then on only
     /// a `TakeOver` may claim it (README, "Firing").
-    Release {
-        name: String,
-        incarnation: u64,
-        run_id: u64,
-        fence: Fence,
-        why: NotStarted,
-        at_ms: i64,
-    },
+    Release { name: String, incarnation: u64, run_id: u64, fence: Fence, why: NotStarted, at_ms: i64 },
     /// The claiming node started the run's process. `fence`: the claim's
     /// (refused from any other); None from nodes from before claims.
     RunStarted {
@@ -456,10 +391,7 @@ pub enum Command {
         fence: Option<Fence>,
     },
     /// `limit NAME VALUE` on /ctl: one of the cluster's limits (`state::limits`).
-    SetLimit {
-        name: String,
-        value: u64,
-    },
+    SetLimit { name: String, value: u64 },
     /// Several commands in one log entry (group commit on the leader,
     /// `propose.rs`), applied in order; never nested.
     Batch(Vec<Command>),
@@ -470,12 +402,7 @@ impl Command {
     pub fn approx_bytes(&self) -> usize {
         64 + match self {
             Command::Output { lines, .. } => lines.iter().map(|l| l.len() + 4).sum(),
-            Command::CreateJob {
-                name,
-                schedule,
-                cmd,
-                ..
-            } => name.len() + schedule.len() + cmd.len(),
+            Command::CreateJob { name, schedule, cmd, .. } => name.len() + schedule.len() + cmd.len(),
             Command::SetCmd { name, cmd } => name.len() + cmd.len(),
             Command::Batch(cmds) => cmds.iter().map(Command::approx_bytes).sum(),
             _ => 64,
@@ -491,19 +418,13 @@ pub enum Response {
     Done,
     /// A job was created; its incarnation tells it apart from any earlier
     /// job of the same name.
-    Created {
-        incarnation: u64,
-    },
+    Created { incarnation: u64 },
     AlreadyExists,
     NoSuchJob,
     /// Refused, with a one-line reason (for example `start` on a job with no command).
-    Rejected {
-        reason: String,
-    },
+    Rejected { reason: String },
     /// A fire or manual run was accepted as run `run_id`.
-    Accepted {
-        run_id: u64,
-    },
+    Accepted { run_id: u64 },
     /// The time was accepted but not run: an earlier run still runs and the
     /// overlap policy is `skip` (counted in the log).
     SkippedForOverlap,
@@ -518,22 +439,13 @@ mod tests {
     #[test]
     fn every_word_reads_back_as_itself() {
         for w in Trigger::WORDS {
-            assert_eq!(
-                w.parse::<Trigger>().map(|t| t.to_string()).as_deref(),
-                Ok(*w)
-            );
+            assert_eq!(w.parse::<Trigger>().map(|t| t.to_string()).as_deref(), Ok(*w));
         }
         for w in Overlap::WORDS {
-            assert_eq!(
-                w.parse::<Overlap>().map(|t| t.to_string()).as_deref(),
-                Ok(*w)
-            );
+            assert_eq!(w.parse::<Overlap>().map(|t| t.to_string()).as_deref(), Ok(*w));
         }
         for w in Catchup::WORDS {
-            assert_eq!(
-                w.parse::<Catchup>().map(|t| t.to_string()).as_deref(),
-                Ok(*w)
-            );
+            assert_eq!(w.parse::<Catchup>().map(|t| t.to_string()).as_deref(), Ok(*w));
         }
         assert_eq!("Skip".parse::<Overlap>(), Err(()));
         assert_eq!(Trigger::Catchup.to_string(), "catchup");
@@ -546,9 +458,6 @@ mod tests {
         let new = RunStatus::NotStarted(NotStarted::FenceLost);
         let text = serde_json::to_string(&new).unwrap();
         assert_eq!(serde_json::from_str::<RunStatus>(&text).unwrap(), new);
-        assert_eq!(
-            serde_json::from_str::<RunStatus>("{\"Exit\":3}").unwrap(),
-            RunStatus::Exit(3)
-        );
+        assert_eq!(serde_json::from_str::<RunStatus>("{\"Exit\":3}").unwrap(), RunStatus::Exit(3));
     }
 }

@@ -8,9 +8,7 @@ pub const MAX_NAME: usize = 64;
 /// Text of a write: UTF-8, with one trailing newline (or CRLF) ignored.
 pub fn text(data: &[u8]) -> Result<&str, String> {
     let s = std::str::from_utf8(data).map_err(|_| "the text is not UTF-8".to_string())?;
-    Ok(s.strip_suffix('\n')
-        .map(|s| s.strip_suffix('\r').unwrap_or(s))
-        .unwrap_or(s))
+    Ok(s.strip_suffix('\n').map(|s| s.strip_suffix('\r').unwrap_or(s)).unwrap_or(s))
 }
 
 pub fn check_name(name: &str) -> Result<(), String> {
@@ -18,21 +16,13 @@ pub fn check_name(name: &str) -> Result<(), String> {
         return Err("empty job name".into());
     }
     if name.len() > MAX_NAME {
-        return Err(format!(
-            "job name is {} bytes; at most {MAX_NAME}",
-            name.len()
-        ));
+        return Err(format!("job name is {} bytes; at most {MAX_NAME}", name.len()));
     }
     if name == "." || name == ".." {
         return Err(format!("{name:?} is not a job name"));
     }
-    if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-    {
-        return Err(format!(
-            "job name {name:?} has {c:?}; use letters, digits, '.', '_' and '-'"
-        ));
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+        return Err(format!("job name {name:?} has {c:?}; use letters, digits, '.', '_' and '-'"));
     }
     Ok(())
 }
@@ -51,29 +41,21 @@ pub fn parse_clone(data: &[u8]) -> Result<CloneRequest, String> {
     let mut parts = s.splitn(3, ':');
     let (Some(name), Some(schedule), Some(cmd)) = (parts.next(), parts.next(), parts.next()) else {
         let colons = s.matches(':').count();
-        return Err(format!(
-            "want name:cronexpr:cmd (split at the first two colons); this has {colons} colon(s)"
-        ));
+        return Err(format!("want name:cronexpr:cmd (split at the first two colons); this has {colons} colon(s)"));
     };
     check_name(name)?;
     if cmd.trim().is_empty() {
         return Err("empty command".into());
     }
     crate::cron::Schedule::parse_new(schedule)?;
-    Ok(CloneRequest {
-        name: name.into(),
-        schedule: schedule.trim().into(),
-        cmd: cmd.into(),
-    })
+    Ok(CloneRequest { name: name.into(), schedule: schedule.trim().into(), cmd: cmd.into() })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verb {
     Start,
     Stop,
-    Run {
-        force: bool,
-    },
+    Run { force: bool },
     Kill,
     Delete,
     Tz(String),
@@ -101,54 +83,36 @@ pub fn parse_ctl(data: &[u8]) -> Result<Vec<Verb>, String> {
             ["delete"] => Verb::Delete,
             ["kill"] => Verb::Kill,
             ["tz", zone] => {
-                zone.parse::<chrono_tz::Tz>().map_err(|_| {
-                    format!(
-                        "unknown time zone {zone:?}; use an IANA name such as UTC or Europe/Paris"
-                    )
-                })?;
+                zone.parse::<chrono_tz::Tz>()
+                    .map_err(|_| format!("unknown time zone {zone:?}; use an IANA name such as UTC or Europe/Paris"))?;
                 Verb::Tz(zone.to_string())
             }
             ["overlap", mode] => {
-                let o = mode
-                    .parse()
-                    .map_err(|()| format!("overlap {mode:?}: use allow, skip or replace"))?;
+                let o = mode.parse().map_err(|()| format!("overlap {mode:?}: use allow, skip or replace"))?;
                 Verb::Policy(crate::command::Policy::Overlap(o))
             }
             ["catchup", mode, rest @ ..] if rest.len() <= 1 => {
-                let mode = mode.parse().map_err(|()| {
-                    format!("catchup {mode:?}: use once, skip or all, and optionally a window")
-                })?;
-                let window_ms = rest
-                    .first()
-                    .map(|w| crate::cron::parse_duration_ms(w))
-                    .transpose()
-                    .map_err(|e| format!("catchup window: {e}"))?;
+                let mode = mode.parse().map_err(|()| format!("catchup {mode:?}: use once, skip or all, and optionally a window"))?;
+                let window_ms =
+                    rest.first().map(|w| crate::cron::parse_duration_ms(w)).transpose().map_err(|e| format!("catchup window: {e}"))?;
                 Verb::Policy(crate::command::Policy::Catchup { mode, window_ms })
             }
             ["timeout", "off"] => Verb::Policy(crate::command::Policy::Timeout(None)),
             ["timeout", d] => {
-                let ms = crate::cron::parse_duration_ms(d)
-                    .map_err(|e| format!("timeout: {e}, or off"))?;
+                let ms = crate::cron::parse_duration_ms(d).map_err(|e| format!("timeout: {e}, or off"))?;
                 Verb::Policy(crate::command::Policy::Timeout(Some(ms)))
             }
             ["spread", "off"] => Verb::Spread(None),
-            ["spread", d] => Verb::Spread(Some(
-                crate::cron::parse_duration_ms(d).map_err(|e| format!("spread: {e}, or off"))?,
-            )),
+            ["spread", d] => Verb::Spread(Some(crate::cron::parse_duration_ms(d).map_err(|e| format!("spread: {e}, or off"))?)),
             ["deadline", "default"] => Verb::Policy(crate::command::Policy::Deadline(None)),
             ["deadline", d] => {
-                let ms = crate::cron::parse_duration_ms(d)
-                    .map_err(|e| format!("deadline: {e}, or default"))?;
+                let ms = crate::cron::parse_duration_ms(d).map_err(|e| format!("deadline: {e}, or default"))?;
                 Verb::Policy(crate::command::Policy::Deadline(Some(ms)))
             }
             ["retry", "off"] => Verb::Policy(crate::command::Policy::Retry(None)),
-            ["retry", n, rest @ ..] if rest.len() <= 1 => Verb::Policy(
-                crate::command::Policy::Retry(Some(parse_retry(n, rest.first())?)),
-            ),
+            ["retry", n, rest @ ..] if rest.len() <= 1 => Verb::Policy(crate::command::Policy::Retry(Some(parse_retry(n, rest.first())?))),
             ["onlost", mode] => {
-                let o = mode
-                    .parse()
-                    .map_err(|()| format!("onlost {mode:?}: use skip or rerun"))?;
+                let o = mode.parse().map_err(|()| format!("onlost {mode:?}: use skip or rerun"))?;
                 Verb::Policy(crate::command::Policy::OnLost(o))
             }
             _ => return Err(format!("unknown command {line:?}; the verbs are: {VERBS}")),
@@ -164,88 +128,51 @@ pub fn parse_ctl(data: &[u8]) -> Result<Vec<Verb>, String> {
 fn parse_retry(n: &str, backoff: Option<&&str>) -> Result<crate::command::Retry, String> {
     use crate::command::Retry;
     let max = Retry::MAX_RETRIES;
-    let retries: u32 = n
-        .parse()
-        .ok()
-        .filter(|n| (1..=max).contains(n))
-        .ok_or_else(|| format!("retry {n:?}: want a number of retries from 1 to {max}, or off"))?;
+    let retries: u32 = n.parse().ok().filter(|n| (1..=max).contains(n)).ok_or_else(|| format!("retry {n:?}: want a number of retries from 1 to {max}, or off"))?;
     let backoff_ms = match backoff {
         None => Retry::DEFAULT_BACKOFF_MS,
         Some(b) => crate::cron::parse_duration_ms(b).map_err(|e| format!("retry backoff: {e}"))?,
     };
     if backoff_ms > Retry::MAX_BACKOFF_MS {
-        return Err(format!(
-            "retry backoff {}: at most 1h",
-            backoff.map_or("", |b| b)
-        ));
+        return Err(format!("retry backoff {}: at most 1h", backoff.map_or("", |b| b)));
     }
-    Ok(Retry {
-        retries,
-        backoff_ms,
-    })
+    Ok(Retry { retries, backoff_ms })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClusterVerb {
-    Add {
-        id: u64,
-        raft_addr: String,
-    },
-    Promote {
-        id: u64,
-    },
-    Remove {
-        id: u64,
-    },
+    Add { id: u64, raft_addr: String },
+    Promote { id: u64 },
+    Remove { id: u64 },
     /// Checkpoint this node's database under `DBDIR/backups/`.
     Backup,
     /// Set one of the cluster's limits (replicated).
-    Limit {
-        name: String,
-        value: u64,
-    },
+    Limit { name: String, value: u64 },
 }
 
 pub const CLUSTER_VERBS: &str = "add ID RAFTADDR, promote ID, remove ID, backup, limit NAME VALUE";
 
 pub fn parse_cluster_ctl(data: &[u8]) -> Result<Vec<ClusterVerb>, String> {
     let s = text(data)?;
-    let id = |w: &str| {
-        w.parse::<u64>()
-            .map_err(|_| format!("node id {w:?} is not a number"))
-    };
+    let id = |w: &str| w.parse::<u64>().map_err(|_| format!("node id {w:?} is not a number"));
     let mut verbs = vec![];
     for line in s.lines().map(str::trim).filter(|l| !l.is_empty()) {
         let words: Vec<&str> = line.split_whitespace().collect();
         verbs.push(match words.as_slice() {
-            ["add", n, addr] if addr.contains(':') => ClusterVerb::Add {
-                id: id(n)?,
-                raft_addr: addr.to_string(),
-            },
-            ["add", _, addr] => {
-                return Err(format!(
-                    "add ID RAFTADDR: {addr:?} has no port; write HOST:PORT"
-                ))
-            }
+            ["add", n, addr] if addr.contains(':') => ClusterVerb::Add { id: id(n)?, raft_addr: addr.to_string() },
+            ["add", _, addr] => return Err(format!("add ID RAFTADDR: {addr:?} has no port; write HOST:PORT")),
             ["promote", n] => ClusterVerb::Promote { id: id(n)? },
             ["remove", n] => ClusterVerb::Remove { id: id(n)? },
             ["backup"] => ClusterVerb::Backup,
             ["limit", name, v] if crate::state::limits::is_duration(name) => ClusterVerb::Limit {
                 name: name.to_string(),
-                value: crate::cron::parse_duration_ms(v)
-                    .map_err(|e| format!("limit {name}: {e}"))? as u64,
+                value: crate::cron::parse_duration_ms(v).map_err(|e| format!("limit {name}: {e}"))? as u64,
             },
             ["limit", name, v] => ClusterVerb::Limit {
                 name: name.to_string(),
-                value: v
-                    .parse()
-                    .map_err(|_| format!("limit value {v:?} is not a whole number"))?,
+                value: v.parse().map_err(|_| format!("limit value {v:?} is not a whole number"))?,
             },
-            _ => {
-                return Err(format!(
-                    "unknown command {line:?}; the commands are: {CLUSTER_VERBS}"
-                ))
-            }
+            _ => return Err(format!("unknown command {line:?}; the commands are: {CLUSTER_VERBS}")),
         });
     }
     if verbs.is_empty() {
@@ -261,14 +188,7 @@ mod tests {
     #[test]
     fn clone_splits_at_the_first_two_colons() {
         let r = parse_clone(b"hello:0 0/5 * * * ? *:echo a:b:c\n").unwrap();
-        assert_eq!(
-            r,
-            CloneRequest {
-                name: "hello".into(),
-                schedule: "0 0/5 * * * ? *".into(),
-                cmd: "echo a:b:c".into()
-            }
-        );
+        assert_eq!(r, CloneRequest { name: "hello".into(), schedule: "0 0/5 * * * ? *".into(), cmd: "echo a:b:c".into() });
     }
 
     #[test]
@@ -289,10 +209,7 @@ mod tests {
             ("ok:0 0 0 30 2 ?:true", "never fires"),
         ] {
             let err = parse_clone(input.as_bytes()).expect_err(input);
-            assert!(
-                err.contains(want),
-                "{input:?}: {err:?} should mention {want:?}"
-            );
+            assert!(err.contains(want), "{input:?}: {err:?} should mention {want:?}");
         }
         assert!(parse_clone(&[0xff, b':']).unwrap_err().contains("UTF-8"));
     }
@@ -300,91 +217,33 @@ mod tests {
     #[test]
     fn ctl_verbs() {
         assert_eq!(parse_ctl(b"start").unwrap(), vec![Verb::Start]);
-        assert_eq!(
-            parse_ctl(b"stop\nstart\n").unwrap(),
-            vec![Verb::Stop, Verb::Start]
-        );
-        assert_eq!(
-            parse_ctl(b"tz Europe/Paris").unwrap(),
-            vec![Verb::Tz("Europe/Paris".into())]
-        );
-        assert_eq!(
-            parse_ctl(b"run force").unwrap(),
-            vec![Verb::Run { force: true }]
-        );
+        assert_eq!(parse_ctl(b"stop\nstart\n").unwrap(), vec![Verb::Stop, Verb::Start]);
+        assert_eq!(parse_ctl(b"tz Europe/Paris").unwrap(), vec![Verb::Tz("Europe/Paris".into())]);
+        assert_eq!(parse_ctl(b"run force").unwrap(), vec![Verb::Run { force: true }]);
         let err = parse_ctl(b"start\nfrobnicate").unwrap_err();
-        assert!(
-            err.contains("frobnicate") && err.contains("start, stop, run"),
-            "{err}"
-        );
-        assert!(parse_ctl(b"tz Mars/Olympus")
-            .unwrap_err()
-            .contains("unknown time zone"));
+        assert!(err.contains("frobnicate") && err.contains("start, stop, run"), "{err}");
+        assert!(parse_ctl(b"tz Mars/Olympus").unwrap_err().contains("unknown time zone"));
         assert!(parse_ctl(b"\n").is_err());
         use crate::command::{Catchup, Overlap, Policy};
-        assert_eq!(
-            parse_ctl(b"overlap skip").unwrap(),
-            vec![Verb::Policy(Policy::Overlap(Overlap::Skip))]
-        );
+        assert_eq!(parse_ctl(b"overlap skip").unwrap(), vec![Verb::Policy(Policy::Overlap(Overlap::Skip))]);
         assert_eq!(
             parse_ctl(b"catchup all 1h").unwrap(),
-            vec![Verb::Policy(Policy::Catchup {
-                mode: Catchup::All,
-                window_ms: Some(3_600_000)
-            })]
+            vec![Verb::Policy(Policy::Catchup { mode: Catchup::All, window_ms: Some(3_600_000) })]
         );
-        assert_eq!(
-            parse_ctl(b"timeout 30s").unwrap(),
-            vec![Verb::Policy(Policy::Timeout(Some(30_000)))]
-        );
-        assert!(parse_ctl(b"overlap maybe")
-            .unwrap_err()
-            .contains("allow, skip or replace"));
-        assert!(parse_ctl(b"timeout 10x")
-            .unwrap_err()
-            .starts_with("timeout: cannot read duration"));
-        assert!(parse_ctl(b"catchup all soon")
-            .unwrap_err()
-            .starts_with("catchup window: "));
-        assert_eq!(
-            parse_ctl(b"deadline 90s").unwrap(),
-            vec![Verb::Policy(Policy::Deadline(Some(90_000)))]
-        );
-        assert_eq!(
-            parse_ctl(b"deadline default").unwrap(),
-            vec![Verb::Policy(Policy::Deadline(None))]
-        );
-        assert_eq!(
-            parse_ctl(b"spread 1h").unwrap(),
-            vec![Verb::Spread(Some(3_600_000))]
-        );
+        assert_eq!(parse_ctl(b"timeout 30s").unwrap(), vec![Verb::Policy(Policy::Timeout(Some(30_000)))]);
+        assert!(parse_ctl(b"overlap maybe").unwrap_err().contains("allow, skip or replace"));
+        assert!(parse_ctl(b"timeout 10x").unwrap_err().starts_with("timeout: cannot read duration"));
+        assert!(parse_ctl(b"catchup all soon").unwrap_err().starts_with("catchup window: "));
+        assert_eq!(parse_ctl(b"deadline 90s").unwrap(), vec![Verb::Policy(Policy::Deadline(Some(90_000)))]);
+        assert_eq!(parse_ctl(b"deadline default").unwrap(), vec![Verb::Policy(Policy::Deadline(None))]);
+        assert_eq!(parse_ctl(b"spread 1h").unwrap(), vec![Verb::Spread(Some(3_600_000))]);
         assert_eq!(parse_ctl(b"spread off").unwrap(), vec![Verb::Spread(None)]);
-        assert!(parse_ctl(b"spread 0s")
-            .unwrap_err()
-            .starts_with("spread: duration 0s is shorter than 1s"));
+        assert!(parse_ctl(b"spread 0s").unwrap_err().starts_with("spread: duration 0s is shorter than 1s"));
         use crate::command::{OnLost, Retry};
-        assert_eq!(
-            parse_ctl(b"retry 3").unwrap(),
-            vec![Verb::Policy(Policy::Retry(Some(Retry {
-                retries: 3,
-                backoff_ms: 10_000
-            })))]
-        );
-        assert_eq!(
-            parse_ctl(b"retry 100 1h").unwrap(),
-            vec![Verb::Policy(Policy::Retry(Some(Retry {
-                retries: 100,
-                backoff_ms: 3_600_000
-            })))]
-        );
-        assert_eq!(
-            parse_ctl(b"retry off").unwrap(),
-            vec![Verb::Policy(Policy::Retry(None))]
-        );
-        assert_eq!(
-            parse_ctl(b"onlost rerun").unwrap(),
-            vec![Verb::Policy(Policy::OnLost(OnLost::Rerun))]
-        );
+        assert_eq!(parse_ctl(b"retry 3").unwrap(), vec![Verb::Policy(Policy::Retry(Some(Retry { retries: 3, backoff_ms: 10_000 })))]);
+        assert_eq!(parse_ctl(b"retry 100 1h").unwrap(), vec![Verb::Policy(Policy::Retry(Some(Retry { retries: 100, backoff_ms: 3_600_000 })))]);
+        assert_eq!(parse_ctl(b"retry off").unwrap(), vec![Verb::Policy(Policy::Retry(None))]);
+        assert_eq!(parse_ctl(b"onlost rerun").unwrap(), vec![Verb::Policy(Policy::OnLost(OnLost::Rerun))]);
         for (bad, want) in [
             ("retry 0", "from 1 to 100"),
             ("retry 101", "from 1 to 100"),
@@ -402,18 +261,9 @@ mod tests {
             assert!(err.contains(want), "{bad}: {err}");
             assert!(!err.contains('\n'), "{bad}: one line");
         }
-        for bad in [
-            "deadline 0s",
-            "deadline -5s",
-            "deadline soon",
-            "deadline 500ms",
-            "deadline",
-        ] {
+        for bad in ["deadline 0s", "deadline -5s", "deadline soon", "deadline 500ms", "deadline"] {
             let err = parse_ctl(bad.as_bytes()).unwrap_err();
-            assert!(
-                err.starts_with("deadline: ") || err.starts_with("unknown command"),
-                "{bad}: {err}"
-            );
+            assert!(err.starts_with("deadline: ") || err.starts_with("unknown command"), "{bad}: {err}");
             assert!(!err.contains('\n'), "{bad}: one line");
         }
     }
@@ -422,35 +272,13 @@ mod tests {
     fn cluster_verbs() {
         assert_eq!(
             parse_cluster_ctl(b"add 4 127.0.0.1:9000\npromote 4").unwrap(),
-            vec![
-                ClusterVerb::Add {
-                    id: 4,
-                    raft_addr: "127.0.0.1:9000".into()
-                },
-                ClusterVerb::Promote { id: 4 }
-            ]
+            vec![ClusterVerb::Add { id: 4, raft_addr: "127.0.0.1:9000".into() }, ClusterVerb::Promote { id: 4 }]
         );
-        assert!(parse_cluster_ctl(b"add x 1:2")
-            .unwrap_err()
-            .contains("not a number"));
-        assert!(parse_cluster_ctl(b"evict 3")
-            .unwrap_err()
-            .contains("add ID RAFTADDR"));
-        assert!(parse_cluster_ctl(b"add 4 somehost")
-            .unwrap_err()
-            .contains("has no port; write HOST:PORT"));
-        assert_eq!(
-            parse_cluster_ctl(b"limit deadline 2m").unwrap(),
-            vec![ClusterVerb::Limit {
-                name: "deadline".into(),
-                value: 120_000
-            }]
-        );
-        assert!(parse_cluster_ctl(b"limit deadline 60")
-            .unwrap_err()
-            .starts_with("limit deadline: cannot read duration"));
-        assert!(parse_cluster_ctl(b"limit runs-kept 5s")
-            .unwrap_err()
-            .contains("not a whole number"));
+        assert!(parse_cluster_ctl(b"add x 1:2").unwrap_err().contains("not a number"));
+        assert!(parse_cluster_ctl(b"evict 3").unwrap_err().contains("add ID RAFTADDR"));
+        assert!(parse_cluster_ctl(b"add 4 somehost").unwrap_err().contains("has no port; write HOST:PORT"));
+        assert_eq!(parse_cluster_ctl(b"limit deadline 2m").unwrap(), vec![ClusterVerb::Limit { name: "deadline".into(), value: 120_000 }]);
+        assert!(parse_cluster_ctl(b"limit deadline 60").unwrap_err().starts_with("limit deadline: cannot read duration"));
+        assert!(parse_cluster_ctl(b"limit runs-kept 5s").unwrap_err().contains("not a whole number"));
     }
 }

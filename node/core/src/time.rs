@@ -19,9 +19,7 @@ pub fn rfc3339_millis(ms: i64) -> String {
 }
 
 fn rfc3339(ms: i64, precision: SecondsFormat) -> String {
-    Utc.timestamp_millis_opt(ms)
-        .single()
-        .map_or_else(|| "-".into(), |t| t.to_rfc3339_opts(precision, true))
+    Utc.timestamp_millis_opt(ms).single().map_or_else(|| "-".into(), |t| t.to_rfc3339_opts(precision, true))
 }
 
 #[cfg(test)]
@@ -31,10 +29,7 @@ mod tests {
     #[test]
     fn seconds_drop_the_milliseconds_and_millis_keep_them() {
         assert_eq!(rfc3339_secs(1_796_230_800_012), "2026-12-02T17:00:00Z");
-        assert_eq!(
-            rfc3339_millis(1_796_230_800_012),
-            "2026-12-02T17:00:00.012Z"
-        );
+        assert_eq!(rfc3339_millis(1_796_230_800_012), "2026-12-02T17:00:00.012Z");
         assert_eq!(rfc3339_secs(i64::MAX), "-");
     }
 }

@@ -44,22 +44,13 @@ impl Times {
         let schedule = Schedule::parse(&job.schedule).ok()?;
         let tz: Tz = job.tz.parse().unwrap_or(Tz::UTC);
         let offset_ms = job.spread_ms.map_or(0, |s| spread_offset_ms(&job.name, s));
-        Some(Times {
-            schedule,
-            tz,
-            offset_ms,
-        })
+        Some(Times { schedule, tz, offset_ms })
     }
 
     /// The first time strictly after `after_ms`.
     pub fn next_after(&self, after_ms: i64) -> Option<i64> {
-        let at = Utc
-            .timestamp_millis_opt(after_ms.checked_sub(self.offset_ms)?)
-            .single()?;
-        self.schedule
-            .next_after(at, self.tz)?
-            .timestamp_millis()
-            .checked_add(self.offset_ms)
+        let at = Utc.timestamp_millis_opt(after_ms.checked_sub(self.offset_ms)?).single()?;
+        self.schedule.next_after(at, self.tz)?.timestamp_millis().checked_add(self.offset_ms)
     }
 
     pub fn offset_ms(&self) -> i64 {
@@ -75,9 +66,7 @@ pub fn shortest_gap_ms(schedule: &Schedule, tz: Tz, from_ms: i64) -> Option<i64>
     let mut t = schedule.next_after(Utc.timestamp_millis_opt(from_ms).single()?, tz)?;
     let mut gap: Option<i64> = None;
     for _ in 0..SAMPLES {
-        let Some(n) = schedule.next_after(t, tz) else {
-            break;
-        };
+        let Some(n) = schedule.next_after(t, tz) else { break };
         let g = n.timestamp_millis() - t.timestamp_millis();
         gap = Some(gap.map_or(g, |m| m.min(g)));
         t = n;
@@ -89,14 +78,9 @@ pub fn shortest_gap_ms(schedule: &Schedule, tz: Tz, from_ms: i64) -> Option<i64>
 /// it is not whole seconds, or not shorter than the expression's period.
 pub fn check_spread(spread_ms: i64, schedule: &str, tz: &str, now_ms: i64) -> Result<(), String> {
     if spread_ms % 1000 != 0 {
-        return Err(format!(
-            "spread {}: use whole seconds",
-            crate::cron::duration_text(spread_ms)
-        ));
+        return Err(format!("spread {}: use whole seconds", crate::cron::duration_text(spread_ms)));
     }
-    let Ok(schedule) = Schedule::parse(schedule) else {
-        return Ok(());
-    };
+    let Ok(schedule) = Schedule::parse(schedule) else { return Ok(()) };
     let tz: Tz = tz.parse().unwrap_or(Tz::UTC);
     match shortest_gap_ms(&schedule, tz, now_ms) {
         Some(period) if spread_ms > period => Err(format!(
@@ -121,18 +105,9 @@ mod tests {
         assert_eq!(spread_offset_ms("backup", 3_600_000), 1_647_000);
         assert_eq!(spread_offset_ms("report", 600_000), 323_000);
         assert_eq!(spread_offset_ms("tick", 1000), 0);
-        for (i, spread) in [(0, 60_000), (1, 3_600_000), (2, 86_400_000)]
-            .iter()
-            .cycle()
-            .take(300)
-            .enumerate()
-        {
+        for (i, spread) in [(0, 60_000), (1, 3_600_000), (2, 86_400_000)].iter().cycle().take(300).enumerate() {
             let off = spread_offset_ms(&format!("job{i}-{}", spread.0), spread.1);
-            assert!(
-                (0..spread.1).contains(&off) && off % 1000 == 0,
-                "{off} of {}",
-                spread.1
-            );
+            assert!((0..spread.1).contains(&off) && off % 1000 == 0, "{off} of {}", spread.1);
         }
     }
 
@@ -140,10 +115,7 @@ mod tests {
     fn times_move_by_the_offset() {
         let mut job = Job::new("backup", 1, "true", "0 * * * *", 0);
         let t0 = 1_700_000_000_000 - 1_700_000_000_000 % 3_600_000; // on the hour
-        assert_eq!(
-            Times::of(&job).unwrap().next_after(t0),
-            Some(t0 + 3_600_000)
-        );
+        assert_eq!(Times::of(&job).unwrap().next_after(t0), Some(t0 + 3_600_000));
         job.spread_ms = Some(3_600_000);
         let times = Times::of(&job).unwrap();
         let off = spread_offset_ms("backup", 3_600_000);
@@ -157,15 +129,10 @@ mod tests {
         assert_eq!(check_spread(600_000, "*/15 * * * *", "UTC", now), Ok(()));
         assert_eq!(check_spread(900_000, "*/15 * * * *", "UTC", now), Ok(()));
         let err = check_spread(960_000, "*/15 * * * *", "UTC", now).unwrap_err();
-        assert_eq!(
-            err,
-            "spread 16m is longer than the expression's period (15m between two of its times)"
-        );
+        assert_eq!(err, "spread 16m is longer than the expression's period (15m between two of its times)");
         // Two times close together in an otherwise sparse expression count.
         assert!(check_spread(600_000, "0 9,9 * * *", "UTC", now).is_ok());
         assert!(check_spread(7_200_000, "0 9,10 * * *", "UTC", now).is_err());
-        assert!(check_spread(1500, "@hourly", "UTC", now)
-            .unwrap_err()
-            .contains("whole seconds"));
+        assert!(check_spread(1500, "@hourly", "UTC", now).unwrap_err().contains("whole seconds"));
     }
 }

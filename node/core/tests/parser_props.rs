@@ -17,30 +17,15 @@ fn instant() -> impl Strategy<Value = DateTime<Utc>> {
 }
 
 fn zone() -> impl Strategy<Value = Tz> {
-    prop::sample::select(vec![
-        Tz::UTC,
-        Tz::Europe__Paris,
-        Tz::America__New_York,
-        Tz::Australia__Lord_Howe,
-        Tz::Asia__Kathmandu,
-    ])
+    prop::sample::select(vec![Tz::UTC, Tz::Europe__Paris, Tz::America__New_York, Tz::Australia__Lord_Howe, Tz::Asia__Kathmandu])
 }
 
 /// A number at a field's edges or anywhere up to u32::MAX and past it.
 fn number() -> impl Strategy<Value = String> {
     prop_oneof![
-        prop::sample::select(vec![
-            0u64, 1, 6, 7, 12, 23, 24, 28, 29, 30, 31, 32, 59, 60, 1969, 1970, 2199, 2200
-        ])
-        .prop_map(|n| n.to_string()),
+        prop::sample::select(vec![0u64, 1, 6, 7, 12, 23, 24, 28, 29, 30, 31, 32, 59, 60, 1969, 1970, 2199, 2200]).prop_map(|n| n.to_string()),
         (0u64..=u32::MAX as u64).prop_map(|n| n.to_string()),
-        prop::sample::select(vec![
-            u32::MAX as u64 - 1,
-            u32::MAX as u64,
-            u32::MAX as u64 + 1,
-            u64::MAX
-        ])
-        .prop_map(|n| n.to_string()),
+        prop::sample::select(vec![u32::MAX as u64 - 1, u32::MAX as u64, u32::MAX as u64 + 1, u64::MAX]).prop_map(|n| n.to_string()),
     ]
 }
 
@@ -60,17 +45,7 @@ fn item() -> impl Strategy<Value = String> {
         number().prop_map(|n| format!("{n}W")),
         number().prop_map(|n| format!("{n}L")),
         (number(), number()).prop_map(|(d, k)| format!("{d}#{k}")),
-        prop::sample::select(vec![
-            "MON",
-            "sun",
-            "SAT-SUN",
-            "JAN",
-            "dec",
-            "FEB-NOV/3",
-            "MON#2",
-            "FRIL"
-        ])
-        .prop_map(String::from),
+        prop::sample::select(vec!["MON", "sun", "SAT-SUN", "JAN", "dec", "FEB-NOV/3", "MON#2", "FRIL"]).prop_map(String::from),
     ]
 }
 
@@ -82,21 +57,8 @@ fn field() -> impl Strategy<Value = String> {
 fn expression() -> impl Strategy<Value = String> {
     prop_oneof![
         prop::collection::vec(field(), 5..=7).prop_map(|f| f.join(" ")),
-        prop::sample::select(vec![
-            "@yearly",
-            "@annually",
-            "@monthly",
-            "@weekly",
-            "@daily",
-            "@midnight",
-            "@hourly"
-        ])
-        .prop_map(String::from),
-        (
-            number(),
-            prop::sample::select(vec!["ms", "s", "m", "h", "d"])
-        )
-            .prop_map(|(n, u)| format!("@every {n}{u}")),
+        prop::sample::select(vec!["@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"]).prop_map(String::from),
+        (number(), prop::sample::select(vec!["ms", "s", "m", "h", "d"])).prop_map(|(n, u)| format!("@every {n}{u}")),
     ]
 }
 

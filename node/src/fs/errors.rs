@@ -5,8 +5,8 @@ use ninep::error::errno;
 use ninep::Error;
 
 use crate::command::Response;
-use crate::state::KvError;
 use crate::write::WriteError;
+use crate::state::KvError;
 
 pub fn from_write(e: WriteError) -> Error {
     let code = match e {

@@ -14,13 +14,7 @@ pub enum JobFile {
 }
 
 impl JobFile {
-    pub const ALL: [JobFile; 5] = [
-        JobFile::Ctl,
-        JobFile::Cmd,
-        JobFile::Schedule,
-        JobFile::Log,
-        JobFile::Runs,
-    ];
+    pub const ALL: [JobFile; 5] = [JobFile::Ctl, JobFile::Cmd, JobFile::Schedule, JobFile::Log, JobFile::Runs];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -50,15 +44,8 @@ pub enum Entry {
     Clone,
     Ctl,
     Jobs,
-    Job {
-        name: String,
-        incarnation: u64,
-    },
-    File {
-        name: String,
-        incarnation: u64,
-        file: JobFile,
-    },
+    Job { name: String, incarnation: u64 },
+    File { name: String, incarnation: u64, file: JobFile },
 }
 
 impl Entry {
@@ -71,9 +58,7 @@ impl Entry {
             Entry::Ctl => Qid::file(3),
             Entry::Jobs => Qid::dir(4),
             Entry::Job { incarnation, .. } => Qid::dir(incarnation << 4 | 8),
-            Entry::File {
-                incarnation, file, ..
-            } => Qid::file(incarnation << 4 | (9 + *file as u64)),
+            Entry::File { incarnation, file, .. } => Qid::file(incarnation << 4 | (9 + *file as u64)),
         }
     }
 
@@ -104,12 +89,7 @@ impl Entry {
         match self {
             Entry::Root | Entry::Clone | Entry::Ctl | Entry::Jobs => Entry::Root,
             Entry::Job { .. } => Entry::Jobs,
-            Entry::File {
-                name, incarnation, ..
-            } => Entry::Job {
-                name: name.clone(),
-                incarnation: *incarnation,
-            },
+            Entry::File { name, incarnation, .. } => Entry::Job { name: name.clone(), incarnation: *incarnation },
         }
     }
 }
@@ -123,16 +103,9 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         let mut all = vec![Entry::Root, Entry::Clone, Entry::Ctl, Entry::Jobs];
         for inc in [1, 2, 77] {
-            all.push(Entry::Job {
-                name: "a".into(),
-                incarnation: inc,
-            });
+            all.push(Entry::Job { name: "a".into(), incarnation: inc });
             for f in JobFile::ALL {
-                all.push(Entry::File {
-                    name: "a".into(),
-                    incarnation: inc,
-                    file: f,
-                });
+                all.push(Entry::File { name: "a".into(), incarnation: inc, file: f });
             }
         }
         for n in &all {

@@ -9,9 +9,7 @@ use ninep::error::errno;
 /// The status for an errno class.
 pub fn status_of(e: u32) -> StatusCode {
     match e {
-        errno::EINVAL | errno::EISDIR | errno::ENOTDIR | errno::ENAMETOOLONG => {
-            StatusCode::BAD_REQUEST
-        }
+        errno::EINVAL | errno::EISDIR | errno::ENOTDIR | errno::ENAMETOOLONG => StatusCode::BAD_REQUEST,
         errno::ENOENT => StatusCode::NOT_FOUND,
         errno::EEXIST | errno::EBUSY | errno::ENOTEMPTY => StatusCode::CONFLICT,
         errno::EROFS | errno::EPERM | errno::EACCES => StatusCode::FORBIDDEN,
@@ -25,14 +23,10 @@ pub fn status_of(e: u32) -> StatusCode {
 /// A refusal: its status, and its reason as a line of text.
 pub fn refusal(status: StatusCode, reason: &str) -> Response {
     let mut r = (status, format!("{reason}\n")).into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     if status == StatusCode::SERVICE_UNAVAILABLE {
         // No leader or no quorum, nothing done: an election takes about a second.
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
     r
 }

@@ -12,9 +12,9 @@ use serde::{Deserialize, Serialize};
 use tonic::{Request, Response, Status};
 
 use crate::command::{Command, Response as CmdResponse};
+use crate::propose::ProposeError;
 use crate::net::raft_client::Network;
 use crate::net::{decode, encode, MAX_MESSAGE_BYTES};
-use crate::propose::ProposeError;
 use crate::types::{NodeId, Raft};
 
 /// Why the leader did not commit a forwarded command.
@@ -43,33 +43,22 @@ pub struct ForwardService {
 impl Forward for ForwardService {
     async fn write(&self, req: Request<ForwardRequest>) -> Result<Response<ForwardReply>, Status> {
         let cmd: Command = decode(&req.into_inner().command)?;
-        let result: ForwardResult =
-            match tokio::time::timeout(self.commit_timeout, self.proposer.propose(cmd)).await {
-                Err(_) => Err(ForwardError::Timeout),
-                Ok(proposed) => proposed.map_err(refusal),
-            };
+        let result: ForwardResult = match tokio::time::timeout(self.commit_timeout, self.proposer.propose(cmd)).await {
+            Err(_) => Err(ForwardError::Timeout),
+            Ok(proposed) => proposed.map_err(refusal),
+        };
         let result = encode(&result).map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(ForwardReply { result }))
     }
 
     /// The leader confirms it still leads (a quorum round trip) and answers
     /// the index a linearizable read must wait for.
-    async fn read_index(
-        &self,
-        _req: Request<ReadIndexRequest>,
-    ) -> Result<Response<ReadIndexReply>, Status> {
-        let result: Result<u64, ForwardError> = match tokio::time::timeout(
-            self.commit_timeout,
-            self.raft.ensure_linearizable(),
-        )
-        .await
-        {
+    async fn read_index(&self, _req: Request<ReadIndexRequest>) -> Result<Response<ReadIndexReply>, Status> {
+        let result: Result<u64, ForwardError> = match tokio::time::timeout(self.commit_timeout, self.raft.ensure_linearizable()).await {
             Err(_) => Err(ForwardError::Timeout),
             Ok(Ok(id)) => Ok(id.map_or(0, |l| l.index)),
             Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))) => {
-                Err(ForwardError::NotLeader {
-                    leader: f.leader_id,
-                })
+                Err(ForwardError::NotLeader { leader: f.leader_id })
             }
             Ok(Err(e)) => Err(ForwardError::Failed(e.to_string())),
         };
@@ -83,11 +72,7 @@ impl Forward for ForwardService {
 /// `Timeout` when the command may still commit (`ProposeError::may_commit`).
 fn refusal(e: ProposeError) -> ForwardError {
     match e {
-        ProposeError::Raft(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-            ForwardError::NotLeader {
-                leader: f.leader_id,
-            }
-        }
+        ProposeError::Raft(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => ForwardError::NotLeader { leader: f.leader_id },
         e if e.may_commit() => ForwardError::Timeout,
         e => ForwardError::Failed(e.to_string()),
     }
@@ -114,45 +99,24 @@ impl From<Status> for Unanswered {
 }
 
 /// Asks the leader (`leader` at `addr`) for its read index.
-pub async fn read_index(
-    net: &Network,
-    leader: NodeId,
-    addr: &str,
-    deadline: Duration,
-) -> Result<Result<u64, ForwardError>, Unanswered> {
-    let channel = net
-        .channel_to(leader, addr)
-        .map_err(|_| Unanswered::NotSent)?;
+pub async fn read_index(net: &Network, leader: NodeId, addr: &str, deadline: Duration) -> Result<Result<u64, ForwardError>, Unanswered> {
+    let channel = net.channel_to(leader, addr).map_err(|_| Unanswered::NotSent)?;
     let mut client = ForwardClient::new(channel);
     let mut req = Request::new(ReadIndexRequest {});
     req.set_timeout(deadline);
-    let reply = client
-        .read_index(crate::net::with_token(req, net.token.as_deref()))
-        .await?
-        .into_inner();
+    let reply = client.read_index(crate::net::with_token(req, net.token.as_deref())).await?.into_inner();
     Ok(decode(&reply.result)?)
 }
 
 /// Sends `cmd` to the leader's (`leader` at `addr`) forward service.
-pub async fn forward(
-    net: &Network,
-    leader: NodeId,
-    addr: &str,
-    cmd: &Command,
-    deadline: Duration,
-) -> Result<ForwardResult, Unanswered> {
-    let channel = net
-        .channel_to(leader, addr)
-        .map_err(|_| Unanswered::NotSent)?;
+pub async fn forward(net: &Network, leader: NodeId, addr: &str, cmd: &Command, deadline: Duration) -> Result<ForwardResult, Unanswered> {
+    let channel = net.channel_to(leader, addr).map_err(|_| Unanswered::NotSent)?;
     let mut client = ForwardClient::new(channel).max_decoding_message_size(MAX_MESSAGE_BYTES);
     // A command that does not encode never left this node.
     let command = encode(cmd).map_err(|_| Unanswered::NotSent)?;
     let mut req = Request::new(ForwardRequest { command });
     req.set_timeout(deadline);
-    let reply = client
-        .write(crate::net::with_token(req, net.token.as_deref()))
-        .await?
-        .into_inner();
+    let reply = client.write(crate::net::with_token(req, net.token.as_deref())).await?.into_inner();
     Ok(decode(&reply.result)?)
 }
 
@@ -164,32 +128,15 @@ mod tests {
 
     #[test]
     fn a_follower_retries_only_what_the_leader_did_not_propose() {
-        let not_leader = ProposeError::Raft(RaftError::APIError(
-            ClientWriteError::ForwardToLeader(ForwardToLeader::empty()),
-        ));
-        assert!(matches!(
-            refusal(not_leader),
-            ForwardError::NotLeader { leader: None }
-        ));
-        assert!(matches!(
-            refusal(ProposeError::Closed),
-            ForwardError::Failed(_)
-        ));
+        let not_leader = ProposeError::Raft(RaftError::APIError(ClientWriteError::ForwardToLeader(ForwardToLeader::empty())));
+        assert!(matches!(refusal(not_leader), ForwardError::NotLeader { leader: None }));
+        assert!(matches!(refusal(ProposeError::Closed), ForwardError::Failed(_)));
         // Raft stopped with the command perhaps appended: the next leader
         // may commit it, so the follower must not send it again.
         for stopped in [Fatal::Stopped, Fatal::Panicked] {
-            assert!(matches!(
-                refusal(ProposeError::Raft(RaftError::Fatal(stopped))),
-                ForwardError::Timeout
-            ));
+            assert!(matches!(refusal(ProposeError::Raft(RaftError::Fatal(stopped))), ForwardError::Timeout));
         }
-        assert!(matches!(
-            refusal(ProposeError::Timeout),
-            ForwardError::Timeout
-        ));
-        assert!(matches!(
-            refusal(ProposeError::Abandoned),
-            ForwardError::Timeout
-        ));
+        assert!(matches!(refusal(ProposeError::Timeout), ForwardError::Timeout));
+        assert!(matches!(refusal(ProposeError::Abandoned), ForwardError::Timeout));
     }
 }

@@ -26,31 +26,16 @@ pub fn with_token<T>(mut req: tonic::Request<T>, token: Option<&str>) -> tonic::
 
 /// A server-side check: with a token configured, a request without it (or
 /// with another) is refused before it reaches Raft.
-pub fn check_token(
-    expected: Option<std::sync::Arc<str>>,
-) -> impl Fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Clone {
+pub fn check_token(expected: Option<std::sync::Arc<str>>) -> impl Fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Clone {
     move |req: tonic::Request<()>| {
-        let Some(want) = &expected else {
-            return Ok(req);
-        };
-        let got = req
-            .metadata()
-            .get(TOKEN_HEADER)
-            .and_then(|v| v.to_str().ok());
+        let Some(want) = &expected else { return Ok(req) };
+        let got = req.metadata().get(TOKEN_HEADER).and_then(|v| v.to_str().ok());
         // Compare without an early exit on the first differing byte.
-        let same = got.is_some_and(|g| {
-            g.len() == want.len()
-                && g.bytes()
-                    .zip(want.bytes())
-                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                    == 0
-        });
+        let same = got.is_some_and(|g| g.len() == want.len() && g.bytes().zip(want.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0);
         if same {
             Ok(req)
         } else {
-            Err(tonic::Status::unauthenticated(
-                "wrong or missing cluster token",
-            ))
+            Err(tonic::Status::unauthenticated("wrong or missing cluster token"))
         }
     }
 }
@@ -60,6 +45,5 @@ pub(crate) fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, serde_json::
 }
 
 pub(crate) fn decode<T: for<'de> serde::Deserialize<'de>>(b: &[u8]) -> Result<T, tonic::Status> {
-    serde_json::from_slice(b)
-        .map_err(|e| tonic::Status::invalid_argument(format!("undecodable payload: {e}")))
+    serde_json::from_slice(b).map_err(|e| tonic::Status::invalid_argument(format!("undecodable payload: {e}")))
 }

@@ -12,13 +12,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Timeout, Unreachable,
-};
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Timeout, Unreachable};
 use openraft::network::{RPCOption, RPCTypes, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
-    VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
 };
 use proto::raft::raft_client::RaftClient;
 use proto::raft::{RaftReply, RaftRequest};
@@ -46,9 +44,7 @@ pub struct Network {
 }
 
 fn overrides_from_env() -> HashMap<NodeId, String> {
-    let Ok(v) = std::env::var("JOBD_TEST_PEER_ADDRS") else {
-        return HashMap::new();
-    };
+    let Ok(v) = std::env::var("JOBD_TEST_PEER_ADDRS") else { return HashMap::new() };
     v.split(',')
         .filter_map(|p| p.split_once('='))
         .filter_map(|(id, addr)| Some((id.trim().parse().ok()?, addr.trim().to_string())))
@@ -57,14 +53,7 @@ fn overrides_from_env() -> HashMap<NodeId, String> {
 
 impl Network {
     pub fn new(me: NodeId, clocks: Arc<PeerClocks>) -> Self {
-        Network {
-            me,
-            clocks,
-            channels: Arc::default(),
-            overrides: Arc::new(overrides_from_env()),
-            token: None,
-            tls: None,
-        }
+        Network { me, clocks, channels: Arc::default(), overrides: Arc::new(overrides_from_env()), token: None, tls: None }
     }
 
     /// The channel to peer `id`, whose member address is `addr`.
@@ -107,18 +96,9 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Peer;
 
     async fn new_client(&mut self, target: NodeId, node: &Member) -> Peer {
-        let addr = self
-            .overrides
-            .get(&target)
-            .cloned()
-            .unwrap_or_else(|| node.raft_addr.clone());
+        let addr = self.overrides.get(&target).cloned().unwrap_or_else(|| node.raft_addr.clone());
         let span = tracing::info_span!("raft_peer", peer = target, %addr);
-        Peer {
-            net: self.clone(),
-            target,
-            addr,
-            span,
-        }
+        Peer { net: self.clone(), target, addr, span }
     }
 }
 
@@ -132,64 +112,40 @@ const UNREACHABLE_BACKOFF: Duration = Duration::from_millis(200);
 /// transport failed (a refused, reset or broken connection), not the
 /// peer's handler, which answers with a status of its own and no source.
 fn is_unreachable(status: &tonic::Status) -> bool {
-    let transport =
-        std::error::Error::source(status).is_some_and(|e| e.is::<tonic::transport::Error>());
+    let transport = std::error::Error::source(status).is_some_and(|e| e.is::<tonic::transport::Error>());
     let text = format!("{status:?}").to_ascii_lowercase();
     transport
         || (status.code() == tonic::Code::Unavailable
-            && (text.contains("connection refused")
-                || text.contains("tcp connect")
-                || text.contains("transport error")))
+            && (text.contains("connection refused") || text.contains("tcp connect") || text.contains("transport error")))
 }
 
 impl Peer {
-    async fn call<Req, Resp, E>(
-        &self,
-        kind: RPCTypes,
-        req: &Req,
-        option: &RPCOption,
-    ) -> Result<Resp, RpcErr<E>>
+    async fn call<Req, Resp, E>(&self, kind: RPCTypes, req: &Req, option: &RPCOption) -> Result<Resp, RpcErr<E>>
     where
         Req: serde::Serialize,
         Resp: for<'de> serde::Deserialize<'de>,
         E: std::error::Error + for<'de> serde::Deserialize<'de>,
     {
-        let result = self
-            .call_inner(kind, req, option)
-            .instrument(self.span.clone())
-            .await;
+        let result = self.call_inner(kind, req, option).instrument(self.span.clone()).await;
         if let Err(e) = &result {
-            self.span
-                .in_scope(|| tracing::debug!(rpc = ?kind, "failed: {e}"));
+            self.span.in_scope(|| tracing::debug!(rpc = ?kind, "failed: {e}"));
         }
         result
     }
 
-    async fn call_inner<Req, Resp, E>(
-        &self,
-        kind: RPCTypes,
-        req: &Req,
-        option: &RPCOption,
-    ) -> Result<Resp, RpcErr<E>>
+    async fn call_inner<Req, Resp, E>(&self, kind: RPCTypes, req: &Req, option: &RPCOption) -> Result<Resp, RpcErr<E>>
     where
         Req: serde::Serialize,
         Resp: for<'de> serde::Deserialize<'de>,
         E: std::error::Error + for<'de> serde::Deserialize<'de>,
     {
-        let channel = self
-            .net
-            .channel(&self.addr)
-            .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
+        let channel = self.net.channel(&self.addr).map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
         let mut client = RaftClient::new(channel)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         let payload = encode(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let sent = now_ms();
-        let mut request = tonic::Request::new(RaftRequest {
-            payload,
-            sent_at_unix_ms: sent,
-            from_node: self.net.me,
-        });
+        let mut request = tonic::Request::new(RaftRequest { payload, sent_at_unix_ms: sent, from_node: self.net.me });
         let ttl = option.hard_ttl();
         request.set_timeout(ttl);
         let request = crate::net::with_token(request, self.net.token.as_deref());
@@ -200,27 +156,15 @@ impl Peer {
         };
         let reply = match reply {
             Ok(r) => r.into_inner(),
-            Err(s)
-                if s.code() == tonic::Code::DeadlineExceeded
-                    || s.code() == tonic::Code::Cancelled =>
-            {
-                return Err(RPCError::Timeout(Timeout {
-                    action: kind,
-                    id: self.net.me,
-                    target: self.target,
-                    timeout: ttl,
-                }))
+            Err(s) if s.code() == tonic::Code::DeadlineExceeded || s.code() == tonic::Code::Cancelled => {
+                return Err(RPCError::Timeout(Timeout { action: kind, id: self.net.me, target: self.target, timeout: ttl }))
             }
-            Err(s) if is_unreachable(&s) => {
-                return Err(RPCError::Unreachable(Unreachable::new(&s)))
-            }
+            Err(s) if is_unreachable(&s) => return Err(RPCError::Unreachable(Unreachable::new(&s))),
             Err(s) => return Err(RPCError::Network(NetworkError::new(&s))),
         };
-        self.net
-            .clocks
-            .observe_reply(self.target, sent, reply.sent_at_unix_ms, now_ms());
-        let result: Result<Resp, RaftError<NodeId, E>> = serde_json::from_slice(&reply.payload)
-            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        self.net.clocks.observe_reply(self.target, sent, reply.sent_at_unix_ms, now_ms());
+        let result: Result<Resp, RaftError<NodeId, E>> =
+            serde_json::from_slice(&reply.payload).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 }

@@ -39,16 +39,11 @@ pub struct RaftService {
 impl RaftService {
     fn reply<T: serde::Serialize>(&self, result: &T) -> Result<Response<RaftReply>, Status> {
         let payload = encode(result).map_err(|e| Status::internal(e.to_string()))?;
-        Ok(Response::new(RaftReply {
-            payload,
-            sent_at_unix_ms: now_ms(),
-            from_node: self.me,
-        }))
+        Ok(Response::new(RaftReply { payload, sent_at_unix_ms: now_ms(), from_node: self.me }))
     }
 
     fn observe(&self, req: &RaftRequest) {
-        self.clocks
-            .observe_request(req.from_node, req.sent_at_unix_ms, now_ms());
+        self.clocks.observe_request(req.from_node, req.sent_at_unix_ms, now_ms());
     }
 }
 
@@ -65,52 +60,30 @@ impl RaftRpc for RaftService {
         let wait = self.votes_from.saturating_duration_since(Instant::now());
         if !wait.is_zero() {
             // The candidate counts this as a voter it could not reach.
-            return Err(Status::unavailable(format!(
-                "node {} restarted: refusing votes for another {} ms",
-                self.me,
-                wait.as_millis()
-            )));
+            return Err(Status::unavailable(format!("node {} restarted: refusing votes for another {} ms", self.me, wait.as_millis())));
         }
         let vote: VoteRequest<NodeId> = decode(&req.payload)?;
-        let res = self
-            .raft
-            .vote(vote.clone())
-            .instrument(peer_span(&req))
-            .await;
+        let res = self.raft.vote(vote.clone()).instrument(peer_span(&req)).await;
         if let Ok(answer) = &res {
             self.standing.answered(&vote, answer);
         }
         self.reply(&res)
     }
 
-    async fn append_entries(
-        &self,
-        req: Request<RaftRequest>,
-    ) -> Result<Response<RaftReply>, Status> {
+    async fn append_entries(&self, req: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
         let req = req.into_inner();
         self.observe(&req);
         let handling = self.standing.handling().await;
-        let res = self
-            .raft
-            .append_entries(decode(&req.payload)?)
-            .instrument(peer_span(&req))
-            .await;
+        let res = self.raft.append_entries(decode(&req.payload)?).instrument(peer_span(&req)).await;
         self.standing.heard_from_leader(handling);
         self.reply(&res)
     }
 
-    async fn install_snapshot(
-        &self,
-        req: Request<RaftRequest>,
-    ) -> Result<Response<RaftReply>, Status> {
+    async fn install_snapshot(&self, req: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
         let req = req.into_inner();
         self.observe(&req);
         let handling = self.standing.handling().await;
-        let res = self
-            .raft
-            .install_snapshot(decode(&req.payload)?)
-            .instrument(peer_span(&req))
-            .await;
+        let res = self.raft.install_snapshot(decode(&req.payload)?).instrument(peer_span(&req)).await;
         self.standing.heard_from_leader(handling);
         self.reply(&res)
     }

@@ -32,25 +32,16 @@ impl GrpcServer {
     pub fn new(tls: Option<&Tls>, token: Option<Arc<str>>) -> Result<GrpcServer, ServeError> {
         let mut builder = tonic::transport::Server::builder();
         if let Some(tls) = tls {
-            builder = builder
-                .tls_config(tls.server.clone())
-                .map_err(|e| ServeError(e.to_string()))?;
+            builder = builder.tls_config(tls.server.clone()).map_err(|e| ServeError(e.to_string()))?;
         }
         Ok(GrpcServer { builder, token })
     }
 
     /// Serves `raft` and `forward` on `listener` until `stop` turns true.
-    pub fn spawn(
-        self,
-        listener: TcpListener,
-        raft: RaftService,
-        forward: ForwardService,
-        mut stop: watch::Receiver<bool>,
-    ) -> JoinHandle<()> {
+    pub fn spawn(self, listener: TcpListener, raft: RaftService, forward: ForwardService, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
         let GrpcServer { mut builder, token } = self;
         tokio::spawn(async move {
-            let incoming =
-                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+            let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
             let res = builder
                 .add_service(InterceptedService::new(
                     RaftServer::new(raft).max_decoding_message_size(MAX_MESSAGE_BYTES),

@@ -78,22 +78,14 @@ struct Times {
 }
 
 impl StandAtOnce {
-    pub fn new(
-        raft: Raft,
-        me: NodeId,
-        election_min: Duration,
-        election_max: Duration,
-    ) -> StandAtOnce {
+    pub fn new(raft: Raft, me: NodeId, election_min: Duration, election_max: Duration) -> StandAtOnce {
         StandAtOnce {
             raft,
             me,
             lease: election_max,
             every: election_min,
             handling: RwLock::new(()),
-            times: Mutex::new(Times {
-                heard: Instant::now(),
-                stood: None,
-            }),
+            times: Mutex::new(Times { heard: Instant::now(), stood: None }),
         }
     }
 
@@ -172,9 +164,7 @@ impl StandAtOnce {
     /// a leader's message, if the lease is still over once alone.
     async fn stand(&self, elections: u64, log: impl FnOnce(Duration)) {
         let _alone = self.handling.write().await;
-        let Some(silent) = self.lease_over() else {
-            return;
-        };
+        let Some(silent) = self.lease_over() else { return };
         log(silent);
         for _ in 0..elections {
             if let Err(e) = self.raft.trigger().elect().await {
@@ -186,11 +176,7 @@ impl StandAtOnce {
 
     /// Stands when openraft's timer, without its longer-log penalty, would
     /// (see the module's comment); checks every `every_tick` until `stopped`.
-    pub fn watch(
-        self: Arc<Self>,
-        every_tick: Duration,
-        mut stopped: watch::Receiver<bool>,
-    ) -> JoinHandle<()> {
+    pub fn watch(self: Arc<Self>, every_tick: Duration, mut stopped: watch::Receiver<bool>) -> JoinHandle<()> {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every_tick);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -220,15 +206,11 @@ impl StandAtOnce {
                     timeout = None;
                     continue;
                 }
-                let due =
-                    *timeout.get_or_insert_with(|| self.lease + jitter(self.every, self.lease));
+                let due = *timeout.get_or_insert_with(|| self.lease + jitter(self.every, self.lease));
                 if silent > due && self.may_stand() {
                     timeout = None;
                     self.stand(1, |silent| {
-                        tracing::info!(
-                            silent_ms = silent.as_millis() as u64,
-                            "standing: no leader heard for a lease and an election timeout"
-                        )
+                        tracing::info!(silent_ms = silent.as_millis() as u64, "standing: no leader heard for a lease and an election timeout")
                     })
                     .await;
                 }

@@ -28,10 +28,7 @@ pub enum TlsError {
     #[error("TLS needs --tls-cert, --tls-key and --tls-ca together (missing {0})")]
     Incomplete(&'static str),
     #[error("reading {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("{path} holds no PEM block")]
     NotPem { path: String },
 }
@@ -45,18 +42,10 @@ pub struct Tls {
 
 impl TlsFiles {
     /// From the three optional flags: `Ok(None)` when none is given.
-    pub fn from_flags(
-        cert: Option<&Path>,
-        key: Option<&Path>,
-        ca: Option<&Path>,
-    ) -> Result<Option<TlsFiles>, TlsError> {
+    pub fn from_flags(cert: Option<&Path>, key: Option<&Path>, ca: Option<&Path>) -> Result<Option<TlsFiles>, TlsError> {
         match (cert, key, ca) {
             (None, None, None) => Ok(None),
-            (Some(c), Some(k), Some(a)) => Ok(Some(TlsFiles {
-                cert: c.into(),
-                key: k.into(),
-                ca: a.into(),
-            })),
+            (Some(c), Some(k), Some(a)) => Ok(Some(TlsFiles { cert: c.into(), key: k.into(), ca: a.into() })),
             (None, _, _) => Err(TlsError::Incomplete("--tls-cert")),
             (_, None, _) => Err(TlsError::Incomplete("--tls-key")),
             (_, _, None) => Err(TlsError::Incomplete("--tls-ca")),
@@ -72,25 +61,18 @@ impl TlsFiles {
         let ca = Certificate::from_pem(read_pem(&self.ca)?);
         let identity = Identity::from_pem(cert, key);
         Ok(Tls {
-            server: ServerTlsConfig::new()
-                .identity(identity.clone())
-                .client_ca_root(ca.clone()),
+            server: ServerTlsConfig::new().identity(identity.clone()).client_ca_root(ca.clone()),
             client: ClientTlsConfig::new().identity(identity).ca_certificate(ca),
         })
     }
 }
 
 fn read_pem(path: &Path) -> Result<Vec<u8>, TlsError> {
-    let bytes = std::fs::read(path).map_err(|source| TlsError::Read {
-        path: path.display().to_string(),
-        source,
-    })?;
+    let bytes = std::fs::read(path).map_err(|source| TlsError::Read { path: path.display().to_string(), source })?;
     // rustls would say "no certificates found" much later, at the first
     // handshake; a wrong file should stop the node at start instead.
     if !bytes.windows(11).any(|w| w == b"-----BEGIN ") {
-        return Err(TlsError::NotPem {
-            path: path.display().to_string(),
-        });
+        return Err(TlsError::NotPem { path: path.display().to_string() });
     }
     Ok(bytes)
 }
@@ -113,17 +95,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let junk = dir.path().join("junk");
         std::fs::write(&junk, "not a certificate").unwrap();
-        let files = TlsFiles {
-            cert: junk.clone(),
-            key: junk.clone(),
-            ca: junk,
-        };
+        let files = TlsFiles { cert: junk.clone(), key: junk.clone(), ca: junk };
         assert!(matches!(files.load(), Err(TlsError::NotPem { .. })));
-        let files = TlsFiles {
-            cert: dir.path().join("nope"),
-            key: "k".into(),
-            ca: "c".into(),
-        };
+        let files = TlsFiles { cert: dir.path().join("nope"), key: "k".into(), ca: "c".into() };
         assert!(matches!(files.load(), Err(TlsError::Read { .. })));
     }
 }

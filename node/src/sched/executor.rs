@@ -22,9 +22,9 @@ use super::slots::{Slot, Slots, Waiting};
 use crate::clock::{now_ms, since_boot};
 use crate::command::{Command, Fence, NotStarted, Response, RunStatus, Trigger};
 use crate::leadership::{Lease, Standing};
+use crate::write::{WriteError, Writer};
 use crate::state;
 use crate::store::state_machine::StateMachine;
-use crate::write::{WriteError, Writer};
 
 /// A manual run on a node that is not the leader begins only if this node
 /// heard from the leader this recently (see `may_begin`).
@@ -55,10 +55,7 @@ const CLAIM_RETRY_MAX: Duration = Duration::from_millis(500);
 fn hold_after_claim() -> Option<Duration> {
     static HOLD: std::sync::OnceLock<Option<Duration>> = std::sync::OnceLock::new();
     *HOLD.get_or_init(|| {
-        let ms: u64 = std::env::var("JOBD_TEST_HOLD_AFTER_CLAIM_MS")
-            .ok()?
-            .parse()
-            .ok()?;
+        let ms: u64 = std::env::var("JOBD_TEST_HOLD_AFTER_CLAIM_MS").ok()?.parse().ok()?;
         Some(Duration::from_millis(ms))
     })
 }
@@ -173,21 +170,10 @@ impl Executor {
         let outcome = match &status {
             RunStatus::Exit(0) => "succeeded".to_string(),
             RunStatus::Exit(_) => "failed".into(),
-            s => state::run::status_text(s)
-                .split(' ')
-                .next()
-                .unwrap_or("other")
-                .into(),
+            s => state::run::status_text(s).split(' ').next().unwrap_or("other").into(),
         };
         self.metrics.runs.with_label_values(&[&outcome]).inc();
-        Command::RunEnded {
-            name: o.name.clone(),
-            incarnation: o.incarnation,
-            run_id: o.run_id,
-            status,
-            at_ms,
-            fence: Some(o.fence),
-        }
+        Command::RunEnded { name: o.name.clone(), incarnation: o.incarnation, run_id: o.run_id, status, at_ms, fence: Some(o.fence) }
     }
 
     /// Whether run `o` is still to begin, as of `now`: its record still
@@ -195,11 +181,7 @@ impl Executor {
     /// passed, the node not stopping, and (fired as leader) the term it was
     /// fired in still led by this node. Checked while it waits for a slot
     /// and before its claim; answers the run's record and its job's.
-    fn still_to_begin(
-        &self,
-        o: &RunOrder,
-        now: i64,
-    ) -> Result<(state::run::Run, state::Job), Refusal> {
+    fn still_to_begin(&self, o: &RunOrder, now: i64) -> Result<(state::run::Run, state::Job), Refusal> {
         let run = self.run_still_to_begin(o, now)?;
         let job = match state::load_job(&self.sm, &o.name) {
             Ok(Some(j)) if j.incarnation == o.incarnation => j,
@@ -230,9 +212,7 @@ impl Executor {
             return Err(Refusal::Ended);
         }
         if run.fence != o.fence {
-            return Err(Refusal::TakenOver {
-                node: run.fence.node,
-            });
+            return Err(Refusal::TakenOver { node: run.fence.node });
         }
         if run.cancel {
             return Err(Refusal::Cancelled);
@@ -246,9 +226,7 @@ impl Executor {
         if *self.stopping.borrow() {
             return Err(Refusal::NotStarted(NotStarted::NodeStopping));
         }
-        if o.trigger != Trigger::Manual
-            && self.lease.standing(run.fence.term, since_boot()) == Standing::Lost
-        {
+        if o.trigger != Trigger::Manual && self.lease.standing(run.fence.term, since_boot()) == Standing::Lost {
             return Err(Refusal::NotStarted(NotStarted::FenceLost));
         }
         Ok(run)
@@ -270,41 +248,21 @@ impl Executor {
         let (term, leader, leading) = {
             let m = self.raft.metrics();
             let m = m.borrow();
-            (
-                m.current_term,
-                m.current_leader,
-                m.state == openraft::ServerState::Leader && m.current_leader == Some(self.node),
-            )
+            (m.current_term, m.current_leader, m.state == openraft::ServerState::Leader && m.current_leader == Some(self.node))
         };
         if o.trigger == Trigger::Manual && !leading {
             // A follower's own fence: in touch with the leader, or not at all.
-            let heard = leader
-                .filter(|l| *l != self.node)
-                .and_then(|l| self.clocks.silent_for(l));
-            return if heard.is_some_and(|d| d < MANUAL_CONTACT) {
-                Ok(())
-            } else {
-                Err(Refusal::NotStarted(NotStarted::FenceLost))
-            };
+            let heard = leader.filter(|l| *l != self.node).and_then(|l| self.clocks.silent_for(l));
+            return if heard.is_some_and(|d| d < MANUAL_CONTACT) { Ok(()) } else { Err(Refusal::NotStarted(NotStarted::FenceLost)) };
         }
         // A run this node fired, or a manual run taken while leading: the
         // lease of the fire's term (a manual run: the current one), taken
         // now, after the reads above.
-        let lease_term = if o.trigger == Trigger::Manual {
-            term
-        } else {
-            run.fence.term
-        };
+        let lease_term = if o.trigger == Trigger::Manual { term } else { run.fence.term };
         match self.lease.standing(lease_term, since_boot()) {
             Standing::Holds => {}
-            Standing::Lapsed { since } if since > LAPSED_GIVE_UP => {
-                return Err(Refusal::NotStarted(NotStarted::FenceLost))
-            }
-            Standing::Lapsed { since } => {
-                return Err(Refusal::LeaseLapsed {
-                    since_ms: since.as_millis() as u64,
-                })
-            }
+            Standing::Lapsed { since } if since > LAPSED_GIVE_UP => return Err(Refusal::NotStarted(NotStarted::FenceLost)),
+            Standing::Lapsed { since } => return Err(Refusal::LeaseLapsed { since_ms: since.as_millis() as u64 }),
             Standing::Lost => return Err(Refusal::NotStarted(NotStarted::FenceLost)),
         }
         // openraft's own view, as of now: a leader steps down when it
@@ -340,12 +298,7 @@ impl Executor {
             if run.claimed {
                 return Ok(());
             }
-            let begin = Command::Begin {
-                name: o.name.clone(),
-                incarnation: o.incarnation,
-                run_id: o.run_id,
-                fence: o.fence,
-            };
+            let begin = Command::Begin { name: o.name.clone(), incarnation: o.incarnation, run_id: o.run_id, fence: o.fence };
             match self.writer.write(begin).await {
                 Ok(Response::Done) => return Ok(()),
                 // Refused: what the state says next tells why.
@@ -356,9 +309,7 @@ impl Executor {
                     }
                     return Err(Refusal::Io(format!("its claim was refused: {other:?}")));
                 }
-                Err(WriteError::ShuttingDown) => {
-                    return Err(Refusal::NotStarted(NotStarted::NodeStopping))
-                }
+                Err(WriteError::ShuttingDown) => return Err(Refusal::NotStarted(NotStarted::NodeStopping)),
                 Err(e) => {
                     warn!(job = %o.name, run = o.run_id, "claiming a run: {e}; asking again");
                     tokio::time::sleep(retry).await;
@@ -404,34 +355,19 @@ impl Executor {
         let reason = match why {
             Refusal::NotStarted(NotStarted::NodeStopping) => NotStarted::NodeStopping,
             // A follower's manual run has no later leader to go to.
-            Refusal::NotStarted(NotStarted::FenceLost) | Refusal::LeaseLapsed { .. }
-                if o.trigger != Trigger::Manual =>
-            {
-                NotStarted::FenceLost
-            }
+            Refusal::NotStarted(NotStarted::FenceLost) | Refusal::LeaseLapsed { .. } if o.trigger != Trigger::Manual => NotStarted::FenceLost,
             _ => return false,
         };
-        let ours =
-            |r: &state::run::Run| r.status == RunStatus::Pending && r.fence == o.fence && r.claims;
+        let ours = |r: &state::run::Run| r.status == RunStatus::Pending && r.fence == o.fence && r.claims;
         let run = match state::run::load_run(&self.sm, o.incarnation, o.run_id) {
             Ok(Some(r)) if ours(&r) => r,
             _ => return false,
         };
         if run.claimed {
-            let release = Command::Release {
-                name: o.name.clone(),
-                incarnation: o.incarnation,
-                run_id: o.run_id,
-                fence: o.fence,
-                why: reason,
-                at_ms: now_ms(),
-            };
+            let release = Command::Release { name: o.name.clone(), incarnation: o.incarnation, run_id: o.run_id, fence: o.fence, why: reason, at_ms: now_ms() };
             let answer = self.writer.write(release).await;
             // Decided by the applied state, as a claim is.
-            let given = state::run::load_run(&self.sm, o.incarnation, o.run_id)
-                .ok()
-                .flatten()
-                .is_some_and(|r| r.released || r.fence != o.fence);
+            let given = state::run::load_run(&self.sm, o.incarnation, o.run_id).ok().flatten().is_some_and(|r| r.released || r.fence != o.fence);
             if !given {
                 warn!(job = %o.name, run = o.run_id, "could not give its claim back: {answer:?}");
                 return false;
@@ -450,10 +386,7 @@ impl Executor {
         warn!(job = %o.name, run = o.run_id, "not starting: {why}");
         if let Some(status) = why.status() {
             if let RunStatus::NotStarted(reason) = &status {
-                self.metrics
-                    .not_started
-                    .with_label_values(&[reason.word()])
-                    .inc();
+                self.metrics.not_started.with_label_values(&[reason.word()]).inc();
             }
             self.record(self.end(o, status)).await;
         }
@@ -507,11 +440,10 @@ impl Executor {
             }
         };
         self.show_counts();
-        let (slot, job) =
-            match slot.and_then(|s| self.still_to_begin(&o, now_ms()).map(|(_, job)| (s, job))) {
-                Ok(ready) => ready,
-                Err(why) => return self.refused(&o, why).await,
-            };
+        let (slot, job) = match slot.and_then(|s| self.still_to_begin(&o, now_ms()).map(|(_, job)| (s, job))) {
+            Ok(ready) => ready,
+            Err(why) => return self.refused(&o, why).await,
+        };
         self.carry_out(&o, &job, slot).await;
         self.show_counts();
     }
@@ -522,33 +454,15 @@ impl Executor {
         let env = [
             ("JOBD_JOB", o.name.clone()),
             ("JOBD_RUN_ID", o.run_id.to_string()),
-            (
-                "JOBD_SCHEDULED_TIME",
-                crate::time::rfc3339_secs(o.scheduled_ms),
-            ),
+            ("JOBD_SCHEDULED_TIME", crate::time::rfc3339_secs(o.scheduled_ms)),
             ("JOBD_TRIGGER", o.trigger.to_string()),
             ("JOBD_NODE", self.node.to_string()),
             ("JOBD_TERM", o.fence.term.to_string()),
-            (
-                "JOBD_ATTEMPT",
-                format!(
-                    "{}/{}",
-                    o.attempt,
-                    state::retry::attempts_for(job, false).max(o.attempt)
-                ),
-            ),
+            ("JOBD_ATTEMPT", format!("{}/{}", o.attempt, state::retry::attempts_for(job, false).max(o.attempt))),
         ];
         // The process is created now, before its time, off the async
         // workers (a fork blocks its thread), and waits at its gate.
-        let created = self
-            .creator
-            .create(
-                job.cmd.clone(),
-                env.to_vec(),
-                self.workdir.clone(),
-                self.run_as.clone(),
-            )
-            .await;
+        let created = self.creator.create(job.cmd.clone(), env.to_vec(), self.workdir.clone(), self.run_as.clone()).await;
         let mut gated = match created {
             Ok(g) => g,
             Err(e) => return self.refused(o, Refusal::Io(e.to_string())).await,
@@ -566,9 +480,7 @@ impl Executor {
         let mut at_ms = o.begin_at_ms;
         let mut retry = LAPSED_RETRY;
         let opened = loop {
-            let Some(gate) = gated.gate() else {
-                break Err(Refusal::Io("the gate is closed".into()));
-            };
+            let Some(gate) = gated.gate() else { break Err(Refusal::Io("the gate is closed".into())) };
             let (me, order) = (self.clone(), o.clone());
             let check: super::gate::Check = Box::new(move |now| me.may_begin(&order, now));
             match self.gates.open_at(at_ms, gate, check).await {
@@ -590,20 +502,12 @@ impl Executor {
         };
         info!(job = %o.name, run = o.run_id, late_ms = started - o.scheduled_ms, "started");
         if o.trigger == Trigger::Schedule {
-            self.metrics
-                .lateness_seconds
-                .observe((started - o.scheduled_ms).max(0) as f64 / 1000.0);
+            self.metrics.lateness_seconds.observe((started - o.scheduled_ms).max(0) as f64 / 1000.0);
         }
         // Recorded while the process runs, not before following it: the
         // commit must not delay reading its output or noting its end. The
         // output sender waits for it, so the log keeps start, output, end.
-        let start = Command::RunStarted {
-            name: o.name.clone(),
-            incarnation: o.incarnation,
-            run_id: o.run_id,
-            at_ms: started,
-            fence: Some(o.fence),
-        };
+        let start = Command::RunStarted { name: o.name.clone(), incarnation: o.incarnation, run_id: o.run_id, at_ms: started, fence: Some(o.fence) };
         let o = o.clone();
         let recorded = tokio::spawn({
             let me = self.clone();
@@ -624,22 +528,14 @@ impl Executor {
         gated.release();
         // The start and all output are recorded before the end.
         let _ = sender.await;
-        self.metrics
-            .run_seconds
-            .observe((ended - started).max(0) as f64 / 1000.0);
+        self.metrics.run_seconds.observe((ended - started).max(0) as f64 / 1000.0);
         self.record(self.end_at(&o, status, ended)).await;
     }
 
     /// Waits for the process, killing its group on timeout or when a newer
     /// run replaced it (overlap `replace`).
-    async fn follow(
-        &self,
-        o: &RunOrder,
-        child: &mut tokio::process::Child,
-        timeout_ms: Option<i64>,
-    ) -> RunStatus {
-        let deadline = timeout_ms
-            .map(|t| tokio::time::Instant::now() + Duration::from_millis(t.max(0) as u64));
+    async fn follow(&self, o: &RunOrder, child: &mut tokio::process::Child, timeout_ms: Option<i64>) -> RunStatus {
+        let deadline = timeout_ms.map(|t| tokio::time::Instant::now() + Duration::from_millis(t.max(0) as u64));
         let mut verdict = None;
         let mut termed_at: Option<tokio::time::Instant> = None;
         loop {
@@ -677,12 +573,7 @@ impl Executor {
 
     /// Records the run's output in batches, once `started` (the run's start
     /// being recorded) is done; lines wait in `rx` meanwhile.
-    async fn send_output(
-        self,
-        o: RunOrder,
-        mut rx: mpsc::Receiver<String>,
-        started: JoinHandle<()>,
-    ) {
+    async fn send_output(self, o: RunOrder, mut rx: mpsc::Receiver<String>, started: JoinHandle<()>) {
         let _ = started.await;
         let mut seq = 0;
         let mut batch = Vec::new();
@@ -703,21 +594,11 @@ impl Executor {
                 batch.push(line);
             }
             let bytes: usize = batch.iter().map(String::len).sum();
-            let flush = closed
-                || tokio::time::Instant::now() >= due
-                || batch.len() >= BATCH_LINES
-                || bytes >= BATCH_BYTES;
+            let flush = closed || tokio::time::Instant::now() >= due || batch.len() >= BATCH_LINES || bytes >= BATCH_BYTES;
             if !batch.is_empty() && flush {
                 let lines = std::mem::take(&mut batch);
-                let cmd = Command::Output {
-                    name: o.name.clone(),
-                    incarnation: o.incarnation,
-                    run_id: o.run_id,
-                    seq,
-                    lines,
-                    at_ms: now_ms(),
-                    fence: Some(o.fence),
-                };
+                let cmd =
+                    Command::Output { name: o.name.clone(), incarnation: o.incarnation, run_id: o.run_id, seq, lines, at_ms: now_ms(), fence: Some(o.fence) };
                 self.record(cmd).await;
                 seq += 1;
             }
@@ -734,17 +615,11 @@ async fn lines<R: AsyncRead + Unpin>(r: R, tx: mpsc::Sender<String>) {
     loop {
         buf.clear();
         // At most 64 KiB per read: a line without end cannot grow memory.
-        match (&mut reader)
-            .take(64 << 10)
-            .read_until(b'\n', &mut buf)
-            .await
-        {
+        match (&mut reader).take(64 << 10).read_until(b'\n', &mut buf).await {
             Ok(0) | Err(_) => return,
             Ok(_) => {
                 // Invalid UTF-8 is replaced, never dropped; long lines are split.
-                let line = String::from_utf8_lossy(&buf)
-                    .trim_end_matches(['\n', '\r'])
-                    .to_string();
+                let line = String::from_utf8_lossy(&buf).trim_end_matches(['\n', '\r']).to_string();
                 for piece in split_line(&line, MAX_LINE) {
                     if tx.send(piece.to_string()).await.is_err() {
                         return;

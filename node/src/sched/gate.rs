@@ -25,8 +25,8 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -100,9 +100,7 @@ const MAX_THREADS: usize = 2;
 
 impl Gatekeeper {
     pub fn start() -> std::io::Result<Gatekeeper> {
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .clamp(1, MAX_THREADS);
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, MAX_THREADS);
         let mut txs = vec![];
         for i in 0..threads {
             let (tx, rx) = mpsc::channel();
@@ -116,10 +114,7 @@ impl Gatekeeper {
             })?;
             txs.push(tx);
         }
-        Ok(Gatekeeper {
-            txs,
-            next: AtomicUsize::new(0),
-        })
+        Ok(Gatekeeper { txs, next: AtomicUsize::new(0) })
     }
 
     /// At `at_ms` (now, if past), runs `check` and, if it passes, opens
@@ -127,13 +122,7 @@ impl Gatekeeper {
     pub async fn open_at(&self, at_ms: i64, gate: Arc<File>, check: Check) -> Result<i64, Refusal> {
         let (reply, answer) = oneshot::channel();
         let tx = &self.txs[self.next.fetch_add(1, Ordering::Relaxed) % self.txs.len()];
-        tx.send(Waiting {
-            at_ms,
-            gate,
-            check,
-            reply,
-        })
-        .map_err(|_| Refusal::Gone)?;
+        tx.send(Waiting { at_ms, gate, check, reply }).map_err(|_| Refusal::Gone)?;
         answer.await.unwrap_or(Err(Refusal::Gone))
     }
 }
@@ -142,18 +131,8 @@ impl Gatekeeper {
 fn realtime() -> std::io::Result<()> {
     let param = libc::sched_param { sched_priority: 1 };
     // SAFETY: sets this thread's own policy; `param` outlives the call.
-    let r = unsafe {
-        libc::pthread_setschedparam(
-            libc::pthread_self(),
-            libc::SCHED_FIFO | libc::SCHED_RESET_ON_FORK,
-            &param,
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::from_raw_os_error(r))
-    }
+    let r = unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO | libc::SCHED_RESET_ON_FORK, &param) };
+    if r == 0 { Ok(()) } else { Err(std::io::Error::from_raw_os_error(r)) }
 }
 
 fn keep(rx: mpsc::Receiver<Waiting>) {
@@ -192,9 +171,7 @@ fn keep(rx: mpsc::Receiver<Waiting>) {
             }
             let now = now_ms();
             let result = (w.check)(now).and_then(|()| {
-                (&*w.gate)
-                    .write_all(b"\n")
-                    .map_err(|e| Refusal::Io(e.to_string()))?;
+                (&*w.gate).write_all(b"\n").map_err(|e| Refusal::Io(e.to_string()))?;
                 Ok(now)
             });
             let _ = w.reply.send(result);
@@ -212,12 +189,7 @@ mod tests {
         assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
         use std::os::fd::FromRawFd;
         // SAFETY: as above.
-        unsafe {
-            (
-                File::from_raw_fd(fds[0]),
-                Arc::new(File::from_raw_fd(fds[1])),
-            )
-        }
+        unsafe { (File::from_raw_fd(fds[0]), Arc::new(File::from_raw_fd(fds[1]))) }
     }
 
     #[tokio::test]
@@ -233,11 +205,7 @@ mod tests {
         let refused = keeper.open_at(t, w3.clone(), Box::new(|_| Err(Refusal::Cancelled)));
         let (late, early, refused) = tokio::join!(late, early, refused);
         let (late, early) = (late.unwrap(), early.unwrap());
-        assert!(
-            early >= t && late >= t + 100,
-            "opened at {early} and {late}, due at {t} and {}",
-            t + 100
-        );
+        assert!(early >= t && late >= t + 100, "opened at {early} and {late}, due at {t} and {}", t + 100);
         assert!(early - t < 50, "opened {} ms after its time", early - t);
         assert_eq!(refused, Err(Refusal::Cancelled));
         let mut byte = [0u8; 1];

@@ -32,10 +32,10 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use crate::clock::{now_ms, PeerClocks};
-use crate::command::Fence;
 use crate::command::{Command, Trigger};
-use crate::state::{self, Job};
+use crate::command::Fence;
 use crate::times::Times;
+use crate::state::{self, Job};
 use executor::{accepted, Executor, RunOrder};
 use plan::Plan;
 
@@ -76,23 +76,11 @@ struct Leading {
 /// What to propose for a job now.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Due {
-    Fire {
-        scheduled_ms: i64,
-        trigger: Trigger,
-        skipped: u32,
-    },
+    Fire { scheduled_ms: i64, trigger: Trigger, skipped: u32 },
     /// Pass over `count` missed times up to `until_ms` without a run.
-    Skip {
-        until_ms: i64,
-        count: u32,
-        reason: &'static str,
-    },
+    Skip { until_ms: i64, count: u32, reason: &'static str },
     /// The job's pending attempt of `scheduled_ms`, due at `at_ms`.
-    Retry {
-        scheduled_ms: i64,
-        attempt: u32,
-        at_ms: i64,
-    },
+    Retry { scheduled_ms: i64, attempt: u32, at_ms: i64 },
 }
 
 /// At most this many missed times are run by catch-up `all`.
@@ -106,11 +94,7 @@ const CATCHUP_ALL_CAP: usize = 100;
 pub fn due(job: &Job, now_ms: i64, lead_ms: i64) -> Result<Due, i64> {
     let retry_wait = match job.retry_pending {
         Some(p) if p.at_ms - now_ms <= lead_ms => {
-            return Ok(Due::Retry {
-                scheduled_ms: p.scheduled_ms,
-                attempt: p.attempt,
-                at_ms: p.at_ms,
-            });
+            return Ok(Due::Retry { scheduled_ms: p.scheduled_ms, attempt: p.attempt, at_ms: p.at_ms });
         }
         Some(p) => p.at_ms - now_ms - lead_ms,
         None => i64::MAX,
@@ -121,21 +105,13 @@ pub fn due(job: &Job, now_ms: i64, lead_ms: i64) -> Result<Due, i64> {
 /// `due` for the job's scheduled times.
 fn due_time(job: &Job, now_ms: i64, lead_ms: i64) -> Result<Due, i64> {
     use crate::command::Catchup;
-    let Some(times) = Times::of(job) else {
-        return Err(i64::MAX);
-    };
-    let Some(next_ms) = times.next_after(plan::last_time(job)) else {
-        return Err(i64::MAX);
-    };
+    let Some(times) = Times::of(job) else { return Err(i64::MAX) };
+    let Some(next_ms) = times.next_after(plan::last_time(job)) else { return Err(i64::MAX) };
     if next_ms - now_ms > lead_ms {
         return Err(next_ms - now_ms - lead_ms);
     }
     if now_ms - next_ms <= FIRE_WINDOW_MS {
-        return Ok(Due::Fire {
-            scheduled_ms: next_ms,
-            trigger: Trigger::Schedule,
-            skipped: 0,
-        });
+        return Ok(Due::Fire { scheduled_ms: next_ms, trigger: Trigger::Schedule, skipped: 0 });
     }
     // Missed times: those older than the window first, then the policy.
     let window_start = job.catchup_window_ms.map_or(i64::MIN, |w| now_ms - w);
@@ -165,40 +141,18 @@ fn due_time(job: &Job, now_ms: i64, lead_ms: i64) -> Result<Due, i64> {
         }
     }
     if let (n, Some(until_ms)) = outside {
-        return Ok(Due::Skip {
-            until_ms,
-            count: n,
-            reason: "outside the catch-up window",
-        });
+        return Ok(Due::Skip { until_ms, count: n, reason: "outside the catch-up window" });
     }
-    let Some(&last) = inside.last() else {
-        return Err(TICK.as_millis() as i64);
-    };
+    let Some(&last) = inside.last() else { return Err(TICK.as_millis() as i64) };
     Ok(match job.catchup {
-        Catchup::Once => Due::Fire {
-            scheduled_ms: last,
-            trigger: Trigger::Catchup,
-            skipped: inside_count - 1,
-        },
-        Catchup::Skip => Due::Skip {
-            until_ms: last,
-            count: inside_count,
-            reason: "catch-up skip",
-        },
+        Catchup::Once => Due::Fire { scheduled_ms: last, trigger: Trigger::Catchup, skipped: inside_count - 1 },
+        Catchup::Skip => Due::Skip { until_ms: last, count: inside_count, reason: "catch-up skip" },
         Catchup::All if inside_count as usize > CATCHUP_ALL_CAP => {
             // `inside` holds the last 101: skip up to the one before the last 100.
             let until_ms = inside[inside.len() - CATCHUP_ALL_CAP - 1];
-            Due::Skip {
-                until_ms,
-                count: inside_count - CATCHUP_ALL_CAP as u32,
-                reason: "catch-up all runs the last 100",
-            }
+            Due::Skip { until_ms, count: inside_count - CATCHUP_ALL_CAP as u32, reason: "catch-up all runs the last 100" }
         }
-        Catchup::All => Due::Fire {
-            scheduled_ms: inside[0],
-            trigger: Trigger::Catchup,
-            skipped: 0,
-        },
+        Catchup::All => Due::Fire { scheduled_ms: inside[0], trigger: Trigger::Catchup, skipped: 0 },
     })
 }
 
@@ -233,11 +187,7 @@ impl Scheduler {
             let leading = match &leading_since {
                 Some(l) if l.fence == fence => l.clone(),
                 _ => {
-                    let l = Arc::new(Leading {
-                        fence,
-                        confirmed: Instant::now(),
-                        first_fire_logged: Default::default(),
-                    });
+                    let l = Arc::new(Leading { fence, confirmed: Instant::now(), first_fire_logged: Default::default() });
                     leading_since = Some(l.clone());
                     // Confirmed, so everything earlier terms committed is applied here.
                     self.take_over_all(fence);
@@ -252,11 +202,7 @@ impl Scheduler {
             let mut wait_ms = TICK.as_millis() as i64;
             if skew.abs() > self.max_clock_skew_ms {
                 if !warned_skew {
-                    warn!(
-                        skew_ms = skew,
-                        max_ms = self.max_clock_skew_ms,
-                        "clock differs from the quorum's: not firing"
-                    );
+                    warn!(skew_ms = skew, max_ms = self.max_clock_skew_ms, "clock differs from the quorum's: not firing");
                     warned_skew = true;
                 }
             } else {
@@ -286,9 +232,7 @@ impl Scheduler {
         let p = state::run::ACTIVE_PREFIX.len();
         let mut out = vec![];
         for (k, _) in active {
-            let (Some(inc), Some(id)) = (k.get(p..p + 8), k.get(p + 8..p + 16)) else {
-                continue;
-            };
+            let (Some(inc), Some(id)) = (k.get(p..p + 8), k.get(p + 8..p + 16)) else { continue };
             let incarnation = u64::from_be_bytes(inc.try_into().unwrap_or_default());
             let id = u64::from_be_bytes(id.try_into().unwrap_or_default());
             if self.executor.is_active(id) {
@@ -313,8 +257,7 @@ impl Scheduler {
     fn take_over_all(&self, fence: Fence) {
         let now = now_ms();
         for (incarnation, run) in self.active_runs() {
-            let mine =
-                run.fence.node == self.executor.node && run.fence.incarnation == self.incarnation;
+            let mine = run.fence.node == self.executor.node && run.fence.incarnation == self.incarnation;
             if (!mine || run.fence.term < fence.term) && sweep::may_take_over(&run, now) {
                 self.take_over(incarnation, run, fence);
             }
@@ -326,9 +269,7 @@ impl Scheduler {
     /// (`Begin`, under the run's own fence) decides, and `register` makes
     /// sure an answer that does come starts no second task.
     fn adopt(&self, incarnation: u64, run: state::run::Run) {
-        let Some(active) = self.executor.register(run.id) else {
-            return;
-        };
+        let Some(active) = self.executor.register(run.id) else { return };
         info!(job = %run.job, run = run.id, "carrying out a run of this leadership whose fire's answer has not come");
         self.executor.metrics.taken_over.inc();
         let order = RunOrder::of_run(incarnation, &run, run.fence);
@@ -339,18 +280,10 @@ impl Scheduler {
     /// it out as this node's own.
     fn take_over(&self, incarnation: u64, run: state::run::Run, fence: Fence) {
         // Registered first, so no sweep looks at it meanwhile.
-        let Some(active) = self.executor.register(run.id) else {
-            return;
-        };
+        let Some(active) = self.executor.register(run.id) else { return };
         let executor = self.executor.clone();
         tokio::spawn(async move {
-            let cmd = Command::TakeOver {
-                name: run.job.clone(),
-                incarnation,
-                run_id: run.id,
-                fence,
-                at_ms: now_ms(),
-            };
+            let cmd = Command::TakeOver { name: run.job.clone(), incarnation, run_id: run.id, fence, at_ms: now_ms() };
             let answer = executor.writer.write(cmd).await;
             // Decided by the applied state, as a claim is: an answer lost
             // (or a repeat refused) after the take-over committed still
@@ -370,12 +303,7 @@ impl Scheduler {
     }
 
     /// Proposes what is due; returns how long until something may be.
-    fn tick(
-        &self,
-        leading: &Arc<Leading>,
-        plan: &mut Plan,
-        in_flight: &Arc<Mutex<HashSet<String>>>,
-    ) -> i64 {
+    fn tick(&self, leading: &Arc<Leading>, plan: &mut Plan, in_flight: &Arc<Mutex<HashSet<String>>>) -> i64 {
         plan.refresh(&self.executor.sm);
         let (cap, cost_us) = (self.executor.slots.max(), self.executor.creator.cost_us());
         let now = now_ms();
@@ -385,9 +313,7 @@ impl Scheduler {
                 continue;
             }
             // Decided on the record as applied now, not as last read.
-            let Ok(Some(job)) = state::load_job(&self.executor.sm, &name) else {
-                continue;
-            };
+            let Ok(Some(job)) = state::load_job(&self.executor.sm, &name) else { continue };
             if !job.started {
                 continue;
             }
@@ -395,8 +321,7 @@ impl Scheduler {
                 Err(w) => wait = wait.min(w),
                 Ok(d) => {
                     crate::lock::lock(in_flight).insert(name.clone());
-                    let (executor, in_flight, leading) =
-                        (self.executor.clone(), in_flight.clone(), leading.clone());
+                    let (executor, in_flight, leading) = (self.executor.clone(), in_flight.clone(), leading.clone());
                     // The job's next fire waits until this one is applied here
                     // (which marks the job changed, so the plan reads it again).
                     tokio::spawn(async move {
@@ -414,21 +339,9 @@ impl Scheduler {
 async fn fire(executor: Executor, job: Job, d: Due, leading: &Leading) {
     let fence = leading.fence;
     let (scheduled_ms, trigger, skipped) = match d {
-        Due::Fire {
-            scheduled_ms,
-            trigger,
-            skipped,
-        } => (scheduled_ms, trigger, skipped),
-        Due::Retry {
-            scheduled_ms,
-            attempt,
-            at_ms,
-        } => return fire_retry(executor, job, (scheduled_ms, attempt, at_ms), fence).await,
-        Due::Skip {
-            until_ms,
-            count,
-            reason,
-        } => {
+        Due::Fire { scheduled_ms, trigger, skipped } => (scheduled_ms, trigger, skipped),
+        Due::Retry { scheduled_ms, attempt, at_ms } => return fire_retry(executor, job, (scheduled_ms, attempt, at_ms), fence).await,
+        Due::Skip { until_ms, count, reason } => {
             let cmd = Command::SkipTimes {
                 name: job.name.clone(),
                 incarnation: job.incarnation,
@@ -438,39 +351,21 @@ async fn fire(executor: Executor, job: Job, d: Due, leading: &Leading) {
                 fence,
             };
             match executor.writer.write(cmd).await {
-                Ok(crate::command::Response::Done) => {
-                    executor.metrics.skipped_times.inc_by(count as u64)
-                }
+                Ok(crate::command::Response::Done) => executor.metrics.skipped_times.inc_by(count as u64),
                 Ok(_) => {}
                 Err(e) => debug!(job = %job.name, "skip not committed: {e}"),
             }
             return;
         }
     };
-    let cmd = Command::Fire {
-        name: job.name.clone(),
-        incarnation: job.incarnation,
-        scheduled_ms,
-        trigger,
-        skipped,
-        fence,
-        at_ms: now_ms(),
-        claims: true,
-    };
+    let cmd = Command::Fire { name: job.name.clone(), incarnation: job.incarnation, scheduled_ms, trigger, skipped, fence, at_ms: now_ms(), claims: true };
     let proposed = Instant::now();
     let answer = executor.writer.write(cmd).await;
-    let answer = if lose_fire_answer() {
-        Err(crate::write::WriteError::Timeout)
-    } else {
-        answer
-    };
+    let answer = if lose_fire_answer() { Err(crate::write::WriteError::Timeout) } else { answer };
     match answer {
         Ok(r) => match accepted(&r) {
             Some(run_id) => {
-                if !leading
-                    .first_fire_logged
-                    .swap(true, std::sync::atomic::Ordering::Relaxed)
-                {
+                if !leading.first_fire_logged.swap(true, std::sync::atomic::Ordering::Relaxed) {
                     info!(
                         job = %job.name,
                         term = fence.term,
@@ -481,21 +376,8 @@ async fn fire(executor: Executor, job: Job, d: Due, leading: &Leading) {
                 }
                 executor.metrics.fires.inc();
                 executor.metrics.skipped_times.inc_by(skipped as u64);
-                let begin_at_ms = if trigger == Trigger::Schedule {
-                    scheduled_ms
-                } else {
-                    0
-                };
-                let order = RunOrder {
-                    name: job.name,
-                    incarnation: job.incarnation,
-                    run_id,
-                    scheduled_ms,
-                    trigger,
-                    fence,
-                    begin_at_ms,
-                    attempt: 1,
-                };
+                let begin_at_ms = if trigger == Trigger::Schedule { scheduled_ms } else { 0 };
+                let order = RunOrder { name: job.name, incarnation: job.incarnation, run_id, scheduled_ms, trigger, fence, begin_at_ms, attempt: 1 };
                 carry_out(executor, order);
             }
             None => debug!(job = %job.name, "fire refused: {r:?}"),
@@ -512,18 +394,10 @@ async fn fire(executor: Executor, job: Job, d: Due, leading: &Leading) {
 fn lose_fire_answer() -> bool {
     static LEFT: std::sync::OnceLock<std::sync::atomic::AtomicU32> = std::sync::OnceLock::new();
     let left = LEFT.get_or_init(|| {
-        let n = std::env::var("JOBD_TEST_LOSE_FIRE_ANSWERS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
+        let n = std::env::var("JOBD_TEST_LOSE_FIRE_ANSWERS").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
         std::sync::atomic::AtomicU32::new(n)
     });
-    left.fetch_update(
-        std::sync::atomic::Ordering::Relaxed,
-        std::sync::atomic::Ordering::Relaxed,
-        |n| n.checked_sub(1),
-    )
-    .is_ok()
+    left.fetch_update(std::sync::atomic::Ordering::Relaxed, std::sync::atomic::Ordering::Relaxed, |n| n.checked_sub(1)).is_ok()
 }
 
 /// Carries out an accepted fire's run, unless this process already does
@@ -537,35 +411,14 @@ fn carry_out(executor: Executor, order: RunOrder) {
 
 /// Proposes the job's pending attempt (`FireRetry`) and, if accepted,
 /// carries out its run from its retry-at.
-async fn fire_retry(
-    executor: Executor,
-    job: Job,
-    (scheduled_ms, attempt, at_ms): (i64, u32, i64),
-    fence: Fence,
-) {
-    let cmd = Command::FireRetry {
-        name: job.name.clone(),
-        incarnation: job.incarnation,
-        scheduled_ms,
-        attempt,
-        fence,
-        at_ms: now_ms(),
-    };
+async fn fire_retry(executor: Executor, job: Job, (scheduled_ms, attempt, at_ms): (i64, u32, i64), fence: Fence) {
+    let cmd = Command::FireRetry { name: job.name.clone(), incarnation: job.incarnation, scheduled_ms, attempt, fence, at_ms: now_ms() };
     match executor.writer.write(cmd).await {
         Ok(r) => match accepted(&r) {
             Some(run_id) => {
                 executor.metrics.retries.inc();
                 let trigger = Trigger::Retry;
-                let order = RunOrder {
-                    name: job.name,
-                    incarnation: job.incarnation,
-                    run_id,
-                    scheduled_ms,
-                    trigger,
-                    fence,
-                    begin_at_ms: at_ms,
-                    attempt,
-                };
+                let order = RunOrder { name: job.name, incarnation: job.incarnation, run_id, scheduled_ms, trigger, fence, begin_at_ms: at_ms, attempt };
                 carry_out(executor, order);
             }
             None => debug!(job = %job.name, attempt, "retry refused: {r:?}"),

@@ -37,9 +37,7 @@ const UNREAD: i64 = i64::MIN;
 /// The time a job's next time comes after: its last accepted one, or when
 /// it was last armed (started, or its expression changed), or created.
 pub fn last_time(job: &Job) -> i64 {
-    job.last_accepted_ms
-        .max(job.armed_at_ms)
-        .unwrap_or(job.created_at_ms)
+    job.last_accepted_ms.max(job.armed_at_ms).unwrap_or(job.created_at_ms)
 }
 
 /// The next time a job is due (None: never): its next scheduled time,
@@ -58,9 +56,7 @@ pub fn next_time(job: &Job) -> Option<i64> {
 pub fn lead_ms(herd: usize, cap: usize, create_cost_us: u64) -> i64 {
     let ahead = i64::try_from(herd.min(cap)).unwrap_or(i64::MAX);
     let cost = i64::try_from(create_cost_us).unwrap_or(i64::MAX);
-    LEAD_MS
-        .saturating_add(ahead.saturating_mul(cost) / 1000)
-        .min(MAX_LEAD_MS)
+    LEAD_MS.saturating_add(ahead.saturating_mul(cost) / 1000).min(MAX_LEAD_MS)
 }
 
 #[derive(Default)]
@@ -87,10 +83,7 @@ impl Plan {
                 match sm.scan(state::STARTED_PREFIX) {
                     Ok(started) => {
                         for (k, _) in started {
-                            self.read(
-                                sm,
-                                &String::from_utf8_lossy(&k[state::STARTED_PREFIX.len()..]),
-                            );
+                            self.read(sm, &String::from_utf8_lossy(&k[state::STARTED_PREFIX.len()..]));
                         }
                     }
                     Err(e) => {
@@ -112,8 +105,7 @@ impl Plan {
     fn read(&mut self, sm: &StateMachine, name: &str) {
         match state::load_job(sm, name) {
             Ok(Some(job)) if job.started => {
-                self.next
-                    .insert(name.to_owned(), next_time(&job).unwrap_or(i64::MAX));
+                self.next.insert(name.to_owned(), next_time(&job).unwrap_or(i64::MAX));
             }
             Ok(_) => {
                 self.next.remove(name);
@@ -149,10 +141,7 @@ impl Plan {
             let lead_ms = self.leads.get(&t).copied().unwrap_or(LEAD_MS);
             let until = t.saturating_sub(now).saturating_sub(lead_ms);
             if t == UNREAD || until <= 0 {
-                near.push(Near {
-                    name: name.clone(),
-                    lead_ms,
-                });
+                near.push(Near { name: name.clone(), lead_ms });
             } else {
                 wait = wait.min(until);
             }
@@ -176,10 +165,7 @@ mod tests {
     }
 
     fn plan(times: &[(&str, i64)]) -> Plan {
-        Plan {
-            next: times.iter().map(|(n, t)| (n.to_string(), *t)).collect(),
-            leads: BTreeMap::new(),
-        }
+        Plan { next: times.iter().map(|(n, t)| (n.to_string(), *t)).collect(), leads: BTreeMap::new() }
     }
 
     fn names(near: &[Near]) -> Vec<&str> {

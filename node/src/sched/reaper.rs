@@ -91,17 +91,11 @@ impl Reaper {
     pub fn start() -> std::io::Result<Reaper> {
         let (pid, pipe) = fork_reaper(&[])?;
         let shared = Arc::new(Shared {
-            inner: Mutex::new(Inner {
-                pipe: Some(pipe),
-                pid,
-                live: HashSet::new(),
-            }),
+            inner: Mutex::new(Inner { pipe: Some(pipe), pid, live: HashSet::new() }),
             closing: AtomicBool::new(false),
         });
         let s = shared.clone();
-        std::thread::Builder::new()
-            .name("jobd-reaper-wait".into())
-            .spawn(move || s.keep_alive())?;
+        std::thread::Builder::new().name("jobd-reaper-wait".into()).spawn(move || s.keep_alive())?;
         Ok(Reaper { shared })
     }
 
@@ -114,10 +108,7 @@ impl Reaper {
         if let Some(pipe) = &inner.pipe {
             let _ = send(pipe, ADD, pgid);
         }
-        Watched {
-            shared: self.shared.clone(),
-            pgid,
-        }
+        Watched { shared: self.shared.clone(), pgid }
     }
 }
 
@@ -153,8 +144,7 @@ impl Shared {
                 // this pid (tokio waits only for the children it spawned).
                 while unsafe { libc::waitpid(pid, &mut status, 0) } < 0
                     && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR)
-                {
-                }
+                {}
             }
             if self.closing.load(Ordering::SeqCst) {
                 return;
@@ -168,10 +158,7 @@ impl Shared {
             let mut inner = crate::lock::lock(&self.inner);
             inner.pipe = None;
             inner.pid = 0;
-            warn!(
-                pid,
-                "the reaper process ended; starting another (runs must die with this node)"
-            );
+            warn!(pid, "the reaper process ended; starting another (runs must die with this node)");
             let live: Vec<libc::pid_t> = inner.live.iter().copied().collect();
             match fork_reaper(&live) {
                 Ok((pid, pipe)) => {
@@ -210,8 +197,7 @@ fn fork_reaper(live: &[libc::pid_t]) -> std::io::Result<(libc::pid_t, File)> {
         return Err(std::io::Error::last_os_error());
     }
     // SAFETY: fresh descriptors from pipe2, owned from here on.
-    let (read_end, write_end) =
-        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let (read_end, write_end) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     // Allocated before the fork: the child must not allocate.
     let mut held = vec![0u64; PID_LIMIT / 64];
     for &pid in live {
@@ -220,9 +206,7 @@ fn fork_reaper(live: &[libc::pid_t]) -> std::io::Result<(libc::pid_t, File)> {
     let (read_fd, write_fd) = (fds[0], fds[1]);
     // SAFETY: sysconf has no preconditions.
     let open_max = unsafe { libc::sysconf(libc::_SC_OPEN_MAX) };
-    let fd_bound = i32::try_from(open_max)
-        .unwrap_or(CLOSE_AT_MOST)
-        .clamp(3, CLOSE_AT_MOST);
+    let fd_bound = i32::try_from(open_max).unwrap_or(CLOSE_AT_MOST).clamp(3, CLOSE_AT_MOST);
     // SAFETY: the child runs only async-signal-safe calls (see `reap`).
     match unsafe { libc::fork() } {
         -1 => Err(std::io::Error::last_os_error()),
@@ -236,9 +220,7 @@ fn fork_reaper(live: &[libc::pid_t]) -> std::io::Result<(libc::pid_t, File)> {
 }
 
 fn mark(held: &mut [u64], pid: libc::pid_t, on: bool) {
-    let Ok(pid) = usize::try_from(pid) else {
-        return;
-    };
+    let Ok(pid) = usize::try_from(pid) else { return };
     if let Some(word) = held.get_mut(pid / 64) {
         let bit = 1u64 << (pid % 64);
         if on {
@@ -272,13 +254,7 @@ unsafe fn reap(read_fd: i32, write_fd: i32, fd_bound: i32, held: &mut [u64]) -> 
     let mut none: libc::sigset_t = std::mem::zeroed();
     libc::sigemptyset(&mut none);
     libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
-    libc::prctl(
-        libc::PR_SET_NAME,
-        c"jobd-reaper".as_ptr() as libc::c_ulong,
-        0,
-        0,
-        0,
-    );
+    libc::prctl(libc::PR_SET_NAME, c"jobd-reaper".as_ptr() as libc::c_ulong, 0, 0, 0);
     // Keep only the pipe, as fd 0: its own write end first (held, it would
     // never see end-of-file), then everything else — a copy of the node's
     // listening sockets or data files would outlive the node.
@@ -292,11 +268,7 @@ unsafe fn reap(read_fd: i32, write_fd: i32, fd_bound: i32, held: &mut [u64]) -> 
     let mut buf = [0u8; 4096];
     let mut have = 0usize;
     loop {
-        let n = libc::read(
-            0,
-            buf.as_mut_ptr().add(have) as *mut libc::c_void,
-            buf.len() - have,
-        );
+        let n = libc::read(0, buf.as_mut_ptr().add(have) as *mut libc::c_void, buf.len() - have);
         if n == 0 {
             break;
         }
@@ -341,11 +313,7 @@ mod tests {
 
     /// A `sleep` leading its own group, as a run's process does.
     fn group() -> std::process::Child {
-        std::process::Command::new("sleep")
-            .arg("60")
-            .process_group(0)
-            .spawn()
-            .expect("sleep")
+        std::process::Command::new("sleep").arg("60").process_group(0).spawn().expect("sleep")
     }
 
     /// Whether `child` ends within `secs` (reaped here if so).
@@ -367,10 +335,7 @@ mod tests {
         let _held = reaper.watch(held.id() as libc::pid_t);
         drop(reaper.watch(let_go.id() as libc::pid_t));
         drop(reaper);
-        assert!(
-            ends(&mut held, 5),
-            "a watched group outlived its node's reaper"
-        );
+        assert!(ends(&mut held, 5), "a watched group outlived its node's reaper");
         assert!(!ends(&mut let_go, 1), "a released group was killed");
         let _ = let_go.kill();
         let _ = let_go.wait();
@@ -386,17 +351,11 @@ mod tests {
         unsafe { libc::kill(first, libc::SIGKILL) };
         let deadline = Instant::now() + Duration::from_secs(5);
         while reaper.pid() == first || reaper.pid() == 0 {
-            assert!(
-                Instant::now() < deadline,
-                "no new reaper after the first was killed"
-            );
+            assert!(Instant::now() < deadline, "no new reaper after the first was killed");
             std::thread::sleep(Duration::from_millis(10));
         }
         assert!(!ends(&mut held, 1), "killing the reaper killed a run");
         drop(reaper);
-        assert!(
-            ends(&mut held, 5),
-            "the replacement did not hold the group watched before it started"
-        );
+        assert!(ends(&mut held, 5), "the replacement did not hold the group watched before it started");
     }
 }

@@ -21,11 +21,7 @@ pub enum RunAsError {
     #[error("--run-as {user}: jobd runs as uid {me}, and only root can run jobs as another user")]
     NotRoot { user: String, me: u32 },
     #[error("--run-as: handing the jobs' directory {dir} to {user}: {source}")]
-    Chown {
-        dir: String,
-        user: String,
-        source: std::io::Error,
-    },
+    Chown { dir: String, user: String, source: std::io::Error },
 }
 
 impl RunAs {
@@ -38,46 +34,26 @@ impl RunAs {
         let mut found: *mut libc::passwd = std::ptr::null_mut();
         // SAFETY: every pointer is valid for the call; on success the
         // strings in `pw` point into `buf`, which outlives their use here.
-        let rc = unsafe {
-            libc::getpwnam_r(
-                cname.as_ptr(),
-                &mut pw,
-                buf.as_mut_ptr(),
-                buf.len(),
-                &mut found,
-            )
-        };
+        let rc = unsafe { libc::getpwnam_r(cname.as_ptr(), &mut pw, buf.as_mut_ptr(), buf.len(), &mut found) };
         if rc != 0 || found.is_null() {
             return Err(missing());
         }
         // SAFETY: pw_dir is a NUL-terminated string inside `buf`.
-        let home = unsafe { CStr::from_ptr(pw.pw_dir) }
-            .to_string_lossy()
-            .into_owned();
+        let home = unsafe { CStr::from_ptr(pw.pw_dir) }.to_string_lossy().into_owned();
         let me = unsafe { libc::geteuid() };
         if me != 0 && me != pw.pw_uid {
-            return Err(RunAsError::NotRoot {
-                user: name.to_string(),
-                me,
-            });
+            return Err(RunAsError::NotRoot { user: name.to_string(), me });
         }
-        Ok(RunAs {
-            name: name.to_string(),
-            uid: pw.pw_uid,
-            gid: pw.pw_gid,
-            home,
-        })
+        Ok(RunAs { name: name.to_string(), uid: pw.pw_uid, gid: pw.pw_gid, home })
     }
 
     /// Gives the jobs' working directory to the user, so its jobs can
     /// write there.
     pub fn own(&self, dir: &Path) -> Result<(), RunAsError> {
-        std::os::unix::fs::chown(dir, Some(self.uid), Some(self.gid)).map_err(|source| {
-            RunAsError::Chown {
-                dir: dir.display().to_string(),
-                user: self.name.clone(),
-                source,
-            }
+        std::os::unix::fs::chown(dir, Some(self.uid), Some(self.gid)).map_err(|source| RunAsError::Chown {
+            dir: dir.display().to_string(),
+            user: self.name.clone(),
+            source,
         })
     }
 
@@ -114,10 +90,7 @@ mod tests {
     #[test]
     fn root_is_found_by_root_and_refused_to_others() {
         match RunAs::lookup("root") {
-            Ok(r) => assert_eq!(
-                (r.uid, r.gid, r.home.as_str(), unsafe { libc::geteuid() }),
-                (0, 0, "/root", 0)
-            ),
+            Ok(r) => assert_eq!((r.uid, r.gid, r.home.as_str(), unsafe { libc::geteuid() }), (0, 0, "/root", 0)),
             Err(e) => assert!(matches!(e, RunAsError::NotRoot { .. }), "{e}"),
         }
     }

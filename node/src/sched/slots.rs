@@ -43,31 +43,21 @@ pub struct Waiting {
 
 impl Slots {
     pub fn new(max: usize) -> Arc<Slots> {
-        Arc::new(Slots {
-            max: max.max(1),
-            inner: Mutex::default(),
-        })
+        Arc::new(Slots { max: max.max(1), inner: Mutex::default() })
     }
 
     /// A slot now if one is free and nobody waits ahead; else a place in
     /// the queue.
     pub fn take(self: &Arc<Slots>, place: Place) -> Result<Slot, Waiting> {
         let mut inner = crate::lock::lock(&self.inner);
-        let ahead = inner
-            .waiting
-            .first_key_value()
-            .is_some_and(|(p, _)| *p < place);
+        let ahead = inner.waiting.first_key_value().is_some_and(|(p, _)| *p < place);
         if inner.taken < self.max && !ahead {
             inner.taken += 1;
             return Ok(Slot(self.clone()));
         }
         let (tx, rx) = oneshot::channel();
         inner.waiting.insert(place, tx);
-        Err(Waiting {
-            slots: self.clone(),
-            place,
-            granted: Some(rx),
-        })
+        Err(Waiting { slots: self.clone(), place, granted: Some(rx) })
     }
 
     /// The cap.
@@ -94,9 +84,7 @@ impl Slots {
     /// Hands free slots to the first in the queue.
     fn grant(&self, inner: &mut Inner) {
         while inner.taken < self.max {
-            let Some((_, tx)) = inner.waiting.pop_first() else {
-                return;
-            };
+            let Some((_, tx)) = inner.waiting.pop_first() else { return };
             inner.taken += 1;
             if tx.send(()).is_err() {
                 // Its waiter is gone (and will not give it back).
@@ -109,10 +97,7 @@ impl Slots {
 impl Waiting {
     /// Waits for the slot.
     pub async fn slot(mut self) -> Slot {
-        let rx = self
-            .granted
-            .as_mut()
-            .expect("a waiting run has its receiver until granted");
+        let rx = self.granted.as_mut().expect("a waiting run has its receiver until granted");
         // The sender is dropped only when granted or when `self` leaves the
         // queue, which cannot happen while it is awaited here.
         let _ = rx.await;
@@ -152,10 +137,7 @@ mod tests {
         assert_eq!(slots.counts(), (2, 2));
         // A newcomer does not pass the queue even when a slot frees.
         drop(a);
-        assert!(
-            slots.take((40, 6)).is_err(),
-            "one slot was handed to the queue, not taken from it"
-        );
+        assert!(slots.take((40, 6)).is_err(), "one slot was handed to the queue, not taken from it");
         let first = early.slot().await;
         assert_eq!(slots.counts(), (2, 1));
         drop(b);

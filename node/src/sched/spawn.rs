@@ -146,20 +146,18 @@ impl Creator {
         let runtime = tokio::runtime::Handle::try_current().map_err(std::io::Error::other)?;
         let cost_us = Arc::new(AtomicU64::new(FIRST_COST_US));
         let cost = cost_us.clone();
-        std::thread::Builder::new()
-            .name("jobd-creator".into())
-            .spawn(move || {
-                let _inside = runtime.enter();
-                for o in rx {
-                    let began = Instant::now();
-                    let created = create(&reaper, &o.cmd, &o.env, &o.workdir, o.run_as.as_deref());
-                    let took = began.elapsed().as_micros().min(u64::MAX as u128) as u64;
-                    // An average over the last eight or so.
-                    let avg = cost.load(Ordering::Relaxed);
-                    cost.store(avg - avg / 8 + took / 8, Ordering::Relaxed);
-                    let _ = o.reply.send(created);
-                }
-            })?;
+        std::thread::Builder::new().name("jobd-creator".into()).spawn(move || {
+            let _inside = runtime.enter();
+            for o in rx {
+                let began = Instant::now();
+                let created = create(&reaper, &o.cmd, &o.env, &o.workdir, o.run_as.as_deref());
+                let took = began.elapsed().as_micros().min(u64::MAX as u128) as u64;
+                // An average over the last eight or so.
+                let avg = cost.load(Ordering::Relaxed);
+                cost.store(avg - avg / 8 + took / 8, Ordering::Relaxed);
+                let _ = o.reply.send(created);
+            }
+        })?;
         Ok(Creator { orders, cost_us })
     }
 
@@ -178,15 +176,7 @@ impl Creator {
     ) -> std::io::Result<Gated> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let gone = || std::io::Error::other("the process-creating thread has ended");
-        self.orders
-            .send(Order {
-                cmd,
-                env,
-                workdir,
-                run_as,
-                reply,
-            })
-            .map_err(|_| gone())?;
+        self.orders.send(Order { cmd, env, workdir, run_as, reply }).map_err(|_| gone())?;
         answer.await.map_err(|_| gone())?
     }
 }
@@ -195,13 +185,7 @@ impl Creator {
 /// environment (`env`, nothing of jobd's own), in `workdir`, as `run_as`
 /// if set, dying with jobd (its group watched by `reaper`), and waiting at
 /// its gate.
-fn create(
-    reaper: &Reaper,
-    cmd: &str,
-    env: &[(&str, String)],
-    workdir: &Path,
-    run_as: Option<&RunAs>,
-) -> std::io::Result<Gated> {
+fn create(reaper: &Reaper, cmd: &str, env: &[(&str, String)], workdir: &Path, run_as: Option<&RunAs>) -> std::io::Result<Gated> {
     let mut fds = [0i32; 2];
     // SAFETY: pipe2 fills two fds; both close on exec (the read end is
     // given to the child as its stdin, which clears the flag there).
@@ -209,8 +193,7 @@ fn create(
         return Err(std::io::Error::last_os_error());
     }
     // SAFETY: fresh descriptors from pipe2, owned from here on.
-    let (read_end, write_end) =
-        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let (read_end, write_end) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     let mut proc = Process::new("/bin/sh");
     proc.arg("-c")
         .arg(GUARD)
@@ -228,9 +211,7 @@ fn create(
         .process_group(0)
         .kill_on_drop(true);
     if let Some(user) = run_as {
-        proc.env("HOME", &user.home)
-            .env("USER", &user.name)
-            .env("LOGNAME", &user.name);
+        proc.env("HOME", &user.home).env("USER", &user.name).env("LOGNAME", &user.name);
         let user = user.clone();
         // SAFETY: setgroups/setgid/setuid are async-signal-safe and touch
         // only this child. (This is the one case that forks.)
@@ -242,11 +223,7 @@ fn create(
     // Watched before the gate can open. (A child already gone has no id:
     // it never passed its gate, which only this node's process holds.)
     let watched = child.id().map(|pid| reaper.watch(pid as libc::pid_t));
-    Ok(Gated {
-        child,
-        gate: Some(Arc::new(std::fs::File::from(write_end))),
-        watched,
-    })
+    Ok(Gated { child, gate: Some(Arc::new(std::fs::File::from(write_end))), watched })
 }
 
 #[cfg(test)]
@@ -274,19 +251,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pidfile = dir.path().join("pid");
         let cmd = format!("sleep 60 & echo $! > {}; wait", pidfile.display());
-        let gated = creator
-            .create(cmd, vec![], dir.path().to_path_buf(), None)
-            .await
-            .unwrap();
+        let gated = creator.create(cmd, vec![], dir.path().to_path_buf(), None).await.unwrap();
         (&*gated.gate().unwrap()).write_all(b"\n").unwrap();
-        until("the command's background child", || {
-            std::fs::read_to_string(&pidfile).is_ok_and(|p| p.ends_with('\n'))
-        })
-        .await;
-        let pid = std::fs::read_to_string(&pidfile)
-            .unwrap()
-            .trim()
-            .to_string();
+        until("the command's background child", || std::fs::read_to_string(&pidfile).is_ok_and(|p| p.ends_with('\n'))).await;
+        let pid = std::fs::read_to_string(&pidfile).unwrap().trim().to_string();
         assert!(alive(&pid));
         drop(gated);
         until("the group to be killed", || !alive(&pid)).await;

@@ -65,12 +65,7 @@ pub enum Action {
 /// Whether `run` could be taken over or adopted at `now` (the state
 /// machine decides; this only saves asking in vain).
 pub fn may_take_over(run: &Run, now: i64) -> bool {
-    run.status == RunStatus::Pending
-        && run.claims
-        && !run.claimed
-        && !run.stopped
-        && !run.cancel
-        && now <= run.begin_by()
+    run.status == RunStatus::Pending && run.claims && !run.claimed && !run.stopped && !run.cancel && now <= run.begin_by()
 }
 
 /// A run the fire protocol hands to a later leader when its node can no
@@ -125,11 +120,7 @@ fn until_deadline(run: &Run, now: i64) -> Action {
 /// process began it (one that did holds its registration until the end
 /// is recorded), so this process may begin it, under its claim.
 fn claimed_by_this_leadership(run: &Run, now: i64) -> bool {
-    run.status == RunStatus::Pending
-        && run.claimed
-        && !run.stopped
-        && !run.cancel
-        && now <= run.begin_by()
+    run.status == RunStatus::Pending && run.claimed && !run.stopped && !run.cancel && now <= run.begin_by()
 }
 
 /// The sweep's decision for `run`, which this process is not carrying
@@ -144,9 +135,7 @@ pub fn judge(run: &Run, leading: Option<Fence>, seen: Seen, now: i64) -> Action 
         // fence of this term may claim: it waits for its deadline, or for
         // a later term's leader.
         Some(f) if seen.mine && run.fence == f => {
-            if (may_take_over(run, now) && !run.released || claimed_by_this_leadership(run, now))
-                && seen.answer_late
-            {
+            if (may_take_over(run, now) && !run.released || claimed_by_this_leadership(run, now)) && seen.answer_late {
                 Action::Adopt
             } else if run.released && for_a_later_leader(run) {
                 until_deadline(run, now)
@@ -159,12 +148,8 @@ pub fn judge(run: &Run, leading: Option<Fence>, seen: Seen, now: i64) -> Action 
         // An earlier term's run of this process (it led before, lost the
         // term, and leads again; the run's task gave it back or never
         // got its answer): the same as any deposed leader's, at once.
-        Some(f) if seen.mine && run.fence.term < f.term && for_a_later_leader(run) => {
-            deposed(run, now)
-        }
-        Some(f) if seen.mine && run.fence.term < f.term && may_take_over(run, now) => {
-            Action::TakeOver
-        }
+        Some(f) if seen.mine && run.fence.term < f.term && for_a_later_leader(run) => deposed(run, now),
+        Some(f) if seen.mine && run.fence.term < f.term && may_take_over(run, now) => Action::TakeOver,
         Some(f) if !seen.mine => {
             if seen.node_gone {
                 if may_take_over(run, now) {
@@ -182,9 +167,7 @@ pub fn judge(run: &Run, leading: Option<Fence>, seen: Seen, now: i64) -> Action 
         // process's own runs, once their answer can no longer come; one a
         // later leader can take over is left to it (ending it here raced
         // that take-over and lost the run).
-        _ if seen.mine && seen.answer_gone && !for_a_later_leader(run) => {
-            Action::End(end_for(run, NotStarted::Unanswered))
-        }
+        _ if seen.mine && seen.answer_gone && !for_a_later_leader(run) => Action::End(end_for(run, NotStarted::Unanswered)),
         _ => Action::Leave,
     }
 }
@@ -199,8 +182,7 @@ impl super::Scheduler {
         for (incarnation, run) in self.active_runs() {
             let owner = run.fence.node;
             let mine = owner == me && run.fence.incarnation == self.incarnation;
-            let answer_gone = now
-                > run.proposed() + self.answer_bound.as_millis() as i64 + LEASE.as_millis() as i64;
+            let answer_gone = now > run.proposed() + self.answer_bound.as_millis() as i64 + LEASE.as_millis() as i64;
             let answer_late = now > run.proposed() + ANSWER_LATE_MS;
             let node_gone = !mine
                 && leading.is_some_and(|(fence, leading_for)| {
@@ -216,17 +198,7 @@ impl super::Scheduler {
                     restarted || silent || my_old_self
                 });
             let fence = leading.map(|(f, _)| f);
-            match judge(
-                &run,
-                fence,
-                Seen {
-                    mine,
-                    answer_gone,
-                    answer_late,
-                    node_gone,
-                },
-                now,
-            ) {
+            match judge(&run, fence, Seen { mine, answer_gone, answer_late, node_gone }, now) {
                 Action::Leave => {}
                 Action::TakeOver => {
                     if let Some(fence) = fence {
@@ -239,14 +211,7 @@ impl super::Scheduler {
                     // Under the fence judged gone: refused if the run was
                     // taken over since this read (and made `lost` if it was
                     // claimed since).
-                    let cmd = Command::RunEnded {
-                        name: run.job.clone(),
-                        incarnation,
-                        run_id: run.id,
-                        status,
-                        at_ms: now,
-                        fence: Some(run.fence),
-                    };
+                    let cmd = Command::RunEnded { name: run.job.clone(), incarnation, run_id: run.id, status, at_ms: now, fence: Some(run.fence) };
                     let writer = self.executor.writer.clone();
                     tokio::spawn(async move {
                         let _ = writer.write(cmd).await;
@@ -261,21 +226,9 @@ impl super::Scheduler {
 mod tests {
     use super::*;
 
-    const X: Fence = Fence {
-        term: 4,
-        node: 1,
-        incarnation: 7,
-    };
-    const X_AGAIN: Fence = Fence {
-        term: 6,
-        node: 1,
-        incarnation: 7,
-    };
-    const Y: Fence = Fence {
-        term: 5,
-        node: 2,
-        incarnation: 9,
-    };
+    const X: Fence = Fence { term: 4, node: 1, incarnation: 7 };
+    const X_AGAIN: Fence = Fence { term: 6, node: 1, incarnation: 7 };
+    const Y: Fence = Fence { term: 5, node: 2, incarnation: 9 };
     const T: i64 = 100_000;
 
     /// A scheduled run of X's, accepted and not yet claimed, with a minute's deadline.
@@ -304,140 +257,54 @@ mod tests {
         }
     }
 
-    const MINE: Seen = Seen {
-        mine: true,
-        answer_gone: false,
-        answer_late: false,
-        node_gone: false,
-    };
-    const MINE_LATE: Seen = Seen {
-        answer_late: true,
-        ..MINE
-    };
-    const MINE_GONE: Seen = Seen {
-        mine: true,
-        answer_gone: true,
-        answer_late: true,
-        node_gone: false,
-    };
-    const THEIRS: Seen = Seen {
-        mine: false,
-        answer_gone: false,
-        answer_late: false,
-        node_gone: false,
-    };
+    const MINE: Seen = Seen { mine: true, answer_gone: false, answer_late: false, node_gone: false };
+    const MINE_LATE: Seen = Seen { answer_late: true, ..MINE };
+    const MINE_GONE: Seen = Seen { mine: true, answer_gone: true, answer_late: true, node_gone: false };
+    const THEIRS: Seen = Seen { mine: false, answer_gone: false, answer_late: false, node_gone: false };
 
     #[test]
     fn a_leader_again_takes_over_at_once_what_it_fired_in_an_earlier_term() {
         // It fired the run in term 4, lost the term before claiming (its
         // task left the run to the next leader), and leads term 6: no
         // waiting for the answer bound, whose end raced the take-over.
-        assert_eq!(
-            judge(&pending(), Some(X_AGAIN), MINE, T + 500),
-            Action::TakeOver
-        );
-        let given_back = Run {
-            released: true,
-            ..pending()
-        };
-        assert_eq!(
-            judge(&given_back, Some(X_AGAIN), MINE, T + 500),
-            Action::TakeOver
-        );
+        assert_eq!(judge(&pending(), Some(X_AGAIN), MINE, T + 500), Action::TakeOver);
+        let given_back = Run { released: true, ..pending() };
+        assert_eq!(judge(&given_back, Some(X_AGAIN), MINE, T + 500), Action::TakeOver);
         // Stopped meanwhile: ended, and says so.
-        let stopped = Run {
-            stopped: true,
-            ..pending()
-        };
-        assert_eq!(
-            judge(&stopped, Some(X_AGAIN), MINE, T + 500),
-            Action::End(RunStatus::NotStarted(NotStarted::Stopped))
-        );
+        let stopped = Run { stopped: true, ..pending() };
+        assert_eq!(judge(&stopped, Some(X_AGAIN), MINE, T + 500), Action::End(RunStatus::NotStarted(NotStarted::Stopped)));
         // Past its deadline, by the margin.
-        assert_eq!(
-            judge(&pending(), Some(X_AGAIN), MINE, T + 60_500),
-            Action::Leave
-        );
-        assert_eq!(
-            judge(&pending(), Some(X_AGAIN), MINE, T + 61_001),
-            Action::End(RunStatus::NotStarted(NotStarted::Deadline))
-        );
+        assert_eq!(judge(&pending(), Some(X_AGAIN), MINE, T + 60_500), Action::Leave);
+        assert_eq!(judge(&pending(), Some(X_AGAIN), MINE, T + 61_001), Action::End(RunStatus::NotStarted(NotStarted::Deadline)));
     }
 
     #[test]
     fn a_process_that_does_not_lead_leaves_its_unanswered_runs_to_a_later_leader() {
-        assert_eq!(
-            judge(&pending(), None, MINE_GONE, T + 10_000),
-            Action::Leave
-        );
+        assert_eq!(judge(&pending(), None, MINE_GONE, T + 10_000), Action::Leave);
         // A manual run has no later leader to go to; claimed, it may have begun.
-        let manual = Run {
-            trigger: Trigger::Manual,
-            ..pending()
-        };
-        assert_eq!(
-            judge(&manual, None, MINE_GONE, T + 10_000),
-            Action::End(RunStatus::NotStarted(NotStarted::Unanswered))
-        );
-        let claimed = Run {
-            claimed: true,
-            ..pending()
-        };
-        assert_eq!(
-            judge(&claimed, None, MINE_GONE, T + 10_000),
-            Action::End(RunStatus::Lost)
-        );
-        assert_eq!(
-            judge(&manual, None, MINE, T + 10_000),
-            Action::Leave,
-            "its answer may still come"
-        );
+        let manual = Run { trigger: Trigger::Manual, ..pending() };
+        assert_eq!(judge(&manual, None, MINE_GONE, T + 10_000), Action::End(RunStatus::NotStarted(NotStarted::Unanswered)));
+        let claimed = Run { claimed: true, ..pending() };
+        assert_eq!(judge(&claimed, None, MINE_GONE, T + 10_000), Action::End(RunStatus::Lost));
+        assert_eq!(judge(&manual, None, MINE, T + 10_000), Action::Leave, "its answer may still come");
     }
 
     #[test]
     fn a_leader_adopts_its_own_runs_of_this_term_once_their_answer_is_late() {
-        assert_eq!(
-            judge(&pending(), Some(X), MINE, T - 150),
-            Action::Leave,
-            "its answer is on its way"
-        );
-        assert_eq!(
-            judge(&pending(), Some(X), MINE_LATE, T + 800),
-            Action::Adopt
-        );
+        assert_eq!(judge(&pending(), Some(X), MINE, T - 150), Action::Leave, "its answer is on its way");
+        assert_eq!(judge(&pending(), Some(X), MINE_LATE, T + 800), Action::Adopt);
         // Claimed by this leadership (a take-over whose task gave up
         // before it committed): no task here began it.
-        let claimed = Run {
-            claimed: true,
-            ..pending()
-        };
+        let claimed = Run { claimed: true, ..pending() };
         assert_eq!(judge(&claimed, Some(X), MINE_LATE, T + 800), Action::Adopt);
-        assert_eq!(
-            judge(&claimed, Some(X), MINE_GONE, T + 61_000),
-            Action::End(RunStatus::Lost)
-        );
+        assert_eq!(judge(&claimed, Some(X), MINE_GONE, T + 61_000), Action::End(RunStatus::Lost));
         // Given back in this term: no fence of the term may claim it, so
         // it waits for its deadline (or a later term's leader).
-        let given_back = Run {
-            released: true,
-            ..pending()
-        };
-        assert_eq!(
-            judge(&given_back, Some(X), MINE_GONE, T + 10_000),
-            Action::Leave
-        );
-        assert_eq!(
-            judge(&given_back, Some(X), MINE_GONE, T + 61_001),
-            Action::End(RunStatus::NotStarted(NotStarted::Deadline))
-        );
-        let killed = Run {
-            cancel: true,
-            ..pending()
-        };
-        assert_eq!(
-            judge(&killed, Some(X), MINE_GONE, T + 10_000),
-            Action::End(RunStatus::Killed)
-        );
+        let given_back = Run { released: true, ..pending() };
+        assert_eq!(judge(&given_back, Some(X), MINE_GONE, T + 10_000), Action::Leave);
+        assert_eq!(judge(&given_back, Some(X), MINE_GONE, T + 61_001), Action::End(RunStatus::NotStarted(NotStarted::Deadline)));
+        let killed = Run { cancel: true, ..pending() };
+        assert_eq!(judge(&killed, Some(X), MINE_GONE, T + 10_000), Action::End(RunStatus::Killed));
     }
 
     #[test]
@@ -445,30 +312,14 @@ mod tests {
         // X's run, Y leading a later term: X can no longer begin it.
         assert_eq!(judge(&pending(), Some(Y), THEIRS, T), Action::TakeOver);
         // A manual run of a live node: its own to begin.
-        let manual = Run {
-            trigger: Trigger::Manual,
-            fence: Fence { term: 5, ..X },
-            ..pending()
-        };
+        let manual = Run { trigger: Trigger::Manual, fence: Fence { term: 5, ..X }, ..pending() };
         assert_eq!(judge(&manual, Some(Y), THEIRS, T), Action::Leave);
-        let gone = Seen {
-            node_gone: true,
-            ..THEIRS
-        };
+        let gone = Seen { node_gone: true, ..THEIRS };
         assert_eq!(judge(&manual, Some(Y), gone, T), Action::TakeOver);
-        let claimed = Run {
-            claimed: true,
-            ..pending()
-        };
-        assert_eq!(
-            judge(&claimed, Some(Y), gone, T),
-            Action::End(RunStatus::Lost)
-        );
+        let claimed = Run { claimed: true, ..pending() };
+        assert_eq!(judge(&claimed, Some(Y), gone, T), Action::End(RunStatus::Lost));
         let late = judge(&pending(), Some(Y), gone, T + 70_000);
-        assert_eq!(
-            late,
-            Action::End(RunStatus::NotStarted(NotStarted::NodeGone))
-        );
+        assert_eq!(late, Action::End(RunStatus::NotStarted(NotStarted::NodeGone)));
         // Not leading: another node's runs are not this node's business.
         assert_eq!(judge(&pending(), None, gone, T), Action::Leave);
     }

@@ -52,8 +52,7 @@ fn unclaimable(key: &[u8], value: Vec<u8>) -> Result<Vec<u8>, BackupError> {
     if !key.starts_with(crate::state::run::RUN_PREFIX) {
         return Ok(value);
     }
-    let mut run: crate::state::run::Run =
-        crate::state::decode(key, &value).map_err(|e| BackupError::Corrupt(e.to_string()))?;
+    let mut run: crate::state::run::Run = crate::state::decode(key, &value).map_err(|e| BackupError::Corrupt(e.to_string()))?;
     if run.ended() || run.claimed {
         return Ok(value);
     }
@@ -66,33 +65,18 @@ fn unclaimable(key: &[u8], value: Vec<u8>) -> Result<Vec<u8>, BackupError> {
 /// enters through `clock`, not here).
 pub fn checkpoint(db: &DB, dbdir: &Path, applied: u64, at_ms: i64) -> Result<PathBuf, BackupError> {
     let parent = dbdir.join(BACKUP_DIR);
-    std::fs::create_dir_all(&parent).map_err(|source| BackupError::Dir {
-        dir: parent.display().to_string(),
-        source,
-    })?;
-    let stamp = chrono::DateTime::from_timestamp_millis(at_ms)
-        .unwrap_or_default()
-        .format("%Y%m%dT%H%M%S%.3fZ");
+    std::fs::create_dir_all(&parent).map_err(|source| BackupError::Dir { dir: parent.display().to_string(), source })?;
+    let stamp = chrono::DateTime::from_timestamp_millis(at_ms).unwrap_or_default().format("%Y%m%dT%H%M%S%.3fZ");
     let dir = parent.join(format!("{stamp}-applied-{applied}"));
-    let err = |source| BackupError::Checkpoint {
-        dir: dir.display().to_string(),
-        source,
-    };
-    rocksdb::checkpoint::Checkpoint::new(db)
-        .map_err(err)?
-        .create_checkpoint(&dir)
-        .map_err(err)?;
+    let err = |source| BackupError::Checkpoint { dir: dir.display().to_string(), source };
+    rocksdb::checkpoint::Checkpoint::new(db).map_err(err)?.create_checkpoint(&dir).map_err(err)?;
     Ok(dir)
 }
 
 /// The newest backup under `dbdir`, if any (names sort by time).
 pub fn latest(dbdir: &Path) -> Option<PathBuf> {
     let entries = std::fs::read_dir(dbdir.join(BACKUP_DIR)).ok()?;
-    entries
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.is_dir())
-        .max()
+    entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()).max()
 }
 
 /// What a restore carried over.
@@ -106,31 +90,15 @@ pub struct Restored {
 
 /// Makes `to` (new or empty) the database of a new one-node cluster whose
 /// only member is `id` at `raft_addr`, holding the state in backup `from`.
-pub async fn restore(
-    from: &Path,
-    to: &Path,
-    id: NodeId,
-    raft_addr: &str,
-) -> Result<Restored, BackupError> {
+pub async fn restore(from: &Path, to: &Path, id: NodeId, raft_addr: &str) -> Result<Restored, BackupError> {
     let to_s = to.display().to_string();
     if std::fs::read_dir(to).is_ok_and(|mut d| d.next().is_some()) {
         return Err(BackupError::TargetNotEmpty(to_s));
     }
-    let old = DB::open_cf_for_read_only(
-        &Options::default(),
-        from,
-        [CF_LOG, CF_META, CF_SM, CF_SNAPSHOT],
-        false,
-    )
-    .map_err(|e| BackupError::NotABackup(from.display().to_string(), e))?;
-    let db = super::open(to).map_err(|source| BackupError::Write {
-        dir: to_s.clone(),
-        source,
-    })?;
-    let werr = |source| BackupError::Write {
-        dir: to_s.clone(),
-        source,
-    };
+    let old = DB::open_cf_for_read_only(&Options::default(), from, [CF_LOG, CF_META, CF_SM, CF_SNAPSHOT], false)
+        .map_err(|e| BackupError::NotABackup(from.display().to_string(), e))?;
+    let db = super::open(to).map_err(|source| BackupError::Write { dir: to_s.clone(), source })?;
+    let werr = |source| BackupError::Write { dir: to_s.clone(), source };
 
     // The state, without the old cluster's Raft bookkeeping and node
     // records (their addresses and incarnations mean nothing here; runs
@@ -139,10 +107,7 @@ pub async fn restore(
     let mut batch = WriteBatch::default();
     for item in old.iterator_cf(cf(&old, CF_SM), IteratorMode::Start) {
         let (k, v) = item.map_err(werr)?;
-        if k.as_ref() == KEY_APPLIED
-            || k.as_ref() == KEY_MEMBERSHIP
-            || k.starts_with(crate::state::NODE_PREFIX)
-        {
+        if k.as_ref() == KEY_APPLIED || k.as_ref() == KEY_MEMBERSHIP || k.starts_with(crate::state::NODE_PREFIX) {
             continue;
         }
         let v = unclaimable(&k, v.to_vec())?;
@@ -155,47 +120,17 @@ pub async fn restore(
 
     // As if entry 1 of term 1 had been applied, snapshotted and purged.
     let last = LogId::new(CommittedLeaderId::new(1, id), 1);
-    let members = BTreeMap::from([(
-        id,
-        Member {
-            raft_addr: raft_addr.to_string(),
-        },
-    )]);
-    let membership = StoredMembership::new(
-        Some(last),
-        Membership::new(vec![BTreeSet::from([id])], members),
-    );
+    let members = BTreeMap::from([(id, Member { raft_addr: raft_addr.to_string() })]);
+    let membership = StoredMembership::new(Some(last), Membership::new(vec![BTreeSet::from([id])], members));
     batch.put_cf(cf(&db, CF_SM), KEY_APPLIED, crate::state::encode(&last));
-    batch.put_cf(
-        cf(&db, CF_SM),
-        KEY_MEMBERSHIP,
-        crate::state::encode(&membership),
-    );
-    batch.put_cf(
-        cf(&db, CF_META),
-        KEY_VOTE,
-        crate::state::encode(&Vote::new_committed(1, id)),
-    );
-    batch.put_cf(
-        cf(&db, CF_META),
-        KEY_COMMITTED,
-        crate::state::encode(&Some(last)),
-    );
-    batch.put_cf(
-        cf(&db, CF_META),
-        KEY_LAST_PURGED,
-        crate::state::encode(&last),
-    );
+    batch.put_cf(cf(&db, CF_SM), KEY_MEMBERSHIP, crate::state::encode(&membership));
+    batch.put_cf(cf(&db, CF_META), KEY_VOTE, crate::state::encode(&Vote::new_committed(1, id)));
+    batch.put_cf(cf(&db, CF_META), KEY_COMMITTED, crate::state::encode(&Some(last)));
+    batch.put_cf(cf(&db, CF_META), KEY_LAST_PURGED, crate::state::encode(&last));
     db.write_opt(batch, &synced()).map_err(werr)?;
-    StateMachine::new(db.clone())
-        .build_snapshot()
-        .await
-        .map_err(|e| BackupError::Snapshot(e.to_string()))?;
+    StateMachine::new(db.clone()).build_snapshot().await.map_err(|e| BackupError::Snapshot(e.to_string()))?;
     db.flush_wal(true).map_err(werr)?;
-    Ok(Restored {
-        keys,
-        index: last.index,
-    })
+    Ok(Restored { keys, index: last.index })
 }
 
 #[cfg(test)]
@@ -205,11 +140,7 @@ mod tests {
     use crate::state::run::{run_key, Run};
 
     fn run(status: RunStatus) -> Run {
-        let fence = Fence {
-            term: 2,
-            node: 1,
-            incarnation: 7,
-        };
+        let fence = Fence { term: 2, node: 1, incarnation: 7 };
         Run {
             id: 9,
             job: "j".into(),
@@ -237,24 +168,12 @@ mod tests {
     #[test]
     fn a_restored_unfinished_run_is_claimed_and_others_are_copied_as_they_are() {
         let key = run_key(5, 9);
-        let restored = |r: &Run| -> Run {
-            crate::state::decode(&key, &unclaimable(&key, crate::state::encode(r)).unwrap())
-                .unwrap()
-        };
-        assert!(
-            restored(&run(RunStatus::Pending)).claimed,
-            "a pending run the old cluster may have begun"
-        );
+        let restored = |r: &Run| -> Run { crate::state::decode(&key, &unclaimable(&key, crate::state::encode(r)).unwrap()).unwrap() };
+        assert!(restored(&run(RunStatus::Pending)).claimed, "a pending run the old cluster may have begun");
         assert!(restored(&run(RunStatus::Running)).claimed);
         assert_eq!(restored(&run(RunStatus::Exit(0))), run(RunStatus::Exit(0)));
         let job = b"job/j".to_vec();
-        assert_eq!(
-            unclaimable(&job, b"not a run".to_vec()).unwrap(),
-            b"not a run"
-        );
-        assert!(matches!(
-            unclaimable(&key, b"{".to_vec()),
-            Err(BackupError::Corrupt(_))
-        ));
+        assert_eq!(unclaimable(&job, b"not a run".to_vec()).unwrap(), b"not a run");
+        assert!(matches!(unclaimable(&key, b"{".to_vec()), Err(BackupError::Corrupt(_))));
     }
 }

@@ -34,11 +34,7 @@ impl JobCache {
     }
 
     /// The job `name`, from here while current, otherwise from `load`.
-    pub fn get(
-        &self,
-        name: &str,
-        load: impl FnOnce() -> Result<Option<Job>, KvError>,
-    ) -> Result<Option<Arc<Job>>, KvError> {
+    pub fn get(&self, name: &str, load: impl FnOnce() -> Result<Option<Job>, KvError>) -> Result<Option<Arc<Job>>, KvError> {
         let generation = self.generation.load(Ordering::Acquire);
         let mut jobs = crate::lock::lock(&self.jobs);
         if let Some((g, job)) = jobs.get(name) {
@@ -48,9 +44,7 @@ impl JobCache {
         }
         // Not under the lock: other readers go on while this one decodes.
         drop(jobs);
-        let Some(job) = load()?.map(Arc::new) else {
-            return Ok(None);
-        };
+        let Some(job) = load()?.map(Arc::new) else { return Ok(None) };
         jobs = crate::lock::lock(&self.jobs);
         if jobs.len() >= MAX_JOBS && !jobs.contains_key(name) {
             jobs.clear();
@@ -93,18 +87,10 @@ mod tests {
     fn an_absent_job_is_not_kept_and_errors_pass_through() {
         let cache = JobCache::default();
         assert!(cache.get("a", || Ok(None)).unwrap().is_none());
-        assert_eq!(
-            cache.get("a", || Ok(Some(job("x")))).unwrap().unwrap().cmd,
-            "x"
-        );
+        assert_eq!(cache.get("a", || Ok(Some(job("x")))).unwrap().unwrap().cmd, "x");
         cache.changed();
-        assert!(cache
-            .get("a", || Err(KvError::Read("disk".into())))
-            .is_err());
-        assert!(
-            cache.get("a", || Ok(None)).unwrap().is_none(),
-            "a deleted job is gone once the state changed"
-        );
+        assert!(cache.get("a", || Err(KvError::Read("disk".into()))).is_err());
+        assert!(cache.get("a", || Ok(None)).unwrap().is_none(), "a deleted job is gone once the state changed");
     }
 
     #[test]

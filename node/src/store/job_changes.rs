@@ -31,9 +31,7 @@ pub struct JobChanges {
 impl Default for JobChanges {
     /// Nobody has read anything yet.
     fn default() -> Self {
-        JobChanges {
-            inner: Mutex::new(Changed::All),
-        }
+        JobChanges { inner: Mutex::new(Changed::All) }
     }
 }
 
@@ -56,10 +54,7 @@ impl JobChanges {
 
     /// What changed since the last call; from now on, nothing.
     pub fn take(&self) -> Changed {
-        std::mem::replace(
-            &mut *crate::lock::lock(&self.inner),
-            Changed::Jobs(HashSet::new()),
-        )
+        std::mem::replace(&mut *crate::lock::lock(&self.inner), Changed::Jobs(HashSet::new()))
     }
 }
 

@@ -48,12 +48,7 @@ impl LogBytes {
 /// the last purge and something was applied since the last snapshot (a
 /// snapshot of the same index would purge nothing). A trigger while one is
 /// being built is ignored by openraft; the next check tries again.
-pub fn watch(
-    raft: Raft,
-    bytes: Arc<LogBytes>,
-    limit: u64,
-    mut stopped: watch::Receiver<bool>,
-) -> JoinHandle<()> {
+pub fn watch(raft: Raft, bytes: Arc<LogBytes>, limit: u64, mut stopped: watch::Receiver<bool>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(CHECK_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -68,18 +63,12 @@ pub fn watch(
             }
             let (applied, snapshot) = {
                 let m = raft.metrics().borrow().clone();
-                (
-                    m.last_applied.map_or(0, |l| l.index),
-                    m.snapshot.map_or(0, |l| l.index),
-                )
+                (m.last_applied.map_or(0, |l| l.index), m.snapshot.map_or(0, |l| l.index))
             };
             if applied <= snapshot {
                 continue;
             }
-            info!(
-                appended,
-                limit, applied, "log past --snapshot-log-bytes: taking a snapshot"
-            );
+            info!(appended, limit, applied, "log past --snapshot-log-bytes: taking a snapshot");
             if let Err(e) = raft.trigger().snapshot().await {
                 warn!("triggering a snapshot: {e}");
                 return;

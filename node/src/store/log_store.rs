@@ -26,11 +26,7 @@ pub struct LogStore {
     appended: Arc<LogBytes>,
 }
 
-fn io_err(
-    subject: ErrorSubject<NodeId>,
-    verb: ErrorVerb,
-    e: impl std::error::Error + 'static,
-) -> StorageError {
+fn io_err(subject: ErrorSubject<NodeId>, verb: ErrorVerb, e: impl std::error::Error + 'static) -> StorageError {
     StorageIOError::new(subject, verb, AnyError::new(&e)).into()
 }
 
@@ -40,10 +36,7 @@ fn index_key(index: u64) -> [u8; 8] {
 
 impl LogStore {
     pub fn new(db: Arc<DB>) -> Self {
-        LogStore {
-            db,
-            appended: Arc::default(),
-        }
+        LogStore { db, appended: Arc::default() }
     }
 
     /// The count of bytes appended since the last purge, for `log_bytes::watch`.
@@ -51,27 +44,13 @@ impl LogStore {
         self.appended.clone()
     }
 
-    fn get_meta<T: DeserializeOwned>(
-        &self,
-        key: &[u8],
-        subject: ErrorSubject<NodeId>,
-    ) -> Result<Option<T>, StorageError> {
-        let v = self
-            .db
-            .get_cf(cf(&self.db, CF_META), key)
-            .map_err(|e| io_err(subject.clone(), ErrorVerb::Read, e))?;
-        v.map(|b| serde_json::from_slice(&b).map_err(|e| io_err(subject, ErrorVerb::Read, e)))
-            .transpose()
+    fn get_meta<T: DeserializeOwned>(&self, key: &[u8], subject: ErrorSubject<NodeId>) -> Result<Option<T>, StorageError> {
+        let v = self.db.get_cf(cf(&self.db, CF_META), key).map_err(|e| io_err(subject.clone(), ErrorVerb::Read, e))?;
+        v.map(|b| serde_json::from_slice(&b).map_err(|e| io_err(subject, ErrorVerb::Read, e))).transpose()
     }
 
-    fn put_meta<T: Serialize>(
-        &self,
-        key: &[u8],
-        v: &T,
-        subject: ErrorSubject<NodeId>,
-    ) -> Result<(), StorageError> {
-        let bytes =
-            serde_json::to_vec(v).map_err(|e| io_err(subject.clone(), ErrorVerb::Write, e))?;
+    fn put_meta<T: Serialize>(&self, key: &[u8], v: &T, subject: ErrorSubject<NodeId>) -> Result<(), StorageError> {
+        let bytes = serde_json::to_vec(v).map_err(|e| io_err(subject.clone(), ErrorVerb::Write, e))?;
         self.db
             .put_cf_opt(cf(&self.db, CF_META), key, bytes, &synced())
             .map_err(|e| io_err(subject, ErrorVerb::Write, e))
@@ -94,17 +73,10 @@ impl RaftLogReader<TypeConfig> for LogStore {
         };
         let mut out = Vec::new();
         let from = index_key(start);
-        for item in self.db.iterator_cf(
-            cf(&self.db, CF_LOG),
-            IteratorMode::From(&from, Direction::Forward),
-        ) {
+        for item in self.db.iterator_cf(cf(&self.db, CF_LOG), IteratorMode::From(&from, Direction::Forward)) {
             let (key, value) = item.map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
             let index = u64::from_be_bytes(key.as_ref().try_into().map_err(|_| {
-                io_err(
-                    ErrorSubject::Logs,
-                    ErrorVerb::Read,
-                    std::io::Error::other("log key is not 8 bytes"),
-                )
+                io_err(ErrorSubject::Logs, ErrorVerb::Read, std::io::Error::other("log key is not 8 bytes"))
             })?);
             if !range.contains(&index) {
                 break;
@@ -119,24 +91,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = Self;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
-        let last = self
-            .db
-            .iterator_cf(cf(&self.db, CF_LOG), IteratorMode::End)
-            .next();
+        let last = self.db.iterator_cf(cf(&self.db, CF_LOG), IteratorMode::End).next();
         let last_log_id = match last {
             None => None,
             Some(item) => {
-                let (_, value) =
-                    item.map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
+                let (_, value) = item.map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
                 Some(Self::decode_entry(&value)?.log_id)
             }
         };
-        let last_purged_log_id: Option<LogId> =
-            self.get_meta(KEY_LAST_PURGED, ErrorSubject::Store)?;
-        Ok(LogState {
-            last_purged_log_id,
-            last_log_id: last_log_id.or(last_purged_log_id),
-        })
+        let last_purged_log_id: Option<LogId> = self.get_meta(KEY_LAST_PURGED, ErrorSubject::Store)?;
+        Ok(LogState { last_purged_log_id, last_log_id: last_log_id.or(last_purged_log_id) })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -157,25 +121,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     /// and losing the latest value only means re-applying from an older
     /// one. The next synced write (an append, the vote) syncs it anyway.
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        let bytes = serde_json::to_vec(&committed)
-            .map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Write, e))?;
-        self.db
-            .put_cf(cf(&self.db, CF_META), KEY_COMMITTED, bytes)
-            .map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Write, e))
+        let bytes = serde_json::to_vec(&committed).map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Write, e))?;
+        self.db.put_cf(cf(&self.db, CF_META), KEY_COMMITTED, bytes).map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Write, e))
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
-        Ok(self
-            .get_meta::<Option<LogId>>(KEY_COMMITTED, ErrorSubject::Store)?
-            .flatten())
+        Ok(self.get_meta::<Option<LogId>>(KEY_COMMITTED, ErrorSubject::Store)?.flatten())
     }
 
     /// Completes `callback` only once the whole batch is synced to disk.
-    async fn append<I>(
-        &mut self,
-        entries: I,
-        callback: LogFlushed<TypeConfig>,
-    ) -> Result<(), StorageError>
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
     where
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
@@ -184,8 +139,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let log = cf(&self.db, CF_LOG);
         let mut total = 0;
         for entry in entries {
-            let bytes = serde_json::to_vec(&entry)
-                .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Write, e))?;
+            let bytes = serde_json::to_vec(&entry).map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Write, e))?;
             total += bytes.len() as u64;
             batch.put_cf(log, index_key(entry.log_id.index), bytes);
         }
@@ -207,15 +161,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     /// reappear after a restart.
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
         let mut batch = WriteBatch::default();
-        batch.delete_range_cf(
-            cf(&self.db, CF_LOG),
-            index_key(log_id.index),
-            index_key(u64::MAX),
-        );
+        batch.delete_range_cf(cf(&self.db, CF_LOG), index_key(log_id.index), index_key(u64::MAX));
         batch.delete_cf(cf(&self.db, CF_LOG), index_key(u64::MAX));
-        self.db
-            .write_opt(batch, &synced())
-            .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Write, e))
+        self.db.write_opt(batch, &synced()).map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Write, e))
     }
 
     /// Records the purge point (synced) before deleting `[0, log_id.index]`:
@@ -224,12 +172,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.put_meta(KEY_LAST_PURGED, &log_id, ErrorSubject::Store)?;
         let end = log_id.index.saturating_add(1);
         self.db
-            .delete_range_cf_opt(
-                cf(&self.db, CF_LOG),
-                index_key(0),
-                index_key(end),
-                &synced(),
-            )
+            .delete_range_cf_opt(cf(&self.db, CF_LOG), index_key(0), index_key(end), &synced())
             .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Write, e))?;
         self.appended.reset();
         Ok(())

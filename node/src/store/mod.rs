@@ -83,17 +83,13 @@ pub fn synced() -> rocksdb::WriteOptions {
 
 pub(crate) fn cf<'a>(db: &'a DB, name: &str) -> &'a rocksdb::ColumnFamily {
     // Every column family is created by `open`; a missing one is a bug.
-    db.cf_handle(name)
-        .unwrap_or_else(|| panic!("column family {name} is opened with the database"))
+    db.cf_handle(name).unwrap_or_else(|| panic!("column family {name} is opened with the database"))
 }
 
 /// Whether the database holds any Raft state yet (a vote or a log entry).
 pub fn is_fresh(db: &DB) -> Result<bool, rocksdb::Error> {
     let vote = db.get_cf(cf(db, CF_META), log_store::KEY_VOTE)?;
-    let any_log = db
-        .iterator_cf(cf(db, CF_LOG), rocksdb::IteratorMode::Start)
-        .next()
-        .transpose()?;
+    let any_log = db.iterator_cf(cf(db, CF_LOG), rocksdb::IteratorMode::Start).next().transpose()?;
     Ok(vote.is_none() && any_log.is_none())
 }
 
@@ -120,9 +116,7 @@ mod tests {
     }
 
     fn sst_bytes(db: &DB, family: &str) -> u64 {
-        db.property_int_value_cf(cf(db, family), "rocksdb.total-sst-files-size")
-            .unwrap()
-            .unwrap_or(0)
+        db.property_int_value_cf(cf(db, family), "rocksdb.total-sst-files-size").unwrap().unwrap_or(0)
     }
 
     /// Five snapshots of 8 MiB written one after another: the files keep
@@ -133,19 +127,13 @@ mod tests {
         let db = open(dir.path()).unwrap();
         for i in 0u8..5 {
             // Incompressible, like a state full of output.
-            let value: Vec<u8> = (0..8usize << 20)
-                .map(|b| (b.wrapping_mul(2_654_435_761) >> 13) as u8 ^ i)
-                .collect();
+            let value: Vec<u8> = (0..8usize << 20).map(|b| (b.wrapping_mul(2_654_435_761) >> 13) as u8 ^ i).collect();
             db.put_cf(cf(&db, CF_SNAPSHOT), b"data", &value).unwrap();
             db.flush_cf(cf(&db, CF_SNAPSHOT)).unwrap();
         }
         let start = Instant::now();
         while sst_bytes(&db, CF_SNAPSHOT) > 12 << 20 {
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "{} bytes of snapshot files",
-                sst_bytes(&db, CF_SNAPSHOT)
-            );
+            assert!(start.elapsed() < Duration::from_secs(20), "{} bytes of snapshot files", sst_bytes(&db, CF_SNAPSHOT));
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -164,12 +152,7 @@ mod tests {
         let bound = MAX_WAL_BYTES + MAX_WAL_BYTES / 2;
         let start = Instant::now();
         while wal_bytes(dir.path()) > bound {
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "{} bytes of WAL after writing {}",
-                wal_bytes(dir.path()),
-                3 * MAX_WAL_BYTES
-            );
+            assert!(start.elapsed() < Duration::from_secs(20), "{} bytes of WAL after writing {}", wal_bytes(dir.path()), 3 * MAX_WAL_BYTES);
             std::thread::sleep(Duration::from_millis(50));
         }
     }

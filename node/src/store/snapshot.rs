@@ -57,12 +57,7 @@ mod tests {
         let pairs: Vec<(&[u8], &[u8])> = vec![(b"a", b"1"), (b"job/x", b""), (b"", b"zz")];
         let bytes = encode(pairs.iter().copied());
         let back = decode(&bytes).unwrap();
-        assert_eq!(
-            back.iter()
-                .map(|(k, v)| (k.as_slice(), v.as_slice()))
-                .collect::<Vec<_>>(),
-            pairs
-        );
+        assert_eq!(back.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect::<Vec<_>>(), pairs);
         for cut in 1..bytes.len() {
             if let Ok(p) = decode(&bytes[..cut]) {
                 // Only cuts that fall between whole records decode.

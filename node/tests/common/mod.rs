@@ -31,12 +31,7 @@ pub struct Cluster {
 }
 
 pub fn create(name: &str) -> Command {
-    Command::CreateJob {
-        name: name.into(),
-        schedule: "* * * * *".into(),
-        cmd: "true".into(),
-        at_ms: 0,
-    }
+    Command::CreateJob { name: name.into(), schedule: "* * * * *".into(), cmd: "true".into(), at_ms: 0 }
 }
 
 /// How the workspace's tests wait (`cluster-tests/src/poll.rs`).
@@ -59,22 +54,14 @@ impl Cluster {
         for _ in 0..n {
             listeners.push(TcpListener::bind("127.0.0.1:0").await.unwrap());
         }
-        let peers: Vec<(u64, String)> = listeners
-            .iter()
-            .enumerate()
-            .map(|(i, l)| (i as u64 + 1, l.local_addr().unwrap().to_string()))
-            .collect();
+        let peers: Vec<(u64, String)> =
+            listeners.iter().enumerate().map(|(i, l)| (i as u64 + 1, l.local_addr().unwrap().to_string())).collect();
         let dirs: Vec<TempDir> = (0..n).map(|_| tempfile::tempdir().unwrap()).collect();
         let configs: Vec<Config> = peers
             .iter()
             .zip(&dirs)
             .map(|((id, addr), dir)| {
-                let mut c = Config::new(
-                    *id,
-                    PathBuf::from(dir.path()),
-                    addr.clone(),
-                    format!("127.0.0.1:{}", 7000 + id),
-                );
+                let mut c = Config::new(*id, PathBuf::from(dir.path()), addr.clone(), format!("127.0.0.1:{}", 7000 + id));
                 c.peers = peers.clone();
                 c.initial_state = Some(InitialState::New);
                 c.snapshot_every = snapshot_every;
@@ -83,13 +70,7 @@ impl Cluster {
                 c
             })
             .collect();
-        let mut c = Cluster {
-            _dirs: dirs,
-            configs,
-            nodes: vec![],
-            fs_addrs: vec![],
-            fs_stops: vec![],
-        };
+        let mut c = Cluster { _dirs: dirs, configs, nodes: vec![], fs_addrs: vec![], fs_stops: vec![] };
         for (cfg, l) in c.configs.clone().into_iter().zip(listeners) {
             let node = Node::start(cfg, l).await.expect("node starts");
             let (addr, stop) = serve_9p(&node).await;
@@ -109,8 +90,7 @@ impl Cluster {
             let running: Vec<&Node> = self.nodes.iter().flatten().collect();
             let l = running.first()?.current_leader()?;
             let idx = (l - 1) as usize;
-            (self.nodes[idx].is_some() && running.iter().all(|n| n.current_leader() == Some(l)))
-                .then_some(idx)
+            (self.nodes[idx].is_some() && running.iter().all(|n| n.current_leader() == Some(l))).then_some(idx)
         })
         .await
     }
@@ -124,9 +104,7 @@ impl Cluster {
 
     pub async fn restart(&mut self, i: usize) {
         let c = self.configs[i].clone();
-        let listener = TcpListener::bind(&c.raft_addr)
-            .await
-            .expect("rebind the node's address");
+        let listener = TcpListener::bind(&c.raft_addr).await.expect("rebind the node's address");
         let node = Node::start(c, listener).await.expect("restart");
         let (addr, stop) = serve_9p(&node).await;
         self.fs_addrs[i] = addr;
@@ -138,6 +116,8 @@ impl Cluster {
         self.node(i).sm.get(&job_key(name)).unwrap().is_some()
     }
 }
+
+
 
 /// Serves `node`'s tree on a new port-0 listener until the sender fires.
 pub async fn serve_9p(node: &Node) -> (SocketAddr, oneshot::Sender<()>) {

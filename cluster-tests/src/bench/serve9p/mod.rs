@@ -41,19 +41,12 @@ async fn connect(s: &Server, msize: u32) -> Result<Client> {
 }
 
 async fn attach(addr: SocketAddr, aname: &str, msize: u32) -> Result<Client> {
-    let opts = Options {
-        aname: aname.into(),
-        uname: "root".into(),
-        msize,
-        ..Options::default()
-    };
+    let opts = Options { aname: aname.into(), uname: "root".into(), msize, ..Options::default() };
     let start = Instant::now();
     loop {
         match Client::connect(addr, opts.clone()).await {
             Ok(c) => return Ok(c),
-            Err(e) if start.elapsed() > Duration::from_secs(20) => {
-                bail!("cannot attach to {addr}: {e}")
-            }
+            Err(e) if start.elapsed() > Duration::from_secs(20) => bail!("cannot attach to {addr}: {e}"),
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     }
@@ -71,11 +64,7 @@ fn diod(dir: &Path) -> Result<Server> {
         .kill_on_drop(true)
         .spawn()
         .context("serve9p needs Debian's diod (apt-get install diod)")?;
-    Ok(Server {
-        child,
-        addr,
-        aname: dir.display().to_string(),
-    })
+    Ok(Server { child, addr, aname: dir.display().to_string() })
 }
 
 /// The ramfs example, built beside this program (cargo builds it on
@@ -99,11 +88,7 @@ async fn ramfs() -> Result<Server> {
         .stdout(Stdio::null())
         .kill_on_drop(true)
         .spawn()?;
-    Ok(Server {
-        child,
-        addr,
-        aname: String::new(),
-    })
+    Ok(Server { child, addr, aname: String::new() })
 }
 
 /// walk + open + read + clunk of `path`, `conc` at a time on one connection.
@@ -169,87 +154,34 @@ pub async fn run(seconds: u64) -> Result<()> {
     // 1 MiB (`r1m`) is printed beside it.
     let d = connect(&diod, 1 << 20).await?;
     let msize = d.msize();
-    let (r, r1m) = (
-        connect(&ramfs, msize).await?,
-        connect(&ramfs, 1 << 20).await?,
-    );
-    let j = Client::connect(
-        jobd.fs_addr,
-        Options {
-            msize,
-            ..Options::default()
-        },
-    )
-    .await?;
+    let (r, r1m) = (connect(&ramfs, msize).await?, connect(&ramfs, 1 << 20).await?);
+    let j = Client::connect(jobd.fs_addr, Options { msize, ..Options::default() }).await?;
     r.create("small", 0o644).await?;
     r.write("small", SMALL).await?;
     r.create("big", 0o644).await?;
     r.write("big", &big).await?;
-    j.write(
-        "clone",
-        format!(
-            "small:@yearly:{}",
-            SMALL
-                .strip_suffix(b"\n")
-                .map(String::from_utf8_lossy)
-                .unwrap_or_default()
-        )
-        .as_bytes(),
-    )
-    .await?;
-    if d.read("big").await? != big
-        || r.read("big").await? != big
-        || j.read("jobs/small/cmd").await? != SMALL
-    {
+    j.write("clone", format!("small:@yearly:{}", SMALL.strip_suffix(b"\n").map(String::from_utf8_lossy).unwrap_or_default()).as_bytes()).await?;
+    if d.read("big").await? != big || r.read("big").await? != big || j.read("jobs/small/cmd").await? != SMALL {
         bail!("the servers do not hold equal files");
     }
     drop(big);
 
-    println!(
-        "{:>5} {:>10} {:>11} {:>11} {:>11} {:>9} {:>9}",
-        "conc", "server", "ops/s", "p50 ms", "p99 ms", "vs diod", ""
-    );
+    println!("{:>5} {:>10} {:>11} {:>11} {:>11} {:>9} {:>9}", "conc", "server", "ops/s", "p50 ms", "p99 ms", "vs diod", "");
     for conc in [1usize, 16] {
         let dl = small_reads(&d, "small", conc, seconds).await;
         let rl = small_reads(&r, "small", conc, seconds).await;
         let jl = small_reads(&j, "jobs/small/cmd", conc, seconds).await;
         for (name, l) in [("diod", &dl), ("ninep", &rl), ("jobd", &jl)] {
             let ratio = l.rate() / dl.rate();
-            println!(
-                "{conc:>5} {name:>10} {:>11.0} {:>11.3} {:>11.3} {:>8.2}x {}",
-                l.rate(),
-                l.pct(0.5),
-                l.pct(0.99),
-                ratio,
-                if l.errors > 0 {
-                    format!("{} errors", l.errors)
-                } else {
-                    String::new()
-                }
-            );
-            figure(
-                &format!("serve9p.small.c{conc}.{name}_per_s"),
-                l.rate(),
-                "1/s",
-            );
-            figure(
-                &format!("serve9p.small.c{conc}.{name}_p99"),
-                l.pct(0.99),
-                "ms",
-            );
+            println!("{conc:>5} {name:>10} {:>11.0} {:>11.3} {:>11.3} {:>8.2}x {}", l.rate(), l.pct(0.5), l.pct(0.99), ratio, if l.errors > 0 { format!("{} errors", l.errors) } else { String::new() });
+            figure(&format!("serve9p.small.c{conc}.{name}_per_s"), l.rate(), "1/s");
+            figure(&format!("serve9p.small.c{conc}.{name}_p99"), l.pct(0.99), "ms");
             if name != "diod" {
-                figure(
-                    &format!("serve9p.small.c{conc}.{name}_ratio_vs_diod"),
-                    ratio,
-                    "x",
-                );
+                figure(&format!("serve9p.small.c{conc}.{name}_ratio_vs_diod"), ratio, "x");
             }
         }
     }
-    println!(
-        "{:>5} {:>10} {:>8} {:>11} {:>11}",
-        "conc", "server", "msize", "MiB/s", "vs diod"
-    );
+    println!("{:>5} {:>10} {:>8} {:>11} {:>11}", "conc", "server", "msize", "MiB/s", "vs diod");
     for conc in [1usize, 16] {
         // Alternate, three rounds each, and keep the median.
         let (mut ds, mut rs, mut r1s) = (vec![], vec![], vec![]);
@@ -264,61 +196,19 @@ pub async fn run(seconds: u64) -> Result<()> {
         };
         let (dm, rm, r1) = (median(ds), median(rs), median(r1s));
         println!("{conc:>5} {:>10} {msize:>8} {dm:>11.0}", "diod");
-        println!(
-            "{conc:>5} {:>10} {msize:>8} {rm:>11.0} {:>10.2}x",
-            "ninep",
-            rm / dm
-        );
-        println!(
-            "{conc:>5} {:>10} {:>8} {r1:>11.0} {:>10.2}x",
-            "ninep",
-            r1m.msize(),
-            r1 / dm
-        );
+        println!("{conc:>5} {:>10} {msize:>8} {rm:>11.0} {:>10.2}x", "ninep", rm / dm);
+        println!("{conc:>5} {:>10} {:>8} {r1:>11.0} {:>10.2}x", "ninep", r1m.msize(), r1 / dm);
         figure(&format!("serve9p.big.c{conc}.diod_mib_per_s"), dm, "MiB/s");
         figure(&format!("serve9p.big.c{conc}.ninep_mib_per_s"), rm, "MiB/s");
-        figure(
-            &format!("serve9p.big.c{conc}.ninep_ratio_vs_diod"),
-            rm / dm,
-            "x",
-        );
-        figure(
-            &format!("serve9p.big.c{conc}.ninep_1m_mib_per_s"),
-            r1,
-            "MiB/s",
-        );
-        figure(
-            &format!("serve9p.big.c{conc}.ninep_1m_ratio_vs_diod"),
-            r1 / dm,
-            "x",
-        );
+        figure(&format!("serve9p.big.c{conc}.ninep_ratio_vs_diod"), rm / dm, "x");
+        figure(&format!("serve9p.big.c{conc}.ninep_1m_mib_per_s"), r1, "MiB/s");
+        figure(&format!("serve9p.big.c{conc}.ninep_1m_ratio_vs_diod"), r1 / dm, "x");
     }
     let pid = |c: &Child| c.id().context("a server exited during the benchmark");
     let servers = vec![
-        placed::Placed {
-            name: "diod",
-            addr: diod.addr,
-            aname: diod.aname.clone(),
-            pid: pid(&diod.child)?,
-            small: "small",
-            big: true,
-        },
-        placed::Placed {
-            name: "ninep",
-            addr: ramfs.addr,
-            aname: ramfs.aname.clone(),
-            pid: pid(&ramfs.child)?,
-            small: "small",
-            big: true,
-        },
-        placed::Placed {
-            name: "jobd",
-            addr: jobd.fs_addr,
-            aname: String::new(),
-            pid: pid(&jobd.child)?,
-            small: "jobs/small/cmd",
-            big: false,
-        },
+        placed::Placed { name: "diod", addr: diod.addr, aname: diod.aname.clone(), pid: pid(&diod.child)?, small: "small", big: true },
+        placed::Placed { name: "ninep", addr: ramfs.addr, aname: ramfs.aname.clone(), pid: pid(&ramfs.child)?, small: "small", big: true },
+        placed::Placed { name: "jobd", addr: jobd.fs_addr, aname: String::new(), pid: pid(&jobd.child)?, small: "jobs/small/cmd", big: false },
     ];
     placed::run(servers, msize, seconds).await?;
     drop(jobd);

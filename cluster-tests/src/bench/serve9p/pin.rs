@@ -26,14 +26,11 @@ fn set(tid: libc::pid_t, cpus: &[usize]) -> io::Result<()> {
 pub fn allowed() -> io::Result<Vec<usize>> {
     // SAFETY: as in `set`; sched_getaffinity fills `set`.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    let rc =
-        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    let rc = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok((0..libc::CPU_SETSIZE as usize)
-        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
-        .collect())
+    Ok((0..libc::CPU_SETSIZE as usize).filter(|&c| unsafe { libc::CPU_ISSET(c, &set) }).collect())
 }
 
 /// Pins the calling thread (threads it creates later inherit it).
@@ -47,9 +44,7 @@ pub fn this_thread(cpus: &[usize]) -> io::Result<()> {
 pub fn process(pid: u32, cpus: &[usize]) -> io::Result<()> {
     for _ in 0..2 {
         for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
-            let Some(tid) = task?.file_name().to_str().and_then(|t| t.parse().ok()) else {
-                continue;
-            };
+            let Some(tid) = task?.file_name().to_str().and_then(|t| t.parse().ok()) else { continue };
             match set(tid, cpus) {
                 Ok(()) => {}
                 // The thread ended between the listing and the call.

@@ -58,9 +58,7 @@ impl Kind {
     }
 
     fn names(self) -> &'static [&'static str] {
-        const MONTHS: &[&str] = &[
-            "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
-        ];
+        const MONTHS: &[&str] = &["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"];
         const DAYS: &[&str] = &["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
         match self {
             Kind::Month => MONTHS,
@@ -79,20 +77,11 @@ impl Kind {
                 _ => i as u32,
             });
         }
-        let v: u32 = s
-            .parse()
-            .map_err(|_| format!("{} field: {s:?} is not a number or name", self.name()))?;
+        let v: u32 = s.parse().map_err(|_| format!("{} field: {s:?} is not a number or name", self.name()))?;
         let (lo, hi) = self.bounds();
         if v < lo || v > hi {
-            let hint = if self == Kind::DayOfWeekQuartz {
-                " (Quartz counts 1 = Sunday to 7 = Saturday)"
-            } else {
-                ""
-            };
-            return Err(format!(
-                "{} field: {v} is outside {lo}-{hi}{hint}",
-                self.name()
-            ));
+            let hint = if self == Kind::DayOfWeekQuartz { " (Quartz counts 1 = Sunday to 7 = Saturday)" } else { "" };
+            return Err(format!("{} field: {v} is outside {lo}-{hi}{hint}", self.name()));
         }
         Ok(v)
     }
@@ -156,10 +145,7 @@ fn parse_item(item: &str, kind: Kind, f: &mut Field) -> Result<(), String> {
     let upper = item.to_ascii_uppercase();
     if item == "?" {
         if !(is_dom || is_dow) {
-            return Err(format!(
-                "{} field: ? is only for the day fields",
-                kind.name()
-            ));
+            return Err(format!("{} field: ? is only for the day fields", kind.name()));
         }
         f.any = true;
         return fill(f, kind, 1);
@@ -224,10 +210,7 @@ fn parse_item(item: &str, kind: Kind, f: &mut Field) -> Result<(), String> {
     } else if let Some((a, b)) = range.split_once('-') {
         let (a, b) = (kind.value(a)?, kind.value(b)?);
         if a > b {
-            return Err(format!(
-                "{} field: range {a}-{b} runs backwards",
-                kind.name()
-            ));
+            return Err(format!("{} field: range {a}-{b} runs backwards", kind.name()));
         }
         (a, b)
     } else {

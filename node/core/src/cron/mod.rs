@@ -18,10 +18,7 @@
 
 pub mod field;
 
-use chrono::{
-    DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone,
-    Timelike, Utc, Weekday,
-};
+use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike, Utc, Weekday};
 use chrono_tz::Tz;
 
 use field::{Field, Kind};
@@ -34,9 +31,7 @@ const HORIZON_DAYS: i64 = 366 * 28 + 7;
 pub enum Schedule {
     Cron(Box<Cron>),
     /// Every this many milliseconds since the epoch.
-    Every {
-        ms: i64,
-    },
+    Every { ms: i64 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,8 +47,7 @@ pub struct Cron {
     day_or: bool,
 }
 
-const MACROS: &str =
-    "@yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly and @every DURATION";
+const MACROS: &str = "@yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly and @every DURATION";
 
 fn macro_expansion(name: &str) -> Option<&'static str> {
     Some(match name {
@@ -93,10 +87,7 @@ pub fn parse_duration_ms(s: &str) -> Result<i64, String> {
         };
         let n: i64 = num.parse().map_err(|_| bad())?;
         num.clear();
-        total = n
-            .checked_mul(unit_ms)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(bad)?;
+        total = n.checked_mul(unit_ms).and_then(|v| total.checked_add(v)).ok_or_else(bad)?;
     }
     if !num.is_empty() {
         return Err(bad());
@@ -110,12 +101,7 @@ pub fn parse_duration_ms(s: &str) -> Result<i64, String> {
 /// A duration as `parse_duration_ms` reads it back: in the largest unit
 /// that divides it (`90s`, `1m`, `1500ms`, `2d`).
 pub fn duration_text(ms: i64) -> String {
-    for (unit, size) in [
-        ("d", 86_400_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1000),
-    ] {
+    for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)] {
         if ms != 0 && ms % size == 0 {
             return format!("{}{unit}", ms / size);
         }
@@ -130,15 +116,7 @@ fn one_line(e: String) -> String {
     if !e.chars().any(char::is_control) {
         return e;
     }
-    e.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
+    e.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
 }
 
 impl Schedule {
@@ -146,14 +124,8 @@ impl Schedule {
     /// can never fire (30 February, say). The error is one line.
     pub fn parse_new(expr: &str) -> Result<Schedule, String> {
         let s = Schedule::parse(expr)?;
-        let epoch = Utc
-            .timestamp_opt(0, 0)
-            .single()
-            .expect("the epoch is a valid instant");
-        let now_ish = Utc
-            .with_ymd_and_hms(2024, 1, 1, 0, 0, 0)
-            .single()
-            .unwrap_or(epoch);
+        let epoch = Utc.timestamp_opt(0, 0).single().expect("the epoch is a valid instant");
+        let now_ish = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).single().unwrap_or(epoch);
         if s.next_after(now_ish, Tz::UTC).is_none() {
             return Err("the expression never fires".into());
         }
@@ -170,13 +142,10 @@ impl Schedule {
     fn parse_syntax(expr: &str) -> Result<Schedule, String> {
         let expr = expr.trim();
         if let Some(d) = expr.strip_prefix("@every") {
-            return Ok(Schedule::Every {
-                ms: parse_duration_ms(d.trim()).map_err(|e| format!("@every: {e}"))?,
-            });
+            return Ok(Schedule::Every { ms: parse_duration_ms(d.trim()).map_err(|e| format!("@every: {e}"))? });
         }
         let text = match expr {
-            e if e.starts_with('@') => macro_expansion(e)
-                .ok_or_else(|| format!("unknown macro {e}; the macros are {MACROS}"))?,
+            e if e.starts_with('@') => macro_expansion(e).ok_or_else(|| format!("unknown macro {e}; the macros are {MACROS}"))?,
             e => e,
         };
         let f: Vec<&str> = text.split_whitespace().collect();
@@ -213,11 +182,7 @@ impl Schedule {
 
 impl Cron {
     fn new(f: &[&str], year: Option<&str>, quartz: bool) -> Result<Cron, String> {
-        let dow_kind = if quartz {
-            Kind::DayOfWeekQuartz
-        } else {
-            Kind::DayOfWeekVixie
-        };
+        let dow_kind = if quartz { Kind::DayOfWeekQuartz } else { Kind::DayOfWeekVixie };
         let dom = field::parse(f[3], Kind::DayOfMonth)?;
         let dow = field::parse(f[5], dow_kind)?;
         if quartz && !dom.any && !dow.any {
@@ -272,8 +237,7 @@ impl Cron {
 
     fn next_after(&self, after: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {
         // Whole seconds, strictly after `after`.
-        let start =
-            after.with_timezone(&tz).naive_local().with_nanosecond(0)? + Duration::seconds(1);
+        let start = after.with_timezone(&tz).naive_local().with_nanosecond(0)? + Duration::seconds(1);
         let mut day = start.date();
         let mut from = start.time();
         for _ in 0..HORIZON_DAYS {
@@ -310,9 +274,7 @@ fn resolve(tz: Tz, local: NaiveDateTime) -> Option<DateTime<Utc>> {
             for _ in 0..(6 * 60) {
                 probe += Duration::minutes(1);
                 let probe_min = probe.with_second(0)?;
-                if let LocalResult::Single(t) | LocalResult::Ambiguous(t, _) =
-                    tz.from_local_datetime(&probe_min)
-                {
+                if let LocalResult::Single(t) | LocalResult::Ambiguous(t, _) = tz.from_local_datetime(&probe_min) {
                     return Some(t.with_timezone(&Utc));
                 }
             }
@@ -322,14 +284,8 @@ fn resolve(tz: Tz, local: NaiveDateTime) -> Option<DateTime<Utc>> {
 }
 
 fn last_day_of_month(d: NaiveDate) -> u32 {
-    let (y, m) = if d.month() == 12 {
-        (d.year() + 1, 1)
-    } else {
-        (d.year(), d.month() + 1)
-    };
-    NaiveDate::from_ymd_opt(y, m, 1)
-        .and_then(|f| f.pred_opt())
-        .map_or(28, |l| l.day())
+    let (y, m) = if d.month() == 12 { (d.year() + 1, 1) } else { (d.year(), d.month() + 1) };
+    NaiveDate::from_ymd_opt(y, m, 1).and_then(|f| f.pred_opt()).map_or(28, |l| l.day())
 }
 
 /// Quartz's `NW`: the weekday nearest to day `n` (0: the last day) of
@@ -352,15 +308,10 @@ fn dom_matches(f: &Field, d: NaiveDate) -> bool {
         return true;
     }
     let last = last_day_of_month(d);
-    if f.last_minus
-        .iter()
-        .any(|n| last.checked_sub(*n) == Some(d.day()))
-    {
+    if f.last_minus.iter().any(|n| last.checked_sub(*n) == Some(d.day())) {
         return true;
     }
-    f.nearest_weekday
-        .iter()
-        .any(|n| nearest_weekday(d, *n) == Some(d.day()))
+    f.nearest_weekday.iter().any(|n| nearest_weekday(d, *n) == Some(d.day()))
 }
 
 fn dow_matches(f: &Field, d: NaiveDate) -> bool {
@@ -372,9 +323,7 @@ fn dow_matches(f: &Field, d: NaiveDate) -> bool {
     if f.last_weekday_of.contains(&wd) && d.day() + 7 > last {
         return true;
     }
-    f.nth_weekday
-        .iter()
-        .any(|(w, k)| *w == wd && (d.day() - 1) / 7 + 1 == *k)
+    f.nth_weekday.iter().any(|(w, k)| *w == wd && (d.day() - 1) / 7 + 1 == *k)
 }
 
 #[cfg(test)]

@@ -37,13 +37,7 @@ fn default_deadline_ms() -> u64 {
 
 impl Default for Limits {
     fn default() -> Limits {
-        Limits {
-            max_jobs: 200_000,
-            runs_kept: 100,
-            run_output_bytes: 1 << 20,
-            log_bytes: 1 << 20,
-            deadline_ms: DEFAULT_DEADLINE_MS,
-        }
+        Limits { max_jobs: 200_000, runs_kept: 100, run_output_bytes: 1 << 20, log_bytes: 1 << 20, deadline_ms: DEFAULT_DEADLINE_MS }
     }
 }
 
@@ -67,25 +61,11 @@ impl Limits {
     pub fn set(&mut self, name: &str, value: u64) -> Result<(), String> {
         let Some((_, lo, hi)) = NAMES.iter().find(|(n, _, _)| *n == name) else {
             let names: Vec<&str> = NAMES.iter().map(|(n, _, _)| *n).collect();
-            return Err(format!(
-                "no limit {name:?}; the limits are {}",
-                names.join(", ")
-            ));
+            return Err(format!("no limit {name:?}; the limits are {}", names.join(", ")));
         };
         if value < *lo || value > *hi {
-            let show = |v: u64| {
-                if is_duration(name) {
-                    crate::cron::duration_text(v as i64)
-                } else {
-                    v.to_string()
-                }
-            };
-            return Err(format!(
-                "limit {name} must be between {} and {}, not {}",
-                show(*lo),
-                show(*hi),
-                show(value)
-            ));
+            let show = |v: u64| if is_duration(name) { crate::cron::duration_text(v as i64) } else { v.to_string() };
+            return Err(format!("limit {name} must be between {} and {}, not {}", show(*lo), show(*hi), show(value)));
         }
         match name {
             "max-jobs" => self.max_jobs = value,
@@ -104,20 +84,14 @@ impl Limits {
             ("runs-kept", self.runs_kept.to_string()),
             ("run-output-bytes", self.run_output_bytes.to_string()),
             ("log-bytes", self.log_bytes.to_string()),
-            (
-                "deadline",
-                crate::cron::duration_text(self.deadline_ms as i64),
-            ),
+            ("deadline", crate::cron::duration_text(self.deadline_ms as i64)),
         ]
     }
 }
 
 pub fn load(kv: &impl KvRead) -> Result<Limits, KvError> {
     match kv.get(KEY)? {
-        Some(b) => serde_json::from_slice(&b).map_err(|e| KvError::Corrupt {
-            key: "limits".into(),
-            reason: e.to_string(),
-        }),
+        Some(b) => serde_json::from_slice(&b).map_err(|e| KvError::Corrupt { key: "limits".into(), reason: e.to_string() }),
         None => Ok(Limits::default()),
     }
 }
@@ -135,26 +109,14 @@ mod tests {
         let mut l = Limits::default();
         assert_eq!(l.list()[1], ("runs-kept", "100".to_string()));
         assert_eq!(l.list()[4], ("deadline", "1m".to_string()));
-        assert_eq!(
-            l.set("deadline", 10).unwrap_err(),
-            "limit deadline must be between 1s and 1d, not 10ms"
-        );
+        assert_eq!(l.set("deadline", 10).unwrap_err(), "limit deadline must be between 1s and 1d, not 10ms");
         // A record stored before the deadline existed reads with its default.
-        let old: Limits = serde_json::from_str(
-            r#"{"max_jobs":1,"runs_kept":2,"run_output_bytes":3,"log_bytes":4}"#,
-        )
-        .unwrap();
+        let old: Limits = serde_json::from_str(r#"{"max_jobs":1,"runs_kept":2,"run_output_bytes":3,"log_bytes":4}"#).unwrap();
         assert_eq!(old.deadline_ms, DEFAULT_DEADLINE_MS);
         l.set("runs-kept", 5).unwrap();
         assert_eq!(l.runs_kept, 5);
-        assert_eq!(
-            l.set("runs-kept", 0).unwrap_err(),
-            "limit runs-kept must be between 1 and 10000, not 0"
-        );
-        assert!(l
-            .set("speed", 1)
-            .unwrap_err()
-            .starts_with("no limit \"speed\"; the limits are max-jobs"));
+        assert_eq!(l.set("runs-kept", 0).unwrap_err(), "limit runs-kept must be between 1 and 10000, not 0");
+        assert!(l.set("speed", 1).unwrap_err().starts_with("no limit \"speed\"; the limits are max-jobs"));
         assert_eq!(l.runs_kept, 5, "a refused change changes nothing");
     }
 }

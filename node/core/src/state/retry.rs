@@ -46,34 +46,20 @@ pub fn max_attempts(job: &Job, status: &RunStatus) -> u32 {
 /// How many attempts the job allows a time whose last attempt ended as
 /// `lost` says (shown as `JOBD_ATTEMPT`'s second number).
 pub fn attempts_for(job: &Job, lost: bool) -> u32 {
-    max_attempts(
-        job,
-        if lost {
-            &RunStatus::Lost
-        } else {
-            &RunStatus::Exit(1)
-        },
-    )
+    max_attempts(job, if lost { &RunStatus::Lost } else { &RunStatus::Exit(1) })
 }
 
 /// After a change of policy: a pending attempt it no longer allows
 /// (`retry off`, a smaller N, `onlost skip`) is cancelled.
 pub fn still_allowed(kv: &mut impl Kv, job: &mut Job, at_ms: i64) -> Result<(), KvError> {
-    if job
-        .retry_pending
-        .is_some_and(|p| p.attempt > attempts_for(job, p.lost))
-    {
+    if job.retry_pending.is_some_and(|p| p.attempt > attempts_for(job, p.lost)) {
         cancel(kv, job, at_ms, "the policy allows no more attempts")?;
     }
     Ok(())
 }
 
 fn retryable(status: &RunStatus) -> bool {
-    matches!(status, RunStatus::Exit(n) if *n != 0)
-        || matches!(
-            status,
-            RunStatus::Signal(_) | RunStatus::Timeout | RunStatus::Lost
-        )
+    matches!(status, RunStatus::Exit(n) if *n != 0) || matches!(status, RunStatus::Signal(_) | RunStatus::Timeout | RunStatus::Lost)
 }
 
 /// After `run` ended (its status stored): makes its next attempt pending
@@ -86,38 +72,20 @@ pub fn after_end(kv: &mut impl Kv, job: &mut Job, run: &Run, at_ms: i64) -> Resu
     let max = max_attempts(job, &run.status);
     if run.attempt >= max {
         if max > 1 {
-            let text = format!(
-                "run {}: attempt {}/{max} of {} failed; no attempts left",
-                run.id,
-                run.attempt,
-                rfc3339_secs(run.scheduled_ms)
-            );
+            let text = format!("run {}: attempt {}/{max} of {} failed; no attempts left", run.id, run.attempt, rfc3339_secs(run.scheduled_ms));
             log::append(kv, job, at_ms, &text)?;
         }
         return Ok(());
     }
-    let backoff = job
-        .retry
-        .map_or(Retry::DEFAULT_BACKOFF_MS, |r| r.backoff_ms);
+    let backoff = job.retry.map_or(Retry::DEFAULT_BACKOFF_MS, |r| r.backoff_ms);
     let next = PendingRetry {
         scheduled_ms: run.scheduled_ms,
         attempt: run.attempt + 1,
         at_ms: at_ms.saturating_add(Retry::delay_after_ms(backoff, run.attempt)),
         lost: run.status == RunStatus::Lost,
     };
-    cancel(
-        kv,
-        job,
-        at_ms,
-        &format!("another time failed ({})", rfc3339_secs(run.scheduled_ms)),
-    )?;
-    let text = format!(
-        "run {}: attempt {}/{max} of {} at {}",
-        run.id,
-        next.attempt,
-        rfc3339_secs(next.scheduled_ms),
-        rfc3339_secs(next.at_ms)
-    );
+    cancel(kv, job, at_ms, &format!("another time failed ({})", rfc3339_secs(run.scheduled_ms)))?;
+    let text = format!("run {}: attempt {}/{max} of {} at {}", run.id, next.attempt, rfc3339_secs(next.scheduled_ms), rfc3339_secs(next.at_ms));
     log::append(kv, job, at_ms, &text)?;
     job.retry_pending = Some(next);
     Ok(())
@@ -127,11 +95,7 @@ pub fn after_end(kv: &mut impl Kv, job: &mut Job, run: &Run, at_ms: i64) -> Resu
 /// off`, a later failure).
 pub fn cancel(kv: &mut impl Kv, job: &mut Job, at_ms: i64, why: &str) -> Result<(), KvError> {
     if let Some(p) = job.retry_pending.take() {
-        let text = format!(
-            "attempt {} of {} cancelled: {why}",
-            p.attempt,
-            rfc3339_secs(p.scheduled_ms)
-        );
+        let text = format!("attempt {} of {} cancelled: {why}", p.attempt, rfc3339_secs(p.scheduled_ms));
         log::append(kv, job, at_ms, &text)?;
     }
     Ok(())
@@ -151,41 +115,16 @@ pub struct RetryAt {
 /// overlap policy applies as to any fire. Its deadline counts from its
 /// retry-at (from when it was fired, if that is later: a retry due during
 /// an outage, like a catch-up run).
-pub fn fire(
-    kv: &mut impl Kv,
-    index: u64,
-    job: &mut Job,
-    at: RetryAt,
-    fence: Fence,
-) -> Result<Response, KvError> {
+pub fn fire(kv: &mut impl Kv, index: u64, job: &mut Job, at: RetryAt, fence: Fence) -> Result<Response, KvError> {
     if !job.started {
-        return Ok(Response::Rejected {
-            reason: format!("job {} is stopped", job.name),
-        });
+        return Ok(Response::Rejected { reason: format!("job {} is stopped", job.name) });
     }
-    let Some(p) = job
-        .retry_pending
-        .filter(|p| p.scheduled_ms == at.scheduled_ms && p.attempt == at.attempt)
-    else {
-        return Ok(Response::Rejected {
-            reason: format!(
-                "attempt {} of {} is not pending",
-                at.attempt, at.scheduled_ms
-            ),
-        });
+    let Some(p) = job.retry_pending.filter(|p| p.scheduled_ms == at.scheduled_ms && p.attempt == at.attempt) else {
+        return Ok(Response::Rejected { reason: format!("attempt {} of {} is not pending", at.attempt, at.scheduled_ms) });
     };
     job.retry_pending = None;
     if let Some(skip) = run::overlap(kv, job, p.at_ms)? {
-        log::append(
-            kv,
-            job,
-            p.at_ms,
-            &format!(
-                "attempt {} of {} skipped (overlap)",
-                p.attempt,
-                rfc3339_secs(p.scheduled_ms)
-            ),
-        )?;
+        log::append(kv, job, p.at_ms, &format!("attempt {} of {} skipped (overlap)", p.attempt, rfc3339_secs(p.scheduled_ms)))?;
         return Ok(skip);
     }
     let new = NewRun {

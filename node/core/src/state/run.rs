@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::{decode, encode, log, Job, Kv, KvError, KvRead};
 use crate::command::{Fence, NotStarted, Response, RunStatus, Trigger};
 
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Run {
     pub id: u64,
@@ -82,8 +83,7 @@ impl Run {
 
     /// The latest time the run may begin (see `begin_by_ms`).
     pub fn begin_by(&self) -> i64 {
-        self.begin_by_ms
-            .unwrap_or(self.scheduled_ms.saturating_add(OLD_START_DEADLINE_MS))
+        self.begin_by_ms.unwrap_or(self.scheduled_ms.saturating_add(OLD_START_DEADLINE_MS))
     }
 
     /// When it was proposed (see `proposed_ms`).
@@ -147,9 +147,7 @@ fn acceptable(job: &Job, at_ms: i64) -> Result<(), Response> {
         return Err(reject(format!("job {} is stopped", job.name)));
     }
     if job.last_accepted_ms.is_some_and(|last| at_ms <= last) {
-        return Err(reject(format!(
-            "time {at_ms} is not after the last accepted one"
-        )));
+        return Err(reject(format!("time {at_ms} is not after the last accepted one")));
     }
     if job.armed_at_ms.is_some_and(|armed| at_ms <= armed) {
         return Err(reject(format!("time {at_ms} is not after armed-at")));
@@ -172,11 +170,7 @@ fn unfinished(kv: &impl KvRead, job: &Job) -> Result<Vec<Run>, KvError> {
 
 /// Applies the overlap policy before a new run: `Some(response)` when the
 /// new time is skipped instead.
-pub(super) fn overlap(
-    kv: &mut impl Kv,
-    job: &mut Job,
-    at_ms: i64,
-) -> Result<Option<Response>, KvError> {
+pub(super) fn overlap(kv: &mut impl Kv, job: &mut Job, at_ms: i64) -> Result<Option<Response>, KvError> {
     use crate::command::Overlap;
     let running = unfinished(kv, job)?;
     if running.is_empty() {
@@ -209,41 +203,18 @@ pub fn cancel_all(kv: &mut impl Kv, job: &mut Job) -> Result<Response, KvError> 
 }
 
 /// Moves the last accepted time without a run, counting what was passed over.
-pub fn skip_times(
-    kv: &mut impl Kv,
-    job: &mut Job,
-    until_ms: i64,
-    count: u32,
-    reason: &str,
-) -> Result<Response, KvError> {
+pub fn skip_times(kv: &mut impl Kv, job: &mut Job, until_ms: i64, count: u32, reason: &str) -> Result<Response, KvError> {
     if let Err(r) = acceptable(job, until_ms) {
         return Ok(r);
     }
     job.last_accepted_ms = Some(until_ms);
     job.skipped += count as u64;
-    log::append(
-        kv,
-        job,
-        until_ms,
-        &format!("skipped {count} scheduled times ({reason})"),
-    )?;
+    log::append(kv, job, until_ms, &format!("skipped {count} scheduled times ({reason})"))?;
     Ok(Response::Done)
 }
 
-pub fn fire(
-    kv: &mut impl Kv,
-    index: u64,
-    job: &mut Job,
-    at: FireAt,
-    fence: Fence,
-) -> Result<Response, KvError> {
-    let FireAt {
-        scheduled_ms,
-        proposed_ms,
-        trigger,
-        skipped,
-        claims,
-    } = at;
+pub fn fire(kv: &mut impl Kv, index: u64, job: &mut Job, at: FireAt, fence: Fence) -> Result<Response, KvError> {
+    let FireAt { scheduled_ms, proposed_ms, trigger, skipped, claims } = at;
     if let Err(r) = acceptable(job, scheduled_ms) {
         return Ok(r);
     }
@@ -258,59 +229,20 @@ pub fn fire(
     }
     // A scheduled run's deadline counts from its time; a catch-up run's
     // time is in the past by design, so from when it was fired.
-    let proposed = if proposed_ms == 0 {
-        scheduled_ms
-    } else {
-        proposed_ms
-    };
-    let from = if trigger == Trigger::Schedule {
-        scheduled_ms
-    } else {
-        proposed.max(scheduled_ms)
-    };
-    new_run(
-        kv,
-        index,
-        job,
-        NewRun {
-            scheduled_ms,
-            trigger,
-            fence,
-            deadline_from_ms: from,
-            proposed_ms: proposed,
-            claims,
-            attempt: 1,
-            not_before_ms: None,
-        },
-    )
+    let proposed = if proposed_ms == 0 { scheduled_ms } else { proposed_ms };
+    let from = if trigger == Trigger::Schedule { scheduled_ms } else { proposed.max(scheduled_ms) };
+    new_run(kv, index, job, NewRun { scheduled_ms, trigger, fence, deadline_from_ms: from, proposed_ms: proposed, claims, attempt: 1, not_before_ms: None })
 }
 
 /// A manual run: keyed by its run id, the last accepted time untouched;
 /// the overlap policy applies unless forced.
-pub fn run_now(
-    kv: &mut impl Kv,
-    index: u64,
-    job: &mut Job,
-    fence: Fence,
-    at_ms: i64,
-    force: bool,
-    claims: bool,
-) -> Result<Response, KvError> {
+pub fn run_now(kv: &mut impl Kv, index: u64, job: &mut Job, fence: Fence, at_ms: i64, force: bool, claims: bool) -> Result<Response, KvError> {
     if !force {
         if let Some(skip) = overlap(kv, job, at_ms)? {
             return Ok(skip);
         }
     }
-    let new = NewRun {
-        scheduled_ms: at_ms,
-        trigger: Trigger::Manual,
-        fence,
-        deadline_from_ms: at_ms,
-        proposed_ms: at_ms,
-        claims,
-        attempt: 1,
-        not_before_ms: None,
-    };
+    let new = NewRun { scheduled_ms: at_ms, trigger: Trigger::Manual, fence, deadline_from_ms: at_ms, proposed_ms: at_ms, claims, attempt: 1, not_before_ms: None };
     new_run(kv, index, job, new)
 }
 
@@ -341,27 +273,11 @@ pub fn stop_pending(kv: &mut impl Kv, job: &Job) -> Result<(), KvError> {
 
 /// The job's deadline now: its own, or the cluster's.
 pub(super) fn deadline_ms(kv: &impl KvRead, job: &Job) -> Result<i64, KvError> {
-    Ok(job
-        .deadline_ms
-        .unwrap_or(super::limits::load(kv)?.deadline_ms as i64))
+    Ok(job.deadline_ms.unwrap_or(super::limits::load(kv)?.deadline_ms as i64))
 }
 
-pub(super) fn new_run(
-    kv: &mut impl Kv,
-    index: u64,
-    job: &mut Job,
-    new: NewRun,
-) -> Result<Response, KvError> {
-    let NewRun {
-        scheduled_ms,
-        trigger,
-        fence,
-        deadline_from_ms,
-        proposed_ms,
-        claims,
-        attempt,
-        not_before_ms,
-    } = new;
+pub(super) fn new_run(kv: &mut impl Kv, index: u64, job: &mut Job, new: NewRun) -> Result<Response, KvError> {
+    let NewRun { scheduled_ms, trigger, fence, deadline_from_ms, proposed_ms, claims, attempt, not_before_ms } = new;
     let id = super::take_id(kv, index)?;
     let begin_by_ms = Some(deadline_from_ms.saturating_add(deadline_ms(kv, job)?));
     let run = Run {
@@ -419,23 +335,13 @@ pub enum Claim {
 /// The claim rule: the first claim of a pending run that is still wanted
 /// wins; every later one is refused. So whatever the leaders do, at most
 /// one node holds a run's claim, and only it begins the run.
-pub fn claim(
-    kv: &mut impl Kv,
-    job: &mut Job,
-    run_id: u64,
-    claim: Claim,
-) -> Result<Response, KvError> {
-    let Some(mut run) = load_run(kv, job.incarnation, run_id)? else {
-        return Ok(reject(format!("no run {run_id}")));
-    };
+pub fn claim(kv: &mut impl Kv, job: &mut Job, run_id: u64, claim: Claim) -> Result<Response, KvError> {
+    let Some(mut run) = load_run(kv, job.incarnation, run_id)? else { return Ok(reject(format!("no run {run_id}"))) };
     if run.status != RunStatus::Pending {
         return Ok(reject(format!("run {run_id} is not pending")));
     }
     if run.claimed {
-        return Ok(reject(format!(
-            "run {run_id} is claimed by node {}",
-            run.fence.node
-        )));
+        return Ok(reject(format!("run {run_id} is claimed by node {}", run.fence.node)));
     }
     if run.cancel {
         return Ok(reject(format!("run {run_id} was killed")));
@@ -445,39 +351,20 @@ pub fn claim(
     }
     match claim {
         Claim::Begin(fence) if fence != run.fence => {
-            return Ok(reject(format!(
-                "run {run_id} is not node {}'s to begin",
-                fence.node
-            )));
+            return Ok(reject(format!("run {run_id} is not node {}'s to begin", fence.node)));
         }
         Claim::Begin(_) if run.released => {
-            return Ok(reject(format!(
-                "run {run_id} was given back by node {}",
-                run.fence.node
-            )));
+            return Ok(reject(format!("run {run_id} was given back by node {}", run.fence.node)));
         }
         Claim::Begin(_) => {}
         Claim::TakeOver { fence, at_ms } => {
             if !run.claims {
-                return Ok(reject(format!(
-                    "run {run_id}'s node begins without claiming (an older version)"
-                )));
+                return Ok(reject(format!("run {run_id}'s node begins without claiming (an older version)")));
             }
             if fence == run.fence {
-                return Ok(reject(format!(
-                    "run {run_id} is already node {}'s",
-                    fence.node
-                )));
+                return Ok(reject(format!("run {run_id} is already node {}'s", fence.node)));
             }
-            log::append(
-                kv,
-                job,
-                at_ms,
-                &format!(
-                    "run {run_id} taken over by node {} from node {}",
-                    fence.node, run.fence.node
-                ),
-            )?;
+            log::append(kv, job, at_ms, &format!("run {run_id} taken over by node {} from node {}", fence.node, run.fence.node))?;
             run.fence = fence;
             run.node = fence.node;
             run.proposed_ms = Some(at_ms);
@@ -494,38 +381,18 @@ pub fn claim(
 /// again, and only another fence's `TakeOver` may claim it. So a claim
 /// still has one holder at a time, and the holder that begins is the one
 /// whose claim is applied, held, at its gate.
-pub fn release(
-    kv: &mut impl Kv,
-    job: &mut Job,
-    run_id: u64,
-    fence: Fence,
-    why: NotStarted,
-    at_ms: i64,
-) -> Result<Response, KvError> {
-    let Some(mut run) = load_run(kv, job.incarnation, run_id)? else {
-        return Ok(reject(format!("no run {run_id}")));
-    };
+pub fn release(kv: &mut impl Kv, job: &mut Job, run_id: u64, fence: Fence, why: NotStarted, at_ms: i64) -> Result<Response, KvError> {
+    let Some(mut run) = load_run(kv, job.incarnation, run_id)? else { return Ok(reject(format!("no run {run_id}"))) };
     if run.status != RunStatus::Pending {
         return Ok(reject(format!("run {run_id} is not pending")));
     }
     if !run.claimed || run.fence != fence {
-        return Ok(reject(format!(
-            "run {run_id} is not claimed by node {}",
-            fence.node
-        )));
+        return Ok(reject(format!("run {run_id} is not claimed by node {}", fence.node)));
     }
     run.claimed = false;
     run.released = true;
     store_run(kv, job.incarnation, &run);
-    log::append(
-        kv,
-        job,
-        at_ms,
-        &format!(
-            "run {run_id} given back by node {} unbegun ({why})",
-            fence.node
-        ),
-    )?;
+    log::append(kv, job, at_ms, &format!("run {run_id} given back by node {} unbegun ({why})", fence.node))?;
     Ok(Response::Done)
 }
 
@@ -534,24 +401,13 @@ pub fn release(
 /// comes from versions before claims).
 fn from_its_node(run: &Run, fence: Option<Fence>) -> Result<(), Response> {
     match fence {
-        Some(f) if f != run.fence => Err(reject(format!(
-            "run {} is node {}'s, not node {}'s",
-            run.id, run.fence.node, f.node
-        ))),
+        Some(f) if f != run.fence => Err(reject(format!("run {} is node {}'s, not node {}'s", run.id, run.fence.node, f.node))),
         _ => Ok(()),
     }
 }
 
-pub fn started(
-    kv: &mut impl Kv,
-    job: &mut Job,
-    run_id: u64,
-    at_ms: i64,
-    fence: Option<Fence>,
-) -> Result<Response, KvError> {
-    let Some(mut run) = load_run(kv, job.incarnation, run_id)? else {
-        return Ok(reject(format!("no run {run_id}")));
-    };
+pub fn started(kv: &mut impl Kv, job: &mut Job, run_id: u64, at_ms: i64, fence: Option<Fence>) -> Result<Response, KvError> {
+    let Some(mut run) = load_run(kv, job.incarnation, run_id)? else { return Ok(reject(format!("no run {run_id}"))) };
     if run.status != RunStatus::Pending {
         return Ok(reject(format!("run {run_id} is not pending")));
     }
@@ -571,18 +427,8 @@ pub fn started(
 
 /// Output batches apply once each and in order: a repeated or skipped
 /// sequence number is refused, so a retried batch never doubles lines.
-pub fn output(
-    kv: &mut impl Kv,
-    job: &mut Job,
-    run_id: u64,
-    seq: u64,
-    lines: &[String],
-    at_ms: i64,
-    fence: Option<Fence>,
-) -> Result<Response, KvError> {
-    let Some(mut run) = load_run(kv, job.incarnation, run_id)? else {
-        return Ok(reject(format!("no run {run_id}")));
-    };
+pub fn output(kv: &mut impl Kv, job: &mut Job, run_id: u64, seq: u64, lines: &[String], at_ms: i64, fence: Option<Fence>) -> Result<Response, KvError> {
+    let Some(mut run) = load_run(kv, job.incarnation, run_id)? else { return Ok(reject(format!("no run {run_id}"))) };
     if run.ended() {
         return Ok(reject(format!("run {run_id} has ended")));
     }
@@ -590,10 +436,7 @@ pub fn output(
         return Ok(r);
     }
     if seq != run.next_seq {
-        return Ok(reject(format!(
-            "output batch {seq} of run {run_id}; expected {}",
-            run.next_seq
-        )));
+        return Ok(reject(format!("output batch {seq} of run {run_id}; expected {}", run.next_seq)));
     }
     run.next_seq += 1;
     let limits = super::limits::load(kv)?;
@@ -605,30 +448,15 @@ pub fn output(
         run.output_bytes += line.len() as u64 + 1;
         log::append_within(kv, job, at_ms, line, log_bytes)?;
         if run.output_bytes >= cap {
-            log::append_within(
-                kv,
-                job,
-                at_ms,
-                &format!("run {run_id}: output over {cap} bytes; the rest is dropped"),
-                log_bytes,
-            )?;
+            log::append_within(kv, job, at_ms, &format!("run {run_id}: output over {cap} bytes; the rest is dropped"), log_bytes)?;
         }
     }
     store_run(kv, job.incarnation, &run);
     Ok(Response::Done)
 }
 
-pub fn ended(
-    kv: &mut impl Kv,
-    job: &mut Job,
-    run_id: u64,
-    status: &RunStatus,
-    at_ms: i64,
-    fence: Option<Fence>,
-) -> Result<Response, KvError> {
-    let Some(mut run) = load_run(kv, job.incarnation, run_id)? else {
-        return Ok(reject(format!("no run {run_id}")));
-    };
+pub fn ended(kv: &mut impl Kv, job: &mut Job, run_id: u64, status: &RunStatus, at_ms: i64, fence: Option<Fence>) -> Result<Response, KvError> {
+    let Some(mut run) = load_run(kv, job.incarnation, run_id)? else { return Ok(reject(format!("no run {run_id}"))) };
     if run.ended() {
         return Ok(reject(format!("run {run_id} has already ended")));
     }
@@ -640,15 +468,8 @@ pub fn ended(
     }
     // The sweep judged from a read that may predate the claim: a claimed
     // run may have begun, so its node being gone makes it lost.
-    let swept = matches!(
-        status,
-        RunStatus::NotStarted(NotStarted::NodeGone | NotStarted::Unanswered)
-    );
-    let status = &if swept && run.claimed {
-        RunStatus::Lost
-    } else {
-        status.clone()
-    };
+    let swept = matches!(status, RunStatus::NotStarted(NotStarted::NodeGone | NotStarted::Unanswered));
+    let status = &if swept && run.claimed { RunStatus::Lost } else { status.clone() };
     run.status = status.clone();
     run.end_ms = Some(at_ms);
     store_run(kv, job.incarnation, &run);
@@ -658,16 +479,8 @@ pub fn ended(
         job.failures += 1;
     }
     job.last_status = Some(status_text(status));
-    let took = run
-        .start_ms
-        .map(|s| format_duration(at_ms - s))
-        .unwrap_or_else(|| "0s".into());
-    log::append(
-        kv,
-        job,
-        at_ms,
-        &format!("run {run_id} {} in {took}", status_text(status)),
-    )?;
+    let took = run.start_ms.map(|s| format_duration(at_ms - s)).unwrap_or_else(|| "0s".into());
+    log::append(kv, job, at_ms, &format!("run {run_id} {} in {took}", status_text(status)))?;
     super::retry::after_end(kv, job, &run, at_ms)?;
     Ok(Response::Done)
 }
