@@ -6,7 +6,7 @@
 //! every `recheck` while it lasts. The scheduler fires only under a fence.
 //! A manual run, which any node may take, carries a fence made here too.
 //!
-//! Each confirmation also renews the node's [`Lease`]: the gate thread
+//! Each confirmation also renews the node's [`Lease`]: a gate thread
 //! asks it, at the moment a run would begin, whether this node may still
 //! begin runs fired in a given term (README, "Firing").
 
@@ -31,7 +31,7 @@ fn role(m: &openraft::RaftMetrics<NodeId, crate::types::Member>) -> (ServerState
 /// the bound is shortened by this fraction. (NTP-disciplined
 /// clocks differ by under 0.05 %; unsteered ones by well under 1 %.)
 const RATE_MARGIN: f64 = 0.10;
-/// Margin for a stall between the gate thread's reading of the clock and
+/// Margin for a stall between a gate thread's reading of the clock and
 /// its write that opens the gate (the thread is real-time, so this is
 /// preemption by the kernel, not load).
 const STALL_MARGIN: Duration = Duration::from_millis(50);

@@ -1,6 +1,6 @@
 //! Starting and following runs on the node that proposed them: wait for a
 //! slot under the concurrency cap (`slots.rs`), create the run's process
-//! at its gate (`spawn.rs`), have the gate thread open it at the scheduled
+//! at its gate (`spawn.rs`), have a gate thread open it at the scheduled
 //! time if the run may still begin (`gate.rs`, `may_begin`; else kill it
 //! and record `not-started` with the reason), stream its output back into
 //! the replicated log in numbered batches, and record how it ended. Every
@@ -194,7 +194,7 @@ impl Executor {
         Ok((run, job))
     }
 
-    /// `still_to_begin` from the run's record alone, for the gate thread,
+    /// `still_to_begin` from the run's record alone, for a gate thread,
     /// where a herd's 500 gates are opened one after another and each read
     /// delays the next (the job's record is the larger of the two to
     /// decode). The record says all the job's would: `stop` marks the job's
@@ -232,7 +232,7 @@ impl Executor {
         Ok(run)
     }
 
-    /// The last checks, on the gate thread at the moment of opening (the
+    /// The last checks, on a gate thread at the moment of opening (the
     /// rule is the README's "Firing"): everything `still_to_begin` asks;
     /// for a run this node fired as leader, its lease in the fire's term
     /// holds (a lapsed one is asked again) and its clock agrees with the

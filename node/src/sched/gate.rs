@@ -73,7 +73,7 @@ impl Refusal {
     }
 }
 
-/// The last checks before a run starts, made at its time on the gate thread.
+/// The last checks before a run starts, made at its time on a gate thread.
 pub type Check = Box<dyn FnOnce(i64) -> Result<(), Refusal> + Send>;
 
 struct Waiting {
@@ -145,7 +145,16 @@ fn keep(rx: mpsc::Receiver<Waiting>) {
         let received = match next {
             None if !open => return,
             None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-            Some(_) if !open => Err(RecvTimeoutError::Timeout),
+            Some(at) if !open => {
+                // Nothing more can arrive: sleep to the next gate's time.
+                // (It looped here without waiting, and at real-time
+                // priority a spinning thread starves the rest of its core.)
+                let wait = at - now_ms();
+                if wait > 0 {
+                    std::thread::sleep(Duration::from_millis(wait as u64));
+                }
+                Err(RecvTimeoutError::Timeout)
+            }
             Some(at) => match at - now_ms() {
                 wait if wait > 0 => rx.recv_timeout(Duration::from_millis(wait as u64)),
                 _ => Err(RecvTimeoutError::Timeout),
@@ -214,5 +223,34 @@ mod tests {
         // The refused gate got nothing: closing our end shows end-of-file.
         drop(w3);
         assert_eq!(r3.read(&mut byte).unwrap(), 0);
+    }
+
+    /// This thread's CPU time so far, in ms.
+    fn thread_cpu_ms() -> i64 {
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: clock_gettime writes the timespec we own.
+        assert_eq!(unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) }, 0);
+        ts.tv_sec * 1000 + ts.tv_nsec / 1_000_000
+    }
+
+    /// Once every handle is gone (the node stopping), a gate still waiting
+    /// opens at its time and the thread sleeps until then, not spins.
+    #[test]
+    fn a_keeper_whose_handles_are_gone_sleeps_until_its_last_gate() {
+        let (tx, rx) = mpsc::channel();
+        let (_r, w) = pipe();
+        let (reply, answer) = oneshot::channel();
+        let due = now_ms() + 300;
+        tx.send(Waiting { at_ms: due, gate: w, check: Box::new(|_| Ok(())), reply }).unwrap();
+        drop(tx);
+        let cpu = std::thread::spawn(move || {
+            keep(rx);
+            thread_cpu_ms()
+        })
+        .join()
+        .unwrap();
+        let opened = answer.blocking_recv().unwrap().unwrap();
+        assert!(opened >= due, "opened at {opened}, due at {due}");
+        assert!(cpu < 100, "the keeper spent {cpu} ms of CPU waiting 300 ms");
     }
 }

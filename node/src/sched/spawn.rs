@@ -6,7 +6,7 @@
 //! their processes were created at that second. So a scheduled run's
 //! process is created when its fire is committed (shortly before its
 //! time): the guard shell first blocks reading its stdin, a pipe whose
-//! other end the executor holds. At the scheduled time the gate thread
+//! other end the executor holds. At the scheduled time a gate thread
 //! (`gate.rs`) writes one byte (the gate opens, in microseconds) or, if the
 //! run must not start after all (stopped, deleted, too late), the executor
 //! kills the waiting process group.
