@@ -95,6 +95,14 @@ struct Observed {
     at: std::time::Instant,
 }
 
+impl Observed {
+    /// The offset now, given `wall_minus_mono` now: corrected by how far
+    /// our own wall clock has stepped since it was observed.
+    fn offset_at(&self, base_now: i64) -> i64 {
+        self.offset - (base_now - self.base)
+    }
+}
+
 /// The latest estimate of each peer's clock minus ours, in milliseconds.
 #[derive(Default)]
 pub struct PeerClocks {
@@ -145,7 +153,7 @@ impl PeerClocks {
         let base_now = wall_minus_mono();
         let mut v: Vec<_> = crate::lock::lock(&self.seen)
             .iter()
-            .map(|(id, o)| (*id, o.offset - (base_now - o.base), o.at.elapsed()))
+            .map(|(id, o)| (*id, o.offset_at(base_now), o.at.elapsed()))
             .collect();
         v.sort_unstable_by_key(|p| p.0);
         v
@@ -171,7 +179,7 @@ impl PeerClocks {
         let mut all: Vec<i64> = seen
             .values()
             .filter(|o| o.at.elapsed() < CURRENT)
-            .map(|o| o.offset - (base_now - o.base))
+            .map(|o| o.offset_at(base_now))
             .collect();
         all.push(0);
         all.sort_unstable();

@@ -125,7 +125,7 @@ pub async fn run(
 
 /// A table row: the median of each side's rate and p99, the median ratio and its range.
 fn report(name: &str, n: usize, a: &[Load], b: &[Load], ratios: &mut [f64]) {
-    let med = |v: Vec<f64>| median_range(&mut v.clone()).0;
+    let med = |mut v: Vec<f64>| median_range(&mut v).0;
     let (ar, ap) = (
         med(a.iter().map(Load::rate).collect()),
         med(a.iter().map(|l| l.pct(0.99)).collect()),

@@ -292,7 +292,8 @@ async fn get<F: Filesystem>(
         }
         return Ok(r);
     }
-    let end = fs.logical_end(&w.fid);
+    // A log's end (a job record's read) only where it is needed.
+    let end = if q.follow || q.range.is_some() { fs.logical_end(&w.fid) } else { None };
     if q.follow && end.is_none() {
         tree::done(fs, w).await;
         let why = "only a job's log can be followed (it only grows); read other files again to see them change";
