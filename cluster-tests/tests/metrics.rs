@@ -1,5 +1,6 @@
 //! `--metrics-addr` serves Prometheus text with the series operators
-//! watch: fires and their lateness, runs by outcome, Raft, 9P, RocksDB.
+//! watch: fires and their lateness, runs by outcome, Raft, 9P, RocksDB,
+//! and the time each stage of a write took.
 
 use std::time::Duration;
 
@@ -40,8 +41,18 @@ async fn metrics_name_the_series_operators_watch() {
         "jobd_ninep_request_seconds_bucket",
         "jobd_ninep_errors_total{errno=\"17\"} 1",
         "jobd_rocksdb_bytes{what=\"memtables\"}",
+        "jobd_write_stage_seconds_sum{stage=\"commit\"}",
     ] {
         assert!(text.contains(series), "missing {series:?} in:\n{text}");
+    }
+    // On a single node every write is committed here, and its log append
+    // and apply are timed: each stage that ran counts its passes.
+    for stage in ["commit", "log_append", "apply", "propose_wait"] {
+        let count = text
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("jobd_write_stage_seconds_count{{stage=\"{stage}\"}} ")))
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        assert!(count.is_some_and(|n| n >= 3), "stage {stage}: {count:?} in:\n{text}");
     }
     drop(c);
     jobd.stop().await.unwrap();

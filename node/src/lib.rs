@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod node;
 pub mod propose;
 pub mod sched;
+pub mod stages;
 pub mod store;
 pub mod types;
 pub mod write;

@@ -115,8 +115,20 @@ impl Metrics {
         let mut out = Vec::new();
         // Encoding into a Vec cannot fail for well-formed metric families.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        out.extend_from_slice(write_stages().as_bytes());
         out
     }
+}
+
+/// The write stages' totals (`stages.rs`) as a summary without quantiles.
+fn write_stages() -> String {
+    let name = "jobd_write_stage_seconds";
+    let mut out = format!("# HELP {name} time this node spent in each stage of a write (stages.rs)\n# TYPE {name} summary\n");
+    for (stage, count, secs) in crate::stages::totals() {
+        let stage = stage.name();
+        out.push_str(&format!("{name}_sum{{stage=\"{stage}\"}} {secs}\n{name}_count{{stage=\"{stage}\"}} {count}\n"));
+    }
+    out
 }
 
 impl ninep::Observer for Metrics {

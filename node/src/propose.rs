@@ -8,12 +8,13 @@
 //! once, as itself.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use openraft::error::{ClientWriteError, RaftError};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::command::{Command, Response};
+use crate::stages::{self, Stage};
 use crate::types::{Member, NodeId, Raft};
 
 /// Entries proposed and not yet answered. One: on this 2-core machine a
@@ -89,6 +90,8 @@ pub type Proposed = Result<(u64, Response), ProposeError>;
 struct Waiting {
     cmd: Command,
     done: oneshot::Sender<Proposed>,
+    /// When `propose` was called, for the wait's timing.
+    since: Instant,
 }
 
 /// The handle writers hold; cheap to clone.
@@ -110,7 +113,7 @@ impl Proposer {
     /// answer says so) and waits until it is committed and applied here.
     pub async fn propose(&self, cmd: Command) -> Proposed {
         let (done, answer) = oneshot::channel();
-        self.tx.send(Waiting { cmd, done }).map_err(|_| ProposeError::Closed)?;
+        self.tx.send(Waiting { cmd, done, since: Instant::now() }).map_err(|_| ProposeError::Closed)?;
         answer.await.unwrap_or(Err(ProposeError::Abandoned))
     }
 }
@@ -167,6 +170,10 @@ async fn commit(raft: Raft, mut batch: Vec<Waiting>, timeout: Duration) {
         }
         return;
     }
+    let start = Instant::now();
+    for w in &batch {
+        stages::record(Stage::ProposeWait, start - w.since);
+    }
     // The commands move into the entry (an output batch can be 64 KiB).
     let mut cmds: Vec<Command> = batch.iter_mut().map(|w| std::mem::replace(&mut w.cmd, Command::Batch(vec![]))).collect();
     let cmd = if cmds.len() == 1 { cmds.remove(0) } else { Command::Batch(cmds) };
@@ -189,6 +196,7 @@ async fn commit(raft: Raft, mut batch: Vec<Waiting>, timeout: Duration) {
         },
         _ = deposed => Err(ProposeError::Timeout),
     };
+    stages::since(Stage::Commit, start);
     match result {
         Ok((index, Response::Batch(answers))) if batch.len() > 1 && answers.len() == batch.len() => {
             for (w, a) in batch.into_iter().zip(answers) {

@@ -13,6 +13,7 @@ use crate::command::{Command, Response};
 use crate::net::forward::{self, ForwardError, Unanswered};
 use crate::net::raft_client::Network;
 use crate::propose::{ProposeError, Proposer};
+use crate::stages::{self, Stage};
 use crate::types::{NodeId, Raft};
 
 /// Why a write failed; each maps to one errno class at the 9P edge.
@@ -129,8 +130,11 @@ impl Writer {
         let Some(member) = metrics.membership_config.membership().get_node(&leader).cloned() else {
             return Err(WriteError::NoQuorum);
         };
-        let left = deadline.saturating_duration_since(Instant::now());
-        let (index, resp) = match forward::forward(&self.net, leader, &member.raft_addr, cmd, left).await {
+        let start = Instant::now();
+        let left = deadline.saturating_duration_since(start);
+        let forwarded = forward::forward(&self.net, leader, &member.raft_addr, cmd, left).await;
+        stages::since(Stage::ForwardCall, start.into_std());
+        let (index, resp) = match forwarded {
             Ok(Ok(done)) => done,
             Ok(Err(ForwardError::NotLeader { .. })) => return Err(WriteError::NoQuorum),
             // Nothing was proposed on the leader (ProposeError::may_commit).
@@ -140,8 +144,10 @@ impl Writer {
             Err(Unanswered::Unknown) => return Err(WriteError::Timeout),
         };
         // Committed: answer once it is applied here too (read-your-writes).
-        let left = deadline.saturating_duration_since(Instant::now());
+        let start = Instant::now();
+        let left = deadline.saturating_duration_since(start);
         let applied = self.raft.wait(Some(left)).applied_index_at_least(Some(index), "forwarded write").await;
+        stages::since(Stage::ForwardApplyWait, start.into_std());
         applied.map(|_| resp).map_err(|_| WriteError::Timeout)
     }
 }

@@ -13,8 +13,9 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     // The pure core, re-exported: the vocabulary and the state machine's logic.
     &["command", "cron", "state", "time", "times"],
-    // openraft's type configuration over the vocabulary; taking a lock.
-    &["types", "lock"],
+    // openraft's type configuration over the vocabulary; taking a lock;
+    // the write stages' timings.
+    &["types", "lock", "stages"],
     // Where wall-clock time and peers' clocks enter.
     &["clock"],
     // Adapters: RocksDB and openraft's storage; the leader's group commit;

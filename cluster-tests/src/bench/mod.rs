@@ -10,6 +10,7 @@ pub mod http;
 pub mod lateness;
 pub mod scale;
 pub mod serve9p;
+pub mod stages;
 
 use std::io::Write;
 use std::sync::Arc;

@@ -69,6 +69,7 @@ fn jobs_or(args: &Args, default: &[usize]) -> Vec<usize> {
 async fn one(name: &str, args: &Args, all: bool) -> anyhow::Result<()> {
     match name {
         "create" => bench::create::run(&args.clients, args.seconds).await,
+        "create-stages" => bench::stages::run(args.rounds).await,
         "serve9p" => bench::serve9p::run(args.seconds).await,
         "lateness" => {
             bench::lateness::run(

@@ -2,7 +2,7 @@
 //! commits it and answers with the log index, so the follower can wait
 //! until it has applied that index itself (read-your-writes).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use proto::raft::forward_client::ForwardClient;
@@ -13,6 +13,7 @@ use tonic::{Request, Response, Status};
 
 use crate::command::{Command, Response as CmdResponse};
 use crate::propose::ProposeError;
+use crate::stages::{self, Stage};
 use crate::net::raft_client::Network;
 use crate::net::{decode, encode, MAX_MESSAGE_BYTES};
 use crate::types::{NodeId, Raft};
@@ -43,11 +44,13 @@ pub struct ForwardService {
 impl Forward for ForwardService {
     async fn write(&self, req: Request<ForwardRequest>) -> Result<Response<ForwardReply>, Status> {
         let cmd: Command = decode(&req.into_inner().command)?;
+        let start = Instant::now();
         let result: ForwardResult = match tokio::time::timeout(self.commit_timeout, self.proposer.propose(cmd)).await {
             Err(_) => Err(ForwardError::Timeout),
             Ok(proposed) => proposed.map_err(refusal),
         };
         let result = encode(&result).map_err(|e| Status::internal(e.to_string()))?;
+        stages::since(Stage::ForwardServe, start);
         Ok(Response::new(ForwardReply { result }))
     }
 

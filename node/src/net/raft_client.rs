@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Timeout, Unreachable};
 use openraft::network::{RPCOption, RPCTypes, RaftNetwork, RaftNetworkFactory};
@@ -25,6 +25,7 @@ use tracing::Instrument;
 
 use crate::clock::{now_ms, PeerClocks};
 use crate::net::{encode, MAX_MESSAGE_BYTES};
+use crate::stages::{self, Stage};
 use crate::types::{Member, NodeId, TypeConfig};
 
 /// Makes a [`Peer`] for each replication target; channels are shared.
@@ -179,7 +180,14 @@ impl RaftNetwork<TypeConfig> for Peer {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RpcErr<openraft::error::Infallible>> {
-        self.call(RPCTypes::AppendEntries, &rpc, &option).await
+        // Heartbeats (no entries) are not part of a write.
+        let carries = !rpc.entries.is_empty();
+        let start = Instant::now();
+        let result = self.call(RPCTypes::AppendEntries, &rpc, &option).await;
+        if carries {
+            stages::since(Stage::ReplicateCall, start);
+        }
+        result
     }
 
     async fn install_snapshot(

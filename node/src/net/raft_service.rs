@@ -16,7 +16,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use openraft::raft::VoteRequest;
+use openraft::raft::{AppendEntriesRequest, VoteRequest};
 use proto::raft::raft_server::Raft as RaftRpc;
 use proto::raft::{RaftReply, RaftRequest};
 use tonic::{Request, Response, Status};
@@ -25,7 +25,8 @@ use tracing::Instrument;
 use crate::clock::{now_ms, PeerClocks};
 use crate::net::stand::StandAtOnce;
 use crate::net::{decode, encode};
-use crate::types::{NodeId, Raft};
+use crate::stages::{self, Stage};
+use crate::types::{NodeId, Raft, TypeConfig};
 
 pub struct RaftService {
     pub raft: Raft,
@@ -74,7 +75,14 @@ impl RaftRpc for RaftService {
         let req = req.into_inner();
         self.observe(&req);
         let handling = self.standing.handling().await;
-        let res = self.raft.append_entries(decode(&req.payload)?).instrument(peer_span(&req)).await;
+        let start = Instant::now();
+        let rpc: AppendEntriesRequest<TypeConfig> = decode(&req.payload)?;
+        // Heartbeats (no entries) are not part of a write.
+        let carries = !rpc.entries.is_empty();
+        let res = self.raft.append_entries(rpc).instrument(peer_span(&req)).await;
+        if carries {
+            stages::since(Stage::ReplicateServe, start);
+        }
         self.standing.heard_from_leader(handling);
         self.reply(&res)
     }

@@ -5,6 +5,7 @@
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
+use std::time::Instant;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{AnyError, ErrorSubject, ErrorVerb, RaftLogReader, StorageIOError};
@@ -14,6 +15,7 @@ use serde::Serialize;
 
 use super::log_bytes::LogBytes;
 use super::{cf, synced, CF_LOG, CF_META};
+use crate::stages::{self, Stage};
 use crate::types::{Entry, LogId, NodeId, StorageError, TypeConfig, Vote};
 
 pub const KEY_VOTE: &[u8] = b"vote";
@@ -135,6 +137,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
+        let start = Instant::now();
         let mut batch = WriteBatch::default();
         let log = cf(&self.db, CF_LOG);
         let mut total = 0;
@@ -146,6 +149,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let res = self.db.write_opt(batch, &synced());
         match res {
             Ok(()) => {
+                stages::since(Stage::LogAppend, start);
                 self.appended.add(total);
                 callback.log_io_completed(Ok(()));
                 Ok(())

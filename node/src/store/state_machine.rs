@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::io::Cursor;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use openraft::storage::RaftStateMachine;
 use openraft::{
@@ -19,6 +20,7 @@ use super::job_cache::JobCache;
 use super::job_changes::{Changed, JobChanges};
 use super::{cf, snapshot, synced, CF_SM, CF_SNAPSHOT};
 use crate::command::Response;
+use crate::stages::{self, Stage};
 use crate::state::{self, Job, Kv, KvError, KvRead, KvSeek};
 use crate::types::{LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 
@@ -251,6 +253,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I: IntoIterator<Item = crate::types::Entry> + Send,
         I::IntoIter: Send,
     {
+        let start = Instant::now();
         let mut kv = BatchKv {
             db: &self.db,
             batch: WriteBatch::default(),
@@ -285,6 +288,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.jobs.changed();
         self.changes
             .wrote(overlay.keys().filter_map(|k| job_named(k)));
+        stages::since(Stage::Apply, start);
         Ok(responses)
     }
 
