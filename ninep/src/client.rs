@@ -271,6 +271,35 @@ impl Client {
         server_error(reply?)
     }
 
+    /// Sends `msgs` in one write without waiting between them, then waits
+    /// for every reply: the answers, in the order of `msgs`. The server runs
+    /// requests that share a fid in the order they were sent, so a walk to
+    /// a new fid and what uses it can go together. `Err` only when nothing
+    /// could be sent.
+    pub async fn rpcs(&self, msgs: Vec<Tmsg>) -> Result<Vec<Result<Rmsg>>> {
+        let mut waits = Vec::with_capacity(msgs.len());
+        let mut bytes = Vec::new();
+        for msg in msgs {
+            let tag = self.alloc_tag();
+            let (tx, rx) = oneshot::channel();
+            lock(&self.inner.pending).insert(tag, tx);
+            bytes.extend(msg.encode(tag, self.inner.dialect));
+            waits.push((TagGuard { client: self.clone(), tag, done: false }, rx));
+        }
+        self.inner.writer.lock().await.write_all(&bytes).await?;
+        let mut out = Vec::with_capacity(waits.len());
+        for (mut guard, rx) in waits {
+            let Ok(reply) = rx.await else {
+                out.push(Err(ClientError::Closed));
+                continue;
+            };
+            guard.done = true;
+            lock(&self.inner.tags).remove(&guard.tag);
+            out.push(reply.and_then(server_error));
+        }
+        Ok(out)
+    }
+
     /// Walks from the root to `path` into a new fid.
     pub async fn walk(&self, path: &str) -> Result<u32> {
         let names = split_path(path);
@@ -308,7 +337,15 @@ impl Client {
 
     /// Opens a walked fid with a 9P2000 mode byte (`omode::*`); returns the iounit.
     pub async fn open(&self, fid: u32, mode: u8) -> Result<u32> {
-        let msg = if self.inner.dialect == Dialect::P2000L {
+        match self.rpc(self.open_msg(fid, mode)).await? {
+            Rmsg::Open { iounit, .. } | Rmsg::Lopen { iounit, .. } => Ok(self.iounit(iounit)),
+            m => unexpected(m),
+        }
+    }
+
+    /// Topen, or Tlopen in 9P2000.L, of `fid` with a 9P2000 mode byte.
+    fn open_msg(&self, fid: u32, mode: u8) -> Tmsg {
+        if self.inner.dialect == Dialect::P2000L {
             let mut flags = match mode & 3 {
                 omode::OWRITE => oflags::O_WRONLY,
                 omode::ORDWR => oflags::O_RDWR,
@@ -320,10 +357,6 @@ impl Client {
             Tmsg::Lopen { fid, flags }
         } else {
             Tmsg::Open { fid, mode }
-        };
-        match self.rpc(msg).await? {
-            Rmsg::Open { iounit, .. } | Rmsg::Lopen { iounit, .. } => Ok(self.iounit(iounit)),
-            m => unexpected(m),
         }
     }
 
@@ -375,9 +408,44 @@ impl Client {
         .await
     }
 
-    /// Writes `data` to a file from offset 0 in iounit-sized writes, as one
-    /// open; returns the bytes written.
+    /// Writes `data` to a file from offset 0, as one open; returns the bytes
+    /// written. Data that fits one message goes in one round trip: walk,
+    /// open, write and clunk sent together (`rpcs`).
     pub async fn write(&self, path: &str, data: &[u8]) -> Result<u64> {
+        let wnames = split_path(path);
+        if wnames.len() > MAXWELEM || data.len() > (self.inner.msize - IOHDRSZ) as usize {
+            return self.write_stepwise(path, data).await;
+        }
+        let (fid, walked) = (self.alloc_fid(), wnames.len());
+        let msgs = vec![
+            Tmsg::Walk { fid: self.inner.root, newfid: fid, wnames },
+            self.open_msg(fid, omode::OWRITE),
+            Tmsg::Write { fid, offset: 0, data: data.to_vec() },
+            Tmsg::Clunk { fid },
+        ];
+        let Ok([walk, open, write, clunk]) = <[Result<Rmsg>; 4]>::try_from(self.rpcs(msgs).await?) else {
+            return Err(ClientError::Protocol("a reply missing".into()));
+        };
+        // A walk short of the path made no fid; what followed it failed.
+        match walk? {
+            Rmsg::Walk { wqids } if wqids.len() == walked => {}
+            Rmsg::Walk { .. } => return Err(ClientError::Server(Error::not_found())),
+            m => return unexpected(m),
+        }
+        match open? {
+            Rmsg::Open { .. } | Rmsg::Lopen { .. } => {}
+            m => return unexpected(m),
+        }
+        let count = match write? {
+            Rmsg::Write { count } => count,
+            m => return unexpected(m),
+        };
+        clunk?;
+        Ok(count as u64)
+    }
+
+    /// `write` one request at a time, in iounit-sized writes.
+    async fn write_stepwise(&self, path: &str, data: &[u8]) -> Result<u64> {
         self.with_open(path, omode::OWRITE, async |fid, iounit| {
             let mut done = 0u64;
             for chunk in data.chunks(iounit as usize) {

@@ -1,4 +1,5 @@
-//! Requests on one connection run concurrently; Tflush cancels; limits hold.
+//! Requests on one connection run concurrently, in order where they share
+//! a fid; Tflush cancels; limits hold.
 
 mod common;
 
@@ -159,4 +160,69 @@ async fn a_panicking_callback_is_answered_with_eio_and_frees_its_tag() {
         assert!(matches!(c.rpc(1, opened).await, Rmsg::Open { .. } | Rmsg::Lopen { .. }));
         assert_eq!(c.rpc(10, Tmsg::Read { fid: 2, offset: 0, count: 100 }).await, Rmsg::Read { data: b"fast".to_vec() });
     }
+}
+
+/// A client may send Twalk to a new fid, Topen, Twrite and Tclunk in one
+/// write, without waiting: each runs after the one before it on that fid,
+/// however long the walk and the open take.
+#[tokio::test]
+async fn pipelined_requests_on_a_fresh_fid_run_in_order() {
+    let (srv, _fs) = slow_server(Config::default()).await;
+    for d in [Dialect::P2000, Dialect::P2000L] {
+        let mut c = Raw::session(srv.addr, d).await;
+        let open = if d == Dialect::P2000L { Tmsg::Lopen { fid: 1, flags: 1 } } else { Tmsg::Open { fid: 1, mode: omode::OWRITE } };
+        let mut bytes = vec![];
+        for (tag, m) in [
+            (10, Tmsg::Walk { fid: 0, newfid: 1, wnames: vec!["lazy".into()] }),
+            (11, open),
+            (12, Tmsg::Write { fid: 1, offset: 0, data: b"hello".to_vec() }),
+            (13, Tmsg::Clunk { fid: 1 }),
+        ] {
+            bytes.extend(m.encode(tag, d));
+        }
+        c.send_bytes(&bytes).await;
+        let mut replies = std::collections::BTreeMap::new();
+        for _ in 0..4 {
+            let (tag, r) = c.recv().await;
+            replies.insert(tag, r);
+        }
+        assert!(matches!(&replies[&10], Rmsg::Walk { wqids } if wqids.len() == 1), "{d:?}: {replies:?}");
+        assert!(matches!(replies[&11], Rmsg::Open { .. } | Rmsg::Lopen { .. }), "{d:?}: {replies:?}");
+        assert_eq!(replies[&12], Rmsg::Write { count: 5 }, "{d:?}: {replies:?}");
+        assert_eq!(replies[&13], Rmsg::Clunk, "{d:?}: {replies:?}");
+        // The fid is gone after the pipelined clunk; a walk that fails
+        // makes no fid, so what was sent after it fails too.
+        let mut bytes = vec![];
+        for (tag, m) in [
+            (20, Tmsg::Walk { fid: 0, newfid: 1, wnames: vec!["nothing".into()] }),
+            (21, Tmsg::Stat { fid: 1 }),
+            (22, Tmsg::Clunk { fid: 1 }),
+        ] {
+            bytes.extend(m.encode(tag, d));
+        }
+        c.send_bytes(&bytes).await;
+        for _ in 0..3 {
+            let (tag, r) = c.recv().await;
+            assert!(error_of(&r).is_some(), "{d:?}: tag {tag} answered {r:?}");
+        }
+    }
+}
+
+/// Requests that only use an open fid still run side by side; one that
+/// ends it waits for those before it (here until the slow read is flushed).
+#[tokio::test]
+async fn a_clunk_waits_for_the_requests_before_it_on_its_fid() {
+    let (srv, fs) = slow_server(Config::default()).await;
+    let mut c = Raw::session(srv.addr, Dialect::P2000).await;
+    open(&mut c, 1, "slow").await;
+    c.send(10, Tmsg::Read { fid: 1, offset: 0, count: 100 }).await;
+    eventually("the slow read to start", || fs.started.load(Ordering::SeqCst) == 1).await;
+    assert!(matches!(c.rpc(11, Tmsg::Stat { fid: 1 }).await, Rmsg::Stat { .. }), "a stat of the same fid is not held");
+    c.send(12, Tmsg::Clunk { fid: 1 }).await;
+    let early = tokio::time::timeout(std::time::Duration::from_millis(200), c.recv()).await;
+    assert!(early.is_err(), "the clunk was answered while the read on its fid ran: {early:?}");
+    c.send(13, Tmsg::Flush { oldtag: 10 }).await;
+    let mut got = vec![c.recv().await, c.recv().await];
+    got.sort_by_key(|(tag, _)| *tag);
+    assert_eq!(got, vec![(12, Rmsg::Clunk), (13, Rmsg::Flush)]);
 }

@@ -80,6 +80,16 @@ async fn own_client_in_every_dialect() {
         assert_eq!(names, ["f"]);
         let err = c.read("nope").await.unwrap_err();
         assert_eq!(err.errno(), Some(ninep::error::errno::ENOENT), "{err}");
+        // A small write is one round trip (walk, open, write, clunk sent
+        // together): its answer and its errors are those of the steps.
+        let small = format!("{dir}/small");
+        c.create(&small, 0o644).await.unwrap();
+        assert_eq!(c.write(&small, b"small").await.unwrap(), 5);
+        assert_eq!(c.read(&small).await.unwrap(), b"small");
+        c.remove(&small).await.unwrap();
+        let err = c.write(&format!("{dir}/nope/deeper"), b"x").await.unwrap_err();
+        assert_eq!(err.errno(), Some(ninep::error::errno::ENOENT), "{err}");
+        assert!(c.write(&dir, b"x").await.is_err(), "a directory is not written");
         c.remove(&file).await.unwrap();
         c.remove(&dir).await.unwrap();
         assert!(c.stat(&dir).await.is_err());

@@ -1,5 +1,6 @@
 //! Where one create's time goes at one client: the client's four 9P round
-//! trips timed one by one, and each node's write stages (`jobd`'s
+//! trips timed one by one (then the same creates pipelined, as jobd's
+//! client sends them), and each node's write stages (`jobd`'s
 //! `jobd_write_stage_seconds`, read from its metrics before and after)
 //! divided by the creates, through the leader and through a follower in
 //! alternated rounds; beside the floors this machine sets (one fdatasync,
@@ -54,7 +55,20 @@ pub async fn run(rounds: usize) -> anyhow::Result<()> {
                 }
             }
             let after: Vec<Stages> = metrics.iter().map(|a| scrape(*a)).collect::<anyhow::Result<_>>()?;
+            // The same creates as jobd's client sends them: the four
+            // requests together, one round trip (`Client::rpcs`).
+            let mut together = vec![];
+            for i in 0..CREATES {
+                let t = Instant::now();
+                client.write("clone", format!("p{round}{route}{i}:@yearly:true").as_bytes()).await?;
+                together.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
             println!("round {}, through the {route} (node {}):", round + 1, c.nodes[via].id);
+            let mean = together.iter().sum::<f64>() / together.len() as f64;
+            together.sort_by(|a, b| a.total_cmp(b));
+            println!("  client pipelined mean {mean:>6.3} ms  p50 {:>6.3}  p99 {:>6.3}", quantile(&together, 0.5), quantile(&together, 0.99));
+            seen.entry((route.into(), "client pipelined mean".into())).or_default().push(mean);
+            seen.entry((route.into(), "client pipelined p50".into())).or_default().push(quantile(&together, 0.5));
             for (k, name) in ["walk", "open", "write", "clunk", "create"].into_iter().enumerate() {
                 let v = &mut ops[k];
                 let mean = v.iter().sum::<f64>() / v.len() as f64;

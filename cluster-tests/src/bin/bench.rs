@@ -40,7 +40,8 @@ struct Args {
     /// growth: each job's log retention (`limit log-bytes`) [default: jobd's, 1 MiB].
     #[arg(long)]
     growth_log_bytes: Option<u64>,
-    /// http: alternated rounds per setting.
+    /// create, http: alternated rounds per setting; create-stages: rounds
+    /// through the leader and through a follower.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
     /// http: jobs listed when the dashboard's first load is timed.
@@ -68,7 +69,7 @@ fn jobs_or(args: &Args, default: &[usize]) -> Vec<usize> {
 /// about ten minutes.
 async fn one(name: &str, args: &Args, all: bool) -> anyhow::Result<()> {
     match name {
-        "create" => bench::create::run(&args.clients, args.seconds).await,
+        "create" => bench::create::run(&args.clients, args.seconds, args.rounds).await,
         "create-stages" => bench::stages::run(args.rounds).await,
         "serve9p" => bench::serve9p::run(args.seconds).await,
         "lateness" => {

@@ -1,5 +1,6 @@
 //! One client connection: framing, the tag table, Tversion and Tflush, and
-//! running requests concurrently. Replies go out in completion order.
+//! running requests concurrently, in order where they share a fid
+//! (`order.rs`). Replies go out in completion order.
 //!
 //! Ordering of a flush: a request's task takes its tag out of the table and
 //! queues its reply under one lock; Tflush takes the tag out under the same
@@ -22,6 +23,7 @@ use crate::fcall::{ty, Rmsg, Tmsg};
 use crate::fs::Filesystem;
 use crate::server::dispatch::Session;
 use crate::server::fids::lock;
+use crate::server::order::{fids_of, Order};
 use crate::server::unwind::{catch_unwind_async, panic_message};
 use crate::server::{Config, LegacyErrors};
 use crate::trace::Traced;
@@ -47,6 +49,8 @@ struct Conn<F: Filesystem> {
     config: Arc<Config>,
     session: Option<Arc<Session<F>>>,
     tags: Tags,
+    /// Which requests a new one must wait for (`order.rs`).
+    order: Order,
     next_id: u64,
     out: mpsc::UnboundedSender<Outgoing>,
     /// Bounds requests read but not yet answered (including error replies),
@@ -141,7 +145,7 @@ where
     let (out, rx) = mpsc::unbounded_channel();
     let writer = tokio::spawn(write_loop(wr, rx));
     let slots = Arc::new(Semaphore::new(config.max_outstanding * 2 + 2));
-    let mut conn = Conn { fs, config, session: None, tags: Tags::default(), next_id: 0, out, slots };
+    let mut conn = Conn { fs, config, session: None, tags: Tags::default(), order: Order::default(), next_id: 0, out, slots };
     loop {
         let msize = conn.session.as_ref().map_or(conn.config.max_msize, |s| s.msize);
         let frame = tokio::select! {
@@ -219,9 +223,14 @@ impl<F: Filesystem> Conn<F> {
         let (out, tags_ref, legacy) = (self.out.clone(), self.tags.clone(), self.config.legacy_errors);
         let observer = self.config.observer.clone();
         let kind = msg.name();
+        let (prior, turn) = self.order.enter(&fids_of(&msg));
         let task = tokio::spawn(async move {
+            prior.finished().await;
             let started = std::time::Instant::now();
-            let result = match catch_unwind_async(session.handle(msg)).await {
+            let handled = catch_unwind_async(session.handle(msg)).await;
+            // The fid table holds this request's effect: those behind it may go.
+            drop(turn);
+            let result = match handled {
                 Ok(result) => result,
                 Err(payload) => {
                     // A bug in a callback: answer it (so the client is not
@@ -291,6 +300,7 @@ impl<F: Filesystem> Conn<F> {
             t.task.abort();
             let _ = t.task.await;
         }
+        self.order.clear();
         if let Some(s) = self.session.take() {
             s.clunk_all().await;
         }

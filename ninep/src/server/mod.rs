@@ -7,6 +7,7 @@ mod conn;
 mod dirread;
 mod dispatch;
 mod fids;
+mod order;
 mod unwind;
 
 use std::future::Future;

@@ -1,6 +1,7 @@
 //! A file system with one file whose reads never finish ("slow"), one
-//! that answers at once ("fast") and one whose read panics ("panic", a
-//! bug in a callback), to test flush, concurrency, limits and recovery.
+//! that answers at once ("fast"), one whose read panics ("panic", a
+//! bug in a callback) and one whose walk and open take a while ("lazy"),
+//! to test flush, concurrency, ordering, limits and recovery.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -26,6 +27,7 @@ fn qid_of(name: &str) -> Qid {
         "slow" => Qid::file(1),
         "fast" => Qid::file(2),
         "panic" => Qid::file(3),
+        "lazy" => Qid::file(4),
         _ => Qid::dir(0),
     }
 }
@@ -37,11 +39,18 @@ impl Filesystem for SlowFs {
     }
     async fn walk(&self, _: &String, name: &str) -> Result<(String, Qid)> {
         match name {
+            "lazy" => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                Ok((name.to_string(), qid_of(name)))
+            }
             "slow" | "fast" | "panic" => Ok((name.to_string(), qid_of(name))),
             _ => Err(Error::not_found()),
         }
     }
     async fn open(&self, fid: &String, _: OpenMode) -> Result<Qid> {
+        if fid == "lazy" {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         Ok(qid_of(fid))
     }
     async fn read(&self, fid: &String, _: u64, _: u32) -> Result<Vec<u8>> {
