@@ -40,7 +40,7 @@ struct Args {
     /// growth: each job's log retention (`limit log-bytes`) [default: jobd's, 1 MiB].
     #[arg(long)]
     growth_log_bytes: Option<u64>,
-    /// create, http: alternated rounds per setting; create-stages: rounds
+    /// create, serve9p, http: alternated rounds per setting; create-stages: rounds
     /// through the leader and through a follower.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
@@ -71,7 +71,7 @@ async fn one(name: &str, args: &Args, all: bool) -> anyhow::Result<()> {
     match name {
         "create" => bench::create::run(&args.clients, args.seconds, args.rounds).await,
         "create-stages" => bench::stages::run(args.rounds).await,
-        "serve9p" => bench::serve9p::run(args.seconds).await,
+        "serve9p" => bench::serve9p::run(args.seconds, args.rounds).await,
         "lateness" => {
             bench::lateness::run(
                 &jobs_or(args, &[50, 250, 1000]),

@@ -19,7 +19,7 @@ use anyhow::{bail, Context, Result};
 use ninep::client::{Client, Options};
 use tokio::process::{Child, Command};
 
-use crate::bench::{drive, figure, quantile, Load};
+use crate::bench::{drive, figure, median_range, Load};
 use crate::jobd::{free_addr, Jobd};
 
 mod pin;
@@ -138,7 +138,7 @@ async fn big_reads(c: &Client, conc: usize, passes: u64) -> Result<f64> {
     Ok(total as f64 / (1 << 20) as f64 / secs)
 }
 
-pub async fn run(seconds: u64) -> Result<()> {
+pub async fn run(seconds: u64, rounds: usize) -> Result<()> {
     println!("serve9p: one 9P2000.L connection, 1 and 16 requests in flight; ninep (ramfs example, and jobd) vs diod");
     let dir = tempfile::tempdir()?;
     std::fs::write(dir.path().join("small"), SMALL)?;
@@ -166,43 +166,66 @@ pub async fn run(seconds: u64) -> Result<()> {
     }
     drop(big);
 
-    println!("{:>5} {:>10} {:>11} {:>11} {:>11} {:>9} {:>9}", "conc", "server", "ops/s", "p50 ms", "p99 ms", "vs diod", "");
+    println!("small reads, {rounds} rounds, the servers' order turned each round; each ratio against diod's rate in the same round");
+    println!("{:>5} {:>6} {:>10} {:>11} {:>11} {:>11} {:>9}", "conc", "round", "server", "ops/s", "p50 ms", "p99 ms", "vs diod");
+    let servers: [(&str, &Client, &str); 3] = [("diod", &d, "small"), ("ninep", &r, "small"), ("jobd", &j, "jobs/small/cmd")];
     for conc in [1usize, 16] {
-        let dl = small_reads(&d, "small", conc, seconds).await;
-        let rl = small_reads(&r, "small", conc, seconds).await;
-        let jl = small_reads(&j, "jobs/small/cmd", conc, seconds).await;
-        for (name, l) in [("diod", &dl), ("ninep", &rl), ("jobd", &jl)] {
-            let ratio = l.rate() / dl.rate();
-            println!("{conc:>5} {name:>10} {:>11.0} {:>11.3} {:>11.3} {:>8.2}x {}", l.rate(), l.pct(0.5), l.pct(0.99), ratio, if l.errors > 0 { format!("{} errors", l.errors) } else { String::new() });
-            figure(&format!("serve9p.small.c{conc}.{name}_per_s"), l.rate(), "1/s");
-            figure(&format!("serve9p.small.c{conc}.{name}_p99"), l.pct(0.99), "ms");
-            if name != "diod" {
-                figure(&format!("serve9p.small.c{conc}.{name}_ratio_vs_diod"), ratio, "x");
+        let mut rates: [Vec<f64>; 3] = Default::default();
+        let mut p99s: [Vec<f64>; 3] = Default::default();
+        let mut ratios: [Vec<f64>; 3] = Default::default();
+        for round in 0..rounds {
+            let mut loads: [Option<Load>; 3] = Default::default();
+            for k in 0..3 {
+                let s = (k + round) % 3;
+                let (_, client, path) = servers[s];
+                loads[s] = Some(small_reads(client, path, conc, seconds).await);
+            }
+            let diod_rate = loads[0].as_ref().map_or(f64::NAN, Load::rate);
+            for (s, l) in loads.iter().enumerate() {
+                let Some(l) = l else { continue };
+                let ratio = l.rate() / diod_rate;
+                let errors = if l.errors > 0 { format!(" {} errors", l.errors) } else { String::new() };
+                println!("{conc:>5} {:>6} {:>10} {:>11.0} {:>11.3} {:>11.3} {ratio:>8.2}x{errors}", round + 1, servers[s].0, l.rate(), l.pct(0.5), l.pct(0.99));
+                rates[s].push(l.rate());
+                p99s[s].push(l.pct(0.99));
+                ratios[s].push(ratio);
+            }
+        }
+        for s in 0..3 {
+            let name = servers[s].0;
+            let (rate, p99) = (median_range(&mut rates[s]).0, median_range(&mut p99s[s]).0);
+            figure(&format!("serve9p.small.c{conc}.{name}_per_s"), rate, "1/s");
+            figure(&format!("serve9p.small.c{conc}.{name}_p99"), p99, "ms");
+            if s > 0 {
+                let (m, lo, hi) = median_range(&mut ratios[s]);
+                println!("{conc:>5} median {name:>10} {rate:>11.0} ops/s, p99 {p99:.3} ms, {m:.2}x diod ({lo:.2}–{hi:.2})");
+                figure(&format!("serve9p.small.c{conc}.{name}_ratio_vs_diod"), m, "x");
+                figure(&format!("serve9p.small.c{conc}.{name}_ratio_vs_diod_min"), lo, "x");
+                figure(&format!("serve9p.small.c{conc}.{name}_ratio_vs_diod_max"), hi, "x");
             }
         }
     }
     println!("{:>5} {:>10} {:>8} {:>11} {:>11}", "conc", "server", "msize", "MiB/s", "vs diod");
     for conc in [1usize, 16] {
-        // Alternate, three rounds each, and keep the median.
+        // Alternate, round by round, and keep the median.
         let (mut ds, mut rs, mut r1s) = (vec![], vec![], vec![]);
-        for _ in 0..3 {
+        for _ in 0..rounds {
             ds.push(big_reads(&d, conc, 2).await?);
             rs.push(big_reads(&r, conc, 2).await?);
             r1s.push(big_reads(&r1m, conc, 2).await?);
         }
-        let median = |mut v: Vec<f64>| {
-            v.sort_by(|a, b| a.total_cmp(b));
-            quantile(&v, 0.5)
-        };
-        let (dm, rm, r1) = (median(ds), median(rs), median(r1s));
+        // Each round's ratio against diod's in the same round.
+        let ratios = |v: &[f64]| -> (f64, f64, f64) { median_range(&mut v.iter().zip(&ds).map(|(x, d)| x / d).collect::<Vec<_>>()) };
+        let ((rr, rlo, rhi), (r1r, r1lo, r1hi)) = (ratios(&rs), ratios(&r1s));
+        let (dm, rm, r1) = (median_range(&mut ds).0, median_range(&mut rs).0, median_range(&mut r1s).0);
         println!("{conc:>5} {:>10} {msize:>8} {dm:>11.0}", "diod");
-        println!("{conc:>5} {:>10} {msize:>8} {rm:>11.0} {:>10.2}x", "ninep", rm / dm);
-        println!("{conc:>5} {:>10} {:>8} {r1:>11.0} {:>10.2}x", "ninep", r1m.msize(), r1 / dm);
+        println!("{conc:>5} {:>10} {msize:>8} {rm:>11.0} {rr:>10.2}x ({rlo:.2}–{rhi:.2})", "ninep");
+        println!("{conc:>5} {:>10} {:>8} {r1:>11.0} {r1r:>10.2}x ({r1lo:.2}–{r1hi:.2})", "ninep", r1m.msize());
         figure(&format!("serve9p.big.c{conc}.diod_mib_per_s"), dm, "MiB/s");
         figure(&format!("serve9p.big.c{conc}.ninep_mib_per_s"), rm, "MiB/s");
-        figure(&format!("serve9p.big.c{conc}.ninep_ratio_vs_diod"), rm / dm, "x");
+        figure(&format!("serve9p.big.c{conc}.ninep_ratio_vs_diod"), rr, "x");
         figure(&format!("serve9p.big.c{conc}.ninep_1m_mib_per_s"), r1, "MiB/s");
-        figure(&format!("serve9p.big.c{conc}.ninep_1m_ratio_vs_diod"), r1 / dm, "x");
+        figure(&format!("serve9p.big.c{conc}.ninep_1m_ratio_vs_diod"), r1r, "x");
     }
     let pid = |c: &Child| c.id().context("a server exited during the benchmark");
     let servers = vec![
