@@ -2,6 +2,7 @@
 //! and its peer in the same invocation, prints a table, and prints every
 //! figure on its own line as `figure NAME VALUE UNIT`.
 
+pub mod clients;
 pub mod create;
 pub mod failover;
 pub mod growth;

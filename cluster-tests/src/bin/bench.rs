@@ -10,7 +10,7 @@ use cluster_tests::bench;
 
 #[derive(Parser)]
 struct Args {
-    /// create | lateness | herd | failover | scale | serve9p | growth | http | all
+    /// create | create-stages | create-clients | lateness | herd | failover | scale | serve9p | growth | http | all
     bench: String,
     /// create, http: concurrent clients, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,16,64,256")]
@@ -71,6 +71,7 @@ async fn one(name: &str, args: &Args, all: bool) -> anyhow::Result<()> {
     match name {
         "create" => bench::create::run(&args.clients, args.seconds, args.rounds).await,
         "create-stages" => bench::stages::run(args.rounds).await,
+        "create-clients" => bench::clients::run(args.rounds).await,
         "serve9p" => bench::serve9p::run(args.seconds, args.rounds).await,
         "lateness" => {
             bench::lateness::run(
@@ -106,7 +107,7 @@ async fn one(name: &str, args: &Args, all: bool) -> anyhow::Result<()> {
         "growth" => {
             bench::growth::run(args.growth_jobs, args.growth_minutes, args.growth_log_bytes).await
         }
-        b => anyhow::bail!("unknown benchmark {b:?}; one of {} or all", ALL.join(", ")),
+        b => anyhow::bail!("unknown benchmark {b:?}; one of {}, create-stages, create-clients or all", ALL.join(", ")),
     }
 }
 

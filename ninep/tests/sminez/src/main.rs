@@ -2,7 +2,9 @@
 //! saw what it should: `sminez-interop ADDR` against the ramfs example
 //! (`hello` = "hello, world\n"), `sminez-interop jobd ADDR` against jobd
 //! (the original jobd's session: clone, start, cmd, schedule, log, stop,
-//! delete).
+//! delete); `sminez-interop creates ADDR N PREFIX` creates N jobs one after
+//! another and prints each create's milliseconds (for `bench --
+//! create-clients`).
 //!
 //! Order matters: this client lists a directory by opening the fid it has
 //! cached for it (fid 0 for `/`) and later walks from that same fid, which
@@ -50,8 +52,24 @@ fn jobd(addr: &str) {
     println!("sminez-interop: all ok");
 }
 
+/// N creates through `clone`, each a write and a clunk (this client walks
+/// and opens on the write), one line of milliseconds each.
+fn creates(addr: &str, n: usize, prefix: &str) {
+    let c = Client::new_tcp("glenda", addr, "").expect("connect and attach");
+    for i in 0..n {
+        let t = std::time::Instant::now();
+        c.write_str("clone", 0, &format!("{prefix}{i}:@yearly:true")).unwrap_or_else(|e| panic!("create {i}: {e:?}"));
+        c.clunk_path("clone").expect("clunk");
+        println!("{:.4}", t.elapsed().as_secs_f64() * 1000.0);
+    }
+}
+
 fn main() {
-    let first = std::env::args().nth(1).expect("usage: sminez-interop [jobd] HOST:PORT");
+    let first = std::env::args().nth(1).expect("usage: sminez-interop [jobd|creates] HOST:PORT");
+    if first == "creates" {
+        let arg = |i: usize| std::env::args().nth(i).expect("usage: sminez-interop creates HOST:PORT N PREFIX");
+        return creates(&arg(2), arg(3).parse().expect("a number"), &arg(4));
+    }
     if first == "jobd" {
         return jobd(&std::env::args().nth(2).expect("usage: sminez-interop jobd HOST:PORT"));
     }
