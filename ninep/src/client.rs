@@ -150,6 +150,17 @@ struct TagGuard {
     done: bool,
 }
 
+impl TagGuard {
+    /// The request could not be sent (the connection is broken): free its
+    /// tag without a Tflush, which would fail the same way and, through its
+    /// own guard, send another.
+    fn forget(&mut self) {
+        self.done = true;
+        lock(&self.client.inner.pending).remove(&self.tag);
+        lock(&self.client.inner.tags).remove(&self.tag);
+    }
+}
+
 impl Drop for TagGuard {
     fn drop(&mut self) {
         if self.done {
@@ -264,7 +275,10 @@ impl Client {
         lock(&self.inner.pending).insert(tag, tx);
         let mut guard = TagGuard { client: self.clone(), tag, done: false };
         let bytes = msg.encode(tag, self.inner.dialect);
-        self.inner.writer.lock().await.write_all(&bytes).await?;
+        if let Err(e) = self.inner.writer.lock().await.write_all(&bytes).await {
+            guard.forget();
+            return Err(e.into());
+        }
         let reply = rx.await.map_err(|_| ClientError::Closed)?;
         guard.done = true;
         lock(&self.inner.tags).remove(&tag);
@@ -274,8 +288,8 @@ impl Client {
     /// Sends `msgs` in one write without waiting between them, then waits
     /// for every reply: the answers, in the order of `msgs`. The server runs
     /// requests that share a fid in the order they were sent, so a walk to
-    /// a new fid and what uses it can go together. `Err` only when nothing
-    /// could be sent.
+    /// a new fid and what uses it can go together. `Err` when the messages
+    /// could not all be sent (the connection is broken).
     pub async fn rpcs(&self, msgs: Vec<Tmsg>) -> Result<Vec<Result<Rmsg>>> {
         let mut waits = Vec::with_capacity(msgs.len());
         let mut bytes = Vec::new();
@@ -286,7 +300,12 @@ impl Client {
             bytes.extend(msg.encode(tag, self.inner.dialect));
             waits.push((TagGuard { client: self.clone(), tag, done: false }, rx));
         }
-        self.inner.writer.lock().await.write_all(&bytes).await?;
+        if let Err(e) = self.inner.writer.lock().await.write_all(&bytes).await {
+            for (guard, _) in &mut waits {
+                guard.forget();
+            }
+            return Err(e.into());
+        }
         let mut out = Vec::with_capacity(waits.len());
         for (mut guard, rx) in waits {
             let Ok(reply) = rx.await else {
@@ -361,7 +380,7 @@ impl Client {
     }
 
     fn iounit(&self, offered: u32) -> u32 {
-        let max = self.inner.msize - IOHDRSZ;
+        let max = self.inner.msize.saturating_sub(IOHDRSZ).max(1);
         if offered == 0 { max } else { offered.min(max) }
     }
 
@@ -413,7 +432,7 @@ impl Client {
     /// open, write and clunk sent together (`rpcs`).
     pub async fn write(&self, path: &str, data: &[u8]) -> Result<u64> {
         let wnames = split_path(path);
-        if wnames.len() > MAXWELEM || data.len() > (self.inner.msize - IOHDRSZ) as usize {
+        if wnames.len() > MAXWELEM || data.len() > self.inner.msize.saturating_sub(IOHDRSZ) as usize {
             return self.write_stepwise(path, data).await;
         }
         let (fid, walked) = (self.alloc_fid(), wnames.len());
@@ -432,15 +451,26 @@ impl Client {
             Rmsg::Walk { .. } => return Err(ClientError::Server(Error::not_found())),
             m => return unexpected(m),
         }
-        match open? {
-            Rmsg::Open { .. } | Rmsg::Lopen { .. } => {}
-            m => return unexpected(m),
+        // The walk made the fid: whatever else happened, it must be clunked.
+        // A refused clunk (too many requests outstanding) is sent again.
+        let clunked = match clunk {
+            Ok(_) => Ok(()),
+            Err(_) => self.clunk(fid).await,
+        };
+        match open {
+            Ok(Rmsg::Open { .. } | Rmsg::Lopen { .. }) => {}
+            // A server that runs pipelined requests out of order (jobd
+            // before fid ordering) ran the open before the walk's fid
+            // existed: nothing was written, so write one step at a time.
+            Err(e) if e.errno() == Some(crate::error::errno::EBADF) => return self.write_stepwise(path, data).await,
+            Err(e) => return Err(e),
+            Ok(m) => return unexpected(m),
         }
         let count = match write? {
             Rmsg::Write { count } => count,
             m => return unexpected(m),
         };
-        clunk?;
+        clunked?;
         Ok(count as u64)
     }
 

@@ -131,3 +131,72 @@ async fn dropping_the_client_closes_its_connection() {
     drop(clone);
     common::eventually("the server to see it closed", || count.0.load(std::sync::atomic::Ordering::SeqCst) == 0).await;
 }
+
+/// A server that runs pipelined requests out of order, as jobd's did before
+/// fid ordering: its first open finds no fid (EBADF), and so does the write
+/// behind it. The client's write then clunks the fid its walk made and
+/// writes again one step at a time; every fid made is clunked.
+#[tokio::test]
+async fn a_pipelined_write_falls_back_on_a_server_that_runs_it_out_of_order() {
+    use ninep::codec::split_header;
+    use ninep::error::errno;
+    use ninep::{Qid, Rmsg, Tmsg};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let (mut fids, mut opened, mut opens, mut written) = (std::collections::HashSet::new(), std::collections::HashSet::new(), 0, vec![]);
+        let mut dialect = Dialect::P2000;
+        loop {
+            let mut head = [0u8; 4];
+            if s.read_exact(&mut head).await.is_err() {
+                return (fids, opens, written);
+            }
+            let mut frame = vec![0u8; u32::from_le_bytes(head) as usize];
+            frame[..4].copy_from_slice(&head);
+            s.read_exact(&mut frame[4..]).await.unwrap();
+            let (t, tag, body) = split_header(&frame).unwrap();
+            let reply = match Tmsg::decode(t, body, dialect).unwrap() {
+                Tmsg::Version { msize, .. } => {
+                    dialect = Dialect::P2000L;
+                    Rmsg::Version { msize, version: "9P2000.L".into() }
+                }
+                Tmsg::Attach { .. } => Rmsg::Attach { qid: Qid::dir(0) },
+                Tmsg::Walk { newfid, wnames, .. } => {
+                    fids.insert(newfid);
+                    Rmsg::Walk { wqids: wnames.iter().map(|_| Qid::file(1)).collect() }
+                }
+                Tmsg::Lopen { fid, .. } => {
+                    opens += 1;
+                    if opens == 1 {
+                        Rmsg::Lerror { ecode: errno::EBADF }
+                    } else {
+                        opened.insert(fid);
+                        Rmsg::Lopen { qid: Qid::file(1), iounit: 0 }
+                    }
+                }
+                Tmsg::Write { fid, data, .. } if opened.contains(&fid) => {
+                    written.push(data.clone());
+                    Rmsg::Write { count: data.len() as u32 }
+                }
+                Tmsg::Write { .. } => Rmsg::Lerror { ecode: errno::EBADF },
+                Tmsg::Clunk { fid } => {
+                    fids.remove(&fid);
+                    opened.remove(&fid);
+                    Rmsg::Clunk
+                }
+                m => panic!("unexpected {m:?}"),
+            };
+            s.write_all(&reply.encode(tag, dialect)).await.unwrap();
+        }
+    });
+    let c = Client::connect(addr, Options { dialect: Dialect::P2000L, ..Options::default() }).await.unwrap();
+    assert_eq!(c.write("clone", b"job:@yearly:true").await.unwrap(), 16);
+    drop(c);
+    let (fids, opens, written) = server.await.unwrap();
+    assert_eq!(opens, 2, "the write was sent again, one step at a time");
+    assert_eq!(written, vec![b"job:@yearly:true".to_vec()], "written once");
+    assert!(fids.is_empty(), "fids left unclunked: {fids:?}");
+}

@@ -3,6 +3,9 @@
 //! others agree on a new leader, new leader → its first fire, kill → first
 //! fire; then the checkers (no duplicate, no silent miss). Beside it, etcd:
 //! kill its leader → the first put that succeeds through another member.
+//! The kills are split into rounds that alternate the two systems (jobd
+//! first in odd rounds, etcd first in even ones), each jobd round a fresh
+//! cluster with its own seed; the figures pool every round's kills.
 
 use std::time::{Duration, Instant};
 
@@ -54,33 +57,48 @@ async fn etcd_kills(kills: usize) -> Result<Vec<Duration>> {
     Ok(out)
 }
 
-pub async fn run(kills: usize, seed: u64) -> Result<()> {
-    println!("failover: {kills} leader SIGKILLs, 3 jobs firing every second (seed {seed}); etcd: {kills} leader SIGKILLs");
-    let plan = Plan { duration: Duration::from_secs(3600), max_faults: kills, only: Some(Fault::KillLeader), workload: false, env: vec![] };
-    let report = chaos::run(seed, plan).await?;
-    let kill_leader: Vec<Duration> = report.faults.iter().filter_map(|f| f.to_leader).collect();
-    let kill_fire: Vec<Duration> = report.faults.iter().filter_map(|f| f.to_fire).collect();
-    let leader_fire: Vec<Duration> =
-        report.faults.iter().filter_map(|f| Some(f.to_fire?.saturating_sub(f.to_leader?))).collect();
+pub async fn run(kills: usize, seed: u64, rounds: usize) -> Result<()> {
+    let rounds = rounds.clamp(1, kills.max(1));
+    println!("failover: {kills} leader SIGKILLs, 3 jobs firing every second (seed {seed}); etcd: {kills} leader SIGKILLs; {rounds} alternated rounds");
+    let (mut kill_leader, mut kill_fire, mut leader_fire, mut etcd) = (vec![], vec![], vec![], vec![]);
+    let (mut fires, mut duplicates, mut unaccounted, mut skipped, mut missed, mut failures) = (0, 0, 0, 0, 0, vec![]);
+    for round in 0..rounds {
+        // This round's share of the kills.
+        let n = kills / rounds + usize::from(round < kills % rounds);
+        let jobd = async {
+            let plan = Plan { duration: Duration::from_secs(3600), max_faults: n, only: Some(Fault::KillLeader), workload: false, env: vec![] };
+            chaos::run(seed + round as u64, plan).await
+        };
+        let (report, e) = if round % 2 == 0 {
+            let report = jobd.await?;
+            (report, etcd_kills(n).await?)
+        } else {
+            let e = etcd_kills(n).await?;
+            (jobd.await?, e)
+        };
+        etcd.extend(e);
+        kill_leader.extend(report.faults.iter().filter_map(|f| f.to_leader));
+        kill_fire.extend(report.faults.iter().filter_map(|f| f.to_fire));
+        leader_fire.extend(report.faults.iter().filter_map(|f| Some(f.to_fire?.saturating_sub(f.to_leader?))));
+        let v = &report.verdict;
+        (fires, duplicates, unaccounted, skipped, missed) =
+            (fires + v.fires, duplicates + v.duplicates, unaccounted + v.unaccounted, skipped + v.skipped, missed + v.missed_accounted_lost);
+        failures.extend(v.failures.iter().map(|f| format!("round {}: {f}", round + 1)));
+        failures.extend(report.ledger.violations.iter().map(|f| format!("round {}: client ledger: {f}", round + 1)));
+    }
     stats("jobd kill -> leader", kill_leader);
     stats("jobd leader -> fire", leader_fire);
     stats("jobd kill -> fire", kill_fire);
-    let v = &report.verdict;
     println!(
-        "{:>24}: {} fires, {} duplicated, {} unaccounted, {} skipped by catch-up, {} lost or not started; checkers {}",
+        "{:>24}: {fires} fires, {duplicates} duplicated, {unaccounted} unaccounted, {skipped} skipped by catch-up, {missed} lost or not started; checkers {}",
         "jobd runs",
-        v.fires,
-        v.duplicates,
-        v.unaccounted,
-        v.skipped,
-        v.missed_accounted_lost,
-        if report.passed() { "pass" } else { "FAIL" }
+        if failures.is_empty() { "pass" } else { "FAIL" }
     );
-    for f in &v.failures {
+    for f in &failures {
         println!("  {f}");
     }
-    figure("failover.duplicated", v.duplicates as f64, "count");
-    figure("failover.unaccounted", v.unaccounted as f64, "count");
-    stats("etcd kill -> put", etcd_kills(kills).await?);
+    figure("failover.duplicated", duplicates as f64, "count");
+    figure("failover.unaccounted", unaccounted as f64, "count");
+    stats("etcd kill -> put", etcd);
     Ok(())
 }

@@ -40,7 +40,8 @@ struct Args {
     /// growth: each job's log retention (`limit log-bytes`) [default: jobd's, 1 MiB].
     #[arg(long)]
     growth_log_bytes: Option<u64>,
-    /// create, serve9p, http: alternated rounds per setting; create-stages: rounds
+    /// create, serve9p, http: alternated rounds per setting; failover: rounds
+    /// the kills are split into, alternating jobd and etcd; create-stages: rounds
     /// through the leader and through a follower.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
@@ -92,7 +93,7 @@ async fn one(name: &str, args: &Args, all: bool) -> anyhow::Result<()> {
             .await
         }
         "failover" => {
-            bench::failover::run(args.kills.unwrap_or(if all { 10 } else { 20 }), args.seed).await
+            bench::failover::run(args.kills.unwrap_or(if all { 10 } else { 20 }), args.seed, args.rounds).await
         }
         "scale" => bench::scale::run(args.scale_jobs).await,
         "http" => {

@@ -23,7 +23,7 @@ use crate::fcall::{ty, Rmsg, Tmsg};
 use crate::fs::Filesystem;
 use crate::server::dispatch::Session;
 use crate::server::fids::lock;
-use crate::server::order::{fids_of, Order};
+use crate::server::order::{fids_of, Order, Place};
 use crate::server::unwind::{catch_unwind_async, panic_message};
 use crate::server::{Config, LegacyErrors};
 use crate::trace::Traced;
@@ -224,12 +224,13 @@ impl<F: Filesystem> Conn<F> {
         let observer = self.config.observer.clone();
         let kind = msg.name();
         let (prior, turn) = self.order.enter(&fids_of(&msg));
+        let mut place = Place::new(prior, turn);
         let task = tokio::spawn(async move {
-            prior.finished().await;
+            place.ready().await;
             let started = std::time::Instant::now();
             let handled = catch_unwind_async(session.handle(msg)).await;
             // The fid table holds this request's effect: those behind it may go.
-            drop(turn);
+            place.done();
             let result = match handled {
                 Ok(result) => result,
                 Err(payload) => {
@@ -296,8 +297,12 @@ impl<F: Filesystem> Conn<F> {
 
     async fn reset(&mut self) {
         let outstanding: Vec<InFlight> = lock(&self.tags).drain().map(|(_, t)| t).collect();
-        for t in outstanding {
+        // Every task is aborted before any is awaited: a request waiting
+        // behind another (`order.rs`) must not start in between.
+        for t in &outstanding {
             t.task.abort();
+        }
+        for t in outstanding {
             let _ = t.task.await;
         }
         self.order.clear();

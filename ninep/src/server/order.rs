@@ -8,8 +8,11 @@
 //! writes and stats of an open fid still run side by side, and requests on
 //! other fids are never held.
 //!
-//! A request's place is its [`Turn`], dropped when its task ends (answered,
-//! flushed or aborted), which lets the requests behind it go.
+//! A request's place is its [`Turn`]. It is let go when the request has
+//! been handled, or, for a request flushed or aborted while it still
+//! waited, only once what it waited for has finished: the requests behind
+//! it wait for it alone, so letting go earlier would let them overtake the
+//! ones before it.
 
 use std::collections::HashMap;
 
@@ -17,17 +20,60 @@ use tokio::sync::watch;
 
 use crate::fcall::Tmsg;
 
-/// Held by a request while it runs.
+/// Held by a request while it waits and runs.
 pub(crate) struct Turn(#[allow(dead_code)] watch::Sender<()>);
 
 /// What a request waits for before it starts.
 pub(crate) struct Prior(Vec<watch::Receiver<()>>);
 
 impl Prior {
-    pub async fn finished(self) {
-        for mut r in self.0 {
+    /// Waits for every earlier request; those that finished are forgotten
+    /// as it goes, so what is left after a cancelled wait is still owed.
+    pub async fn finished(&mut self) {
+        while let Some(r) = self.0.last_mut() {
             // `changed` fails once the sender (the earlier request's Turn) is dropped.
             while r.changed().await.is_ok() {}
+            self.0.pop();
+        }
+    }
+}
+
+/// A request's place while its task lives: its prior and its turn.
+pub(crate) struct Place {
+    prior: Prior,
+    turn: Option<Turn>,
+}
+
+impl Place {
+    pub fn new(prior: Prior, turn: Turn) -> Place {
+        Place { prior, turn: Some(turn) }
+    }
+
+    /// Waits until the request may start.
+    pub async fn ready(&mut self) {
+        self.prior.finished().await;
+    }
+
+    /// The request has been handled: those behind it may go.
+    pub fn done(&mut self) {
+        self.turn = None;
+    }
+}
+
+impl Drop for Place {
+    /// Dropped while it still waited (flushed, aborted): its turn is let go
+    /// only once its own prior has finished.
+    fn drop(&mut self) {
+        let Some(turn) = self.turn.take() else { return };
+        if self.prior.0.iter().all(finished) {
+            return;
+        }
+        let mut prior = Prior(std::mem::take(&mut self.prior.0));
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                prior.finished().await;
+                drop(turn);
+            });
         }
     }
 }
@@ -44,16 +90,14 @@ struct FidQueue {
     uses: Vec<watch::Receiver<()>>,
 }
 
-impl FidQueue {
-    fn live(&self) -> bool {
-        self.change.as_ref().is_some_and(|r| !finished(r)) || self.uses.iter().any(|r| !finished(r))
-    }
-}
-
 /// One connection's fids and the unfinished requests on each.
 pub(crate) struct Order {
     fids: HashMap<u32, FidQueue>,
-    /// The table is swept of finished entries when it reaches this size.
+    /// Requests recorded in `fids` (finished ones included until a sweep).
+    held: usize,
+    /// The table is swept of finished requests when `held` reaches this:
+    /// twice what the last sweep left, so a sweep costs O(1) a request and
+    /// memory stays within a few times the unfinished requests.
     sweep_at: usize,
 }
 
@@ -61,7 +105,7 @@ const FIRST_SWEEP: usize = 64;
 
 impl Default for Order {
     fn default() -> Self {
-        Order { fids: HashMap::new(), sweep_at: FIRST_SWEEP }
+        Order { fids: HashMap::new(), held: 0, sweep_at: FIRST_SWEEP }
     }
 }
 
@@ -93,12 +137,27 @@ impl Order {
             } else {
                 q.uses.push(rx.clone());
             }
+            self.held += 1;
         }
-        if self.fids.len() >= self.sweep_at {
-            self.fids.retain(|_, q| q.live());
-            self.sweep_at = (self.fids.len() * 2).max(FIRST_SWEEP);
+        if self.held >= self.sweep_at {
+            self.sweep();
         }
         (Prior(prior), Turn(tx))
+    }
+
+    /// Drops every finished request, and the fids left with none.
+    fn sweep(&mut self) {
+        self.held = 0;
+        self.fids.retain(|_, q| {
+            if q.change.as_ref().is_some_and(finished) {
+                q.change = None;
+            }
+            q.uses.retain(|r| !finished(r));
+            let n = q.uses.len() + usize::from(q.change.is_some());
+            self.held += n;
+            n > 0
+        });
+        self.sweep_at = (self.held * 2).max(FIRST_SWEEP);
     }
 
     /// Forgets every request (after a Tversion aborted them all).
@@ -107,8 +166,11 @@ impl Order {
     }
 }
 
-/// The fids a request names, and whether it changes each (makes it, opens
-/// it, or ends it). Tversion and Tflush name none.
+/// The fids a request names, and whether it changes each: makes it, opens
+/// it, ends it, or changes the file or directory it stands for (its
+/// attributes, its entries), so that a later request on that fid sees the
+/// change. Reads, writes and stats are uses: several run at once. Tversion
+/// and Tflush name none.
 pub(crate) fn fids_of(msg: &Tmsg) -> Vec<(u32, bool)> {
     use Tmsg::*;
     match msg {
@@ -122,25 +184,29 @@ pub(crate) fn fids_of(msg: &Tmsg) -> Vec<(u32, bool)> {
                 vec![(*fid, false), (*newfid, true)]
             }
         }
-        Open { fid, .. } | Create { fid, .. } | Lopen { fid, .. } | Lcreate { fid, .. } | Xattrcreate { fid, .. } | Clunk { fid } | Remove { fid } => {
-            vec![(*fid, true)]
-        }
+        Open { fid, .. }
+        | Create { fid, .. }
+        | Lopen { fid, .. }
+        | Lcreate { fid, .. }
+        | Xattrcreate { fid, .. }
+        | Clunk { fid }
+        | Remove { fid }
+        | Wstat { fid, .. }
+        | Setattr { fid, .. }
+        | Symlink { fid, .. } => vec![(*fid, true)],
         Read { fid, .. }
         | Write { fid, .. }
         | Stat { fid }
-        | Wstat { fid, .. }
         | Statfs { fid }
-        | Symlink { fid, .. }
         | Readlink { fid }
         | Getattr { fid, .. }
-        | Setattr { fid, .. }
         | Readdir { fid, .. }
         | Fsync { fid, .. }
         | Lock { fid, .. }
         | Getlock { fid, .. } => vec![(*fid, false)],
-        Mknod { dfid, .. } | Mkdir { dfid, .. } | Unlinkat { dirfid: dfid, .. } => vec![(*dfid, false)],
-        Rename { fid, dfid, .. } | Link { dfid, fid, .. } => vec![(*fid, false), (*dfid, false)],
-        Renameat { olddirfid, newdirfid, .. } => vec![(*olddirfid, false), (*newdirfid, false)],
+        Mknod { dfid, .. } | Mkdir { dfid, .. } | Unlinkat { dirfid: dfid, .. } => vec![(*dfid, true)],
+        Rename { fid, dfid, .. } | Link { dfid, fid, .. } => vec![(*fid, true), (*dfid, true)],
+        Renameat { olddirfid, newdirfid, .. } => vec![(*olddirfid, true), (*newdirfid, true)],
     }
 }
 
@@ -172,20 +238,53 @@ mod tests {
     }
 
     #[test]
-    fn finished_entries_are_swept() {
+    fn finished_requests_are_swept() {
         let mut o = Order::default();
         for fid in 0..10_000 {
             drop(o.enter(&[(fid, true)]));
         }
-        assert!(o.fids.len() <= 2 * FIRST_SWEEP, "{} entries kept", o.fids.len());
+        assert!(o.fids.len() <= 2 * FIRST_SWEEP, "{} fids kept", o.fids.len());
+        // Many uses of fids never named again: the count of requests kept
+        // is what bounds the table, not the number of fids.
+        let mut live = vec![];
+        for fid in 0..100 {
+            for _ in 0..200 {
+                let (_, turn) = o.enter(&[(fid, false)]);
+                if fid == 99 {
+                    live.push(turn);
+                }
+            }
+        }
+        assert!(o.held <= 4 * live.len().max(FIRST_SWEEP), "{} requests kept, {} unfinished", o.held, live.len());
+    }
+
+    #[tokio::test]
+    async fn a_request_cancelled_while_it_waits_keeps_its_turn_until_its_prior_ends() {
+        let mut o = Order::default();
+        // A walk that has not finished, an open cancelled while it waits
+        // for it, and a clunk behind the open.
+        let (_, walk) = o.enter(&[(0, false), (5, true)]);
+        let (prior, open) = o.enter(&[(5, true)]);
+        let mut open = Place::new(prior, open);
+        let (mut clunk, _) = o.enter(&[(5, true)]);
+        tokio::select! {
+            _ = open.ready() => panic!("the open started before the walk finished"),
+            _ = tokio::task::yield_now() => {}
+        }
+        drop(open);
+        let waiting = tokio::spawn(async move { clunk.finished().await });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished(), "the clunk overtook the walk");
+        drop(walk);
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiting).await.expect("released").expect("task");
     }
 
     #[tokio::test]
     async fn a_dropped_turn_lets_the_waiters_go() {
         let mut o = Order::default();
         let (_, first) = o.enter(&[(7, true)]);
-        let (prior, _) = o.enter(&[(7, false)]);
-        let waiter = tokio::spawn(prior.finished());
+        let (mut prior, _) = o.enter(&[(7, false)]);
+        let waiter = tokio::spawn(async move { prior.finished().await });
         tokio::task::yield_now().await;
         assert!(!waiter.is_finished());
         drop(first);
