@@ -451,27 +451,27 @@ impl Client {
             Rmsg::Walk { .. } => return Err(ClientError::Server(Error::not_found())),
             m => return unexpected(m),
         }
-        // The walk made the fid: whatever else happened, it must be clunked.
-        // A refused clunk (too many requests outstanding) is sent again.
-        let clunked = match clunk {
-            Ok(_) => Ok(()),
-            Err(_) => self.clunk(fid).await,
-        };
-        match open {
-            Ok(Rmsg::Open { .. } | Rmsg::Lopen { .. }) => {}
-            // A server that runs pipelined requests out of order (jobd
-            // before fid ordering) ran the open before the walk's fid
-            // existed: nothing was written, so write one step at a time.
-            Err(e) if e.errno() == Some(crate::error::errno::EBADF) => return self.write_stepwise(path, data).await,
-            Err(e) => return Err(e),
-            Ok(m) => return unexpected(m),
+        // The walk made the fid: it must be clunked. A clunk refused for too
+        // many requests outstanding is sent again; any other failure still
+        // frees the fid (clunk(5)), and does not undo the write.
+        if let Err(e) = clunk {
+            if e.errno() == Some(crate::error::errno::EAGAIN) {
+                let _ = self.clunk(fid).await;
+            }
         }
-        let count = match write? {
-            Rmsg::Write { count } => count,
-            m => return unexpected(m),
-        };
-        clunked?;
-        Ok(count as u64)
+        match write {
+            Ok(Rmsg::Write { count }) => Ok(count as u64),
+            // A write answered EBADF wrote nothing: the fid was not open
+            // when it ran. A server that runs pipelined requests out of
+            // order (jobd before fid ordering) does that; so does any
+            // server whose open failed. One step at a time tells them apart.
+            Err(e) if e.errno() == Some(crate::error::errno::EBADF) => self.write_stepwise(path, data).await,
+            Err(e) => Err(e),
+            Ok(m) => {
+                open?;
+                unexpected(m)
+            }
+        }
     }
 
     /// `write` one request at a time, in iounit-sized writes.

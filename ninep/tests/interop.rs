@@ -193,9 +193,10 @@ async fn a_pipelined_write_falls_back_on_a_server_that_runs_it_out_of_order() {
         }
     });
     let c = Client::connect(addr, Options { dialect: Dialect::P2000L, ..Options::default() }).await.unwrap();
-    assert_eq!(c.write("clone", b"job:@yearly:true").await.unwrap(), 16);
+    let wrote = tokio::time::timeout(std::time::Duration::from_secs(10), c.write("clone", b"job:@yearly:true")).await;
+    assert_eq!(wrote.expect("answered in time").unwrap(), 16);
     drop(c);
-    let (fids, opens, written) = server.await.unwrap();
+    let (fids, opens, written) = tokio::time::timeout(std::time::Duration::from_secs(10), server).await.expect("client closed").unwrap();
     assert_eq!(opens, 2, "the write was sent again, one step at a time");
     assert_eq!(written, vec![b"job:@yearly:true".to_vec()], "written once");
     assert!(fids.is_empty(), "fids left unclunked: {fids:?}");

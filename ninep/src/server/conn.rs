@@ -224,7 +224,7 @@ impl<F: Filesystem> Conn<F> {
         let observer = self.config.observer.clone();
         let kind = msg.name();
         let (prior, turn) = self.order.enter(&fids_of(&msg));
-        let mut place = Place::new(prior, turn);
+        let mut place = Place::new(prior, turn, slot);
         let task = tokio::spawn(async move {
             place.ready().await;
             let started = std::time::Instant::now();
@@ -259,7 +259,9 @@ impl<F: Filesystem> Conn<F> {
                 if let Some(trace) = trace {
                     debug!("-> {trace}");
                 }
-                let _ = out.send((head, data, slot));
+                if let Some(slot) = place.take_slot() {
+                    let _ = out.send((head, data, slot));
+                }
             }
         });
         tags.insert(tag, InFlight { id, task });
@@ -268,11 +270,15 @@ impl<F: Filesystem> Conn<F> {
     /// Tflush: always Rflush, after the old request is answered or cancelled.
     fn flush(&self, tag: u16, oldtag: u16, slot: OwnedSemaphorePermit) {
         let old = if oldtag == tag { None } else { lock(&self.tags).remove(&oldtag) };
+        // Aborted here, not in the task below: a Tversion read next must not
+        // find the old request out of the tag table and still running.
+        if let Some(old) = &old {
+            old.task.abort();
+        }
         let out = self.out.clone();
         let dialect = self.dialect();
         tokio::spawn(async move {
             if let Some(old) = old {
-                old.task.abort();
                 let _ = old.task.await;
             }
             debug!("-> {}", Traced(tag, &Rmsg::Flush));

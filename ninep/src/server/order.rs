@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 
-use tokio::sync::watch;
+use tokio::sync::{watch, OwnedSemaphorePermit};
 
 use crate::fcall::Tmsg;
 
@@ -38,15 +38,22 @@ impl Prior {
     }
 }
 
-/// A request's place while its task lives: its prior and its turn.
+/// A request's place while its task lives: its prior, its turn, and its
+/// slot in the connection's bound on requests read but not answered.
 pub(crate) struct Place {
     prior: Prior,
     turn: Option<Turn>,
+    slot: Option<OwnedSemaphorePermit>,
 }
 
 impl Place {
-    pub fn new(prior: Prior, turn: Turn) -> Place {
-        Place { prior, turn: Some(turn) }
+    pub fn new(prior: Prior, turn: Turn, slot: OwnedSemaphorePermit) -> Place {
+        Place { prior, turn: Some(turn), slot: Some(slot) }
+    }
+
+    /// The slot, for the reply to hold until it is written.
+    pub fn take_slot(&mut self) -> Option<OwnedSemaphorePermit> {
+        self.slot.take()
     }
 
     /// Waits until the request may start.
@@ -62,17 +69,21 @@ impl Place {
 
 impl Drop for Place {
     /// Dropped while it still waited (flushed, aborted): its turn is let go
-    /// only once its own prior has finished.
+    /// only once its own prior has finished. Its slot is held as long, so a
+    /// client that flushes waiting requests over and over cannot pile up
+    /// more of them than the connection's bound.
     fn drop(&mut self) {
         let Some(turn) = self.turn.take() else { return };
         if self.prior.0.iter().all(finished) {
             return;
         }
-        let mut prior = Prior(std::mem::take(&mut self.prior.0));
+        let (mut prior, slot) = (Prior(std::mem::take(&mut self.prior.0)), self.slot.take());
+        // Tasks are dropped on the runtime's threads (an abort, a reset, the
+        // runtime shutting down, when the spawned task is dropped too).
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
                 prior.finished().await;
-                drop(turn);
+                drop((turn, slot));
             });
         }
     }
@@ -265,7 +276,8 @@ mod tests {
         // for it, and a clunk behind the open.
         let (_, walk) = o.enter(&[(0, false), (5, true)]);
         let (prior, open) = o.enter(&[(5, true)]);
-        let mut open = Place::new(prior, open);
+        let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(1));
+        let mut open = Place::new(prior, open, slots.clone().try_acquire_owned().unwrap());
         let (mut clunk, _) = o.enter(&[(5, true)]);
         tokio::select! {
             _ = open.ready() => panic!("the open started before the walk finished"),
@@ -275,8 +287,10 @@ mod tests {
         let waiting = tokio::spawn(async move { clunk.finished().await });
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         assert!(!waiting.is_finished(), "the clunk overtook the walk");
+        assert_eq!(slots.available_permits(), 0, "the cancelled open still holds its slot");
         drop(walk);
         tokio::time::timeout(std::time::Duration::from_secs(5), waiting).await.expect("released").expect("task");
+        assert_eq!(slots.available_permits(), 1, "and frees it once the walk is done");
     }
 
     #[tokio::test]
