@@ -46,6 +46,10 @@ pub async fn run(clients: &[usize], seconds: u64, rounds: usize) -> anyhow::Resu
     println!("disk: 4 KiB write + fdatasync p50 {fsync:.2} ms (the floor of a durable commit)");
     figure("create.fsync_p50", fsync, "ms");
     let jobd = Cluster::start(3).await?;
+    // Every round creates its own jobs: at 256 clients, three rounds of
+    // each setting pass the default limit of 200,000 jobs.
+    let leader = jobd.wait_leader().await?;
+    jobd.client(leader).await?.write("ctl", b"limit max-jobs 10000000").await?;
     let etcd = EtcdCluster::start(3).await?;
     let mut settings = vec![];
     for &n in clients {
@@ -127,11 +131,23 @@ async fn jobd_load(jobd: &Cluster, n: usize, route: Route, leader: usize, second
         conns.push(Client::connect(jobd.nodes[route.node(leader, c)].fs_addr, Options::default()).await?);
     }
     let conns = Arc::new(conns);
-    Ok(drive(n, seconds, move |c, i| {
-        let conns = conns.clone();
-        async move { conns[c].write("clone", format!("r{serial}c{c}i{i}:@yearly:true").as_bytes()).await.is_ok() }
+    let errors: Arc<std::sync::Mutex<std::collections::BTreeMap<String, usize>>> = Arc::default();
+    let seen = errors.clone();
+    let load = drive(n, seconds, move |c, i| {
+        let (conns, errors) = (conns.clone(), errors.clone());
+        async move {
+            let res = conns[c].write("clone", format!("r{serial}c{c}i{i}:@yearly:true").as_bytes()).await;
+            if let Err(e) = &res {
+                *errors.lock().unwrap_or_else(|p| p.into_inner()).entry(e.to_string()).or_default() += 1;
+            }
+            res.is_ok()
+        }
     })
-    .await)
+    .await;
+    for (e, count) in seen.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        println!("         jobd error {count}×: {e}");
+    }
+    Ok(load)
 }
 
 /// `n` clients putting 256-byte values for `seconds`, each its own gRPC channel.
