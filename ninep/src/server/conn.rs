@@ -223,7 +223,7 @@ impl<F: Filesystem> Conn<F> {
         let (out, tags_ref, legacy) = (self.out.clone(), self.tags.clone(), self.config.legacy_errors);
         let observer = self.config.observer.clone();
         let kind = msg.name();
-        let (prior, turn) = self.order.enter(&fids_of(&msg));
+        let (prior, turn) = self.order.enter(fids_of(&msg).as_slice());
         let mut place = Place::new(prior, turn, slot);
         let task = tokio::spawn(async move {
             place.ready().await;

@@ -125,17 +125,14 @@ impl Order {
     /// what it must wait for, and its turn.
     pub fn enter(&mut self, fids: &[(u32, bool)]) -> (Prior, Turn) {
         let (tx, rx) = watch::channel(());
-        // A fid named twice (Tattach with fid = afid) is one use, a change
-        // if either is: a request must never wait for itself.
-        let mut named: Vec<(u32, bool)> = Vec::with_capacity(fids.len());
-        for &(fid, changes) in fids {
-            match named.iter_mut().find(|(f, _)| *f == fid) {
-                Some(n) => n.1 |= changes,
-                None => named.push((fid, changes)),
-            }
-        }
         let mut prior = vec![];
-        for (fid, changes) in named {
+        for (i, &(fid, _)) in fids.iter().enumerate() {
+            // A fid named twice (Tattach with fid = afid) is one use, a
+            // change if either is: a request must never wait for itself.
+            if fids[..i].iter().any(|(f, _)| *f == fid) {
+                continue;
+            }
+            let changes = fids.iter().any(|&(f, c)| f == fid && c);
             let q = self.fids.entry(fid).or_default();
             if q.change.as_ref().is_some_and(finished) {
                 q.change = None;
@@ -177,22 +174,41 @@ impl Order {
     }
 }
 
+/// The fids one request names (at most two) and whether it changes each,
+/// kept in place: this runs for every request.
+pub(crate) struct Named {
+    list: [(u32, bool); 2],
+    len: usize,
+}
+
+impl Named {
+    fn of(fids: &[(u32, bool)]) -> Named {
+        let mut list = [(0, false); 2];
+        list[..fids.len()].copy_from_slice(fids);
+        Named { list, len: fids.len() }
+    }
+
+    pub fn as_slice(&self) -> &[(u32, bool)] {
+        &self.list[..self.len]
+    }
+}
+
 /// The fids a request names, and whether it changes each: makes it, opens
 /// it, ends it, or changes the file or directory it stands for (its
 /// attributes, its entries), so that a later request on that fid sees the
 /// change. Reads, writes and stats are uses: several run at once. Tversion
 /// and Tflush name none.
-pub(crate) fn fids_of(msg: &Tmsg) -> Vec<(u32, bool)> {
+pub(crate) fn fids_of(msg: &Tmsg) -> Named {
     use Tmsg::*;
     match msg {
-        Version { .. } | Flush { .. } => vec![],
-        Auth { afid, .. } => vec![(*afid, true)],
-        Attach { fid, afid, .. } => vec![(*fid, true), (*afid, false)],
+        Version { .. } | Flush { .. } => Named::of(&[]),
+        Auth { afid, .. } => Named::of(&[(*afid, true)]),
+        Attach { fid, afid, .. } => Named::of(&[(*fid, true), (*afid, false)]),
         Walk { fid, newfid, .. } | Xattrwalk { fid, newfid, .. } => {
             if fid == newfid {
-                vec![(*fid, true)]
+                Named::of(&[(*fid, true)])
             } else {
-                vec![(*fid, false), (*newfid, true)]
+                Named::of(&[(*fid, false), (*newfid, true)])
             }
         }
         Open { fid, .. }
@@ -204,7 +220,7 @@ pub(crate) fn fids_of(msg: &Tmsg) -> Vec<(u32, bool)> {
         | Remove { fid }
         | Wstat { fid, .. }
         | Setattr { fid, .. }
-        | Symlink { fid, .. } => vec![(*fid, true)],
+        | Symlink { fid, .. } => Named::of(&[(*fid, true)]),
         Read { fid, .. }
         | Write { fid, .. }
         | Stat { fid }
@@ -214,10 +230,10 @@ pub(crate) fn fids_of(msg: &Tmsg) -> Vec<(u32, bool)> {
         | Readdir { fid, .. }
         | Fsync { fid, .. }
         | Lock { fid, .. }
-        | Getlock { fid, .. } => vec![(*fid, false)],
-        Mknod { dfid, .. } | Mkdir { dfid, .. } | Unlinkat { dirfid: dfid, .. } => vec![(*dfid, true)],
-        Rename { fid, dfid, .. } | Link { dfid, fid, .. } => vec![(*fid, true), (*dfid, true)],
-        Renameat { olddirfid, newdirfid, .. } => vec![(*olddirfid, true), (*newdirfid, true)],
+        | Getlock { fid, .. } => Named::of(&[(*fid, false)]),
+        Mknod { dfid, .. } | Mkdir { dfid, .. } | Unlinkat { dirfid: dfid, .. } => Named::of(&[(*dfid, true)]),
+        Rename { fid, dfid, .. } | Link { dfid, fid, .. } => Named::of(&[(*fid, true), (*dfid, true)]),
+        Renameat { olddirfid, newdirfid, .. } => Named::of(&[(*olddirfid, true), (*newdirfid, true)]),
     }
 }
 
