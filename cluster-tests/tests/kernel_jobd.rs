@@ -73,11 +73,11 @@ async fn diod_tools_read_jobd() {
     let addr = jobd.fs_addr.to_string();
     let ls = Command::new(require_tool("diodls")).args(["-s", &addr, "-l", "/jobs/hello"]).output().await.unwrap();
     let ls = String::from_utf8_lossy(&ls.stdout).into_owned();
-    for f in ["ctl", "cmd", "schedule", "log", "runs"] {
+    for f in ["ctl", "cmd", "schedule", "log", "runs", "wait"] {
         assert!(ls.lines().any(|l| l.ends_with(&format!(" {f}"))), "diodls shows {f}: {ls}");
     }
     let root = Command::new(require_tool("diodls")).args(["-s", &addr, "/"]).output().await.unwrap();
-    assert_eq!(String::from_utf8_lossy(&root.stdout).lines().collect::<Vec<_>>().len(), 3);
+    assert_eq!(String::from_utf8_lossy(&root.stdout).lines().collect::<Vec<_>>().len(), 4);
     let cat = Command::new(require_tool("diodcat")).args(["-s", &addr, "jobs/hello/schedule"]).output().await.unwrap();
     assert_eq!(String::from_utf8_lossy(&cat.stdout), "0 0/5 * * * ? *\n");
     let log = Command::new(require_tool("diodcat")).args(["-s", &addr, "jobs/hello/log"]).output().await.unwrap();

@@ -31,7 +31,8 @@ pub struct NinePArgs {
     #[arg(long, default_value = "9P2000.u")]
     pub dialect: String,
     /// How long the whole operation may take before the command gives up
-    /// (`30s`, `2m`; `0` waits forever). A node that is cut off from its
+    /// (`30s`, `2m`; `0` waits forever). A read of a job's `wait` is not
+    /// bounded: it waits for a run to end. A node that is cut off from its
     /// cluster answers a write within its own write timeout, so this only
     /// fires for a node (or network) that does not answer at all.
     #[arg(long, env = "JOBD_9P_TIMEOUT", default_value = "30s", value_parser = parse_timeout)]
@@ -46,6 +47,12 @@ pub struct NinePArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeout(pub Option<Duration>);
 
+impl Timeout {
+    fn filter(self, keep: impl FnOnce(&Duration) -> bool) -> Timeout {
+        Timeout(self.0.filter(keep))
+    }
+}
+
 fn parse_timeout(s: &str) -> Result<Timeout, String> {
     if s == "0" {
         return Ok(Timeout(None));
@@ -56,9 +63,10 @@ fn parse_timeout(s: &str) -> Result<Timeout, String> {
 
 /// Runs one operation; the error is what to print.
 pub async fn run(a: NinePArgs) -> Result<(), String> {
-    // A read meant to block until something happens (none exists yet)
-    // would be exempt from this bound; every operation today is bounded.
-    let Timeout(Some(limit)) = a.timeout else {
+    // A read of a job's `wait` blocks until one of its runs ends, as
+    // long as that takes: it is the one operation not bounded.
+    let waits = matches!(a.op, Op::Read) && a.path.trim_end_matches('/').ends_with("/wait");
+    let Timeout(Some(limit)) = a.timeout.filter(|_| !waits) else {
         return run_op(a).await;
     };
     let addr = a.addr.clone();

@@ -157,7 +157,7 @@ async fn curl_does_what_a_9p_client_does_through_any_node() {
             .next(),
         Some("0 0 3 * * *")
     );
-    assert_eq!(curl(&[&url(other, "/")]).await.1, "clone\nctl\njobs/\n");
+    assert_eq!(curl(&[&url(other, "/")]).await.1, "clone\nctl\nevents\njobs/\n");
     assert_eq!(
         curl(&["-X", "DELETE", &url(at, "/jobs/nightly")]).await.0,
         204

@@ -1,7 +1,7 @@
 //! The jobd file tree, served by every node through `ninep`:
 //!
 //! ```text
-//! /clone  /ctl  /jobs/NAME/{ctl,cmd,schedule,log,runs}
+//! /clone  /ctl  /events  /jobs/NAME/{ctl,cmd,schedule,log,runs,wait}
 //! ```
 //!
 //! Reads serve this node's applied state; every change is a command
@@ -10,6 +10,7 @@
 
 mod content;
 pub mod errors;
+mod wait;
 pub use jobd_core::input;
 pub mod path;
 
@@ -37,9 +38,11 @@ pub const MAX_WRITE: usize = 64 << 10;
 struct FidState {
     created: Option<String>,
     content: Option<Vec<u8>>,
-    /// For `log`: how far this fid's offsets lag the logical ones, after a
-    /// read below the oldest kept line was served from that line.
+    /// For `log` and `events`: how far this fid's offsets lag the logical
+    /// ones, after a read below the oldest kept line was served from that line.
     log_shift: u64,
+    /// For `wait`: what the job was when this fid was opened.
+    waiting: Option<wait::Opened>,
 }
 
 pub struct Fid {
@@ -131,7 +134,11 @@ impl JobFs {
             } => Some(self.job(name, *incarnation)?),
             _ => None,
         };
-        Ok(stat_from(entry, job.as_deref()))
+        let mut stat = stat_from(entry, job.as_deref());
+        if *entry == Entry::Events {
+            stat.length = state::events::span(&self.sm).map_err(errors::from_store)?.end;
+        }
+        Ok(stat)
     }
 
     fn cluster_status(&self) -> Result<content::ClusterStatus> {
@@ -179,6 +186,7 @@ impl JobFs {
                 .map(|n| format!("{n}\n"))
                 .unwrap_or_default(),
             Entry::Ctl => content::cluster_ctl(&self.cluster_status()?),
+            Entry::Events => return Err(Error::new(errno::EIO, "events are read by offset")),
             Entry::File {
                 name,
                 incarnation,
@@ -200,7 +208,9 @@ impl JobFs {
                         }
                         content::runs(&runs)
                     }
-                    JobFile::Log => return Err(Error::new(errno::EIO, "log is read by offset")),
+                    JobFile::Log | JobFile::Wait => {
+                        return Err(Error::new(errno::EIO, "read by offset, not generated"))
+                    }
                 }
             }
             _ => return Err(Error::new(errno::EISDIR, "is a directory")),
@@ -468,6 +478,7 @@ impl Filesystem for JobFs {
             (Entry::Root, "clone") => Entry::Clone,
             (Entry::Root, "ctl") => Entry::Ctl,
             (Entry::Root, "jobs") => Entry::Jobs,
+            (Entry::Root, "events") => Entry::Events,
             (Entry::Jobs, name) => match self
                 .linearize()
                 .await
@@ -507,11 +518,15 @@ impl Filesystem for JobFs {
                 incarnation,
                 file,
             } => {
-                self.job(name, *incarnation)?;
+                let job = self.job(name, *incarnation)?;
                 if mode.write && !file.writable() {
                     return Err(errors::read_only(file.name()));
                 }
+                if *file == JobFile::Wait {
+                    fid.state().waiting = Some(wait::Opened::now(&job));
+                }
             }
+            Entry::Events if mode.write => return Err(errors::read_only("events")),
             _ => {}
         }
         Ok(fid.entry.qid())
@@ -520,23 +535,38 @@ impl Filesystem for JobFs {
     async fn read(&self, fid: &Fid, offset: u64, count: u32) -> Result<Vec<u8>> {
         // `clone` answers from the fid itself: nothing to confirm, and a
         // create already acknowledged must not be answered EAGAIN after.
-        if offset == 0 && fid.entry != Entry::Clone {
-            self.linearize().await?;
-        }
+        // A wait needs no confirming: it answers what this node applies next.
         if let Entry::File {
             name,
             incarnation,
-            file: JobFile::Log,
+            file: JobFile::Wait,
         } = &fid.entry
         {
-            let job = self.job(name, *incarnation)?;
+            return self.read_wait(fid, name, *incarnation, offset, count).await;
+        }
+        if offset == 0 && fid.entry != Entry::Clone {
+            self.linearize().await?;
+        }
+        let lines = match &fid.entry {
+            Entry::File {
+                name,
+                incarnation,
+                file: JobFile::Log,
+            } => Some(Some(self.job(name, *incarnation)?)),
+            Entry::Events => Some(None),
+            _ => None,
+        };
+        if let Some(job) = lines {
             let mut st = fid.state();
             if offset == 0 {
                 st.log_shift = 0;
             }
             let want = offset + st.log_shift;
-            let (at, bytes) = state::log::read(&self.sm, &job, want, count as usize)
-                .map_err(errors::from_store)?;
+            let (at, bytes) = match job {
+                Some(job) => state::log::read(&self.sm, &job, want, count as usize),
+                None => state::events::read(&self.sm, want, count as usize),
+            }
+            .map_err(errors::from_store)?;
             // Served from the oldest kept line: later offsets follow on from it.
             st.log_shift += at - want;
             return Ok(bytes);
@@ -562,6 +592,7 @@ impl Filesystem for JobFs {
                 incarnation,
                 file: JobFile::Log,
             } => self.job(name, *incarnation).ok().map(|j| j.log_end),
+            Entry::Events => state::events::span(&self.sm).ok().map(|s| s.end),
             _ => None,
         }
     }
@@ -575,7 +606,7 @@ impl Filesystem for JobFs {
     async fn readdir(&self, dir: &Fid) -> Result<Vec<Stat>> {
         self.linearize().await?;
         let children: Vec<Entry> = match &dir.entry {
-            Entry::Root => vec![Entry::Clone, Entry::Ctl, Entry::Jobs],
+            Entry::Root => vec![Entry::Clone, Entry::Ctl, Entry::Events, Entry::Jobs],
             Entry::Jobs => {
                 // Each stat from the record the scan just read (not read again).
                 let mut stats = vec![];
@@ -682,8 +713,11 @@ impl Filesystem for JobFs {
                     };
                     self.write_cmd(cmd, name).await?;
                 }
-                JobFile::Log | JobFile::Runs => return Err(errors::read_only(file.name())),
+                JobFile::Log | JobFile::Runs | JobFile::Wait => {
+                    return Err(errors::read_only(file.name()))
+                }
             },
+            Entry::Events => return Err(errors::read_only("events")),
             _ => return Err(Error::new(errno::EISDIR, "is a directory")),
         }
         Ok(data.len() as u32)

@@ -11,10 +11,12 @@ pub enum JobFile {
     Schedule,
     Log,
     Runs,
+    /// A read blocks until a run of the job ends, and answers its `runs` line.
+    Wait,
 }
 
 impl JobFile {
-    pub const ALL: [JobFile; 5] = [JobFile::Ctl, JobFile::Cmd, JobFile::Schedule, JobFile::Log, JobFile::Runs];
+    pub const ALL: [JobFile; 6] = [JobFile::Ctl, JobFile::Cmd, JobFile::Schedule, JobFile::Log, JobFile::Runs, JobFile::Wait];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -23,6 +25,7 @@ impl JobFile {
             JobFile::Schedule => "schedule",
             JobFile::Log => "log",
             JobFile::Runs => "runs",
+            JobFile::Wait => "wait",
         }
     }
 
@@ -44,12 +47,13 @@ pub enum Entry {
     Clone,
     Ctl,
     Jobs,
+    Events,
     Job { name: String, incarnation: u64 },
     File { name: String, incarnation: u64, file: JobFile },
 }
 
 impl Entry {
-    /// Qid paths: 1–4 for the fixed files; `incarnation << 4 | 8..13` for
+    /// Qid paths: 1–5 for the fixed files; `incarnation << 4 | 8..14` for
     /// a job's directory and files (incarnations are log indexes ≥ 1).
     pub fn qid(&self) -> Qid {
         match self {
@@ -57,6 +61,7 @@ impl Entry {
             Entry::Clone => Qid::file(2),
             Entry::Ctl => Qid::file(3),
             Entry::Jobs => Qid::dir(4),
+            Entry::Events => Qid::file(5),
             Entry::Job { incarnation, .. } => Qid::dir(incarnation << 4 | 8),
             Entry::File { incarnation, file, .. } => Qid::file(incarnation << 4 | (9 + *file as u64)),
         }
@@ -68,6 +73,7 @@ impl Entry {
             Entry::Clone => "clone",
             Entry::Ctl => "ctl",
             Entry::Jobs => "jobs",
+            Entry::Events => "events",
             Entry::Job { name, .. } => name,
             Entry::File { file, .. } => file.name(),
         }
@@ -81,13 +87,13 @@ impl Entry {
             Entry::Jobs | Entry::Job { .. } => 0o777,
             Entry::Clone | Entry::Ctl => 0o666,
             Entry::File { file, .. } if file.writable() => 0o666,
-            Entry::File { .. } => 0o444,
+            Entry::Events | Entry::File { .. } => 0o444,
         }
     }
 
     pub fn parent(&self) -> Entry {
         match self {
-            Entry::Root | Entry::Clone | Entry::Ctl | Entry::Jobs => Entry::Root,
+            Entry::Root | Entry::Clone | Entry::Ctl | Entry::Jobs | Entry::Events => Entry::Root,
             Entry::Job { .. } => Entry::Jobs,
             Entry::File { name, incarnation, .. } => Entry::Job { name: name.clone(), incarnation: *incarnation },
         }
@@ -101,7 +107,7 @@ mod tests {
     #[test]
     fn qids_are_distinct_and_stable() {
         let mut seen = std::collections::HashSet::new();
-        let mut all = vec![Entry::Root, Entry::Clone, Entry::Ctl, Entry::Jobs];
+        let mut all = vec![Entry::Root, Entry::Clone, Entry::Ctl, Entry::Jobs, Entry::Events];
         for inc in [1, 2, 77] {
             all.push(Entry::Job { name: "a".into(), incarnation: inc });
             for f in JobFile::ALL {

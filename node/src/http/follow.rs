@@ -1,4 +1,4 @@
-//! `?follow=1` on a job's `log` (the one file that only grows): its bytes
+//! `?follow=1` on a job's `log` or on `/events` (the files that only grow): its bytes
 //! from the asked offset as any GET gives them, then the response stays
 //! open and what is appended later is sent as this node applies it, as
 //! `tail -f` does on a mount, until the client goes away or the job does

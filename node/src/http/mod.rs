@@ -296,7 +296,7 @@ async fn get<F: Filesystem>(
     let end = if q.follow || q.range.is_some() { fs.logical_end(&w.fid) } else { None };
     if q.follow && end.is_none() {
         tree::done(fs, w).await;
-        let why = "only a job's log can be followed (it only grows); read other files again to see them change";
+        let why = "only a job's log and /events can be followed (they only grow); read other files again to see them change";
         return Err(Error::new(errno::EINVAL, why));
     }
     // Taken before the read, so a refused follow has read nothing.

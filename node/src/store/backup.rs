@@ -162,6 +162,7 @@ mod tests {
             attempt: 1,
             not_before_ms: None,
             released: false,
+            ended_nth: None,
         }
     }
 

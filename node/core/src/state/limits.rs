@@ -27,6 +27,15 @@ pub struct Limits {
     /// Kubernetes' `startingDeadlineSeconds`.
     #[serde(default = "default_deadline_ms")]
     pub deadline_ms: u64,
+    /// `/events` is trimmed from its oldest line to stay under this.
+    #[serde(default = "default_events_bytes")]
+    pub events_bytes: u64,
+}
+
+pub const DEFAULT_EVENTS_BYTES: u64 = 4 << 20;
+
+fn default_events_bytes() -> u64 {
+    DEFAULT_EVENTS_BYTES
 }
 
 pub const DEFAULT_DEADLINE_MS: u64 = 60_000;
@@ -37,17 +46,18 @@ fn default_deadline_ms() -> u64 {
 
 impl Default for Limits {
     fn default() -> Limits {
-        Limits { max_jobs: 200_000, runs_kept: 100, run_output_bytes: 1 << 20, log_bytes: 1 << 20, deadline_ms: DEFAULT_DEADLINE_MS }
+        Limits { max_jobs: 200_000, runs_kept: 100, run_output_bytes: 1 << 20, log_bytes: 1 << 20, deadline_ms: DEFAULT_DEADLINE_MS, events_bytes: DEFAULT_EVENTS_BYTES }
     }
 }
 
 /// Each limit's name on `/ctl`, and its allowed range.
-pub const NAMES: [(&str, u64, u64); 5] = [
+pub const NAMES: [(&str, u64, u64); 6] = [
     ("max-jobs", 1, 10_000_000),
     ("runs-kept", 1, 10_000),
     ("run-output-bytes", 1 << 10, 64 << 20),
     ("log-bytes", 4 << 10, 64 << 20),
     ("deadline", 1000, 86_400_000),
+    ("events-bytes", 4 << 10, 256 << 20),
 ];
 
 /// Limits whose value is a duration (written `30s`, shown the same way,
@@ -72,19 +82,21 @@ impl Limits {
             "runs-kept" => self.runs_kept = value,
             "run-output-bytes" => self.run_output_bytes = value,
             "deadline" => self.deadline_ms = value,
+            "events-bytes" => self.events_bytes = value,
             _ => self.log_bytes = value,
         }
         Ok(())
     }
 
     /// `(name, value as written)` for each limit, in `NAMES` order.
-    pub fn list(&self) -> [(&'static str, String); 5] {
+    pub fn list(&self) -> [(&'static str, String); 6] {
         [
             ("max-jobs", self.max_jobs.to_string()),
             ("runs-kept", self.runs_kept.to_string()),
             ("run-output-bytes", self.run_output_bytes.to_string()),
             ("log-bytes", self.log_bytes.to_string()),
             ("deadline", crate::cron::duration_text(self.deadline_ms as i64)),
+            ("events-bytes", self.events_bytes.to_string()),
         ]
     }
 }
@@ -112,7 +124,7 @@ mod tests {
         assert_eq!(l.set("deadline", 10).unwrap_err(), "limit deadline must be between 1s and 1d, not 10ms");
         // A record stored before the deadline existed reads with its default.
         let old: Limits = serde_json::from_str(r#"{"max_jobs":1,"runs_kept":2,"run_output_bytes":3,"log_bytes":4}"#).unwrap();
-        assert_eq!(old.deadline_ms, DEFAULT_DEADLINE_MS);
+        assert_eq!((old.deadline_ms, old.events_bytes), (DEFAULT_DEADLINE_MS, DEFAULT_EVENTS_BYTES));
         l.set("runs-kept", 5).unwrap();
         assert_eq!(l.runs_kept, 5);
         assert_eq!(l.set("runs-kept", 0).unwrap_err(), "limit runs-kept must be between 1 and 10000, not 0");

@@ -1,21 +1,28 @@
-//! A job's log in the state machine: lines `TIMESTAMP:TEXT\n`, each stored
-//! under `log/INCARNATION/OFFSET` (big-endian), where OFFSET is logical —
-//! counted from the job's creation. Trimming drops whole lines from the
-//! front and moves `log_start`; `log_end` only grows. So a reader never
-//! sees a torn or repeated line, and the file's length is `log_end`.
+//! A job's log in the state machine: lines `TIMESTAMP:TEXT\n`, kept as
+//! `lines.rs` keeps lines, under `log/INCARNATION/OFFSET`, where OFFSET is
+//! logical (counted from the job's creation): the span is the job's
+//! `log_start` and `log_end`.
 
 use chrono::{TimeZone, Utc};
 use chrono_tz::Tz;
 
+use super::lines::{Lines, Span};
 use super::{Job, Kv, KvError, KvSeek};
 
-pub fn line_key(incarnation: u64, offset: u64) -> Vec<u8> {
-    [
-        b"log/".as_slice(),
-        &incarnation.to_be_bytes(),
-        &offset.to_be_bytes(),
-    ]
-    .concat()
+fn prefix(incarnation: u64) -> [u8; 12] {
+    let mut p = [0; 12];
+    p[..4].copy_from_slice(b"log/");
+    p[4..].copy_from_slice(&incarnation.to_be_bytes());
+    p
+}
+
+/// Runs `f` on the job's lines and its span, and keeps the span it leaves.
+fn with_lines<T>(job: &mut Job, f: impl FnOnce(&Lines, &mut Span) -> T) -> T {
+    let prefix = prefix(job.incarnation);
+    let mut span = Span { start: job.log_start, end: job.log_end };
+    let out = f(&Lines { prefix: &prefix, kind: "log", name: &job.name }, &mut span);
+    (job.log_start, job.log_end) = (span.start, span.end);
+    out
 }
 
 /// The original jobd's layout, always nine fractional digits, in `tz`:
@@ -53,29 +60,17 @@ pub fn append_within(
     } else {
         text.lines().collect()
     };
-    for line in lines {
-        let bytes = format!("{ts}:{line}\n").into_bytes();
-        let len = bytes.len() as u64;
-        kv.put(line_key(job.incarnation, job.log_end), bytes);
-        job.log_end += len;
-    }
-    trim(kv, job, limit)
+    with_lines(job, |store, span| {
+        for line in lines {
+            store.push(kv, span, format!("{ts}:{line}\n").into_bytes());
+        }
+        store.trim(kv, span, limit)
+    })
 }
 
 /// Drops whole lines from the front until at most `limit` bytes remain.
 pub fn trim(kv: &mut impl Kv, job: &mut Job, limit: u64) -> Result<(), KvError> {
-    while job.log_end - job.log_start > limit {
-        let key = line_key(job.incarnation, job.log_start);
-        let Some(line) = kv.get(&key)? else {
-            return Err(KvError::Corrupt {
-                key: format!("log of {} at {}", job.name, job.log_start),
-                reason: "missing line".into(),
-            });
-        };
-        kv.delete(key);
-        job.log_start += line.len() as u64;
-    }
-    Ok(())
+    with_lines(job, |store, span| store.trim(kv, span, limit))
 }
 
 /// Deletes every kept line of the job.
@@ -94,32 +89,7 @@ pub fn read(
     offset: u64,
     count: usize,
 ) -> Result<(u64, Vec<u8>), KvError> {
-    let start = offset.max(job.log_start);
-    let mut out = Vec::new();
-    if start >= job.log_end || count == 0 {
-        return Ok((start, out));
-    }
-    // The line holding `start`: the last line beginning at or before it.
-    let prefix = line_key(job.incarnation, 0)[..12].to_vec();
-    let found = kv
-        .key_at_or_before(&line_key(job.incarnation, start), &prefix)?
-        .and_then(|k| Some(u64::from_be_bytes(k.get(12..20)?.try_into().ok()?)));
-    let mut at = found.map_or(job.log_start, |o| o.max(job.log_start));
-    while at < job.log_end && out.len() < count {
-        let key = line_key(job.incarnation, at);
-        let Some(line) = kv.get(&key)? else {
-            return Err(KvError::Corrupt {
-                key: format!("log of {} at {at}", job.name),
-                reason: "missing line".into(),
-            });
-        };
-        let end = at + line.len() as u64;
-        if end > start {
-            let from = start.saturating_sub(at) as usize;
-            let take = (line.len() - from).min(count - out.len());
-            out.extend_from_slice(&line[from..from + take]);
-        }
-        at = end;
-    }
-    Ok((start, out))
+    let span = Span { start: job.log_start, end: job.log_end };
+    let lines = Lines { prefix: &prefix(job.incarnation), kind: "log", name: &job.name };
+    lines.read(kv, span, offset, count)
 }

@@ -5,9 +5,12 @@
 //!
 //! Keys are namespaced byte strings: `job/NAME`, `node/ID`, and per job
 //! incarnation `log/INC/OFFSET` (`log.rs`) and `run/INC/RUNID` (`run.rs`),
+//! the cluster's `event/OFFSET` (`events.rs`),
 //! numbers big-endian so they sort.
 
+pub mod events;
 pub mod limits;
+pub mod lines;
 pub mod log;
 pub mod retry;
 pub mod run;
@@ -421,9 +424,9 @@ fn apply_one(kv: &mut impl Kv, index: u64, cmd: &Command) -> Result<Response, Kv
             until_ms,
             count,
             reason,
-            ..
+            fence,
         } => with_incarnation(kv, name, *incarnation, |kv, job| {
-            run::skip_times(kv, job, *until_ms, *count, reason)
+            run::skip_times(kv, job, *until_ms, *count, reason, *fence)
         })?,
         KillRuns {
             name,

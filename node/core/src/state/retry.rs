@@ -123,7 +123,8 @@ pub fn fire(kv: &mut impl Kv, index: u64, job: &mut Job, at: RetryAt, fence: Fen
         return Ok(Response::Rejected { reason: format!("attempt {} of {} is not pending", at.attempt, at.scheduled_ms) });
     };
     job.retry_pending = None;
-    if let Some(skip) = run::overlap(kv, job, p.at_ms)? {
+    let asked = run::Asked { scheduled_ms: p.scheduled_ms, trigger: Trigger::Retry, node: fence.node };
+    if let Some(skip) = run::overlap(kv, job, p.at_ms, asked)? {
         log::append(kv, job, p.at_ms, &format!("attempt {} of {} skipped (overlap)", p.attempt, rfc3339_secs(p.scheduled_ms)))?;
         return Ok(skip);
     }

@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::events::{self, Skipped};
 use super::{decode, encode, log, Job, Kv, KvError, KvRead};
 use crate::command::{Fence, NotStarted, Response, RunStatus, Trigger};
 
@@ -67,6 +68,11 @@ pub struct Run {
     /// by another fence, may claim it again.
     #[serde(default)]
     pub released: bool,
+    /// Which end of the job's this was: the job's `runs` count once it
+    /// ended (None while it has not, and in records from before). A
+    /// reader of `wait` that opened at count N answers the run ended Nth+1.
+    #[serde(default)]
+    pub ended_nth: Option<u64>,
 }
 
 fn first_attempt() -> u32 {
@@ -168,9 +174,18 @@ fn unfinished(kv: &impl KvRead, job: &Job) -> Result<Vec<Run>, KvError> {
     Ok(out)
 }
 
+/// Who asks for a new run, for the events a skip writes: the time it
+/// would run, why, and the node that asked.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Asked {
+    pub scheduled_ms: i64,
+    pub trigger: Trigger,
+    pub node: u64,
+}
+
 /// Applies the overlap policy before a new run: `Some(response)` when the
 /// new time is skipped instead.
-pub(super) fn overlap(kv: &mut impl Kv, job: &mut Job, at_ms: i64) -> Result<Option<Response>, KvError> {
+pub(super) fn overlap(kv: &mut impl Kv, job: &mut Job, at_ms: i64, asked: Asked) -> Result<Option<Response>, KvError> {
     use crate::command::Overlap;
     let running = unfinished(kv, job)?;
     if running.is_empty() {
@@ -181,6 +196,9 @@ pub(super) fn overlap(kv: &mut impl Kv, job: &mut Job, at_ms: i64) -> Result<Opt
         Overlap::Skip => {
             job.skipped += 1;
             log::append(kv, job, at_ms, "skipped 1 scheduled times (overlap)")?;
+            let Asked { scheduled_ms, trigger, node } = asked;
+            let skip = Skipped { scheduled_ms, trigger: Some(trigger), node, count: 1, reason: "overlap" };
+            events::skipped(kv, job, at_ms, skip)?;
             Ok(Some(Response::SkippedForOverlap))
         }
         Overlap::Replace => {
@@ -203,13 +221,15 @@ pub fn cancel_all(kv: &mut impl Kv, job: &mut Job) -> Result<Response, KvError> 
 }
 
 /// Moves the last accepted time without a run, counting what was passed over.
-pub fn skip_times(kv: &mut impl Kv, job: &mut Job, until_ms: i64, count: u32, reason: &str) -> Result<Response, KvError> {
+pub fn skip_times(kv: &mut impl Kv, job: &mut Job, until_ms: i64, count: u32, reason: &str, fence: Fence) -> Result<Response, KvError> {
     if let Err(r) = acceptable(job, until_ms) {
         return Ok(r);
     }
     job.last_accepted_ms = Some(until_ms);
     job.skipped += count as u64;
     log::append(kv, job, until_ms, &format!("skipped {count} scheduled times ({reason})"))?;
+    let skip = Skipped { scheduled_ms: until_ms, trigger: None, node: fence.node, count: count.into(), reason };
+    events::skipped(kv, job, until_ms, skip)?;
     Ok(Response::Done)
 }
 
@@ -219,17 +239,20 @@ pub fn fire(kv: &mut impl Kv, index: u64, job: &mut Job, at: FireAt, fence: Fenc
         return Ok(r);
     }
     job.last_accepted_ms = Some(scheduled_ms);
+    let proposed = if proposed_ms == 0 { scheduled_ms } else { proposed_ms };
     if skipped > 0 {
         let text = format!("skipped {skipped} scheduled times (catch-up once)");
         log::append(kv, job, scheduled_ms, &text)?;
         job.skipped += skipped as u64;
+        let skip = Skipped { scheduled_ms, trigger: Some(trigger), node: fence.node, count: skipped.into(), reason: "catch-up once" };
+        events::skipped(kv, job, proposed, skip)?;
     }
-    if let Some(skip) = overlap(kv, job, scheduled_ms)? {
+    let asked = Asked { scheduled_ms, trigger, node: fence.node };
+    if let Some(skip) = overlap(kv, job, scheduled_ms, asked)? {
         return Ok(skip);
     }
     // A scheduled run's deadline counts from its time; a catch-up run's
     // time is in the past by design, so from when it was fired.
-    let proposed = if proposed_ms == 0 { scheduled_ms } else { proposed_ms };
     let from = if trigger == Trigger::Schedule { scheduled_ms } else { proposed.max(scheduled_ms) };
     new_run(kv, index, job, NewRun { scheduled_ms, trigger, fence, deadline_from_ms: from, proposed_ms: proposed, claims, attempt: 1, not_before_ms: None })
 }
@@ -238,7 +261,8 @@ pub fn fire(kv: &mut impl Kv, index: u64, job: &mut Job, at: FireAt, fence: Fenc
 /// the overlap policy applies unless forced.
 pub fn run_now(kv: &mut impl Kv, index: u64, job: &mut Job, fence: Fence, at_ms: i64, force: bool, claims: bool) -> Result<Response, KvError> {
     if !force {
-        if let Some(skip) = overlap(kv, job, at_ms)? {
+        let asked = Asked { scheduled_ms: at_ms, trigger: Trigger::Manual, node: fence.node };
+        if let Some(skip) = overlap(kv, job, at_ms, asked)? {
             return Ok(skip);
         }
     }
@@ -301,6 +325,7 @@ pub(super) fn new_run(kv: &mut impl Kv, index: u64, job: &mut Job, new: NewRun) 
         attempt,
         not_before_ms,
         released: false,
+        ended_nth: None,
     };
     store_run(kv, job.incarnation, &run);
     kv.put(active_key(job.incarnation, id), vec![]);
@@ -422,6 +447,7 @@ pub fn started(kv: &mut impl Kv, job: &mut Job, run_id: u64, at_ms: i64, fence: 
     job.last_start_ms = Some(at_ms);
     store_run(kv, job.incarnation, &run);
     log::append(kv, job, at_ms, &format!("started run {run_id}"))?;
+    events::began(kv, job, &run, at_ms)?;
     Ok(Response::Done)
 }
 
@@ -472,15 +498,17 @@ pub fn ended(kv: &mut impl Kv, job: &mut Job, run_id: u64, status: &RunStatus, a
     let status = &if swept && run.claimed { RunStatus::Lost } else { status.clone() };
     run.status = status.clone();
     run.end_ms = Some(at_ms);
+    job.runs += 1;
+    run.ended_nth = Some(job.runs);
     store_run(kv, job.incarnation, &run);
     kv.delete(active_key(job.incarnation, run_id));
-    job.runs += 1;
     if !matches!(status, RunStatus::Exit(0)) {
         job.failures += 1;
     }
     job.last_status = Some(status_text(status));
     let took = run.start_ms.map(|s| format_duration(at_ms - s)).unwrap_or_else(|| "0s".into());
     log::append(kv, job, at_ms, &format!("run {run_id} {} in {took}", status_text(status)))?;
+    events::ended(kv, job, &run, at_ms)?;
     super::retry::after_end(kv, job, &run, at_ms)?;
     Ok(Response::Done)
 }
