@@ -28,6 +28,9 @@ pub enum Trigger {
     /// A later attempt of a scheduled or catch-up time whose run failed
     /// (`retry`) or was lost (`onlost rerun`).
     Retry,
+    /// A run of a job this one follows ended as its `after` rule asks
+    /// (`chain.rs`).
+    After,
 }
 
 /// What to do when a run is due while an earlier one of the job still runs.
@@ -124,7 +127,28 @@ macro_rules! spelled {
     };
 }
 
-spelled!(Trigger { Schedule => "schedule", Catchup => "catchup", Manual => "manual", Retry => "retry" });
+spelled!(Trigger { Schedule => "schedule", Catchup => "catchup", Manual => "manual", Retry => "retry", After => "after" });
+spelled!(On { Success => "success", Failure => "failure", Always => "always" });
+
+/// Which ends of another job's runs start this one (`after JOB [ON]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum On {
+    /// `exit 0`.
+    #[default]
+    Success,
+    /// Any other status a run that began ends with: `exit N`, `signal`,
+    /// `timeout`, `killed`.
+    Failure,
+    /// Every end, `lost` and `not-started` included.
+    Always,
+}
+
+/// One `after` rule of a job: run when a run of `job` ends as `on` asks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct After {
+    pub job: String,
+    pub on: On,
+}
 spelled!(OnLost { Skip => "skip", Rerun => "rerun" });
 spelled!(Overlap { Allow => "allow", Skip => "skip", Replace => "replace" });
 spelled!(Catchup { Once => "once", Skip => "skip", All => "all" });
@@ -282,6 +306,11 @@ pub enum Command {
     SetSchedule { name: String, schedule: String, at_ms: i64 },
     /// Sets the job's time zone (an IANA name, checked by the proposer).
     SetTz { name: String, tz: String, at_ms: i64 },
+    /// `after JOB [ON]` (`Some`: added, or its condition replaced) or
+    /// `after off` (`None`: every rule cleared). Refused when JOB does not
+    /// exist, is the job itself, or follows it already, directly or not
+    /// (a cycle).
+    Follow { name: String, after: Option<After> },
     /// The leader asks to run `incarnation` of the job for `scheduled_ms`.
     /// Accepted only if that incarnation is started and the time is later
     /// than both its last accepted time and its armed-at; `skipped` times

@@ -47,7 +47,11 @@ pub fn parse_clone(data: &[u8]) -> Result<CloneRequest, String> {
     if cmd.trim().is_empty() {
         return Err("empty command".into());
     }
-    crate::cron::Schedule::parse_new(schedule)?;
+    // No expression (`name::cmd`): a job that runs only after others
+    // (`after` on its ctl) or by hand.
+    if !schedule.trim().is_empty() {
+        crate::cron::Schedule::parse_new(schedule)?;
+    }
     Ok(CloneRequest { name: name.into(), schedule: schedule.trim().into(), cmd: cmd.into() })
 }
 
@@ -63,11 +67,13 @@ pub enum Verb {
     /// `spread DURATION|off`: checked against the job's expression by the
     /// proposer, which also stamps the time it re-arms at.
     Spread(Option<i64>),
+    /// `after JOB [success|failure|always]` (`Some`), `after off` (`None`).
+    After(Option<crate::command::After>),
 }
 
 pub const VERBS: &str = "start, stop, run, run force, kill, delete, tz ZONE, overlap allow|skip|replace, \
 catchup once|skip|all [WINDOW], timeout DURATION|off, deadline DURATION|default, spread DURATION|off, \
-retry N [BACKOFF]|off, onlost skip|rerun";
+retry N [BACKOFF]|off, onlost skip|rerun, after JOB [success|failure|always]|off";
 
 /// One or more newline-separated verbs; all are checked before any runs.
 pub fn parse_ctl(data: &[u8]) -> Result<Vec<Verb>, String> {
@@ -111,6 +117,15 @@ pub fn parse_ctl(data: &[u8]) -> Result<Vec<Verb>, String> {
             }
             ["retry", "off"] => Verb::Policy(crate::command::Policy::Retry(None)),
             ["retry", n, rest @ ..] if rest.len() <= 1 => Verb::Policy(crate::command::Policy::Retry(Some(parse_retry(n, rest.first())?))),
+            ["after", "off"] => Verb::After(None),
+            ["after", job, rest @ ..] if rest.len() <= 1 => {
+                check_name(job).map_err(|e| format!("after: {e}"))?;
+                let on = match rest.first() {
+                    Some(on) => on.parse().map_err(|()| format!("after {job} {on:?}: use success, failure or always"))?,
+                    None => crate::command::On::Success,
+                };
+                Verb::After(Some(crate::command::After { job: job.to_string(), on }))
+            }
             ["onlost", mode] => {
                 let o = mode.parse().map_err(|()| format!("onlost {mode:?}: use skip or rerun"))?;
                 Verb::Policy(crate::command::Policy::OnLost(o))

@@ -60,6 +60,13 @@ pub fn job_ctl(job: &Job, now_ms: i64) -> String {
         |r| format!("{} {}", r.retries, duration_text(r.backoff_ms)),
     );
     let onlost = job.onlost;
+    let after = if job.after.is_empty() {
+        "-".to_string()
+    } else {
+        let rules: Vec<String> = job.after.iter().map(|r| format!("{}={}", r.job, r.on)).collect();
+        rules.join(",")
+    };
+    let followed_by = if job.followers.is_empty() { "-".to_string() } else { job.followers.join(",") };
     let pending = job.retry_pending;
     let retry_pending = pending.map_or_else(|| "-".into(), |p| rfc3339_secs(p.scheduled_ms));
     let retry_at = pending.map_or_else(|| "-".into(), |p| rfc3339_secs(p.at_ms));
@@ -76,7 +83,8 @@ pub fn job_ctl(job: &Job, now_ms: i64) -> String {
     format!(
         "state {state}\nnext {next}\nlast-start {last_start}\nlast-status {}\nruns {}\nfailures {}\nskipped {}\ntz {}\n\
          overlap {overlap}\ncatchup {catchup}\ntimeout {timeout}\ndeadline {deadline}\nspread {spread}\nretry {retry}\nonlost {onlost}\n\
-         retry-pending {retry_pending}\nretry-at {retry_at}\nattempt {attempt}\narmed-at {armed}\ncreated {}\n",
+         retry-pending {retry_pending}\nretry-at {retry_at}\nattempt {attempt}\narmed-at {armed}\ncreated {}\n\
+         after {after}\nfollowed-by {followed_by}\n",
         job.last_status.as_deref().unwrap_or("-"),
         job.runs,
         job.failures,

@@ -267,6 +267,10 @@ impl JobFs {
                     policy,
                     at_ms,
                 },
+                Verb::After(after) => Command::Follow {
+                    name: name.into(),
+                    after,
+                },
                 Verb::Kill => Command::KillRuns {
                     name: name.into(),
                     incarnation,
@@ -307,6 +311,7 @@ impl JobFs {
                     fence,
                     begin_at_ms: 0,
                     attempt: 1,
+                    after_run: None,
                 };
                 if let Some(active) = self.executor.register(run_id) {
                     tokio::spawn(self.executor.clone().run(order, active));

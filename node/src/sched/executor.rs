@@ -127,6 +127,8 @@ pub struct RunOrder {
     pub begin_at_ms: i64,
     /// Which attempt of its time it is (1 unless a retry).
     pub attempt: u32,
+    /// A chained run's triggering run (`JOBD_AFTER_RUN_ID`).
+    pub after_run: Option<u64>,
 }
 
 impl RunOrder {
@@ -141,6 +143,7 @@ impl RunOrder {
             fence,
             begin_at_ms: run.begin_at(),
             attempt: run.attempt,
+            after_run: run.after_run,
         }
     }
 }
@@ -451,7 +454,7 @@ impl Executor {
     /// Creates run `o`'s process, begins it at its time if it may, follows
     /// it, and records its end; `_slot` is held until then.
     async fn carry_out(&self, o: &RunOrder, job: &state::Job, _slot: Slot) {
-        let env = [
+        let mut env = vec![
             ("JOBD_JOB", o.name.clone()),
             ("JOBD_RUN_ID", o.run_id.to_string()),
             ("JOBD_SCHEDULED_TIME", crate::time::rfc3339_secs(o.scheduled_ms)),
@@ -460,9 +463,12 @@ impl Executor {
             ("JOBD_TERM", o.fence.term.to_string()),
             ("JOBD_ATTEMPT", format!("{}/{}", o.attempt, state::retry::attempts_for(job, false).max(o.attempt))),
         ];
+        if let Some(after) = o.after_run {
+            env.push(("JOBD_AFTER_RUN_ID", after.to_string()));
+        }
         // The process is created now, before its time, off the async
         // workers (a fork blocks its thread), and waits at its gate.
-        let created = self.creator.create(job.cmd.clone(), env.to_vec(), self.workdir.clone(), self.run_as.clone()).await;
+        let created = self.creator.create(job.cmd.clone(), env, self.workdir.clone(), self.run_as.clone()).await;
         let mut gated = match created {
             Ok(g) => g,
             Err(e) => return self.refused(o, Refusal::Io(e.to_string())).await,

@@ -377,7 +377,7 @@ async fn fire(executor: Executor, job: Job, d: Due, leading: &Leading) {
                 executor.metrics.fires.inc();
                 executor.metrics.skipped_times.inc_by(skipped as u64);
                 let begin_at_ms = if trigger == Trigger::Schedule { scheduled_ms } else { 0 };
-                let order = RunOrder { name: job.name, incarnation: job.incarnation, run_id, scheduled_ms, trigger, fence, begin_at_ms, attempt: 1 };
+                let order = RunOrder { name: job.name, incarnation: job.incarnation, run_id, scheduled_ms, trigger, fence, begin_at_ms, attempt: 1, after_run: None };
                 carry_out(executor, order);
             }
             None => debug!(job = %job.name, "fire refused: {r:?}"),
@@ -418,7 +418,7 @@ async fn fire_retry(executor: Executor, job: Job, (scheduled_ms, attempt, at_ms)
             Some(run_id) => {
                 executor.metrics.retries.inc();
                 let trigger = Trigger::Retry;
-                let order = RunOrder { name: job.name, incarnation: job.incarnation, run_id, scheduled_ms, trigger, fence, begin_at_ms: at_ms, attempt };
+                let order = RunOrder { name: job.name, incarnation: job.incarnation, run_id, scheduled_ms, trigger, fence, begin_at_ms: at_ms, attempt, after_run: None };
                 carry_out(executor, order);
             }
             None => debug!(job = %job.name, attempt, "retry refused: {r:?}"),

@@ -8,6 +8,7 @@
 //! the cluster's `event/OFFSET` (`events.rs`),
 //! numbers big-endian so they sort.
 
+pub mod chain;
 pub mod events;
 pub mod limits;
 pub mod lines;
@@ -114,6 +115,12 @@ pub struct Job {
     /// (`retry.rs`).
     #[serde(default)]
     pub retry_pending: Option<retry::PendingRetry>,
+    /// `after` rules: the jobs whose runs' ends start this one (`chain.rs`).
+    #[serde(default)]
+    pub after: Vec<crate::command::After>,
+    /// The jobs with an `after` rule naming this one.
+    #[serde(default)]
+    pub followers: Vec<String>,
 }
 
 fn utc() -> String {
@@ -150,6 +157,8 @@ impl Job {
             retry: None,
             onlost: Default::default(),
             retry_pending: None,
+            after: vec![],
+            followers: vec![],
         }
     }
 }
@@ -229,7 +238,7 @@ pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
     serde_json::to_vec(v).expect("state records serialize")
 }
 
-fn store_job(kv: &mut impl Kv, job: &Job) {
+pub(crate) fn store_job(kv: &mut impl Kv, job: &Job) {
     kv.put(job_key(&job.name), encode(job));
 }
 
@@ -322,11 +331,13 @@ fn apply_one(kv: &mut impl Kv, index: u64, cmd: &Command) -> Result<Response, Kv
             let Some(mut job) = load_job(kv, name)? else {
                 return Ok(Response::NoSuchJob);
             };
-            if job.cmd.is_empty() || job.schedule.is_empty() {
+            // A job with `after` rules needs no schedule: it may run only
+            // after others.
+            if job.cmd.is_empty() || job.schedule.is_empty() && job.after.is_empty() {
                 let what = if job.cmd.is_empty() {
                     "command"
                 } else {
-                    "schedule"
+                    "schedule (or after rule)"
                 };
                 return Ok(Response::Rejected {
                     reason: format!("job {name} has no {what}; write it before start"),
@@ -357,6 +368,15 @@ fn apply_one(kv: &mut impl Kv, index: u64, cmd: &Command) -> Result<Response, Kv
             let Some(mut job) = load_job(kv, name)? else {
                 return Ok(Response::NoSuchJob);
             };
+            if !job.followers.is_empty() {
+                let names = job.followers.join(", ");
+                return Ok(Response::Rejected {
+                    reason: format!("job {name} is followed by {names}; write `after off` (or delete) there first"),
+                });
+            }
+            for rule in &job.after {
+                chain::unlink(kv, &rule.job, name)?;
+            }
             log::clear(kv, &mut job)?;
             for id in &job.recent_runs {
                 kv.delete(run::run_key(job.incarnation, *id));
@@ -542,7 +562,7 @@ fn apply_one(kv: &mut impl Kv, index: u64, cmd: &Command) -> Result<Response, Kv
             at_ms,
             fence,
         } => with_incarnation(kv, name, *incarnation, |kv, job| {
-            run::ended(kv, job, *run_id, status, *at_ms, *fence)
+            run::ended(kv, index, job, *run_id, status, *at_ms, *fence)
         })?,
         SetLimit { name, value } => {
             let mut l = limits::load(kv)?;
@@ -553,6 +573,16 @@ fn apply_one(kv: &mut impl Kv, index: u64, cmd: &Command) -> Result<Response, Kv
                 }
                 Err(reason) => Response::Rejected { reason },
             }
+        }
+        Follow { name, after } => {
+            let Some(mut job) = load_job(kv, name)? else {
+                return Ok(Response::NoSuchJob);
+            };
+            let r = chain::follow(kv, &mut job, after.as_ref())?;
+            if r == Response::Done {
+                store_job(kv, &job);
+            }
+            r
         }
         SetTz { name, tz, at_ms } => {
             let Some(mut job) = load_job(kv, name)? else {

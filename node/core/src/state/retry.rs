@@ -137,6 +137,7 @@ pub fn fire(kv: &mut impl Kv, index: u64, job: &mut Job, at: RetryAt, fence: Fen
         claims: true,
         attempt: p.attempt,
         not_before_ms: Some(p.at_ms),
+        after_run: None,
     };
     run::new_run(kv, index, job, new)
 }

@@ -73,6 +73,9 @@ pub struct Run {
     /// reader of `wait` that opened at count N answers the run ended Nth+1.
     #[serde(default)]
     pub ended_nth: Option<u64>,
+    /// A chained run (trigger `after`): the run whose end started it.
+    #[serde(default)]
+    pub after_run: Option<u64>,
 }
 
 fn first_attempt() -> u32 {
@@ -254,7 +257,7 @@ pub fn fire(kv: &mut impl Kv, index: u64, job: &mut Job, at: FireAt, fence: Fenc
     // A scheduled run's deadline counts from its time; a catch-up run's
     // time is in the past by design, so from when it was fired.
     let from = if trigger == Trigger::Schedule { scheduled_ms } else { proposed.max(scheduled_ms) };
-    new_run(kv, index, job, NewRun { scheduled_ms, trigger, fence, deadline_from_ms: from, proposed_ms: proposed, claims, attempt: 1, not_before_ms: None })
+    new_run(kv, index, job, NewRun { scheduled_ms, trigger, fence, deadline_from_ms: from, proposed_ms: proposed, claims, attempt: 1, not_before_ms: None, after_run: None })
 }
 
 /// A manual run: keyed by its run id, the last accepted time untouched;
@@ -266,7 +269,7 @@ pub fn run_now(kv: &mut impl Kv, index: u64, job: &mut Job, fence: Fence, at_ms:
             return Ok(skip);
         }
     }
-    let new = NewRun { scheduled_ms: at_ms, trigger: Trigger::Manual, fence, deadline_from_ms: at_ms, proposed_ms: at_ms, claims, attempt: 1, not_before_ms: None };
+    let new = NewRun { scheduled_ms: at_ms, trigger: Trigger::Manual, fence, deadline_from_ms: at_ms, proposed_ms: at_ms, claims, attempt: 1, not_before_ms: None, after_run: None };
     new_run(kv, index, job, new)
 }
 
@@ -281,6 +284,8 @@ pub(super) struct NewRun {
     pub claims: bool,
     pub attempt: u32,
     pub not_before_ms: Option<i64>,
+    /// A chained run's triggering run.
+    pub after_run: Option<u64>,
 }
 
 /// `stop`: the job's accepted scheduled and catch-up runs that have not
@@ -301,7 +306,7 @@ pub(super) fn deadline_ms(kv: &impl KvRead, job: &Job) -> Result<i64, KvError> {
 }
 
 pub(super) fn new_run(kv: &mut impl Kv, index: u64, job: &mut Job, new: NewRun) -> Result<Response, KvError> {
-    let NewRun { scheduled_ms, trigger, fence, deadline_from_ms, proposed_ms, claims, attempt, not_before_ms } = new;
+    let NewRun { scheduled_ms, trigger, fence, deadline_from_ms, proposed_ms, claims, attempt, not_before_ms, after_run } = new;
     let id = super::take_id(kv, index)?;
     let begin_by_ms = Some(deadline_from_ms.saturating_add(deadline_ms(kv, job)?));
     let run = Run {
@@ -326,6 +331,7 @@ pub(super) fn new_run(kv: &mut impl Kv, index: u64, job: &mut Job, new: NewRun) 
         not_before_ms,
         released: false,
         ended_nth: None,
+        after_run,
     };
     store_run(kv, job.incarnation, &run);
     kv.put(active_key(job.incarnation, id), vec![]);
@@ -481,7 +487,7 @@ pub fn output(kv: &mut impl Kv, job: &mut Job, run_id: u64, seq: u64, lines: &[S
     Ok(Response::Done)
 }
 
-pub fn ended(kv: &mut impl Kv, job: &mut Job, run_id: u64, status: &RunStatus, at_ms: i64, fence: Option<Fence>) -> Result<Response, KvError> {
+pub fn ended(kv: &mut impl Kv, index: u64, job: &mut Job, run_id: u64, status: &RunStatus, at_ms: i64, fence: Option<Fence>) -> Result<Response, KvError> {
     let Some(mut run) = load_run(kv, job.incarnation, run_id)? else { return Ok(reject(format!("no run {run_id}"))) };
     if run.ended() {
         return Ok(reject(format!("run {run_id} has already ended")));
@@ -510,6 +516,7 @@ pub fn ended(kv: &mut impl Kv, job: &mut Job, run_id: u64, status: &RunStatus, a
     log::append(kv, job, at_ms, &format!("run {run_id} {} in {took}", status_text(status)))?;
     events::ended(kv, job, &run, at_ms)?;
     super::retry::after_end(kv, job, &run, at_ms)?;
+    super::chain::after_end(kv, index, job, &run, at_ms)?;
     Ok(Response::Done)
 }
 
