@@ -258,7 +258,7 @@ impl Scheduler {
         let now = now_ms();
         for (incarnation, run) in self.active_runs() {
             let mine = run.fence.node == self.executor.node && run.fence.incarnation == self.incarnation;
-            if (!mine || run.fence.term < fence.term) && sweep::may_take_over(&run, now) {
+            if (!mine || run.fence.term < fence.term) && sweep::may_take_over(&run, now) && !sweep::held_back(&run, now) {
                 self.take_over(incarnation, run, fence);
             }
         }

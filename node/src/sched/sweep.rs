@@ -33,6 +33,20 @@ const ANSWER_LATE_MS: i64 = 1000;
 /// while either fires: `--max-clock-skew-ms`, 500 by default, twice).
 const DEADLINE_MARGIN_MS: i64 = 1000;
 
+/// A test seam: `JOBD_TEST_HOLD_CHAINS_MS` leaves a chained run (trigger
+/// `after`) unclaimed until it was accepted this long ago, so a test can
+/// kill the leader between a run's end and its follower's take-over
+/// (`cluster-tests/tests/chains.rs`).
+fn hold_chains_ms() -> i64 {
+    static HOLD: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *HOLD.get_or_init(|| std::env::var("JOBD_TEST_HOLD_CHAINS_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(0))
+}
+
+/// Whether the test seam still holds `run` back from a take-over.
+pub fn held_back(run: &Run, now: i64) -> bool {
+    run.trigger == Trigger::After && now < run.proposed().saturating_add(hold_chains_ms())
+}
+
 /// What this node knows about a run it is not carrying out.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Seen {
@@ -180,6 +194,9 @@ impl super::Scheduler {
         let now = now_ms();
         let me = self.executor.node;
         for (incarnation, run) in self.active_runs() {
+            if held_back(&run, now) {
+                continue;
+            }
             let owner = run.fence.node;
             let mine = owner == me && run.fence.incarnation == self.incarnation;
             let answer_gone = now > run.proposed() + self.answer_bound.as_millis() as i64 + LEASE.as_millis() as i64;
