@@ -82,6 +82,8 @@ pub struct Verdict {
     pub not_begun: BTreeMap<String, usize>,
     /// Witness lines of attempts after the first.
     pub retries: usize,
+    /// Runs of the chained job accepted (one per end it follows).
+    pub chained: usize,
     pub failures: Vec<String>,
 }
 
@@ -365,4 +367,62 @@ mod tests {
         p1(&known, 3, &[], &[], &mut v);
         assert_eq!(v.failures.len(), 2, "{:?}", v.failures);
     }
+}
+
+/// The chained job (`after FOLLOWED always`): every run of the followed job
+/// that ended from the first one followed on got exactly one chained run
+/// (the follower's log says which: `run N after run X of FOLLOWED (...)`),
+/// no chained run and no triggering run began twice (the chain witness,
+/// `X N` per begun run), a chained run that began is not recorded
+/// `not-started`, and one recorded `exit 0` began.
+pub fn chain(followed_job: &str, followed: &Runs, chained: &Runs, log: &str, wit: &[(u64, u64)], v: &mut Verdict) {
+    let mut by_trigger: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    let tail = format!(" of {followed_job} (");
+    for text in log_texts(log) {
+        let Some(rest) = text.strip_prefix("run ") else { continue };
+        let Some((n, rest)) = rest.split_once(" after run ") else { continue };
+        let Some((x, _)) = rest.split_once(&tail) else { continue };
+        if let (Ok(n), Ok(x)) = (n.parse::<u64>(), x.parse::<u64>()) {
+            by_trigger.entry(x).or_default().push(n);
+        }
+    }
+    for (x, ns) in by_trigger.iter().filter(|(_, ns)| ns.len() > 1) {
+        v.failures.push(format!("chain: run {x} of {followed_job} started chained runs {ns:?}"));
+    }
+    let mut began: HashMap<u64, usize> = HashMap::new();
+    let mut triggered: HashMap<u64, usize> = HashMap::new();
+    for (x, n) in wit {
+        *began.entry(*n).or_default() += 1;
+        *triggered.entry(*x).or_default() += 1;
+    }
+    for (n, k) in began.iter().filter(|(_, k)| **k > 1) {
+        v.failures.push(format!("chain: chained run {n} began {k} times"));
+    }
+    for (x, k) in triggered.iter().filter(|(_, k)| **k > 1) {
+        v.failures.push(format!("chain: run {x} of {followed_job} began {k} chained runs"));
+    }
+    for (x, n) in wit {
+        if by_trigger.get(x).is_none_or(|ns| !ns.contains(n)) {
+            v.failures.push(format!("chain: chained run {n} began for run {x}, which the log does not say started it"));
+        }
+        if chained.0.get(n).is_some_and(|r| r.status.starts_with("not-started")) {
+            v.failures.push(format!("chain: chained run {n} began but is recorded {}", chained.0[n].status));
+        }
+    }
+    for (n, r) in &chained.0 {
+        if r.status == "exit 0" && !wit.iter().any(|(_, m)| m == n) {
+            v.failures.push(format!("chain: chained run {n} is recorded exit 0 but never began"));
+        }
+    }
+    // Every end of the followed job from the first one followed on.
+    let Some(first) = by_trigger.keys().next().copied() else {
+        v.failures.push(format!("chain: no run of {followed_job} started a chained run"));
+        return;
+    };
+    for (x, r) in followed.0.range(first..) {
+        if r.status != "pending" && r.status != "running" && !by_trigger.contains_key(x) {
+            v.failures.push(format!("chain: run {x} of {followed_job} ended {} and started no chained run", r.status));
+        }
+    }
+    v.chained += by_trigger.len();
 }

@@ -1,6 +1,7 @@
 //! Seeded combined chaos against three real jobd processes with every peer
 //! link through a proxy: the nemesis injects faults, a client works on
-//! jobs, tick jobs fire every second into a witness file, and at the end
+//! jobs, tick jobs fire every second into a witness file, a chained job
+//! runs after every end of the first tick job into another, and at the end
 //! the cluster is healed, the tick jobs stopped, and the five checkers run.
 //! The seed alone replays the fault schedule and the client's choices
 //! (timing on a shared machine still varies).
@@ -25,6 +26,17 @@ pub const TICK_JOBS: usize = 3;
 /// The tick job with the default deadline, `retry` and `onlost rerun`, whose
 /// command fails some first attempts; the others have `deadline 1s`.
 pub const RETRY_TICK: usize = TICK_JOBS - 1;
+/// The job that runs `after tick0 always`.
+pub const CHAIN: &str = "chain";
+
+/// The jobs whose runs are collected: the tick jobs, then the chained one.
+fn watched(k: usize) -> String {
+    if k < TICK_JOBS {
+        format!("tick{k}")
+    } else {
+        CHAIN.into()
+    }
+}
 
 pub struct Report {
     pub seed: u64,
@@ -78,7 +90,7 @@ impl fmt::Display for Report {
             v.fires, v.duplicates, v.early, v.expected_times, v.missed_accounted_lost, v.skipped, v.unaccounted, v.lost_runs
         )?;
         let reasons: Vec<String> = v.not_begun.iter().map(|(why, n)| format!("{why} {n}")).collect();
-        writeln!(f, "not begun, by job and status: {}; retry attempts begun {}", if reasons.is_empty() { "-".into() } else { reasons.join(", ") }, v.retries)?;
+        writeln!(f, "not begun, by job and status: {}; retry attempts begun {}; chained runs {}", if reasons.is_empty() { "-".into() } else { reasons.join(", ") }, v.retries, v.chained)?;
         writeln!(f, "failover kill -> new leader: {}", spread(self.faults.iter().filter_map(|i| i.to_leader).collect()))?;
         writeln!(f, "failover kill -> first fire: {}", spread(self.faults.iter().filter_map(|i| i.to_fire).collect()))?;
         for x in l.violations.iter().chain(&v.failures) {
@@ -110,12 +122,12 @@ async fn write_acked(c: &Cluster, path: &str, data: &str) -> Result<()> {
     }
 }
 
-/// Reads every tick job's runs from the first node that answers.
+/// Reads every watched job's runs from the first node that answers.
 async fn collect_runs(c: &Cluster, runs: &mut [Runs]) {
     for (k, r) in runs.iter_mut().enumerate() {
         for i in 0..c.nodes.len() {
             if c.nodes[i].child.is_some() && !c.is_paused(i) {
-                if let Ok(text) = read(c, i, &format!("jobs/tick{k}/runs")).await {
+                if let Ok(text) = read(c, i, &format!("jobs/{}/runs", watched(k))).await {
                     r.merge(&text);
                     break;
                 }
@@ -197,6 +209,9 @@ pub async fn run(seed: u64, plan: Plan) -> Result<Report> {
         write_acked(&c, &format!("jobs/tick{k}/ctl"), policy).await?;
         write_acked(&c, &format!("jobs/tick{k}/ctl"), "start").await?;
     }
+    let chain_witness = dir.path().join("chain-witness");
+    write_acked(&c, "clone", &format!("{CHAIN}::echo $JOBD_AFTER_RUN_ID $JOBD_RUN_ID >> {}", chain_witness.display())).await?;
+    write_acked(&c, &format!("jobs/{CHAIN}/ctl"), "after tick0 always\nstart").await?;
     // Faults start once every tick job has fired: they hit a working cluster.
     let t = Instant::now();
     while witness::read(&witness_path).len() < TICK_JOBS {
@@ -211,7 +226,7 @@ pub async fn run(seed: u64, plan: Plan) -> Result<Report> {
     let client_seed = rng.next_u64();
     let client = plan.workload.then(|| tokio::spawn(workload::run(addrs, client_seed, stopped)));
 
-    let mut runs: Vec<Runs> = (0..TICK_JOBS).map(|_| Runs::default()).collect();
+    let mut runs: Vec<Runs> = (0..=TICK_JOBS).map(|_| Runs::default()).collect();
     let mut faults = vec![];
     let mut last_collect = Instant::now();
     while started.elapsed() < plan.duration && faults.len() < plan.max_faults {
@@ -273,7 +288,14 @@ pub async fn run(seed: u64, plan: Plan) -> Result<Report> {
     }
     checker::terms_in_order(&wit, &mut verdict);
     let leader = c.wait_leader().await?;
-    for (k, r) in runs.iter().enumerate() {
+    let chain_log = read(&c, leader, &format!("jobs/{CHAIN}/log")).await?;
+    let chain_wit: Vec<(u64, u64)> = std::fs::read_to_string(&chain_witness)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once(' ').and_then(|(x, n)| Some((x.parse().ok()?, n.trim().parse().ok()?))))
+        .collect();
+    checker::chain("tick0", &runs[0], &runs[TICK_JOBS], &chain_log, &chain_wit, &mut verdict);
+    for (k, r) in runs.iter().take(TICK_JOBS).enumerate() {
         let log = read(&c, leader, &format!("jobs/tick{k}/log")).await?;
         let deadline_ms = if k == RETRY_TICK { checker::DEFAULT_DEADLINE_MS } else { checker::STRICT_DEADLINE_MS };
         checker::tick_job(&format!("tick{k}"), deadline_ms, &wit, r, &log, from_s, to_s, &mut verdict);
