@@ -223,6 +223,7 @@ async fn a_run_past_its_deadline_is_recorded_not_started_with_the_reason() {
         fence,
         begin_at_ms: 0,
         attempt: 1,
+        after_run: None,
     };
     let active = n.executor.register(run_id).expect("not registered yet");
     // One task per run in a process: a second registration fails while

@@ -53,20 +53,28 @@ pub(super) async fn spawn_floor() -> Result<Vec<f64>> {
     Ok(v)
 }
 
-struct Outcome {
-    lateness_ms: Vec<f64>,
+pub(super) struct Outcome {
+    pub lateness_ms: Vec<f64>,
     /// end − scheduled of the same runs.
     ended_ms: Vec<f64>,
     /// The command's own start − scheduled, by the witness.
     cmd_ms: Vec<f64>,
-    expected: usize,
-    missed: usize,
-    duplicated: usize,
-    not_run: usize,
+    pub expected: usize,
+    pub missed: usize,
+    pub duplicated: usize,
+    pub not_run: usize,
+    /// With a reader of `/events`: run end → its line read there, ms.
+    pub events_ms: Vec<f64>,
 }
 
 /// One round: `jobs` jobs for `secs` seconds on a fresh cluster.
 async fn round(jobs: usize, secs: u64) -> Result<Outcome> {
+    round_with(jobs, secs, None).await
+}
+
+/// A round; with `reader`, a client follows `/events` meanwhile on the
+/// leader (`Some(true)`) or on a follower (`Some(false)`).
+pub(super) async fn round_with(jobs: usize, secs: u64, reader: Option<bool>) -> Result<Outcome> {
     let cluster = Cluster::start(3).await?;
     let leader = cluster.wait_leader().await?;
     let dir = tempfile::tempdir()?;
@@ -82,10 +90,21 @@ async fn round(jobs: usize, secs: u64) -> Result<Outcome> {
     let from = (now / 1000 + 2) * 1000;
     let to = from + secs as i64 * 1000;
     let wait = (to + 3000 - now).max(0) as u64;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let follow = reader.map(|on_leader| {
+        let node = if on_leader { leader } else { (leader + 1) % 3 };
+        let addr = cluster.nodes[node].fs_addr;
+        tokio::spawn(super::events::follow(addr, from, to, stopped))
+    });
     tokio::time::sleep(Duration::from_millis(wait)).await;
+    let _ = stop.send(true);
+    let events_ms = match follow {
+        Some(task) => task.await??,
+        None => vec![],
+    };
 
     let c = &conns[0];
-    let mut out = Outcome { lateness_ms: vec![], ended_ms: vec![], cmd_ms: vec![], expected: 0, missed: 0, duplicated: 0, not_run: 0 };
+    let mut out = Outcome { lateness_ms: vec![], ended_ms: vec![], cmd_ms: vec![], expected: 0, missed: 0, duplicated: 0, not_run: 0, events_ms };
     for line in std::fs::read_to_string(&witness).unwrap_or_default().lines() {
         let Some((scheduled, up)) = line.split_once(' ') else { continue };
         let (Some(t), Ok(up)) = (ms(scheduled), up.parse::<f64>()) else { continue };

@@ -4,6 +4,7 @@
 
 pub mod clients;
 pub mod create;
+pub mod events;
 pub mod failover;
 pub mod growth;
 pub mod herd;

@@ -9,9 +9,11 @@
 //! each), checking again at least once a second. A flushed read is simply
 //! dropped by the 9P server (answered Rflush). A job deleted while the read
 //! waits answers ENOENT "deleted"; a job that was started at open and is
-//! stopped while the read waits answers ENOENT "stopped" (no scheduled run
-//! will end; a job stopped at open may still end a manual run, so its
-//! waits go on).
+//! stopped while the read waits answers ENOENT "stopped" once none of its
+//! runs is left going (those still running end, and are answered; a job
+//! stopped at open may still end a manual run, so its waits go on). The
+//! answer is the run whose end was the first after the open, exactly: if
+//! `runs-kept` has already dropped its record, EIO says so.
 
 use std::time::Duration;
 
@@ -98,8 +100,15 @@ impl JobFs {
                 ))
             }
         };
+        let mut runs = vec![];
+        for id in &job.recent_runs {
+            if let Some(run) = state::run::load_run(&self.sm, incarnation, *id).map_err(errors::from_store)? {
+                runs.push(run);
+            }
+        }
         if job.runs <= opened.ended {
-            if opened.started && !job.started {
+            // Stopped: no run will end once those still going have.
+            if opened.started && !job.started && runs.iter().all(|r| r.ended()) {
                 return Err(Error::new(
                     errno::ENOENT,
                     format!("job {name} was stopped while this read waited for a run to end"),
@@ -107,17 +116,8 @@ impl JobFs {
             }
             return Ok(None);
         }
-        let mut first: Option<state::run::Run> = None;
-        for id in &job.recent_runs {
-            let Some(run) = state::run::load_run(&self.sm, incarnation, *id).map_err(errors::from_store)? else {
-                continue;
-            };
-            let nth = run.ended_nth.unwrap_or(0);
-            if nth > opened.ended && first.as_ref().is_none_or(|f| nth < f.ended_nth.unwrap_or(0)) {
-                first = Some(run);
-            }
-        }
-        match first {
+        let next = opened.ended + 1;
+        match runs.into_iter().find(|r| r.ended_nth == Some(next)) {
             Some(run) => Ok(Some(content::runs(&[run]).into_bytes())),
             None => Err(Error::new(
                 errno::EIO,

@@ -44,7 +44,8 @@ fn hold_chains_ms() -> i64 {
 
 /// Whether the test seam still holds `run` back from a take-over.
 pub fn held_back(run: &Run, now: i64) -> bool {
-    run.trigger == Trigger::After && now < run.proposed().saturating_add(hold_chains_ms())
+    let hold = hold_chains_ms();
+    hold > 0 && run.trigger == Trigger::After && now < run.proposed().saturating_add(hold)
 }
 
 /// What this node knows about a run it is not carrying out.
@@ -164,6 +165,10 @@ pub fn judge(run: &Run, leading: Option<Fence>, seen: Seen, now: i64) -> Action 
         // got its answer): the same as any deposed leader's, at once.
         Some(f) if seen.mine && run.fence.term < f.term && for_a_later_leader(run) => deposed(run, now),
         Some(f) if seen.mine && run.fence.term < f.term && may_take_over(run, now) => Action::TakeOver,
+        // A chained run: accepted by an end's apply under no node's fence,
+        // so no node will ever begin it but a leader that takes it over;
+        // its deadline counts with the margin, as a deposed node's run.
+        Some(_) if run.fence == crate::state::chain::NOBODY => deposed(run, now),
         Some(f) if !seen.mine => {
             if seen.node_gone {
                 if may_take_over(run, now) {
@@ -272,6 +277,7 @@ mod tests {
             not_before_ms: None,
             released: false,
             ended_nth: None,
+            after_run: None,
         }
     }
 

@@ -64,7 +64,7 @@ fn times_older_than_the_window_are_skipped_first() {
 #[test]
 fn a_pending_retry_is_proposed_at_its_retry_at_and_first_when_both_are_near() {
     let mut j = job("0 * * * * *", Some(60 * S), Catchup::Once, None);
-    j.retry_pending = Some(crate::state::retry::PendingRetry { scheduled_ms: 60 * S, attempt: 2, at_ms: 70 * S, lost: false });
+    j.retry_pending = Some(crate::state::retry::PendingRetry { scheduled_ms: 60 * S, attempt: 2, at_ms: 70 * S, lost: false, failed_run: None });
     // Not yet: the wait is the retry's, the sooner of the two.
     assert_eq!(due(&j, 65 * S, LEAD_MS), Err(70 * S - 65 * S - LEAD_MS));
     assert_eq!(plan::next_time(&j), Some(70 * S));
@@ -73,7 +73,7 @@ fn a_pending_retry_is_proposed_at_its_retry_at_and_first_when_both_are_near() {
     // Due during an outage: proposed at once.
     assert_eq!(due(&j, 119 * S, LEAD_MS), Ok(Due::Retry { scheduled_ms: 60 * S, attempt: 2, at_ms: 70 * S }));
     // A retry-at after the next time: the time is the sooner.
-    j.retry_pending = Some(crate::state::retry::PendingRetry { scheduled_ms: 60 * S, attempt: 2, at_ms: 200 * S, lost: false });
+    j.retry_pending = Some(crate::state::retry::PendingRetry { scheduled_ms: 60 * S, attempt: 2, at_ms: 200 * S, lost: false, failed_run: None });
     assert_eq!(plan::next_time(&j), Some(120 * S));
     assert_eq!(due(&j, 120 * S - 50, LEAD_MS), Ok(Due::Fire { scheduled_ms: 120 * S, trigger: Trigger::Schedule, skipped: 0 }));
 }

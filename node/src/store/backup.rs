@@ -163,6 +163,7 @@ mod tests {
             not_before_ms: None,
             released: false,
             ended_nth: None,
+            after_run: None,
         }
     }
 

@@ -281,4 +281,22 @@ mod tests {
         t.apply(Command::RunEnded { name: "a".into(), incarnation: inc, run_id, status: RunStatus::Lost, at_ms: 9500, fence: Some(FENCE) });
         assert_eq!((t.chained("f").len(), t.chained("any").len()), (1, 2));
     }
+
+    #[test]
+    fn a_failure_whose_retry_is_cancelled_was_the_last_and_is_followed_then() {
+        let mut t = T::new(&[("a", "* * * * * *"), ("f", "")]);
+        t.follow("f", "a", On::Failure);
+        t.start("f");
+        t.start("a");
+        t.apply(Command::SetPolicy { name: "a".into(), policy: crate::command::Policy::Retry(Some(Retry { retries: 1, backoff_ms: 300_000 })), at_ms: 1500 });
+        let first = t.run("a", 2000, RunStatus::Exit(1));
+        assert!(t.chained("f").is_empty(), "its retry is pending");
+        // Another time fails: the first one's retry is cancelled, so its
+        // failure was final.
+        let second = t.run("a", 3000, RunStatus::Exit(2));
+        assert_eq!(t.chained("f").iter().map(|c| c.0).collect::<Vec<_>>(), [Some(first)]);
+        // `stop` cancels the second one's retry.
+        t.apply(Command::StopJob { name: "a".into(), at_ms: 4000 });
+        assert_eq!(t.chained("f").iter().map(|c| c.0).collect::<Vec<_>>(), [Some(first), Some(second)]);
+    }
 }

@@ -120,7 +120,7 @@ mod tests {
         }
         fn apply(&mut self, c: Command) -> Response {
             self.index += 1;
-            super::super::apply(&mut self.kv, self.index, &c).unwrap()
+            crate::state::apply(&mut self.kv, self.index, &c).unwrap()
         }
         fn fire(&mut self, at: i64, skipped: u32) -> u64 {
             let fire = Command::Fire { name: "j".into(), incarnation: 1, scheduled_ms: at, trigger: Trigger::Schedule, skipped, fence: FENCE, at_ms: at - 200, claims: true };

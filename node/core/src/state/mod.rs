@@ -359,7 +359,7 @@ fn apply_one(kv: &mut impl Kv, index: u64, cmd: &Command) -> Result<Response, Kv
                 job.started = false;
                 kv.delete(started_key(name));
                 run::stop_pending(kv, &job)?;
-                retry::cancel(kv, &mut job, *at_ms, "the job was stopped")?;
+                retry::cancel(kv, index, &mut job, *at_ms, "the job was stopped")?;
                 store_job(kv, &job);
             }
             Response::Done
@@ -453,7 +453,7 @@ fn apply_one(kv: &mut impl Kv, index: u64, cmd: &Command) -> Result<Response, Kv
             incarnation,
             at_ms,
         } => with_incarnation(kv, name, *incarnation, |kv, job| {
-            retry::cancel(kv, job, *at_ms, "kill")?;
+            retry::cancel(kv, index, job, *at_ms, "kill")?;
             run::cancel_all(kv, job)
         })?,
         FireRetry {
@@ -497,7 +497,7 @@ fn apply_one(kv: &mut impl Kv, index: u64, cmd: &Command) -> Result<Response, Kv
                 crate::command::Policy::Retry(r) => job.retry = *r,
                 crate::command::Policy::OnLost(o) => job.onlost = *o,
             }
-            retry::still_allowed(kv, &mut job, *at_ms)?;
+            retry::still_allowed(kv, index, &mut job, *at_ms)?;
             store_job(kv, &job);
             Response::Done
         }

@@ -30,6 +30,11 @@ pub struct PendingRetry {
     /// The attempt before it was lost (`onlost rerun`), not failed.
     #[serde(default)]
     pub lost: bool,
+    /// The run whose end made it pending: if the attempt is cancelled or
+    /// skipped, that end was the time's last, and the job's followers
+    /// (`chain.rs`) see it then.
+    #[serde(default)]
+    pub failed_run: Option<u64>,
 }
 
 /// How many attempts of one time the job allows: `retry N` gives N + 1;
@@ -51,9 +56,9 @@ pub fn attempts_for(job: &Job, lost: bool) -> u32 {
 
 /// After a change of policy: a pending attempt it no longer allows
 /// (`retry off`, a smaller N, `onlost skip`) is cancelled.
-pub fn still_allowed(kv: &mut impl Kv, job: &mut Job, at_ms: i64) -> Result<(), KvError> {
+pub fn still_allowed(kv: &mut impl Kv, index: u64, job: &mut Job, at_ms: i64) -> Result<(), KvError> {
     if job.retry_pending.is_some_and(|p| p.attempt > attempts_for(job, p.lost)) {
-        cancel(kv, job, at_ms, "the policy allows no more attempts")?;
+        cancel(kv, index, job, at_ms, "the policy allows no more attempts")?;
     }
     Ok(())
 }
@@ -65,7 +70,7 @@ fn retryable(status: &RunStatus) -> bool {
 /// After `run` ended (its status stored): makes its next attempt pending
 /// if the job retries it. Manual runs are not retried (someone is there
 /// to see them), nor runs of a job stopped since.
-pub fn after_end(kv: &mut impl Kv, job: &mut Job, run: &Run, at_ms: i64) -> Result<(), KvError> {
+pub fn after_end(kv: &mut impl Kv, index: u64, job: &mut Job, run: &Run, at_ms: i64) -> Result<(), KvError> {
     if run.trigger == Trigger::Manual || !job.started || !retryable(&run.status) {
         return Ok(());
     }
@@ -83,8 +88,9 @@ pub fn after_end(kv: &mut impl Kv, job: &mut Job, run: &Run, at_ms: i64) -> Resu
         attempt: run.attempt + 1,
         at_ms: at_ms.saturating_add(Retry::delay_after_ms(backoff, run.attempt)),
         lost: run.status == RunStatus::Lost,
+        failed_run: Some(run.id),
     };
-    cancel(kv, job, at_ms, &format!("another time failed ({})", rfc3339_secs(run.scheduled_ms)))?;
+    cancel(kv, index, job, at_ms, &format!("another time failed ({})", rfc3339_secs(run.scheduled_ms)))?;
     let text = format!("run {}: attempt {}/{max} of {} at {}", run.id, next.attempt, rfc3339_secs(next.scheduled_ms), rfc3339_secs(next.at_ms));
     log::append(kv, job, at_ms, &text)?;
     job.retry_pending = Some(next);
@@ -93,10 +99,20 @@ pub fn after_end(kv: &mut impl Kv, job: &mut Job, run: &Run, at_ms: i64) -> Resu
 
 /// Drops the pending attempt, if any, saying why (`stop`, `kill`, `retry
 /// off`, a later failure).
-pub fn cancel(kv: &mut impl Kv, job: &mut Job, at_ms: i64, why: &str) -> Result<(), KvError> {
+pub fn cancel(kv: &mut impl Kv, index: u64, job: &mut Job, at_ms: i64, why: &str) -> Result<(), KvError> {
     if let Some(p) = job.retry_pending.take() {
         let text = format!("attempt {} of {} cancelled: {why}", p.attempt, rfc3339_secs(p.scheduled_ms));
         log::append(kv, job, at_ms, &text)?;
+        last_attempt_was(kv, index, job, p, at_ms)?;
+    }
+    Ok(())
+}
+
+/// Pending attempt `p` will not run: the end before it was its time's
+/// last, so the job's followers see it now.
+fn last_attempt_was(kv: &mut impl Kv, index: u64, job: &Job, p: PendingRetry, at_ms: i64) -> Result<(), KvError> {
+    if let Some(run) = p.failed_run.map(|id| run::load_run(kv, job.incarnation, id)).transpose()?.flatten() {
+        super::chain::after_end(kv, index, job, &run, at_ms)?;
     }
     Ok(())
 }
@@ -126,6 +142,7 @@ pub fn fire(kv: &mut impl Kv, index: u64, job: &mut Job, at: RetryAt, fence: Fen
     let asked = run::Asked { scheduled_ms: p.scheduled_ms, trigger: Trigger::Retry, node: fence.node };
     if let Some(skip) = run::overlap(kv, job, p.at_ms, asked)? {
         log::append(kv, job, p.at_ms, &format!("attempt {} of {} skipped (overlap)", p.attempt, rfc3339_secs(p.scheduled_ms)))?;
+        last_attempt_was(kv, index, job, p, p.at_ms)?;
         return Ok(skip);
     }
     let new = NewRun {

@@ -515,7 +515,7 @@ pub fn ended(kv: &mut impl Kv, index: u64, job: &mut Job, run_id: u64, status: &
     let took = run.start_ms.map(|s| format_duration(at_ms - s)).unwrap_or_else(|| "0s".into());
     log::append(kv, job, at_ms, &format!("run {run_id} {} in {took}", status_text(status)))?;
     events::ended(kv, job, &run, at_ms)?;
-    super::retry::after_end(kv, job, &run, at_ms)?;
+    super::retry::after_end(kv, index, job, &run, at_ms)?;
     super::chain::after_end(kv, index, job, &run, at_ms)?;
     Ok(Response::Done)
 }
