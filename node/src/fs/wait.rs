@@ -100,6 +100,12 @@ impl JobFs {
                 ))
             }
         };
+        // Runs are read only when one ended or the job was stopped: a
+        // waiting read looks again at every apply.
+        let stopped = opened.started && !job.started;
+        if job.runs <= opened.ended && !stopped {
+            return Ok(None);
+        }
         let mut runs = vec![];
         for id in &job.recent_runs {
             if let Some(run) = state::run::load_run(&self.sm, incarnation, *id).map_err(errors::from_store)? {
@@ -108,7 +114,7 @@ impl JobFs {
         }
         if job.runs <= opened.ended {
             // Stopped: no run will end once those still going have.
-            if opened.started && !job.started && runs.iter().all(|r| r.ended()) {
+            if runs.iter().all(|r| r.ended()) {
                 return Err(Error::new(
                     errno::ENOENT,
                     format!("job {name} was stopped while this read waited for a run to end"),
