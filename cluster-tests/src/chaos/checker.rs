@@ -370,12 +370,13 @@ mod tests {
 }
 
 /// The chained job (`after FOLLOWED always`): every run of the followed job
-/// that ended from the first one followed on got exactly one chained run
+/// scheduled from `from_ms` on (after the rule was written) that ended got
+/// exactly one chained run
 /// (the follower's log says which: `run N after run X of FOLLOWED (...)`),
 /// no chained run and no triggering run began twice (the chain witness,
 /// `X N` per begun run), a chained run that began is not recorded
 /// `not-started`, and one recorded `exit 0` began.
-pub fn chain(followed_job: &str, followed: &Runs, chained: &Runs, log: &str, wit: &[(u64, u64)], v: &mut Verdict) {
+pub fn chain(followed_job: &str, from_ms: i64, followed: &Runs, chained: &Runs, log: &str, wit: &[(u64, u64)], v: &mut Verdict) {
     let mut by_trigger: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
     let tail = format!(" of {followed_job} (");
     for text in log_texts(log) {
@@ -414,12 +415,11 @@ pub fn chain(followed_job: &str, followed: &Runs, chained: &Runs, log: &str, wit
             v.failures.push(format!("chain: chained run {n} is recorded exit 0 but never began"));
         }
     }
-    // Every end of the followed job from the first one followed on.
-    let Some(first) = by_trigger.keys().next().copied() else {
+    if by_trigger.is_empty() {
         v.failures.push(format!("chain: no run of {followed_job} started a chained run"));
-        return;
-    };
-    for (x, r) in followed.0.range(first..) {
+    }
+    // Every end of a run fired after the rule was written.
+    for (x, r) in followed.0.iter().filter(|(_, r)| r.scheduled_ms >= from_ms) {
         if r.status != "pending" && r.status != "running" && !by_trigger.contains_key(x) {
             v.failures.push(format!("chain: run {x} of {followed_job} ended {} and started no chained run", r.status));
         }

@@ -294,7 +294,7 @@ pub async fn run(seed: u64, plan: Plan) -> Result<Report> {
         .lines()
         .filter_map(|l| l.split_once(' ').and_then(|(x, n)| Some((x.parse().ok()?, n.trim().parse().ok()?))))
         .collect();
-    checker::chain("tick0", &runs[0], &runs[TICK_JOBS], &chain_log, &chain_wit, &mut verdict);
+    checker::chain("tick0", from_s * 1000, &runs[0], &runs[TICK_JOBS], &chain_log, &chain_wit, &mut verdict);
     for (k, r) in runs.iter().take(TICK_JOBS).enumerate() {
         let log = read(&c, leader, &format!("jobs/tick{k}/log")).await?;
         let deadline_ms = if k == RETRY_TICK { checker::DEFAULT_DEADLINE_MS } else { checker::STRICT_DEADLINE_MS };
