@@ -427,6 +427,12 @@ impl JobFs {
     }
 }
 
+/// A file read as lines at logical offsets (`state/lines.rs`).
+enum Lines {
+    Log(Arc<Job>),
+    Events,
+}
+
 /// The stat of `entry`, from its job's record (`job`: needed for a job's
 /// directory and files).
 fn stat_from(entry: &Entry, job: Option<&Job>) -> Stat {
@@ -552,24 +558,25 @@ impl Filesystem for JobFs {
         if offset == 0 && fid.entry != Entry::Clone {
             self.linearize().await?;
         }
+        // The files kept as lines at logical offsets: a job's log, the events.
         let lines = match &fid.entry {
             Entry::File {
                 name,
                 incarnation,
                 file: JobFile::Log,
-            } => Some(Some(self.job(name, *incarnation)?)),
-            Entry::Events => Some(None),
+            } => Some(Lines::Log(self.job(name, *incarnation)?)),
+            Entry::Events => Some(Lines::Events),
             _ => None,
         };
-        if let Some(job) = lines {
+        if let Some(lines) = lines {
             let mut st = fid.state();
             if offset == 0 {
                 st.log_shift = 0;
             }
             let want = offset + st.log_shift;
-            let (at, bytes) = match job {
-                Some(job) => state::log::read(&self.sm, &job, want, count as usize),
-                None => state::events::read(&self.sm, want, count as usize),
+            let (at, bytes) = match lines {
+                Lines::Log(job) => state::log::read(&self.sm, &job, want, count as usize),
+                Lines::Events => state::events::read(&self.sm, want, count as usize),
             }
             .map_err(errors::from_store)?;
             // Served from the oldest kept line: later offsets follow on from it.
