@@ -153,6 +153,24 @@ spelled!(OnLost { Skip => "skip", Rerun => "rerun" });
 spelled!(Overlap { Allow => "allow", Skip => "skip", Replace => "replace" });
 spelled!(Catchup { Once => "once", Skip => "skip", All => "all" });
 
+/// `notify URL [ON]`: POST each matching run end to `url` (`state::notify`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notify {
+    pub url: String,
+    pub on: On,
+}
+
+/// A job's notification setting.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum NotifyRule {
+    /// The cluster's default (`notify` on /ctl), if any.
+    #[default]
+    Default,
+    /// None, whatever the default.
+    Off,
+    To(Notify),
+}
+
 /// A per-job policy, set through `ctl`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Policy {
@@ -421,6 +439,14 @@ pub enum Command {
     },
     /// `limit NAME VALUE` on /ctl: one of the cluster's limits (`state::limits`).
     SetLimit { name: String, value: u64 },
+    /// `notify ...` on a job's ctl (`name`), or on /ctl (`None`: the
+    /// cluster's default, which cannot be `Default`).
+    SetNotify { name: Option<String>, rule: NotifyRule },
+    /// The leader's delivery loop: delivery `seq` was answered 2xx
+    /// (removed), or failed (`error`: its attempt counted, its next one
+    /// due after a backoff, or given up a day after it was made). A seq
+    /// no longer pending is ignored (`state::notify`).
+    Notified { seq: u64, error: Option<String>, at_ms: i64 },
     /// Several commands in one log entry (group commit on the leader,
     /// `propose.rs`), applied in order; never nested.
     Batch(Vec<Command>),

@@ -69,11 +69,14 @@ pub enum Verb {
     Spread(Option<i64>),
     /// `after JOB [success|failure|always]` (`Some`), `after off` (`None`).
     After(Option<crate::command::After>),
+    /// `notify URL [success|failure|always]`, `notify off`, `notify default`.
+    Notify(crate::command::NotifyRule),
 }
 
 pub const VERBS: &str = "start, stop, run, run force, kill, delete, tz ZONE, overlap allow|skip|replace, \
 catchup once|skip|all [WINDOW], timeout DURATION|off, deadline DURATION|default, spread DURATION|off, \
-retry N [BACKOFF]|off, onlost skip|rerun, after JOB [success|failure|always]|off";
+retry N [BACKOFF]|off, onlost skip|rerun, after JOB [success|failure|always]|off, \
+notify URL [success|failure|always]|off|default";
 
 /// One or more newline-separated verbs; all are checked before any runs.
 pub fn parse_ctl(data: &[u8]) -> Result<Vec<Verb>, String> {
@@ -126,6 +129,9 @@ pub fn parse_ctl(data: &[u8]) -> Result<Vec<Verb>, String> {
                 };
                 Verb::After(Some(crate::command::After { job: job.to_string(), on }))
             }
+            ["notify", "off"] => Verb::Notify(crate::command::NotifyRule::Off),
+            ["notify", "default"] => Verb::Notify(crate::command::NotifyRule::Default),
+            ["notify", url, rest @ ..] if rest.len() <= 1 => Verb::Notify(crate::command::NotifyRule::To(parse_notify(url, rest.first())?)),
             ["onlost", mode] => {
                 let o = mode.parse().map_err(|()| format!("onlost {mode:?}: use skip or rerun"))?;
                 Verb::Policy(crate::command::Policy::OnLost(o))
@@ -137,6 +143,16 @@ pub fn parse_ctl(data: &[u8]) -> Result<Vec<Verb>, String> {
         return Err(format!("empty command; the verbs are: {VERBS}"));
     }
     Ok(verbs)
+}
+
+/// `notify URL [ON]`: an http(s) URL, and which ends (default `failure`).
+fn parse_notify(url: &str, on: Option<&&str>) -> Result<crate::command::Notify, String> {
+    crate::state::notify::check_url(url)?;
+    let on = match on {
+        Some(on) => on.parse().map_err(|()| format!("notify {url} {on:?}: use success, failure or always"))?,
+        None => crate::command::On::Failure,
+    };
+    Ok(crate::command::Notify { url: url.to_string(), on })
 }
 
 /// `retry N [BACKOFF]`: N from 1 to 100, BACKOFF a duration up to an hour.
@@ -163,9 +179,12 @@ pub enum ClusterVerb {
     Backup,
     /// Set one of the cluster's limits (replicated).
     Limit { name: String, value: u64 },
+    /// The jobs' default webhook (`None`: `notify off`).
+    Notify(Option<crate::command::Notify>),
 }
 
-pub const CLUSTER_VERBS: &str = "add ID RAFTADDR, promote ID, remove ID, backup, limit NAME VALUE";
+pub const CLUSTER_VERBS: &str =
+    "add ID RAFTADDR, promote ID, remove ID, backup, limit NAME VALUE, notify URL [success|failure|always]|off";
 
 pub fn parse_cluster_ctl(data: &[u8]) -> Result<Vec<ClusterVerb>, String> {
     let s = text(data)?;
@@ -179,6 +198,8 @@ pub fn parse_cluster_ctl(data: &[u8]) -> Result<Vec<ClusterVerb>, String> {
             ["promote", n] => ClusterVerb::Promote { id: id(n)? },
             ["remove", n] => ClusterVerb::Remove { id: id(n)? },
             ["backup"] => ClusterVerb::Backup,
+            ["notify", "off"] => ClusterVerb::Notify(None),
+            ["notify", url, rest @ ..] if rest.len() <= 1 => ClusterVerb::Notify(Some(parse_notify(url, rest.first())?)),
             ["limit", name, v] if crate::state::limits::is_duration(name) => ClusterVerb::Limit {
                 name: name.to_string(),
                 value: crate::cron::parse_duration_ms(v).map_err(|e| format!("limit {name}: {e}"))? as u64,
@@ -295,5 +316,31 @@ mod tests {
         assert_eq!(parse_cluster_ctl(b"limit deadline 2m").unwrap(), vec![ClusterVerb::Limit { name: "deadline".into(), value: 120_000 }]);
         assert!(parse_cluster_ctl(b"limit deadline 60").unwrap_err().starts_with("limit deadline: cannot read duration"));
         assert!(parse_cluster_ctl(b"limit runs-kept 5s").unwrap_err().contains("not a whole number"));
+        use crate::command::{Notify, On};
+        assert_eq!(
+            parse_cluster_ctl(b"notify http://h/x always\nnotify off").unwrap(),
+            vec![ClusterVerb::Notify(Some(Notify { url: "http://h/x".into(), on: On::Always })), ClusterVerb::Notify(None)]
+        );
+        assert!(parse_cluster_ctl(b"notify mailto:x").unwrap_err().contains("want an http:// or https:// URL"));
+    }
+
+    #[test]
+    fn notify_verbs() {
+        use crate::command::{Notify, NotifyRule, On};
+        let url = |on| NotifyRule::To(Notify { url: "https://h/x".into(), on });
+        assert_eq!(
+            parse_ctl(b"notify https://h/x\nnotify https://h/x success\nnotify off\nnotify default").unwrap(),
+            vec![Verb::Notify(url(On::Failure)), Verb::Notify(url(On::Success)), Verb::Notify(NotifyRule::Off), Verb::Notify(NotifyRule::Default)]
+        );
+        for (bad, want) in [
+            ("notify https://h/x sometimes", "use success, failure or always"),
+            ("notify ftp://h/", "want an http:// or https:// URL"),
+            ("notify", "unknown command"),
+            ("notify https://h/x failure extra", "unknown command"),
+        ] {
+            let err = parse_ctl(bad.as_bytes()).unwrap_err();
+            assert!(err.contains(want), "{bad}: {err}");
+            assert!(!err.contains('\n'), "{bad}: one line");
+        }
     }
 }

@@ -104,12 +104,8 @@ fn matches(on: On, status: &RunStatus) -> bool {
 /// accepts one run of each started follower whose rule the end matches.
 /// A failed attempt with another attempt to come is not the end of its
 /// scheduled time: followers see only the final attempt.
-pub fn after_end(kv: &mut impl Kv, index: u64, job: &Job, ended: &Run, at_ms: i64) -> Result<(), KvError> {
-    if job.followers.is_empty() {
-        return Ok(());
-    }
-    let retried = job.retry_pending.is_some_and(|p| p.scheduled_ms == ended.scheduled_ms && p.attempt > ended.attempt);
-    if retried {
+pub fn after_end(kv: &mut impl Kv, index: u64, job: &Job, ended: &Run, at_ms: i64, retrying: bool) -> Result<(), KvError> {
+    if job.followers.is_empty() || retrying {
         return Ok(());
     }
     for name in job.followers.clone() {

@@ -30,6 +30,16 @@ pub struct Limits {
     /// `/events` is trimmed from its oldest line to stay under this.
     #[serde(default = "default_events_bytes")]
     pub events_bytes: u64,
+    /// Webhook deliveries kept pending at most; past it the oldest is
+    /// dropped (`notify.rs`).
+    #[serde(default = "default_notify_pending")]
+    pub notify_pending: u64,
+}
+
+pub const DEFAULT_NOTIFY_PENDING: u64 = 10_000;
+
+fn default_notify_pending() -> u64 {
+    DEFAULT_NOTIFY_PENDING
 }
 
 pub const DEFAULT_EVENTS_BYTES: u64 = 4 << 20;
@@ -46,18 +56,19 @@ fn default_deadline_ms() -> u64 {
 
 impl Default for Limits {
     fn default() -> Limits {
-        Limits { max_jobs: 200_000, runs_kept: 100, run_output_bytes: 1 << 20, log_bytes: 1 << 20, deadline_ms: DEFAULT_DEADLINE_MS, events_bytes: DEFAULT_EVENTS_BYTES }
+        Limits { max_jobs: 200_000, runs_kept: 100, run_output_bytes: 1 << 20, log_bytes: 1 << 20, deadline_ms: DEFAULT_DEADLINE_MS, events_bytes: DEFAULT_EVENTS_BYTES, notify_pending: DEFAULT_NOTIFY_PENDING }
     }
 }
 
 /// Each limit's name on `/ctl`, and its allowed range.
-pub const NAMES: [(&str, u64, u64); 6] = [
+pub const NAMES: [(&str, u64, u64); 7] = [
     ("max-jobs", 1, 10_000_000),
     ("runs-kept", 1, 10_000),
     ("run-output-bytes", 1 << 10, 64 << 20),
     ("log-bytes", 4 << 10, 64 << 20),
     ("deadline", 1000, 86_400_000),
     ("events-bytes", 4 << 10, 256 << 20),
+    ("notify-pending", 1, 1_000_000),
 ];
 
 /// Limits whose value is a duration (written `30s`, shown the same way,
@@ -83,13 +94,14 @@ impl Limits {
             "run-output-bytes" => self.run_output_bytes = value,
             "deadline" => self.deadline_ms = value,
             "events-bytes" => self.events_bytes = value,
+            "notify-pending" => self.notify_pending = value,
             _ => self.log_bytes = value,
         }
         Ok(())
     }
 
     /// `(name, value as written)` for each limit, in `NAMES` order.
-    pub fn list(&self) -> [(&'static str, String); 6] {
+    pub fn list(&self) -> [(&'static str, String); 7] {
         [
             ("max-jobs", self.max_jobs.to_string()),
             ("runs-kept", self.runs_kept.to_string()),
@@ -97,6 +109,7 @@ impl Limits {
             ("log-bytes", self.log_bytes.to_string()),
             ("deadline", crate::cron::duration_text(self.deadline_ms as i64)),
             ("events-bytes", self.events_bytes.to_string()),
+            ("notify-pending", self.notify_pending.to_string()),
         ]
     }
 }

@@ -5,7 +5,7 @@
 //!
 //! Keys are namespaced byte strings: `job/NAME`, `node/ID`, and per job
 //! incarnation `log/INC/OFFSET` (`log.rs`) and `run/INC/RUNID` (`run.rs`),
-//! the cluster's `event/OFFSET` (`events.rs`),
+//! the cluster's `event/OFFSET` (`events.rs`) and `notify/SEQ` (`notify.rs`),
 //! numbers big-endian so they sort.
 
 pub mod chain;
@@ -13,6 +13,7 @@ pub mod events;
 pub mod limits;
 pub mod lines;
 pub mod log;
+pub mod notify;
 pub mod retry;
 pub mod run;
 
@@ -121,6 +122,15 @@ pub struct Job {
     /// The jobs with an `after` rule naming this one.
     #[serde(default)]
     pub followers: Vec<String>,
+    /// Whom its run ends are POSTed to (`notify.rs`).
+    #[serde(default)]
+    pub notify: crate::command::NotifyRule,
+    /// Its deliveries not yet answered 2xx.
+    #[serde(default)]
+    pub notify_pending: u64,
+    /// The last failed attempt's error, until a delivery succeeds.
+    #[serde(default)]
+    pub notify_error: Option<String>,
 }
 
 fn utc() -> String {
@@ -159,6 +169,9 @@ impl Job {
             retry_pending: None,
             after: vec![],
             followers: vec![],
+            notify: Default::default(),
+            notify_pending: 0,
+            notify_error: None,
         }
     }
 }
@@ -584,6 +597,8 @@ fn apply_one(kv: &mut impl Kv, index: u64, cmd: &Command) -> Result<Response, Kv
             }
             r
         }
+        SetNotify { name, rule } => notify::set(kv, name.as_deref(), rule)?,
+        Notified { seq, error, at_ms } => notify::notified(kv, *seq, error.as_deref(), *at_ms)?,
         SetTz { name, tz, at_ms } => {
             let Some(mut job) = load_job(kv, name)? else {
                 return Ok(Response::NoSuchJob);

@@ -67,6 +67,12 @@ fn retryable(status: &RunStatus) -> bool {
     matches!(status, RunStatus::Exit(n) if *n != 0) || matches!(status, RunStatus::Signal(_) | RunStatus::Timeout | RunStatus::Lost)
 }
 
+/// Whether another attempt of `run`'s scheduled time is pending (after
+/// `after_end`): then its end is not the time's last.
+pub fn retrying(job: &Job, run: &Run) -> bool {
+    job.retry_pending.is_some_and(|p| p.scheduled_ms == run.scheduled_ms && p.attempt > run.attempt)
+}
+
 /// After `run` ended (its status stored): makes its next attempt pending
 /// if the job retries it. Manual runs are not retried (someone is there
 /// to see them), nor runs of a job stopped since.
@@ -112,7 +118,7 @@ pub fn cancel(kv: &mut impl Kv, index: u64, job: &mut Job, at_ms: i64, why: &str
 /// last, so the job's followers see it now.
 fn last_attempt_was(kv: &mut impl Kv, index: u64, job: &Job, p: PendingRetry, at_ms: i64) -> Result<(), KvError> {
     if let Some(run) = p.failed_run.map(|id| run::load_run(kv, job.incarnation, id)).transpose()?.flatten() {
-        super::chain::after_end(kv, index, job, &run, at_ms)?;
+        super::chain::after_end(kv, index, job, &run, at_ms, false)?;
     }
     Ok(())
 }

@@ -76,6 +76,10 @@ pub struct Run {
     /// A chained run (trigger `after`): the run whose end started it.
     #[serde(default)]
     pub after_run: Option<u64>,
+    /// Its last output lines while it runs, for its webhook
+    /// (`notify.rs`); emptied when it ends.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tail: Vec<String>,
 }
 
 fn first_attempt() -> u32 {
@@ -332,6 +336,7 @@ pub(super) fn new_run(kv: &mut impl Kv, index: u64, job: &mut Job, new: NewRun) 
         released: false,
         ended_nth: None,
         after_run,
+        tail: vec![],
     };
     store_run(kv, job.incarnation, &run);
     kv.put(active_key(job.incarnation, id), vec![]);
@@ -479,6 +484,7 @@ pub fn output(kv: &mut impl Kv, job: &mut Job, run_id: u64, seq: u64, lines: &[S
         }
         run.output_bytes += line.len() as u64 + 1;
         log::append_within(kv, job, at_ms, line, log_bytes)?;
+        super::notify::keep_tail(&mut run, line);
         if run.output_bytes >= cap {
             log::append_within(kv, job, at_ms, &format!("run {run_id}: output over {cap} bytes; the rest is dropped"), log_bytes)?;
         }
@@ -504,6 +510,7 @@ pub fn ended(kv: &mut impl Kv, index: u64, job: &mut Job, run_id: u64, status: &
     let status = &if swept && run.claimed { RunStatus::Lost } else { status.clone() };
     run.status = status.clone();
     run.end_ms = Some(at_ms);
+    let tail = std::mem::take(&mut run.tail);
     job.runs += 1;
     run.ended_nth = Some(job.runs);
     store_run(kv, job.incarnation, &run);
@@ -516,7 +523,9 @@ pub fn ended(kv: &mut impl Kv, index: u64, job: &mut Job, run_id: u64, status: &
     log::append(kv, job, at_ms, &format!("run {run_id} {} in {took}", status_text(status)))?;
     events::ended(kv, job, &run, at_ms)?;
     super::retry::after_end(kv, index, job, &run, at_ms)?;
-    super::chain::after_end(kv, index, job, &run, at_ms)?;
+    let retrying = super::retry::retrying(job, &run);
+    super::notify::after_end(kv, job, &run, &tail, retrying, at_ms)?;
+    super::chain::after_end(kv, index, job, &run, at_ms, retrying)?;
     Ok(Response::Done)
 }
 
