@@ -125,6 +125,13 @@ pub struct Args {
           value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub max_concurrent_runs: u64,
 
+    /// Sign every webhook request (`notify` on a ctl) with HMAC-SHA256
+    /// under this secret (header X-Jobd-Signature). Give every node the
+    /// same one: whichever node leads sends. Prefer the environment
+    /// variable: a flag shows in `ps`.
+    #[arg(long, env = "JOBD_NOTIFY_SECRET", hide_env_values = true)]
+    pub notify_secret: Option<String>,
+
     /// Serve the tree over HTTP on this address (GET reads, PUT and POST
     /// write, DELETE deletes a job); off when unset. A bare port means
     /// 127.0.0.1:PORT.
@@ -253,6 +260,7 @@ impl Args {
         c.cluster_token = self.cluster_token.clone();
         c.run_as = self.run_as.clone();
         c.max_concurrent_runs = self.max_concurrent_runs as usize;
+        c.notify_secret = self.notify_secret.clone().filter(|s| !s.is_empty());
         let files = TlsFiles::from_flags(self.tls_cert.as_deref(), self.tls_key.as_deref(), self.tls_ca.as_deref())
             .map_err(|e| e.to_string())?;
         c.tls = files.map(|f| f.load()).transpose().map_err(|e| e.to_string())?;

@@ -20,6 +20,7 @@ pub mod leadership;
 pub mod lock;
 pub mod metrics;
 pub mod node;
+pub mod notify;
 pub mod propose;
 pub mod sched;
 pub mod stages;

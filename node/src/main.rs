@@ -102,6 +102,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             metrics.clone(),
             node.raft.clone(),
             node.db.clone(),
+            node.sm.clone(),
         ))
     });
     let mut fs = node.tree();

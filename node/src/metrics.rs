@@ -27,6 +27,10 @@ pub struct Metrics {
     pub runs_running: IntGauge,
     pub runs_queued: IntGauge,
     pub run_seconds: Histogram,
+    /// Webhook attempts this node made, by result.
+    pub notify_attempts: IntCounterVec,
+    /// The replicated deliveries' counts, read at scrape time.
+    notify: IntGaugeVec,
     raft: IntGaugeVec,
     rocksdb_bytes: IntGaugeVec,
     ninep_connections: IntGauge,
@@ -68,6 +72,12 @@ impl Metrics {
         let rocksdb_bytes = IntGaugeVec::new(Opts::new("rocksdb_bytes", "RocksDB size: sst files and memtables"), &["what"])
             .expect("a valid metric name");
         r.register(Box::new(rocksdb_bytes.clone())).expect("registered once");
+        let notify = IntGaugeVec::new(
+            Opts::new("notify", "webhook deliveries of the cluster (replicated): pending, delivered, dropped, given_up"),
+            &["what"],
+        )
+        .expect("a valid metric name");
+        r.register(Box::new(notify.clone())).expect("registered once");
         let ninep_connections = gauge(&r, "ninep_connections", "open 9P connections");
         // Up to a minute: a run that waited for a slot begins late, by design.
         let lateness_buckets = vec![0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 15.0, 60.0];
@@ -82,6 +92,8 @@ impl Metrics {
             runs_running: gauge(&r, "runs_running", "runs holding a slot under --max-concurrent-runs here (starting, waiting for their time, running)"),
             runs_queued: gauge(&r, "runs_queued", "runs waiting for a slot under --max-concurrent-runs here"),
             run_seconds: histogram(&r, "run_seconds", "run duration", prometheus::exponential_buckets(0.01, 4.0, 10).expect("buckets")),
+            notify_attempts: counter_vec(&r, "notify_attempts_total", "webhook attempts this node made as leader, by result", "result"),
+            notify,
             raft,
             rocksdb_bytes,
             ninep_connections,
@@ -93,7 +105,7 @@ impl Metrics {
     }
 
     /// The text exposition, with the gauges read now.
-    pub fn render(&self, raft: &Raft, db: &rocksdb::DB) -> Vec<u8> {
+    pub fn render(&self, raft: &Raft, db: &rocksdb::DB, sm: &crate::store::state_machine::StateMachine) -> Vec<u8> {
         let m = raft.metrics().borrow().clone();
         let applied = m.last_applied.map_or(0, |l| l.index) as i64;
         let commit = (crate::store::committed_index(db).unwrap_or(0) as i64).max(applied);
@@ -111,6 +123,11 @@ impl Metrics {
         for (what, prop) in [("sst", "rocksdb.total-sst-files-size"), ("memtables", "rocksdb.size-all-mem-tables")] {
             let v = db.property_int_value(prop).ok().flatten().unwrap_or(0);
             self.rocksdb_bytes.with_label_values(&[what]).set(v as i64);
+        }
+        if let Ok(n) = crate::state::notify::load_state(sm) {
+            for (what, v) in [("pending", n.pending), ("delivered", n.delivered), ("dropped", n.dropped), ("given_up", n.given_up)] {
+                self.notify.with_label_values(&[what]).set(v as i64);
+            }
         }
         let mut out = Vec::new();
         // Encoding into a Vec cannot fail for well-formed metric families.
@@ -148,10 +165,10 @@ impl ninep::Observer for Metrics {
 }
 
 /// Serves `GET /metrics` (any path) until the task is dropped.
-pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, raft: Raft, db: Arc<rocksdb::DB>) {
+pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, raft: Raft, db: Arc<rocksdb::DB>, sm: crate::store::state_machine::StateMachine) {
     loop {
         let Ok((mut s, _)) = listener.accept().await else { continue };
-        let (metrics, raft, db) = (metrics.clone(), raft.clone(), db.clone());
+        let (metrics, raft, db, sm) = (metrics.clone(), raft.clone(), db.clone(), sm.clone());
         tokio::spawn(async move {
             // Read the request head (bounded), whatever it asks for.
             let mut head = Vec::new();
@@ -162,7 +179,7 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, raft: Raft, db:
                     _ => return,
                 }
             }
-            let body = metrics.render(&raft, &db);
+            let body = metrics.render(&raft, &db, &sm);
             let header = format!(
                 "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                 body.len()

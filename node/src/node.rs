@@ -68,6 +68,8 @@ pub struct Config {
     pub run_as: Option<String>,
     /// Runs this node carries out at once.
     pub max_concurrent_runs: usize,
+    /// Signs webhook requests (`notify`); the same on every node.
+    pub notify_secret: Option<String>,
 }
 
 /// The defaults of [`Config`], suited to a loaded 2-core machine, written
@@ -107,6 +109,7 @@ impl Config {
             tls: None,
             run_as: None,
             max_concurrent_runs: defaults::MAX_CONCURRENT_RUNS,
+            notify_secret: None,
         }
     }
 }
@@ -217,6 +220,14 @@ impl Node {
             answer_bound: cfg.write_timeout,
         };
         tasks.push(tokio::spawn(scheduler.run()));
+        let deliverer = crate::notify::Deliverer {
+            sm: sm.clone(),
+            proposer: proposer.clone(),
+            leadership: leadership.clone(),
+            secret: cfg.notify_secret.as_ref().map(|s| Arc::from(s.as_bytes())),
+            metrics: executor.metrics.clone(),
+        };
+        tasks.push(tokio::spawn(deliverer.run()));
         let node = Node { id: cfg.id, incarnation, executor, leadership, stopping, raft, proposer, sm, clocks, db, dbdir: cfg.dbdir.clone(), net, write_timeout: cfg.write_timeout, stop, tasks };
         node.announce(cfg.fs_addr.clone(), incarnation, stopped);
         Ok(node)

@@ -67,6 +67,13 @@ pub fn job_ctl(job: &Job, now_ms: i64) -> String {
         rules.join(",")
     };
     let followed_by = if job.followers.is_empty() { "-".to_string() } else { job.followers.join(",") };
+    let notify = match &job.notify {
+        crate::command::NotifyRule::Default => "default".to_string(),
+        crate::command::NotifyRule::Off => "off".to_string(),
+        crate::command::NotifyRule::To(n) => rule_text(n),
+    };
+    // One line: the error is the receiver's text, cut, and may hold anything.
+    let notify_error = job.notify_error.as_deref().map_or_else(|| "-".into(), |e| e.replace(['\n', '\r'], " "));
     let pending = job.retry_pending;
     let retry_pending = pending.map_or_else(|| "-".into(), |p| rfc3339_secs(p.scheduled_ms));
     let retry_at = pending.map_or_else(|| "-".into(), |p| rfc3339_secs(p.at_ms));
@@ -84,13 +91,14 @@ pub fn job_ctl(job: &Job, now_ms: i64) -> String {
         "state {state}\nnext {next}\nlast-start {last_start}\nlast-status {}\nruns {}\nfailures {}\nskipped {}\ntz {}\n\
          overlap {overlap}\ncatchup {catchup}\ntimeout {timeout}\ndeadline {deadline}\nspread {spread}\nretry {retry}\nonlost {onlost}\n\
          retry-pending {retry_pending}\nretry-at {retry_at}\nattempt {attempt}\narmed-at {armed}\ncreated {}\n\
-         after {after}\nfollowed-by {followed_by}\n",
+         after {after}\nfollowed-by {followed_by}\nnotify {notify}\nnotify-pending {}\nnotify-error {notify_error}\n",
         job.last_status.as_deref().unwrap_or("-"),
         job.runs,
         job.failures,
         job.skipped,
         job.tz,
-        rfc3339_secs(job.created_at_ms)
+        rfc3339_secs(job.created_at_ms),
+        job.notify_pending
     )
 }
 
@@ -133,6 +141,8 @@ pub struct ClusterStatus {
     /// The newest backup under this node's `--dbdir`.
     pub backup: Option<String>,
     pub limits: crate::state::limits::Limits,
+    /// The default webhook and the deliveries' counts (replicated).
+    pub notify: crate::state::notify::Notifier,
     /// This node's runs holding a slot, and waiting for one.
     pub runs: (usize, usize),
 }
@@ -170,6 +180,22 @@ fn peer_lines(s: &ClusterStatus) -> String {
     )
 }
 
+/// A notify rule as written on a ctl (`URL ON`).
+fn rule_text(n: &crate::command::Notify) -> String {
+    format!("{} {}", n.url, n.on)
+}
+
+fn notify_lines(n: &crate::state::notify::Notifier) -> String {
+    format!(
+        "notify {}\nnotify-pending {}\nnotify-delivered {}\nnotify-dropped {}\nnotify-given-up {}\n",
+        n.default.as_ref().map_or_else(|| "off".into(), rule_text),
+        n.pending,
+        n.delivered,
+        n.dropped,
+        n.given_up
+    )
+}
+
 pub fn cluster_ctl(s: &ClusterStatus) -> String {
     format!(
         "id {}\nleader {}\nleader-fsaddr {}\nterm {}\nmembers {}\nlearners {}\ncommit {}\napplied {}\ndigest {:016x}\nclock-skew-ms {}\nsnapshot {}\npurged {}\nbackup {}\nruns-running {}\nruns-queued {}\n",
@@ -189,6 +215,7 @@ pub fn cluster_ctl(s: &ClusterStatus) -> String {
         s.runs.0,
         s.runs.1
     ) + &peer_lines(s)
+        + &notify_lines(&s.notify)
         + &s.limits.list().iter().map(|(n, v)| format!("limit-{n} {v}\n")).collect::<String>()
 }
 
@@ -238,6 +265,7 @@ mod tests {
             purged: 0,
             backup: None,
             limits: Default::default(),
+            notify: Default::default(),
             runs: (0, 0),
         };
         let text = cluster_ctl(&s);

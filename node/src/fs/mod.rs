@@ -171,6 +171,7 @@ impl JobFs {
             purged: m.purged.map_or(0, |l| l.index),
             backup: crate::store::backup::latest(&self.dbdir).map(|p| p.display().to_string()),
             limits: state::limits::load(&self.sm).map_err(errors::from_store)?,
+            notify: state::notify::load_state(&self.sm).map_err(errors::from_store)?,
             runs: self.executor.counts(),
         })
     }
@@ -266,6 +267,10 @@ impl JobFs {
                     name: name.into(),
                     policy,
                     at_ms,
+                },
+                Verb::Notify(rule) => Command::SetNotify {
+                    name: Some(name.into()),
+                    rule,
                 },
                 Verb::After(after) => Command::Follow {
                     name: name.into(),
@@ -385,6 +390,10 @@ impl JobFs {
                 ClusterVerb::Limit { name, value } => {
                     self.write_cmd(Command::SetLimit { name, value }, "")
                         .await?;
+                }
+                ClusterVerb::Notify(to) => {
+                    let rule = to.map_or(crate::command::NotifyRule::Off, crate::command::NotifyRule::To);
+                    self.write_cmd(Command::SetNotify { name: None, rule }, "").await?;
                 }
             }
         }

@@ -278,6 +278,7 @@ mod tests {
             released: false,
             ended_nth: None,
             after_run: None,
+            tail: vec![],
         }
     }
 

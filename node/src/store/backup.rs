@@ -164,6 +164,7 @@ mod tests {
             released: false,
             ended_nth: None,
             after_run: None,
+            tail: vec![],
         }
     }
 
