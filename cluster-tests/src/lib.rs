@@ -18,6 +18,7 @@ pub mod etcd {
 pub mod jobd;
 pub mod poll;
 pub mod proxy;
+pub mod receiver;
 pub mod tools;
 pub mod v9fs;
 
