@@ -25,8 +25,8 @@ const LAYERS: &[&[&str]] = &[
     &["net", "metrics"],
     // The write path: propose or forward, answer once applied here.
     &["write"],
-    // The scheduler and the executor.
-    &["sched"],
+    // The scheduler and the executor; the leader's webhook deliveries.
+    &["sched", "notify"],
     // The 9P tree; the HTTP front, which serves any 9P `Filesystem`.
     &["fs", "http"],
     // A node started and stopped; the `jobd 9p` client.

@@ -69,7 +69,7 @@ pub async fn run(jobs: usize, secs: u64, rounds: usize) -> Result<()> {
         for k in 0..settings.len() {
             let s = (k + r) % settings.len();
             let (reader, name) = settings[s];
-            let o = round_with(jobs, secs, reader).await?;
+            let o = round_with(jobs, secs, reader, None).await?;
             let (g50, g99) = (quantile(&o.lateness_ms, 0.5), quantile(&o.lateness_ms, 0.99));
             let (e50, e99) = (quantile(&o.events_ms, 0.5), quantile(&o.events_ms, 0.99));
             let emax = o.events_ms.last().copied().unwrap_or(f64::NAN);

@@ -56,7 +56,7 @@ pub(super) async fn spawn_floor() -> Result<Vec<f64>> {
 pub(super) struct Outcome {
     pub lateness_ms: Vec<f64>,
     /// end − scheduled of the same runs.
-    ended_ms: Vec<f64>,
+    pub ended_ms: Vec<f64>,
     /// The command's own start − scheduled, by the witness.
     cmd_ms: Vec<f64>,
     pub expected: usize,
@@ -65,18 +65,24 @@ pub(super) struct Outcome {
     pub not_run: usize,
     /// With a reader of `/events`: run end → its line read there, ms.
     pub events_ms: Vec<f64>,
+    /// The scheduled times counted, Unix ms: `from..to`.
+    pub window: (i64, i64),
 }
 
 /// One round: `jobs` jobs for `secs` seconds on a fresh cluster.
 async fn round(jobs: usize, secs: u64) -> Result<Outcome> {
-    round_with(jobs, secs, None).await
+    round_with(jobs, secs, None, None).await
 }
 
 /// A round; with `reader`, a client follows `/events` meanwhile on the
-/// leader (`Some(true)`) or on a follower (`Some(false)`).
-pub(super) async fn round_with(jobs: usize, secs: u64, reader: Option<bool>) -> Result<Outcome> {
+/// leader (`Some(true)`) or on a follower (`Some(false)`); with `notify`,
+/// every run's end is POSTed there (`notify URL always` on /ctl).
+pub(super) async fn round_with(jobs: usize, secs: u64, reader: Option<bool>, notify: Option<&str>) -> Result<Outcome> {
     let cluster = Cluster::start(3).await?;
     let leader = cluster.wait_leader().await?;
+    if let Some(url) = notify {
+        cluster.client(leader).await?.write("ctl", format!("notify {url} always").as_bytes()).await?;
+    }
     let dir = tempfile::tempdir()?;
     let witness = dir.path().join("witness");
     let cmd = format!("read up rest < /proc/uptime; echo $JOBD_SCHEDULED_TIME $up >> {}", witness.display());
@@ -104,7 +110,7 @@ pub(super) async fn round_with(jobs: usize, secs: u64, reader: Option<bool>) -> 
     };
 
     let c = &conns[0];
-    let mut out = Outcome { lateness_ms: vec![], ended_ms: vec![], cmd_ms: vec![], expected: 0, missed: 0, duplicated: 0, not_run: 0, events_ms };
+    let mut out = Outcome { lateness_ms: vec![], ended_ms: vec![], cmd_ms: vec![], expected: 0, missed: 0, duplicated: 0, not_run: 0, events_ms, window: (from, to) };
     for line in std::fs::read_to_string(&witness).unwrap_or_default().lines() {
         let Some((scheduled, up)) = line.split_once(' ') else { continue };
         let (Some(t), Ok(up)) = (ms(scheduled), up.parse::<f64>()) else { continue };

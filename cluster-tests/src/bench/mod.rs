@@ -10,6 +10,7 @@ pub mod growth;
 pub mod herd;
 pub mod http;
 pub mod lateness;
+pub mod notify;
 pub mod scale;
 pub mod serve9p;
 pub mod stages;

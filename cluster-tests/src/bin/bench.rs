@@ -10,7 +10,7 @@ use cluster_tests::bench;
 
 #[derive(Parser)]
 struct Args {
-    /// create | create-stages | create-clients | lateness | events | herd | failover | scale | serve9p | growth | http | all
+    /// create | create-stages | create-clients | lateness | events | notify | herd | failover | scale | serve9p | growth | http | all
     bench: String,
     /// create, http: concurrent clients, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,16,64,256")]
@@ -73,6 +73,7 @@ async fn one(name: &str, args: &Args, all: bool) -> anyhow::Result<()> {
         "create" => bench::create::run(&args.clients, args.seconds, args.rounds).await,
         "create-stages" => bench::stages::run(args.rounds).await,
         "events" => bench::events::run(args.jobs.first().copied().unwrap_or(1000), args.window.unwrap_or(30), args.rounds).await,
+        "notify" => bench::notify::run(args.jobs.first().copied().unwrap_or(1000), args.window.unwrap_or(30), args.rounds).await,
         "create-clients" => bench::clients::run(args.rounds).await,
         "serve9p" => bench::serve9p::run(args.seconds, args.rounds).await,
         "lateness" => {

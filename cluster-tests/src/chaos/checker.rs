@@ -84,6 +84,8 @@ pub struct Verdict {
     pub retries: usize,
     /// Runs of the chained job accepted (one per end it follows).
     pub chained: usize,
+    /// Failed ends delivered to the webhook receiver.
+    pub notified: usize,
     pub failures: Vec<String>,
 }
 
@@ -425,4 +427,38 @@ pub fn chain(followed_job: &str, from_ms: i64, followed: &Runs, chained: &Runs, 
         }
     }
     v.chained += by_trigger.len();
+}
+
+/// Whether a run's end is one `notify ... failure` asks to hear of: every
+/// end but `exit 0` and a user's stop or delete (README, "Webhooks").
+pub fn notify_failure(status: &str) -> bool {
+    !matches!(status, "exit 0" | "pending" | "running" | "not-started (stopped)" | "not-started (deleted)")
+}
+
+/// Webhooks (`notify URL failure` on /ctl, a receiver on port 0): every
+/// failed end of the watched jobs reached the receiver (answered 2xx at
+/// least once), with the status its record has; nothing else did; and no
+/// delivery was answered 2xx more than `1 + leader_changes` times (a
+/// leader that dies between the 2xx and its commit leaves it to the next).
+/// `delivered`: per delivery id, the statuses of the 2xx-answered requests.
+pub fn notify(runs: &[Runs], delivered: &HashMap<u64, Vec<String>>, leader_changes: usize, v: &mut Verdict) {
+    for r in runs.iter().flat_map(|r| r.0.values()) {
+        if !notify_failure(&r.status) {
+            continue;
+        }
+        match delivered.get(&r.id) {
+            None => v.failures.push(format!("notify: run {} ended {} and never reached the receiver", r.id, r.status)),
+            Some(s) if s.iter().any(|s| *s != r.status) => v.failures.push(format!("notify: run {} ended {} but was delivered as {s:?}", r.id, r.status)),
+            Some(_) => {}
+        }
+    }
+    for (id, statuses) in delivered {
+        if let Some(s) = statuses.iter().find(|s| !notify_failure(s)) {
+            v.failures.push(format!("notify: run {id} was delivered though it ended {s}, not a failure"));
+        }
+        if statuses.len() > 1 + leader_changes {
+            v.failures.push(format!("notify: run {id} was delivered {} times with {leader_changes} leader changes", statuses.len()));
+        }
+    }
+    v.notified += delivered.len();
 }

@@ -1,8 +1,10 @@
 //! Seeded combined chaos against three real jobd processes with every peer
 //! link through a proxy: the nemesis injects faults, a client works on
 //! jobs, tick jobs fire every second into a witness file, a chained job
-//! runs after every end of the first tick job into another, and at the end
-//! the cluster is healed, the tick jobs stopped, and the five checkers run.
+//! runs after every end of the first tick job into another, every failed
+//! end is POSTed to a webhook receiver (which refuses some first attempts),
+//! and at the end the cluster is healed, the tick jobs stopped, and the
+//! five checkers run.
 //! The seed alone replays the fault schedule and the client's choices
 //! (timing on a shared machine still varies).
 
@@ -90,7 +92,14 @@ impl fmt::Display for Report {
             v.fires, v.duplicates, v.early, v.expected_times, v.missed_accounted_lost, v.skipped, v.unaccounted, v.lost_runs
         )?;
         let reasons: Vec<String> = v.not_begun.iter().map(|(why, n)| format!("{why} {n}")).collect();
-        writeln!(f, "not begun, by job and status: {}; retry attempts begun {}; chained runs {}", if reasons.is_empty() { "-".into() } else { reasons.join(", ") }, v.retries, v.chained)?;
+        writeln!(
+            f,
+            "not begun, by job and status: {}; retry attempts begun {}; chained runs {}; failures delivered to the webhook {}",
+            if reasons.is_empty() { "-".into() } else { reasons.join(", ") },
+            v.retries,
+            v.chained,
+            v.notified
+        )?;
         writeln!(f, "failover kill -> new leader: {}", spread(self.faults.iter().filter_map(|i| i.to_leader).collect()))?;
         writeln!(f, "failover kill -> first fire: {}", spread(self.faults.iter().filter_map(|i| i.to_fire).collect()))?;
         for x in l.violations.iter().chain(&v.failures) {
@@ -134,6 +143,17 @@ async fn collect_runs(c: &Cluster, runs: &mut [Runs]) {
             }
         }
     }
+}
+
+/// The highest term any node's `/ctl` shows.
+async fn term(c: &Cluster) -> u64 {
+    let mut t = 0;
+    for i in 0..c.nodes.len() {
+        if let Some(n) = c.ctl(i).await.ok().and_then(|m| m.get("term")?.parse().ok()) {
+            t = t.max(n);
+        }
+    }
+    t
 }
 
 /// P5: one leader, and every node at the same applied index and digest.
@@ -192,6 +212,14 @@ pub async fn run(seed: u64, plan: Plan) -> Result<Report> {
     let started = Instant::now();
     let mut rng = rng::Rng::new(seed);
     let mut c = Cluster::start_proxied_with_env(3, &plan.env).await?;
+    // Every failed end is POSTed here; a fifth of the deliveries are
+    // refused once first, so retries happen under the faults too.
+    let receiver = crate::receiver::Receiver::start(|h, seen| {
+        crate::receiver::Answer::Status(if h.id % 5 == 0 && seen == 0 { 503 } else { 200 })
+    })
+    .await?;
+    write_acked(&c, "ctl", &format!("notify {} failure", receiver.url())).await?;
+    let first_term = term(&c).await;
     let dir = tempfile::tempdir()?;
     let witness_path = dir.path().join("witness");
     for k in 0..TICK_JOBS {
@@ -295,6 +323,23 @@ pub async fn run(seed: u64, plan: Plan) -> Result<Report> {
         .filter_map(|l| l.split_once(' ').and_then(|(x, n)| Some((x.parse().ok()?, n.trim().parse().ok()?))))
         .collect();
     checker::chain("tick0", from_s * 1000, &runs[0], &runs[TICK_JOBS], &chain_log, &chain_wit, &mut verdict);
+    // Every delivery made has been answered once none is pending; each
+    // term has one leader at most, so its rise bounds the leader changes.
+    let t = Instant::now();
+    while c.ctl(leader).await.ok().and_then(|m| m.get("notify-pending").cloned()).as_deref() != Some("0") {
+        if t.elapsed() > Duration::from_secs(60) {
+            verdict.failures.push("notify: deliveries still pending 60 s after the faults ended".into());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let leader_changes = term(&c).await.saturating_sub(first_term) as usize;
+    let mut delivered: std::collections::HashMap<u64, Vec<String>> = Default::default();
+    for h in receiver.hits().into_iter().filter(|h| h.answered == Some(200)) {
+        let status = h.json()["status"].as_str().unwrap_or_default().to_string();
+        delivered.entry(h.id).or_default().push(status);
+    }
+    checker::notify(&runs, &delivered, leader_changes, &mut verdict);
     for (k, r) in runs.iter().take(TICK_JOBS).enumerate() {
         let log = read(&c, leader, &format!("jobs/tick{k}/log")).await?;
         let deadline_ms = if k == RETRY_TICK { checker::DEFAULT_DEADLINE_MS } else { checker::STRICT_DEADLINE_MS };

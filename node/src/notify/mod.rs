@@ -53,6 +53,13 @@ pub struct Deliverer {
     pub metrics: Arc<crate::metrics::Metrics>,
 }
 
+/// What an attempt's task reports: its request is over (its origin's
+/// slot is free), then what became of it once its outcome is committed.
+enum Report {
+    Answered(u64),
+    Done(u64, Next),
+}
+
 /// What became of an attempt, once its outcome is committed (or not).
 enum Next {
     /// Still pending: its next attempt is due then.
@@ -70,8 +77,10 @@ struct Queue {
     at: HashMap<u64, i64>,
     /// Deliveries with a seq below this have been read (None: none yet).
     read_to: Option<u64>,
-    /// Seq → origin, for attempts under way.
-    in_flight: HashMap<u64, String>,
+    /// Seq → origin (None once its request is over), for attempts whose
+    /// outcome is not committed yet: none is sent again meanwhile.
+    in_flight: HashMap<u64, Option<String>>,
+    /// Requests under way, by origin.
     per_origin: HashMap<String, usize>,
 }
 
@@ -130,7 +139,7 @@ impl Queue {
                 continue;
             }
             *n += 1;
-            self.in_flight.insert(seq, origin);
+            self.in_flight.insert(seq, Some(origin));
             out.push(seq);
         }
         for seq in busy {
@@ -139,12 +148,18 @@ impl Queue {
         out
     }
 
-    fn finish(&mut self, seq: u64, next: Next) {
-        if let Some(origin) = self.in_flight.remove(&seq) {
+    /// The request for `seq` is over: its origin may take another.
+    fn answered(&mut self, seq: u64) {
+        if let Some(origin) = self.in_flight.get_mut(&seq).and_then(Option::take) {
             if let Some(n) = self.per_origin.get_mut(&origin) {
                 *n = n.saturating_sub(1);
             }
         }
+    }
+
+    fn finish(&mut self, seq: u64, next: Next) {
+        self.answered(seq);
+        self.in_flight.remove(&seq);
         match next {
             Next::At(at) => self.add(seq, at),
             Next::Gone => {}
@@ -183,14 +198,17 @@ impl Deliverer {
 
     /// Sends deliveries while `fence` is this node's leadership.
     async fn lead(&mut self, fence: Fence, client: &reqwest::Client) {
-        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(u64, Next)>();
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Report>();
         let mut q = Queue::default();
         loop {
             if *self.leadership.borrow_and_update() != Some(fence) {
                 return;
             }
-            while let Ok((seq, next)) = done_rx.try_recv() {
-                q.finish(seq, next);
+            while let Ok(report) = done_rx.try_recv() {
+                match report {
+                    Report::Answered(seq) => q.answered(seq),
+                    Report::Done(seq, next) => q.finish(seq, next),
+                }
             }
             if let Err(e) = q.read_new(&self.sm) {
                 warn!("webhooks: cannot read the pending deliveries: {e}");
@@ -209,8 +227,8 @@ impl Deliverer {
                 };
                 let done = done_tx.clone();
                 tokio::spawn(async move {
-                    let next = attempt.run(seq).await;
-                    let _ = done.send((seq, next));
+                    let next = attempt.run(seq, &done).await;
+                    let _ = done.send(Report::Done(seq, next));
                 });
             }
             tokio::select! {
@@ -233,7 +251,7 @@ struct Attempt {
 }
 
 impl Attempt {
-    async fn run(self, seq: u64) -> Next {
+    async fn run(self, seq: u64, report: &mpsc::UnboundedSender<Report>) -> Next {
         let d = match rules::load(&self.sm, seq) {
             Ok(Some(d)) => d,
             Ok(None) => return Next::Gone,
@@ -244,6 +262,7 @@ impl Attempt {
         };
         let sent = send::Attempt { url: &d.url, id: d.id, attempt: d.attempts + 1, body: &d.body, timestamp: now_ms() / 1000 };
         let result = send::post(&self.client, self.secret.as_deref(), sent).await;
+        let _ = report.send(Report::Answered(seq));
         match &result {
             Ok(()) => {
                 self.metrics.notify_attempts.with_label_values(&["delivered"]).inc();
@@ -301,10 +320,14 @@ mod tests {
         assert!(q.take_due(100 + ORIGIN_BUSY_MS, slow).is_empty());
         q.finish(0, Next::Gone);
         assert_eq!(q.take_due(100 + 2 * ORIGIN_BUSY_MS, slow), [8]);
+        // A request answered frees its origin's slot, though its outcome
+        // is not committed yet (and it is not sent again meanwhile).
+        q.answered(3);
+        assert_eq!(q.take_due(100 + 3 * ORIGIN_BUSY_MS, slow), [9]);
+        assert!(q.in_flight.contains_key(&3));
         // An attempt that failed is due again when its outcome says.
         q.finish(1, Next::At(5000));
-        assert_eq!(q.take_due(4999, slow), [9]);
-        q.finish(2, Next::Gone);
+        assert!(q.take_due(4999, slow).is_empty());
         assert_eq!(q.take_due(5000, slow), [1]);
         // Gone before its turn: skipped, and nothing is held for it.
         q.add(20, 6000);
