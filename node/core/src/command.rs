@@ -171,6 +171,12 @@ pub enum NotifyRule {
     To(Notify),
 }
 
+impl NotifyRule {
+    pub fn is_default(&self) -> bool {
+        *self == NotifyRule::Default
+    }
+}
+
 /// A per-job policy, set through `ctl`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Policy {

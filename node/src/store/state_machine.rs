@@ -101,17 +101,27 @@ impl StateMachine {
         self.jobs.get(name, || state::load_job(self, name))
     }
 
-    /// Every state key with `prefix`, in order.
-    pub fn scan(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, KvError> {
+    /// Calls `f` on every state key with `prefix` and its value, in order,
+    /// holding none of them after (for a prefix too big to collect).
+    pub fn visit(&self, prefix: &[u8], mut f: impl FnMut(&[u8], &[u8]) -> Result<(), KvError>) -> Result<(), KvError> {
         let mode = IteratorMode::From(prefix, rocksdb::Direction::Forward);
-        let mut out = Vec::new();
         for item in self.db.iterator_cf(cf(&self.db, CF_SM), mode) {
             let (k, v) = item.map_err(|e| KvError::Read(e.to_string()))?;
             if !k.starts_with(prefix) {
                 break;
             }
-            out.push((k.to_vec(), v.to_vec()));
+            f(&k, &v)?;
         }
+        Ok(())
+    }
+
+    /// Every state key with `prefix`, in order.
+    pub fn scan(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, KvError> {
+        let mut out = Vec::new();
+        self.visit(prefix, |k, v| {
+            out.push((k.to_vec(), v.to_vec()));
+            Ok(())
+        })?;
         Ok(out)
     }
 

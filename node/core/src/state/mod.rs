@@ -122,15 +122,21 @@ pub struct Job {
     /// The jobs with an `after` rule naming this one.
     #[serde(default)]
     pub followers: Vec<String>,
-    /// Whom its run ends are POSTed to (`notify.rs`).
-    #[serde(default)]
+    /// Whom its run ends are POSTed to (`notify.rs`). Left out of the
+    /// record while unset (as the two below), so the jobs that never use
+    /// webhooks keep the bytes earlier versions wrote.
+    #[serde(default, skip_serializing_if = "crate::command::NotifyRule::is_default")]
     pub notify: crate::command::NotifyRule,
     /// Its deliveries not yet answered 2xx.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub notify_pending: u64,
     /// The last failed attempt's error, until a delivery succeeds.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_error: Option<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 fn utc() -> String {

@@ -36,6 +36,8 @@ pub const TAIL_LINES: usize = 10;
 pub const TAIL_LINE_BYTES: usize = 300;
 /// A failure's text kept (the receiver's error, or the status line).
 const ERROR_BYTES: usize = 200;
+/// The most deliveries one end drops to make room.
+const DROPS_PER_END: usize = 100;
 /// The longest URL accepted.
 pub const MAX_URL_BYTES: usize = 2048;
 
@@ -209,8 +211,12 @@ pub fn after_end(kv: &mut impl Kv, job: &mut Job, run: &Run, tail: &[String], re
         return Ok(());
     }
     let cap = super::limits::load(kv)?.notify_pending;
-    while cluster.pending >= cap {
+    // A limit just lowered far below the pending count is reached over
+    // several ends, not by one apply dropping a million.
+    let mut budget = DROPS_PER_END;
+    while cluster.pending >= cap && budget > 0 {
         drop_oldest(kv, &mut cluster, job, cap, at_ms)?;
+        budget -= 1;
     }
     let doc = Document {
         delivery: run.id,
@@ -515,6 +521,23 @@ mod tests {
         assert_eq!((c.pending, c.dropped), (2, 2));
         assert_eq!((t.job("a").notify_pending, t.job("b").notify_pending), (1, 1), "each job's count follows its own");
         assert!(t.log("b").contains(&format!("notification of run {oldest} to http://h/ dropped: 2 are pending")), "{}", t.log("b"));
+    }
+
+    #[test]
+    fn a_limit_lowered_far_below_the_count_is_reached_a_hundred_drops_an_end() {
+        let mut t = T::new(&["a"]);
+        t.notify(None, to("http://h/", On::Always));
+        for i in 0..105 {
+            t.run("a", 1000 * (i + 1), &[], RunStatus::Exit(0));
+        }
+        t.apply(Command::SetLimit { name: "notify-pending".into(), value: 1 });
+        t.run("a", 200_000, &[], RunStatus::Exit(0));
+        assert_eq!(load_state(&t.kv).unwrap().pending, 6, "105 + 1 - 100");
+        t.run("a", 201_000, &[], RunStatus::Exit(0));
+        let c = load_state(&t.kv).unwrap();
+        assert_eq!((c.pending, c.dropped), (1, 106));
+        assert_eq!(t.pending().len(), 1);
+        assert_eq!(t.job("a").notify_pending, 1);
     }
 
     #[test]
