@@ -1,10 +1,12 @@
 //! A webhook receiver: a real HTTP server on port 0 that records every
 //! request jobd's `notify` makes, answers each as the test says (a status,
 //! or never), and checks the signature with its own HMAC, not jobd's code.
+//! Plain HTTP, or HTTPS with a certificate from `deploy/make-certs.sh`.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -51,6 +53,7 @@ pub struct Receiver {
     pub addr: SocketAddr,
     hits: Arc<Mutex<Vec<Hit>>>,
     task: tokio::task::JoinHandle<()>,
+    scheme: &'static str,
 }
 
 impl Drop for Receiver {
@@ -71,8 +74,28 @@ impl Receiver {
         let addr = listener.local_addr()?;
         let hits: Arc<Mutex<Vec<Hit>>> = Arc::default();
         let answer: Arc<Answerer> = Arc::new(answer);
-        let task = tokio::spawn(serve(listener, hits.clone(), answer));
-        Ok(Receiver { addr, hits, task })
+        let task = tokio::spawn(serve(listener, hits.clone(), answer, None));
+        Ok(Receiver { addr, hits, task, scheme: "http" })
+    }
+
+    /// A receiver over HTTPS, with the certificate chain and key in PEM
+    /// files (`deploy/make-certs.sh` makes a CA and such a pair).
+    pub async fn start_tls(cert: &Path, key: &Path, answer: impl Fn(&Hit, usize) -> Answer + Send + Sync + 'static) -> Result<Receiver> {
+        use tokio_rustls::rustls;
+        use rustls::pki_types::pem::PemObject;
+        let certs = rustls::pki_types::CertificateDer::pem_file_iter(cert)?.collect::<Result<Vec<_>, _>>()?;
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_file(key)?;
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)?;
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let hits: Arc<Mutex<Vec<Hit>>> = Arc::default();
+        let answer: Arc<Answerer> = Arc::new(answer);
+        let tls = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let task = tokio::spawn(serve(listener, hits.clone(), answer, Some(tls)));
+        Ok(Receiver { addr, hits, task, scheme: "https" })
     }
 
     /// Answers 200 to everything.
@@ -82,7 +105,7 @@ impl Receiver {
 
     /// The URL to give `notify`.
     pub fn url(&self) -> String {
-        format!("http://{}/hook", self.addr)
+        format!("{}://{}/hook", self.scheme, self.addr)
     }
 
     pub fn hits(&self) -> Vec<Hit> {
@@ -114,14 +137,24 @@ pub fn signed_with(secret: &[u8], hit: &Hit) -> bool {
     mac.verify_slice(&want).is_ok()
 }
 
-async fn serve(listener: TcpListener, hits: Arc<Mutex<Vec<Hit>>>, answer: Arc<Answerer>) {
+async fn serve(listener: TcpListener, hits: Arc<Mutex<Vec<Hit>>>, answer: Arc<Answerer>, tls: Option<tokio_rustls::TlsAcceptor>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else { continue };
-        let (hits, answer) = (hits.clone(), answer.clone());
+        let (hits, answer, tls) = (hits.clone(), answer.clone(), tls.clone());
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| handle(req, hits.clone(), answer.clone()));
-            let io = hyper_util::rt::TokioIo::new(stream);
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, svc).await;
+            let http = hyper::server::conn::http1::Builder::new();
+            match tls {
+                // A handshake jobd refuses (an unknown CA) just ends here.
+                Some(tls) => {
+                    if let Ok(stream) = tls.accept(stream).await {
+                        let _ = http.serve_connection(hyper_util::rt::TokioIo::new(stream), svc).await;
+                    }
+                }
+                None => {
+                    let _ = http.serve_connection(hyper_util::rt::TokioIo::new(stream), svc).await;
+                }
+            }
         });
     }
 }

@@ -3,8 +3,9 @@
 //! the receiver refused it three times; a leader SIGKILLed while
 //! deliveries are pending loses none, and duplicates stay within the
 //! leader changes; a receiver that never answers delays neither fires nor
-//! another receiver's deliveries; bad notify verbs are refused with one
-//! line and change nothing.
+//! another receiver's deliveries; HTTPS is checked against the trust store
+//! (`SSL_CERT_FILE` names one); bad notify verbs are refused with one line
+//! and change nothing.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -209,4 +210,47 @@ async fn bad_notify_verbs_are_refused_with_one_line_and_change_nothing() {
     assert_eq!(String::from_utf8(fs.read("jobs/a/ctl").await.unwrap()).unwrap(), before);
     assert_eq!(ctl_value(&String::from_utf8(fs.read("ctl").await.unwrap()).unwrap(), "notify"), cluster_before);
     assert_eq!(cluster_before, "off");
+}
+
+/// A CA and a certificate for 127.0.0.1 signed by it, in `dir`, by the
+/// deploy recipe (openssl).
+fn certs(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let script = cluster_tests::crate_dir().join("../deploy/make-certs.sh");
+    let out = std::process::Command::new(script).arg(dir).arg("receiver").output().expect("run deploy/make-certs.sh");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    (dir.join("ca.pem"), dir.join("receiver.pem"), dir.join("receiver-key.pem"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn https_is_checked_against_the_trust_store_ssl_cert_file_can_name() {
+    let (trusted, other) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (ca, cert, key) = certs(trusted.path());
+    let (_, other_cert, other_key) = certs(other.path());
+    let rx = Receiver::start_tls(&cert, &key, |_, _| Answer::Status(200)).await.unwrap();
+    let stranger = Receiver::start_tls(&other_cert, &other_key, |_, _| Answer::Status(200)).await.unwrap();
+    assert!(rx.url().starts_with("https://127.0.0.1:"));
+    // The node trusts the first CA only (rustls-native-certs reads SSL_CERT_FILE).
+    let env = vec![("SSL_CERT_FILE".to_string(), ca.display().to_string())];
+    let c = Cluster::start_with_env(1, |_| env.clone()).await.expect("cluster");
+    c.wait_leader().await.unwrap();
+    let fs = c.client(0).await.unwrap();
+    for (job, url) in [("a", rx.url()), ("b", stranger.url())] {
+        fs.write("clone", format!("{job}:@yearly:exit 1").as_bytes()).await.unwrap();
+        fs.write(&format!("jobs/{job}/ctl"), format!("notify {url}\nrun").as_bytes()).await.unwrap();
+    }
+    poll("a's end to arrive over HTTPS", Duration::from_secs(15), Duration::from_millis(50), async || {
+        (rx.delivered().len() == 1).then_some(())
+    })
+    .await;
+    assert_eq!(rx.hits()[0].json()["job"], "a");
+    // b's receiver has a certificate from a CA the node does not trust:
+    // refused at the handshake, nothing sent, and the ctl says why.
+    let refused = poll("b's delivery to fail", Duration::from_secs(15), Duration::from_millis(50), async || {
+        let ctl = c.read(0, "jobs/b/ctl").await;
+        (ctl_value(&ctl, "notify-error") != "-").then_some(ctl)
+    })
+    .await;
+    assert!(ctl_value(&refused, "notify-error").contains("certificate"), "{refused}");
+    assert_eq!(ctl_value(&refused, "notify-pending"), "1");
+    assert!(stranger.hits().is_empty(), "no request reached the stranger: {:?}", stranger.hits());
 }

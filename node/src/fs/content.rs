@@ -271,7 +271,8 @@ mod tests {
         let text = cluster_ctl(&s);
         assert!(
             text.contains(
-                "runs-queued 0\npeer-clock-ms 2=30,3=-4\npeer-heard-ms 2=120,3=7000\nlimit-"
+                "runs-queued 0\npeer-clock-ms 2=30,3=-4\npeer-heard-ms 2=120,3=7000\nnotify off\nnotify-pending 0\n\
+                 notify-delivered 0\nnotify-dropped 0\nnotify-given-up 0\nlimit-"
             ),
             "{text}"
         );
