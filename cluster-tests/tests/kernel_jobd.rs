@@ -73,7 +73,7 @@ async fn diod_tools_read_jobd() {
     let addr = jobd.fs_addr.to_string();
     let ls = Command::new(require_tool("diodls")).args(["-s", &addr, "-l", "/jobs/hello"]).output().await.unwrap();
     let ls = String::from_utf8_lossy(&ls.stdout).into_owned();
-    for f in ["ctl", "cmd", "schedule", "log", "runs", "wait"] {
+    for f in ["ctl", "cmd", "schedule", "log", "runs", "wait", "env"] {
         assert!(ls.lines().any(|l| l.ends_with(&format!(" {f}"))), "diodls shows {f}: {ls}");
     }
     let root = Command::new(require_tool("diodls")).args(["-s", &addr, "/"]).output().await.unwrap();

@@ -197,6 +197,37 @@ async fn kill_ends_the_running_runs_and_jobs_get_a_clean_environment() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jobs_env_reaches_its_runs_and_bad_env_is_refused_changing_nothing() {
+    let c = Cluster::start(1, 10_000).await;
+    c.leader().await;
+    // 9P2000.u, whose errors carry the reason.
+    let opts = ninep::client::Options { dialect: ninep::Dialect::P2000U, ..Default::default() };
+    let fs = ninep::client::Client::connect(c.fs_addrs[0], opts).await.unwrap();
+    fs.write("clone", b"e:@yearly:echo greeting=$GREETING empty=[${EMPTY-unset}] path=$PATH lang=$LANG run=$JOBD_RUN_ID").await.unwrap();
+    assert_eq!(text(&fs, "jobs/e/env").await, "", "no variables at first");
+    fs.write("jobs/e/env", b"GREETING=hello world\nEMPTY=\n\nPATH=/opt/x:/usr/bin:/bin\n").await.unwrap();
+    let written = "GREETING=hello world\nEMPTY=\nPATH=/opt/x:/usr/bin:/bin\n";
+    assert_eq!(text(&fs, "jobs/e/env").await, written);
+    for (bad, want) in [
+        ("noequals", "has no '='"),
+        ("JOBD_RUN_ID=1", "jobd's own"),
+        ("A=1\nA=2", "given twice"),
+        ("1A=x", "want [A-Za-z_]"),
+    ] {
+        let err = fs.write("jobs/e/env", bad.as_bytes()).await.expect_err(bad).to_string();
+        assert!(err.contains(want), "{bad}: {err}");
+        assert_eq!(text(&fs, "jobs/e/env").await, written, "{bad} changed nothing");
+    }
+    fs.write("jobs/e/ctl", b"run").await.unwrap();
+    let log = wait_text(&fs, "jobs/e/log", "the run's output", |t| t.contains("greeting=")).await;
+    // The job's PATH replaces jobd's; LANG stays jobd's; JOBD_ variables are jobd's.
+    assert!(log.contains(":greeting=hello world empty=[] path=/opt/x:/usr/bin:/bin lang=C.UTF-8 run="), "{log}");
+    // A blank write clears it.
+    fs.write("jobs/e/env", b"\n").await.unwrap();
+    assert_eq!(text(&fs, "jobs/e/env").await, "");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_past_its_deadline_is_recorded_not_started_with_the_reason() {
     let c = Cluster::start(1, 10_000).await;
     let leader = c.leader().await;

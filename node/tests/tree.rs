@@ -45,7 +45,7 @@ async fn the_seed_session_on_a_single_node() {
     assert_eq!(names(&fs, "/").await, ["clone", "ctl", "events", "jobs"]);
     fs.write("clone", b"hello:0 0/5 * * * ? *:echo hello world").await.unwrap();
     assert_eq!(names(&fs, "jobs").await, ["hello"]);
-    assert_eq!(names(&fs, "jobs/hello").await, ["cmd", "ctl", "log", "runs", "schedule", "wait"]);
+    assert_eq!(names(&fs, "jobs/hello").await, ["cmd", "ctl", "env", "log", "runs", "schedule", "wait"]);
     assert_eq!(text(&fs, "jobs/hello/cmd").await, "echo hello world\n");
     // New jobs are stopped: the expression only.
     assert_eq!(text(&fs, "jobs/hello/schedule").await, "0 0/5 * * * ? *\n");
@@ -145,7 +145,7 @@ async fn mkdir_then_cmd_and_schedule_then_start_and_rm_r() {
     refused(fs.create("jobs/made/extra", 0o644).await, EPERM, "");
     refused(fs.create("file-at-root", 0o644).await, EPERM, "");
     // rm -r: the files (no-ops), then the directory.
-    for f in ["ctl", "cmd", "schedule", "log", "runs", "wait"] {
+    for f in ["ctl", "cmd", "schedule", "log", "runs", "wait", "env"] {
         fs.remove(&format!("jobs/made/{f}")).await.unwrap();
     }
     fs.remove("jobs/made").await.unwrap();

@@ -443,6 +443,9 @@ pub enum Command {
         #[serde(default)]
         fence: Option<Fence>,
     },
+    /// A write of `/jobs/NAME/env`: the job's environment, replaced
+    /// (`state::env` says what it may hold; apply checks again).
+    SetEnv { name: String, env: Vec<(String, String)> },
     /// `limit NAME VALUE` on /ctl: one of the cluster's limits (`state::limits`).
     SetLimit { name: String, value: u64 },
     /// `notify ...` on a job's ctl (`name`), or on /ctl (`None`: the

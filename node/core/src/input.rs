@@ -145,6 +145,26 @@ pub fn parse_ctl(data: &[u8]) -> Result<Vec<Verb>, String> {
     Ok(verbs)
 }
 
+/// A write of a job's `env`: `KEY=VALUE` lines (blank lines are skipped;
+/// a line's first `=` ends its key; a trailing `\r` is dropped). Nothing
+/// (or only blank lines) clears it.
+pub fn parse_env(data: &[u8]) -> Result<Vec<(String, String)>, String> {
+    let s = text(data)?;
+    let mut pairs = vec![];
+    for (n, line) in s.split('\n').enumerate() {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.trim().is_empty() {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            return Err(format!("env line {}: {line:?} has no '='; write KEY=VALUE", n + 1));
+        };
+        pairs.push((key.to_string(), value.to_string()));
+    }
+    crate::state::env::check(&pairs)?;
+    Ok(pairs)
+}
+
 /// `notify URL [ON]`: an http(s) URL, and which ends (default `failure`).
 fn parse_notify(url: &str, on: Option<&&str>) -> Result<crate::command::Notify, String> {
     crate::state::notify::check_url(url)?;
@@ -322,6 +342,25 @@ mod tests {
             vec![ClusterVerb::Notify(Some(Notify { url: "http://h/x".into(), on: On::Always })), ClusterVerb::Notify(None)]
         );
         assert!(parse_cluster_ctl(b"notify mailto:x").unwrap_err().contains("want an http:// or https:// URL"));
+    }
+
+    #[test]
+    fn env_lines() {
+        let pairs = parse_env(b"PATH=/opt/bin:/usr/bin\r\n\nEMPTY=\nURL=http://h/?a=b\n").unwrap();
+        let want = [("PATH", "/opt/bin:/usr/bin"), ("EMPTY", ""), ("URL", "http://h/?a=b")];
+        assert_eq!(pairs, want.map(|(k, v)| (k.to_string(), v.to_string())));
+        assert_eq!(parse_env(b"\n").unwrap(), vec![], "a blank write clears it");
+        for (bad, want) in [
+            ("A=1\nnoequals", "env line 2: \"noequals\" has no '='"),
+            ("JOBD_NODE=3", "jobd's own"),
+            ("A=1\nA=2", "given twice"),
+            ("9LIVES=x", "want [A-Za-z_]"),
+        ] {
+            let err = parse_env(bad.as_bytes()).unwrap_err();
+            assert!(err.contains(want), "{bad:?}: {err}");
+            assert!(!err.contains('\n'), "one line");
+        }
+        assert!(parse_env(&[0xff]).unwrap_err().contains("UTF-8"));
     }
 
     #[test]

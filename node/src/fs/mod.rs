@@ -197,6 +197,7 @@ impl JobFs {
                 match file {
                     JobFile::Ctl => content::job_ctl(&job, now),
                     JobFile::Cmd => content::cmd(&job),
+                    JobFile::Env => state::env::text(&job.env),
                     JobFile::Schedule => content::schedule(&job, now),
                     JobFile::Runs => {
                         let mut runs = vec![];
@@ -709,6 +710,12 @@ impl Filesystem for JobFs {
                         name,
                     )
                     .await?;
+                }
+                JobFile::Env => {
+                    whole(offset, "env")?;
+                    self.job(name, *incarnation)?;
+                    let env = input::parse_env(data).map_err(errors::invalid)?;
+                    self.write_cmd(Command::SetEnv { name: name.clone(), env }, name).await?;
                 }
                 JobFile::Schedule => {
                     whole(offset, "schedule")?;

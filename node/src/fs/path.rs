@@ -13,10 +13,12 @@ pub enum JobFile {
     Runs,
     /// A read blocks until a run of the job ends, and answers its `runs` line.
     Wait,
+    /// `KEY=VALUE` lines added to each run's environment.
+    Env,
 }
 
 impl JobFile {
-    pub const ALL: [JobFile; 6] = [JobFile::Ctl, JobFile::Cmd, JobFile::Schedule, JobFile::Log, JobFile::Runs, JobFile::Wait];
+    pub const ALL: [JobFile; 7] = [JobFile::Ctl, JobFile::Cmd, JobFile::Schedule, JobFile::Log, JobFile::Runs, JobFile::Wait, JobFile::Env];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -26,6 +28,7 @@ impl JobFile {
             JobFile::Log => "log",
             JobFile::Runs => "runs",
             JobFile::Wait => "wait",
+            JobFile::Env => "env",
         }
     }
 
@@ -34,7 +37,7 @@ impl JobFile {
     }
 
     pub fn writable(self) -> bool {
-        matches!(self, JobFile::Ctl | JobFile::Cmd | JobFile::Schedule)
+        matches!(self, JobFile::Ctl | JobFile::Cmd | JobFile::Schedule | JobFile::Env)
     }
 }
 
@@ -53,7 +56,7 @@ pub enum Entry {
 }
 
 impl Entry {
-    /// Qid paths: 1–5 for the fixed files; `incarnation << 4 | 8..14` for
+    /// Qid paths: 1–5 for the fixed files; `incarnation << 4 | 8..15` for
     /// a job's directory and files (incarnations are log indexes ≥ 1).
     pub fn qid(&self) -> Qid {
         match self {

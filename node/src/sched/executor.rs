@@ -454,7 +454,10 @@ impl Executor {
     /// Creates run `o`'s process, begins it at its time if it may, follows
     /// it, and records its end; `_slot` is held until then.
     async fn carry_out(&self, o: &RunOrder, job: &state::Job, _slot: Slot) {
-        let mut env = vec![
+        // The job's own variables first; jobd's cannot be among them
+        // (`state::env`), so neither overrides the other.
+        let mut env = job.env.clone();
+        env.extend([
             ("JOBD_JOB", o.name.clone()),
             ("JOBD_RUN_ID", o.run_id.to_string()),
             ("JOBD_SCHEDULED_TIME", crate::time::rfc3339_secs(o.scheduled_ms)),
@@ -462,9 +465,9 @@ impl Executor {
             ("JOBD_NODE", self.node.to_string()),
             ("JOBD_TERM", o.fence.term.to_string()),
             ("JOBD_ATTEMPT", format!("{}/{}", o.attempt, state::retry::attempts_for(job, false).max(o.attempt))),
-        ];
+        ].map(|(k, v)| (k.to_string(), v)));
         if let Some(after) = o.after_run {
-            env.push(("JOBD_AFTER_RUN_ID", after.to_string()));
+            env.push(("JOBD_AFTER_RUN_ID".into(), after.to_string()));
         }
         // The process is created now, before its time, off the async
         // workers (a fork blocks its thread), and waits at its gate.

@@ -118,7 +118,7 @@ impl Drop for Gated {
 /// One run's process to create, and where to send it.
 struct Order {
     cmd: String,
-    env: Vec<(&'static str, String)>,
+    env: Vec<(String, String)>,
     workdir: PathBuf,
     run_as: Option<Arc<RunAs>>,
     reply: tokio::sync::oneshot::Sender<std::io::Result<Gated>>,
@@ -170,7 +170,7 @@ impl Creator {
     pub async fn create(
         &self,
         cmd: String,
-        env: Vec<(&'static str, String)>,
+        env: Vec<(String, String)>,
         workdir: PathBuf,
         run_as: Option<Arc<RunAs>>,
     ) -> std::io::Result<Gated> {
@@ -182,10 +182,11 @@ impl Creator {
 }
 
 /// Creates `sh -c GUARD CMD` in its own process group, with a clean
-/// environment (`env`, nothing of jobd's own), in `workdir`, as `run_as`
-/// if set, dying with jobd (its group watched by `reaper`), and waiting at
-/// its gate.
-fn create(reaper: &Reaper, cmd: &str, env: &[(&str, String)], workdir: &Path, run_as: Option<&RunAs>) -> std::io::Result<Gated> {
+/// environment (a fixed `PATH`, `HOME` and `LANG`, then `env`, which may
+/// override them, then `run_as`'s `HOME`, `USER` and `LOGNAME`, which win;
+/// nothing of jobd's own), in `workdir`, as `run_as` if set, dying with
+/// jobd (its group watched by `reaper`), and waiting at its gate.
+fn create(reaper: &Reaper, cmd: &str, env: &[(String, String)], workdir: &Path, run_as: Option<&RunAs>) -> std::io::Result<Gated> {
     let mut fds = [0i32; 2];
     // SAFETY: pipe2 fills two fds; both close on exec (the read end is
     // given to the child as its stdin, which clears the flag there).
@@ -202,7 +203,7 @@ fn create(reaper: &Reaper, cmd: &str, env: &[(&str, String)], workdir: &Path, ru
         .env("PATH", JOB_PATH)
         .env("HOME", workdir)
         .env("LANG", "C.UTF-8")
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .current_dir(workdir)
         .stdin(Stdio::from(read_end))
         .stdout(Stdio::piped())

@@ -9,6 +9,7 @@
 //! numbers big-endian so they sort.
 
 pub mod chain;
+pub mod env;
 pub mod events;
 pub mod limits;
 pub mod lines;
@@ -133,6 +134,9 @@ pub struct Job {
     /// The last failed attempt's error, until a delivery succeeds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_error: Option<String>,
+    /// `KEY=VALUE` pairs added to each run's environment (`env.rs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<(String, String)>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -178,6 +182,7 @@ impl Job {
             notify: Default::default(),
             notify_pending: 0,
             notify_error: None,
+            env: vec![],
         }
     }
 }
@@ -602,6 +607,17 @@ fn apply_one(kv: &mut impl Kv, index: u64, cmd: &Command) -> Result<Response, Kv
                 store_job(kv, &job);
             }
             r
+        }
+        SetEnv { name, env: pairs } => {
+            let Some(mut job) = load_job(kv, name)? else {
+                return Ok(Response::NoSuchJob);
+            };
+            if let Err(reason) = env::check(pairs) {
+                return Ok(Response::Rejected { reason });
+            }
+            job.env = pairs.clone();
+            store_job(kv, &job);
+            Response::Done
         }
         SetNotify { name, rule } => notify::set(kv, name.as_deref(), rule)?,
         Notified { seq, error, at_ms } => notify::notified(kv, *seq, error.as_deref(), *at_ms)?,
