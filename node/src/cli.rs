@@ -125,6 +125,12 @@ pub struct Args {
           value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub max_concurrent_runs: u64,
 
+    /// What this node offers, as `key=value,...` (each key and value 1-63
+    /// bytes of [A-Za-z0-9._-]): announced with its address, shown in
+    /// /ctl's `labels` line.
+    #[arg(long, env = "JOBD_LABELS", default_value = "", value_parser = parse_labels)]
+    pub labels: Labels,
+
     /// Sign every webhook request (`notify` on a ctl) with HMAC-SHA256
     /// under this secret (header X-Jobd-Signature). Give every node the
     /// same one: whichever node leads sends. Prefer the environment
@@ -229,6 +235,14 @@ pub enum Sub {
     },
 }
 
+/// `--labels`, parsed and sorted (one value: a Vec would be many to clap).
+#[derive(Debug, Clone, Default)]
+pub struct Labels(pub Vec<(String, String)>);
+
+fn parse_labels(s: &str) -> Result<Labels, String> {
+    jobd_core::input::parse_labels(s).map(Labels)
+}
+
 fn parse_peer(s: &str) -> Result<(NodeId, String), String> {
     let (id, addr) = s.split_once('=').ok_or_else(|| format!("peer {s:?} is not ID=HOST:PORT"))?;
     let id = id.trim().parse().map_err(|_| format!("peer id {id:?} is not a number"))?;
@@ -261,6 +275,7 @@ impl Args {
         c.run_as = self.run_as.clone();
         c.max_concurrent_runs = self.max_concurrent_runs as usize;
         c.notify_secret = self.notify_secret.clone().filter(|s| !s.is_empty());
+        c.labels = self.labels.0.clone();
         let files = TlsFiles::from_flags(self.tls_cert.as_deref(), self.tls_key.as_deref(), self.tls_ca.as_deref())
             .map_err(|e| e.to_string())?;
         c.tls = files.map(|f| f.load()).transpose().map_err(|e| e.to_string())?;

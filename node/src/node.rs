@@ -70,6 +70,8 @@ pub struct Config {
     pub max_concurrent_runs: usize,
     /// Signs webhook requests (`notify`); the same on every node.
     pub notify_secret: Option<String>,
+    /// `--labels`, sorted by key: announced with the node's address.
+    pub labels: Vec<(String, String)>,
 }
 
 /// The defaults of [`Config`], suited to a loaded 2-core machine, written
@@ -110,6 +112,7 @@ impl Config {
             run_as: None,
             max_concurrent_runs: defaults::MAX_CONCURRENT_RUNS,
             notify_secret: None,
+            labels: vec![],
         }
     }
 }
@@ -229,25 +232,35 @@ impl Node {
         };
         tasks.push(tokio::spawn(deliverer.run()));
         let node = Node { id: cfg.id, incarnation, executor, leadership, stopping, raft, proposer, sm, clocks, db, dbdir: cfg.dbdir.clone(), net, write_timeout: cfg.write_timeout, stop, tasks };
-        node.announce(cfg.fs_addr.clone(), incarnation, stopped);
+        node.announce(cfg.fs_addr.clone(), cfg.labels.clone(), incarnation, stopped);
         Ok(node)
     }
 
-    /// Writes this node's 9P address into the replicated state, retrying
-    /// until it is committed or the node stops.
-    fn announce(&self, fs_addr: String, incarnation: u64, mut stopped: watch::Receiver<bool>) {
+    /// Writes this node's 9P address into the replicated state, then its
+    /// labels if it has any or had some (so a cluster that never uses
+    /// labels never holds the command), each retried until it is
+    /// committed or the node stops.
+    fn announce(&self, fs_addr: String, labels: Vec<(String, String)>, incarnation: u64, mut stopped: watch::Receiver<bool>) {
         let writer = self.writer();
-        let id = self.id;
+        let (id, sm) = (self.id, self.sm.clone());
         tokio::spawn(async move {
-            loop {
-                match writer.write(Command::AnnounceNode { id, fs_addr: fs_addr.clone(), incarnation }).await {
-                    Ok(_) => return,
-                    Err(WriteError::ShuttingDown) => return,
-                    Err(_) => {}
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                    _ = stopped.wait_for(|s| *s) => return,
+            let announce = Command::AnnounceNode { id, fs_addr, incarnation };
+            let mut writes = vec![announce];
+            let had = crate::state::load_node(&sm, id).ok().flatten().is_some_and(|n| !n.labels.is_empty());
+            if had || !labels.is_empty() {
+                writes.push(Command::NodeLabels { id, labels });
+            }
+            for cmd in writes {
+                loop {
+                    match writer.write(cmd.clone()).await {
+                        Ok(_) => break,
+                        Err(WriteError::ShuttingDown) => return,
+                        Err(_) => {}
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                        _ = stopped.wait_for(|s| *s) => return,
+                    }
                 }
             }
         });

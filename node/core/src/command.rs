@@ -315,6 +315,12 @@ pub enum Command {
     /// which process incarnation it is (runs fenced by an older one died
     /// with it).
     AnnounceNode { id: NodeId, fs_addr: String, incarnation: u64 },
+    /// A node's `--labels` (sorted by key), written after its
+    /// `AnnounceNode` when it has any or had some. A command of its own,
+    /// not a field of `AnnounceNode`: a version before labels must refuse
+    /// it (and stop) rather than apply the announce without them and
+    /// diverge from the nodes that kept them.
+    NodeLabels { id: NodeId, labels: Vec<(String, String)> },
     /// Creates a stopped job. `schedule` has been parsed by the proposer.
     CreateJob { name: String, schedule: String, cmd: String, at_ms: i64 },
     StartJob { name: String, at_ms: i64 },
@@ -468,6 +474,10 @@ impl Command {
             Command::Output { lines, .. } => lines.iter().map(|l| l.len() + 4).sum(),
             Command::CreateJob { name, schedule, cmd, .. } => name.len() + schedule.len() + cmd.len(),
             Command::SetCmd { name, cmd } => name.len() + cmd.len(),
+            // JSON may double a value (escaped quotes and backslashes).
+            Command::SetEnv { name, env } => name.len() + env.iter().map(|(k, v)| k.len() + 2 * v.len() + 8).sum::<usize>(),
+            Command::Notified { error, .. } => error.as_ref().map_or(0, |e| 2 * e.len()),
+            Command::SetNotify { rule: NotifyRule::To(n), .. } => 2 * n.url.len(),
             Command::Batch(cmds) => cmds.iter().map(Command::approx_bytes).sum(),
             _ => 64,
         }

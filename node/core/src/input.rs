@@ -145,6 +145,21 @@ pub fn parse_ctl(data: &[u8]) -> Result<Vec<Verb>, String> {
     Ok(verbs)
 }
 
+/// `--labels key=value,...` (rules: `state::labels`), sorted by key.
+/// Empty: none.
+pub fn parse_labels(s: &str) -> Result<Vec<(String, String)>, String> {
+    let mut labels: Vec<(String, String)> = vec![];
+    for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let Some((k, v)) = item.split_once('=') else {
+            return Err(format!("label {item:?}: write key=value"));
+        };
+        labels.push((k.to_string(), v.to_string()));
+    }
+    crate::state::labels::check(&labels)?;
+    labels.sort();
+    Ok(labels)
+}
+
 /// A write of a job's `env`: `KEY=VALUE` lines (blank lines are skipped;
 /// a line's first `=` ends its key; a trailing `\r` is dropped). Nothing
 /// (or only blank lines) clears it.
@@ -342,6 +357,25 @@ mod tests {
             vec![ClusterVerb::Notify(Some(Notify { url: "http://h/x".into(), on: On::Always })), ClusterVerb::Notify(None)]
         );
         assert!(parse_cluster_ctl(b"notify mailto:x").unwrap_err().contains("want an http:// or https:// URL"));
+    }
+
+    #[test]
+    fn labels() {
+        let want = [("gpu", "1"), ("zone", "eu-west.1")].map(|(k, v)| (k.to_string(), v.to_string()));
+        assert_eq!(parse_labels("zone=eu-west.1, gpu=1").unwrap(), want, "sorted by key");
+        assert_eq!(parse_labels("").unwrap(), vec![]);
+        for (bad, want) in [
+            ("zone", "write key=value"),
+            ("zone=", "1-63 bytes"),
+            ("zo ne=a", "1-63 bytes"),
+            ("zone=a/b", "1-63 bytes"),
+            ("a=1,a=2", "given twice"),
+        ] {
+            let err = parse_labels(bad).unwrap_err();
+            assert!(err.contains(want), "{bad:?}: {err}");
+        }
+        let many: Vec<String> = (0..33).map(|i| format!("k{i}=v")).collect();
+        assert!(parse_labels(&many.join(",")).unwrap_err().contains("at most 32"));
     }
 
     #[test]

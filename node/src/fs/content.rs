@@ -143,6 +143,8 @@ pub struct ClusterStatus {
     pub limits: crate::state::limits::Limits,
     /// The default webhook and the deliveries' counts (replicated).
     pub notify: crate::state::notify::Notifier,
+    /// Each member's and learner's `--labels`, as it announced them.
+    pub labels: Vec<(u64, Vec<(String, String)>)>,
     /// This node's runs holding a slot, and waiting for one.
     pub runs: (usize, usize),
 }
@@ -180,6 +182,19 @@ fn peer_lines(s: &ClusterStatus) -> String {
     )
 }
 
+/// `labels ID:KEY=VALUE,... ID:-`: each member's and learner's labels
+/// (`-`: none, or not announced yet).
+fn labels_line(labels: &[(u64, Vec<(String, String)>)]) -> String {
+    let each: Vec<String> = labels
+        .iter()
+        .map(|(id, l)| {
+            let l = if l.is_empty() { "-".to_string() } else { l.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",") };
+            format!("{id}:{l}")
+        })
+        .collect();
+    format!("labels {}\n", if each.is_empty() { "-".to_string() } else { each.join(" ") })
+}
+
 /// A notify rule as written on a ctl (`URL ON`).
 fn rule_text(n: &crate::command::Notify) -> String {
     format!("{} {}", n.url, n.on)
@@ -215,6 +230,7 @@ pub fn cluster_ctl(s: &ClusterStatus) -> String {
         s.runs.0,
         s.runs.1
     ) + &peer_lines(s)
+        + &labels_line(&s.labels)
         + &notify_lines(&s.notify)
         + &s.limits.list().iter().map(|(n, v)| format!("limit-{n} {v}\n")).collect::<String>()
 }
@@ -266,12 +282,13 @@ mod tests {
             backup: None,
             limits: Default::default(),
             notify: Default::default(),
+            labels: vec![(1, vec![("zone".into(), "a".into()), ("gpu".into(), "1".into())]), (2, vec![])],
             runs: (0, 0),
         };
         let text = cluster_ctl(&s);
         assert!(
             text.contains(
-                "runs-queued 0\npeer-clock-ms 2=30,3=-4\npeer-heard-ms 2=120,3=7000\nnotify off\nnotify-pending 0\n\
+                "runs-queued 0\npeer-clock-ms 2=30,3=-4\npeer-heard-ms 2=120,3=7000\nlabels 1:zone=a,gpu=1 2:-\nnotify off\nnotify-pending 0\n\
                  notify-delivered 0\nnotify-dropped 0\nnotify-given-up 0\nlimit-"
             ),
             "{text}"

@@ -155,6 +155,12 @@ impl JobFs {
         let (applied, digest) = self.sm.digest().map_err(errors::from_store)?;
         let commit = crate::store::committed_index(&self.db)
             .map_err(|e| Error::new(errno::EIO, e.to_string()))?;
+        let labels = members
+            .iter()
+            .chain(&learners)
+            .map(|id| Ok((*id, state::load_node(&self.sm, *id)?.map(|n| n.labels).unwrap_or_default())))
+            .collect::<std::result::Result<_, state::KvError>>()
+            .map_err(errors::from_store)?;
         Ok(content::ClusterStatus {
             id: self.id,
             leader: m.current_leader,
@@ -172,6 +178,7 @@ impl JobFs {
             backup: crate::store::backup::latest(&self.dbdir).map(|p| p.display().to_string()),
             limits: state::limits::load(&self.sm).map_err(errors::from_store)?,
             notify: state::notify::load_state(&self.sm).map_err(errors::from_store)?,
+            labels,
             runs: self.executor.counts(),
         })
     }

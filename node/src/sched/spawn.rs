@@ -52,12 +52,13 @@ use super::run_as::RunAs;
 /// run's process, the one jobd waits on, its exit status and signal are
 /// the command's, and a TERM to the group reaches the command as it would
 /// under `sh -c`. The gate is closed before the command runs, so the
-/// command cannot hold it; `gate` is unset so the command sees only its
-/// environment. (Unlike under `sh -c`, `$0` inside the command is the
+/// command cannot hold it; `JOBD_GATE` is unset so the command sees only
+/// its environment (a `JOBD_` name: a job's `env` cannot have one, so
+/// none of its variables is lost here). (Unlike under `sh -c`, `$0` inside the command is the
 /// command's text.)
 const GUARD: &str = r#"umask 022
-read -r gate || exit 0
-unset gate
+read -r JOBD_GATE || exit 0
+unset JOBD_GATE
 exec </dev/null
 eval "$0""#;
 

@@ -10,6 +10,7 @@
 
 pub mod chain;
 pub mod env;
+pub mod labels;
 pub mod events;
 pub mod limits;
 pub mod lines;
@@ -224,6 +225,9 @@ pub(crate) fn take_id(kv: &mut impl Kv, index: u64) -> Result<u64, KvError> {
 pub struct NodeInfo {
     pub fs_addr: String,
     pub incarnation: u64,
+    /// `--labels`, sorted by key (left out of the record when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<(String, String)>,
 }
 
 pub fn load_node(kv: &impl KvRead, id: u64) -> Result<Option<NodeInfo>, KvError> {
@@ -320,10 +324,24 @@ fn apply_one(kv: &mut impl Kv, index: u64, cmd: &Command) -> Result<Response, Kv
             fs_addr,
             incarnation,
         } => {
+            // Its labels stay until its `NodeLabels` says otherwise.
+            let labels = load_node(kv, *id)?.map(|n| n.labels).unwrap_or_default();
             let info = NodeInfo {
                 fs_addr: fs_addr.clone(),
                 incarnation: *incarnation,
+                labels,
             };
+            kv.put(node_key(*id), encode(&info));
+            Response::Done
+        }
+        NodeLabels { id, labels } => {
+            let Some(mut info) = load_node(kv, *id)? else {
+                return Ok(Response::Rejected { reason: format!("node {id} has not announced itself") });
+            };
+            if let Err(reason) = labels::check(labels) {
+                return Ok(Response::Rejected { reason });
+            }
+            info.labels = labels.clone();
             kv.put(node_key(*id), encode(&info));
             Response::Done
         }
