@@ -245,7 +245,11 @@ impl Deliverer {
                             Leading { fence, queue: Queue::default(), origins: HashMap::new(), reports, report_tx }
                         }
                     };
-                    leading = Some(self.lead(l, &client).await);
+                    match self.lead(l, &client).await {
+                        Some(l) => leading = Some(l),
+                        // The node is stopping.
+                        None => return,
+                    }
                 }
                 None => {
                     if self.leadership.changed().await.is_err() {
@@ -257,11 +261,12 @@ impl Deliverer {
     }
 
     /// Sends deliveries while `l.fence` is this node's leadership; returns
-    /// `l` when it is not (for a moment, or for good).
-    async fn lead(&mut self, mut l: Leading, client: &reqwest::Client) -> Leading {
+    /// `l` when it is not (for a moment, or for good), None when the
+    /// leadership watch is closed (the node is stopping).
+    async fn lead(&mut self, mut l: Leading, client: &reqwest::Client) -> Option<Leading> {
         loop {
             if *self.leadership.borrow_and_update() != Some(l.fence) {
-                return l;
+                return Some(l);
             }
             while let Ok(report) = l.reports.try_recv() {
                 l.settle(report);
@@ -293,7 +298,7 @@ impl Deliverer {
             tokio::select! {
                 _ = tokio::time::sleep(TICK) => {}
                 Some(report) = l.reports.recv() => l.settle(report),
-                changed = self.leadership.changed() => if changed.is_err() { return l },
+                changed = self.leadership.changed() => if changed.is_err() { return None },
             }
         }
     }
