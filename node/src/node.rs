@@ -242,11 +242,12 @@ impl Node {
     /// committed or the node stops.
     fn announce(&self, fs_addr: String, labels: Vec<(String, String)>, incarnation: u64, mut stopped: watch::Receiver<bool>) {
         let writer = self.writer();
-        let (id, sm) = (self.id, self.sm.clone());
+        let id = self.id;
+        // Read here, not in the task: the task must hold nothing of the
+        // database, which a restart in the same process opens again.
+        let had = crate::state::load_node(&self.sm, id).ok().flatten().is_some_and(|n| !n.labels.is_empty());
         tokio::spawn(async move {
-            let announce = Command::AnnounceNode { id, fs_addr, incarnation };
-            let mut writes = vec![announce];
-            let had = crate::state::load_node(&sm, id).ok().flatten().is_some_and(|n| !n.labels.is_empty());
+            let mut writes = vec![Command::AnnounceNode { id, fs_addr, incarnation }];
             if had || !labels.is_empty() {
                 writes.push(Command::NodeLabels { id, labels });
             }
